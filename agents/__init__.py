@@ -1,0 +1,1 @@
+"""Agents: the Solver, Critic and Reviser chat-model runnables and their prompts."""

@@ -1,0 +1,184 @@
+"""Every prompt scireflect sends, in one place.
+
+Three roles drive the self-reflective annotation loop of SciGLM (Zhang et al. 2024,
+arXiv 2401.07950, "self-reflective instruction annotation"):
+
+* **Solver**: writes a chain of thought and one final answer in ``\\boxed{...}``.
+* **Critic**: given the question, a wrong attempt and the verifier's evidence (never the reference
+  answer), names the first wrong step.
+* **Reviser**: rewrites the whole solution using the critique (*reflection* stage); or, once
+  reflection has failed, is shown the reference answer and must derive it step by step
+  (*answer-guided* stage: SciGLM's reflective prompt, STaR's "rationalization", Zelikman et al.
+  2022). Answer-guided traces are marked so they can be filtered or down-weighted later.
+
+The final-answer form is fixed: the last ``\\boxed{...}`` of the response. Qwen-family instruct
+models box their answers whatever the prompt says, and the MATH convention is the same, so the
+extraction in :mod:`scireflect.verifiers` looks there first.
+
+Subject variants (``math``, ``physics``, ``chemistry``, ``general``) add a short block of
+subject-specific advice to the Solver and Reviser. ``PROMPT_VERSION`` is recorded in every trace;
+bump it whenever a prompt text changes so that data made with different prompts can be told apart.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from langchain_core.prompts import ChatPromptTemplate
+
+PROMPT_VERSION = "2026-11-23.1"
+
+SUBJECT_VARIANTS = ("math", "physics", "chemistry", "general")
+
+_SUBJECT_ALIASES = {
+    "mathematics": "math",
+    "maths": "math",
+    "phys": "physics",
+    "chem": "chemistry",
+}
+
+_SUBJECT_ADVICE = {
+    "math": (
+        "Work exactly: keep fractions, radicals and pi symbolic and simplify the final result "
+        "(lowest terms, rationalised denominators) unless a decimal is asked for. Check the answer "
+        "against every condition of the problem (domain, integrality, positivity)."
+    ),
+    "physics": (
+        "Write the physical principle you use (conservation laws, Newton's laws, field equations, "
+        "thermodynamic relations) before applying it. Convert every quantity to SI units first, "
+        "carry units through each substitution, and check that the result has the dimension asked "
+        "for. Use standard constants (g = 9.8 m/s^2 unless stated, e = 1.602e-19 C, "
+        "k = 8.99e9 N m^2/C^2, h = 6.626e-34 J s, c = 3.00e8 m/s) and say which you used."
+    ),
+    "chemistry": (
+        "Write balanced equations with states where relevant, use molar masses from the periodic "
+        "table, and track moles through the stoichiometry. Treat gases as perfect and data as at "
+        "298.15 K unless stated; use R = 8.314 J/(mol K) = 0.08206 L atm/(mol K). Convert units "
+        "explicitly (kJ vs J, dm^3 = L, bar vs atm) and keep the sign conventions of "
+        "thermodynamics."
+    ),
+    "general": (
+        "State what is given and what is asked, name the principle or formula you use, and check "
+        "units and magnitude of the result."
+    ),
+}
+
+_FORMAT_RULES = (
+    "Reason step by step: number the steps; in each step state what you compute and why, write the "
+    "formula, substitute the values with their units, and give the intermediate result. Do not "
+    "round intermediate results; round only the final answer, to the precision of the data. "
+    "End with one line holding exactly one final answer in the form \\boxed{{ANSWER}}. Inside the box "
+    "put only the final value: for a multiple-choice question only the letter of the correct "
+    "option; when the problem gives the unit of the answer, only the number expressed in that "
+    "unit, without the unit."
+)
+
+SOLVER_SYSTEM = (
+    "You are an expert {subject_name} teacher who writes careful, correct worked solutions.\n"
+    "{advice}\n" + _FORMAT_RULES
+)
+
+CRITIC_SYSTEM = (
+    "You are a meticulous reviewer of worked solutions in {subject_name}. An automatic answer "
+    "checker has found that the final answer of the solution you are given is wrong or missing. You "
+    "do not know the correct answer and must not guess it. Go through the solution step by step and "
+    "find the FIRST step that is wrong: misread data, a wrong principle or formula, an algebra or "
+    "arithmetic slip, a unit conversion, a sign, a rounding error, or a final answer in the wrong "
+    "form (for example a unit inside the box, or an option text instead of its letter). Quote that "
+    "step, explain precisely why it is wrong, and say how to correct it. Be brief. Do not write a new "
+    "solution and do not state a final answer."
+)
+
+REVISER_SYSTEM = SOLVER_SYSTEM + (
+    "\nYou are revising a solution that was found to be wrong. Write a complete corrected solution "
+    "from the first step, not only the fix."
+)
+
+SOLVER_USER = "{problem}"
+
+CRITIC_USER = (
+    "Problem:\n{problem}\n\n"
+    "Solution to review:\n{attempt}\n\n"
+    "Answer checker's evidence: {evidence}\n\n"
+    "Name the first wrong step, explain the error, and say how to fix it."
+)
+
+REVISER_USER = (
+    "Problem:\n{problem}\n\n"
+    "Previous solution (its final answer is wrong):\n{attempt}\n\n"
+    "Reviewer's critique:\n{critique}\n\n"
+    "Write the corrected, complete step-by-step solution, ending with \\boxed{{...}}."
+)
+
+# SciGLM's reflective prompt / STaR rationalization: the reference answer is shown, the model must
+# derive it. Traces made with this prompt carry stage="answer_guided".
+ANSWER_GUIDED_USER = (
+    "Problem:\n{problem}\n\n"
+    "Previous solution (its final answer is wrong):\n{attempt}\n\n"
+    "The correct final answer is: {reference_answer}\n\n"
+    "Write a complete, self-contained step-by-step solution that derives this answer from the data "
+    "of the problem, as if solving it for the first time. Do not mention that the answer was given, "
+    "do not work backwards from it, and fix the mistakes of the previous solution. End with "
+    "\\boxed{{...}}."
+)
+
+SOLVER_PROMPT = ChatPromptTemplate.from_messages([("system", SOLVER_SYSTEM), ("human", SOLVER_USER)])
+CRITIC_PROMPT = ChatPromptTemplate.from_messages([("system", CRITIC_SYSTEM), ("human", CRITIC_USER)])
+REVISER_PROMPT = ChatPromptTemplate.from_messages([("system", REVISER_SYSTEM), ("human", REVISER_USER)])
+ANSWER_GUIDED_PROMPT = ChatPromptTemplate.from_messages([("system", REVISER_SYSTEM), ("human", ANSWER_GUIDED_USER)])
+
+
+def subject_variant(subject: str | None, override: str | None = None) -> str:
+    """The prompt variant for a question: ``override`` if given, else mapped from ``subject``.
+
+    Subjects outside :data:`SUBJECT_VARIANTS` (e.g. ``finance``, ``eecs``) use ``general``.
+
+    Raises:
+        ValueError: ``override`` is not one of :data:`SUBJECT_VARIANTS`.
+    """
+    if override:
+        if override not in SUBJECT_VARIANTS:
+            raise ValueError(f"unknown prompt variant '{override}'; choose one of {', '.join(SUBJECT_VARIANTS)}")
+        return override
+    key = (subject or "general").strip().lower()
+    key = _SUBJECT_ALIASES.get(key, key)
+    return key if key in SUBJECT_VARIANTS else "general"
+
+
+def plain_unit(unit: str) -> str:
+    """A LaTeX unit string from SciBench (``$\\mathrm{~kJ} \\mathrm{~mol}^{-1}$``) made readable."""
+    text = unit.strip().strip("$").strip()
+    text = re.sub(r"\\(?:mathrm|text|operatorname)\s*\{([^{}]*)\}", r"\1", text)
+    text = text.replace("~", " ").replace("\\,", " ").replace("\\;", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def render_problem(question: Mapping[str, Any]) -> str:
+    """The problem text the Solver sees: question, options (A, B, ...) and the unit instruction.
+
+    This same text is the instruction of the SFT pair, so training data never depends on which
+    stage produced the response. Shape: one string; options one per line as ``(A) text``.
+    """
+    parts = [str(question["question"]).strip()]
+    choices = question.get("choices") or []
+    if choices:
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        options = "\n".join(f"({letters[i]}) {str(text).strip()}" for i, text in enumerate(choices))
+        parts.append(f"Options:\n{options}\n\nGive the letter of the correct option in \\boxed{{}}.")
+    unit = question.get("unit")
+    if unit and plain_unit(str(unit)):
+        parts.append(
+            f"Express the final answer as a number in the unit {plain_unit(str(unit))}; "
+            "put only the number in \\boxed{}."
+        )
+    return "\n\n".join(parts)
+
+
+def prompt_variables(question: Mapping[str, Any], variant: str) -> dict[str, str]:
+    """Template variables shared by every role for one question (``subject_name``, ``advice``, ``problem``)."""
+    return {
+        "subject_name": {"general": "science and mathematics", "math": "mathematics"}.get(variant, variant),
+        "advice": _SUBJECT_ADVICE[variant],
+        "problem": render_problem(question),
+    }

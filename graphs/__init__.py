@@ -1,0 +1,1 @@
+"""Graphs: LangGraph state machines that drive the agents and the verifiers."""

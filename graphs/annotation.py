@@ -1,0 +1,400 @@
+"""The self-reflective annotation graph: solve -> verify -> (critique -> revise -> verify)* -> answer-guided.
+
+A LangGraph ``StateGraph`` that annotates one question per thread (``thread_id`` = question id). It
+is compiled once per run and invoked for many questions, with a checkpointer so that a killed run
+resumes a half-finished question at its last completed node without repeating model calls.
+
+Nodes (SciGLM's self-reflective instruction annotation, Zhang et al. 2024, arXiv 2401.07950; with
+the reflection kept instead of thrown away, and answers checked by tools instead of a GPT-4 judge):
+
+``solve``          the Solver writes a chain of thought ending in ``\\boxed{answer}`` (stage ``cot``).
+``verify``         deterministic: extract the final answer and check it against the reference
+                   answer with the answer verifier (in a sandboxed worker process).
+``critique``       the Critic gets the question, the last attempt and the verifier's evidence (not
+                   the reference answer) and names the first wrong step (stage ``reflection``).
+``revise``         the Reviser rewrites the full solution from the critique (stage ``reflection``).
+``answer_guided``  once reflection has failed ``max_reflections`` times: the Reviser is shown the
+                   reference answer and must derive it (stage ``answer_guided``; STaR's
+                   rationalization, Zelikman et al. 2022). Such traces are marked for filtering.
+``finalize``       sets the final status (``accepted`` / ``rejected`` / ``error``) and the reason.
+
+Every model call and every verdict is kept in ``state["steps"]`` (see :func:`new_step`).
+The budget (attempts, tokens, wall-clock seconds of model and verifier time) is checked before each
+model call; when it runs out the question ends ``rejected`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, Awaitable, Callable, Literal, Mapping, TypedDict
+
+import openai
+from langgraph.graph import END, START, StateGraph
+
+from ..agents import prompts as P
+from ..agents.roles import AgentReply, AgentTeam
+from ..verifiers.base import AnswerVerifier, Verdict
+
+STAGES = ("cot", "reflection", "answer_guided")
+FINAL_STATUSES = ("accepted", "rejected", "error")
+
+
+class EndpointError(RuntimeError):
+    """The model endpoint cannot serve the run (unreachable, auth, model not found, rate limit).
+
+    Raised out of the graph so the runner stops the whole run: the fault is not the question's, and
+    the checkpoint keeps every completed node for the next run.
+    """
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-question limits of the annotation loop.
+
+    Attributes:
+        max_attempts: solution attempts in all (the Solver's plus every revision), >= 1.
+        max_reflections: critique+revise rounds before the answer-guided revision, >= 0.
+        answer_guided: whether to make one answer-guided revision when reflection has failed.
+        max_tokens: prompt + completion tokens over all model calls of the question.
+        max_seconds: seconds of model and verifier time for the question (summed over its steps,
+            so time spent killed or queued does not count).
+    """
+
+    max_attempts: int = 4
+    max_reflections: int = 2
+    answer_guided: bool = True
+    max_tokens: int = 24_000
+    max_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("budget: attempts must be >= 1")
+        if self.max_reflections < 0:
+            raise ValueError("budget: reflections must be >= 0")
+        if self.max_tokens < 1 or self.max_seconds <= 0:
+            raise ValueError("budget: tokens and seconds must be positive")
+
+    @classmethod
+    def parse(cls, spec: str) -> "Budget":
+        """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes"``.
+
+        Missing keys keep their defaults. Raises ``ValueError`` naming the bad key or value.
+        """
+        names = {"attempts": "max_attempts", "reflections": "max_reflections", "tokens": "max_tokens",
+                 "seconds": "max_seconds", "answer_guided": "answer_guided"}
+        values: dict[str, Any] = {}
+        for item in filter(None, (s.strip() for s in spec.split(","))):
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or key not in names:
+                raise ValueError(f"budget: unknown item '{item}'; use {', '.join(k + '=...' for k in names)}")
+            raw = raw.strip()
+            try:
+                if key == "answer_guided":
+                    if raw.lower() not in ("yes", "no", "true", "false", "1", "0"):
+                        raise ValueError
+                    values[names[key]] = raw.lower() in ("yes", "true", "1")
+                elif key == "seconds":
+                    values[names[key]] = float(raw)
+                else:
+                    values[names[key]] = int(raw)
+            except ValueError:
+                raise ValueError(f"budget: bad value for {key}: '{raw}'") from None
+        return cls(**values)
+
+
+def merge_steps(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """LangGraph reducer for ``steps``: append new steps, replace a step whose ``index`` exists.
+
+    ``verify`` uses the replacement to attach its verdict to the attempt it judged.
+    """
+    merged = list(left or [])
+    position = {step["index"]: i for i, step in enumerate(merged)}
+    for step in right or []:
+        if step["index"] in position:
+            merged[position[step["index"]]] = step
+        else:
+            position[step["index"]] = len(merged)
+            merged.append(step)
+    return merged
+
+
+class AnnotationState(TypedDict, total=False):
+    """The graph's state for one question.
+
+    Keys:
+        question: the question row (``id``, ``subject``, ``question``, ``answer``, ...).
+        variant: the prompt variant (``math``, ``physics``, ``chemistry``, ``general``).
+        steps: every model call and verdict, in order (see :func:`new_step`).
+        status: ``running`` until ``finalize``; then ``accepted``, ``rejected`` or ``error``.
+        stop_reason: why the loop ended (e.g. ``accepted``, ``budget: attempts``).
+        accepted_stage: the stage of the accepted attempt (``cot``, ``reflection``, ``answer_guided``).
+    """
+
+    question: dict[str, Any]
+    variant: str
+    steps: Annotated[list[dict[str, Any]], merge_steps]
+    status: str
+    stop_reason: str | None
+    accepted_stage: str | None
+
+
+def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply | None, *, error: str | None = None) -> dict[str, Any]:
+    """A trace record of one model call.
+
+    Keys: ``index`` (0-based position), ``role`` (solver/critic/reviser), ``stage``
+    (cot/reflection/answer_guided), ``attempt`` (1-based solution number; a critique carries the
+    number of the attempt it reviews), ``kind`` (``solution`` or ``critique``), ``messages`` (the
+    prompt as sent), ``response``, ``input_tokens``, ``output_tokens``, ``latency_s``, ``model``,
+    ``finish_reason``, ``started_at`` (ISO 8601, UTC), ``error``; solution steps later gain
+    ``parsed_answer`` and ``verdict`` (see :class:`~scireflect.verifiers.base.Verdict`).
+    """
+    return {
+        "index": index,
+        "role": role,
+        "stage": stage,
+        "attempt": attempt,
+        "kind": "critique" if role == "critic" else "solution",
+        "messages": reply.messages if reply else [],
+        "response": reply.text if reply else "",
+        "input_tokens": reply.input_tokens if reply else 0,
+        "output_tokens": reply.output_tokens if reply else 0,
+        "tokens_estimated": reply.tokens_estimated if reply else False,
+        "latency_s": round(reply.latency_s, 4) if reply else 0.0,
+        "model": reply.model if reply else None,
+        "finish_reason": reply.finish_reason if reply else None,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "error": error,
+        "parsed_answer": None,
+        "verdict": None,
+    }
+
+
+def _solutions(state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in state.get("steps", []) if s["kind"] == "solution"]
+
+
+def tokens_used(state: Mapping[str, Any]) -> int:
+    """Prompt + completion tokens of every model call so far."""
+    return sum(s["input_tokens"] + s["output_tokens"] for s in state.get("steps", []))
+
+
+def seconds_used(state: Mapping[str, Any]) -> float:
+    """Seconds of model and verifier time so far."""
+    total = 0.0
+    for step in state.get("steps", []):
+        total += step["latency_s"]
+        if step.get("verdict"):
+            total += step["verdict"].get("elapsed_s", 0.0)
+    return total
+
+
+Next = Literal["critique", "answer_guided", "finalize"]
+
+
+def decide_next(state: Mapping[str, Any], budget: Budget) -> tuple[Next, str]:
+    """After ``verify`` (or a failed step): where the loop goes and why.
+
+    Returns ``(next_node, reason)``. Pure function of the state, so the router and ``finalize``
+    always agree. Order: an error or an accepted attempt ends the loop; then the budget (attempts,
+    tokens, seconds); then reflection while fewer than ``max_reflections`` revisions were made;
+    then one answer-guided revision; else the loop is exhausted.
+    """
+    if state.get("status") == "error":
+        return "finalize", state.get("stop_reason") or "error"
+    if (state.get("stop_reason") or "").startswith("budget"):
+        return "finalize", state["stop_reason"]
+    solutions = _solutions(state)
+    last = solutions[-1] if solutions else None
+    if last and last.get("verdict") and last["verdict"].get("ok") is True:
+        return "finalize", "accepted"
+    if len(solutions) >= budget.max_attempts:
+        return "finalize", f"budget: attempts ({budget.max_attempts})"
+    if tokens_used(state) >= budget.max_tokens:
+        return "finalize", f"budget: tokens ({tokens_used(state)} >= {budget.max_tokens})"
+    if seconds_used(state) >= budget.max_seconds:
+        return "finalize", f"budget: seconds ({seconds_used(state):.0f} >= {budget.max_seconds:.0f})"
+    reflections = sum(1 for s in solutions if s["stage"] == "reflection")
+    if reflections < budget.max_reflections:
+        return "critique", "reflect"
+    if budget.answer_guided and not any(s["stage"] == "answer_guided" for s in solutions):
+        return "answer_guided", "reflection failed"
+    if budget.answer_guided:
+        return "finalize", "answer-guided revision failed"
+    return "finalize", f"reflection failed ({budget.max_reflections} rounds)"
+
+
+_FATAL_OPENAI_ERRORS = (
+    openai.APIConnectionError,  # includes APITimeoutError: the endpoint does not answer
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+    openai.RateLimitError,
+)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def build_annotation_graph(
+    agents: AgentTeam,
+    verifier: AnswerVerifier,
+    budget: Budget = Budget(),
+    *,
+    checkpointer: Any = None,
+    verify_fn: Callable[[str, Mapping[str, Any]], Awaitable[Verdict]] | None = None,
+):
+    """Build and compile the annotation graph.
+
+    Args:
+        agents: the Solver, Critic and Reviser.
+        verifier: the answer verifier (its ``averify`` coroutine is used when it has one, so
+            checks run in its sandbox without blocking the event loop; else ``verify`` in a thread).
+        budget: per-question limits.
+        checkpointer: a LangGraph checkpointer (e.g. ``AsyncSqliteSaver``) for resumable runs;
+            invoke with ``{"configurable": {"thread_id": question_id}}``.
+        verify_fn: override of the verification coroutine (tests).
+
+    Returns:
+        A compiled graph. Input: ``{"question": row, "variant": "math"}``; output: the final
+        :class:`AnnotationState`.
+
+    Raises (at invocation):
+        EndpointError: the endpoint is unreachable, rejects the key, lacks the model, or rate-limits
+            beyond the client's retries.
+    """
+    if verify_fn is None:
+        averify = getattr(verifier, "averify", None)
+        if averify is not None:
+            verify_fn = averify
+        else:
+            async def verify_fn(response: str, question: Mapping[str, Any]) -> Verdict:
+                return await asyncio.to_thread(verifier.verify, response, question)
+
+    async def call(state: AnnotationState, role: str, stage: str, attempt: int, prompt, variables) -> dict[str, Any]:
+        """One model call with the remaining time budget; returns a state update."""
+        agent = getattr(agents, role)
+        index = len(state.get("steps", []))
+        remaining = budget.max_seconds - seconds_used(state)
+        if remaining <= 0:
+            return {"stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
+        started = time.perf_counter()
+        try:
+            reply = await asyncio.wait_for(agent.ainvoke(prompt, variables), timeout=remaining)
+        except asyncio.TimeoutError:
+            step = new_step(index, role, stage, attempt, None, error="time budget ran out during the call")
+            step["latency_s"] = round(time.perf_counter() - started, 4)
+            return {"steps": [step], "stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
+        except _FATAL_OPENAI_ERRORS as exc:
+            raise EndpointError(f"{role} model call failed: {_describe(exc)}") from exc
+        except openai.APIError as exc:  # 400 (e.g. context length), 422, 500: this question's problem
+            step = new_step(index, role, stage, attempt, None, error=_describe(exc))
+            step["latency_s"] = round(time.perf_counter() - started, 4)
+            return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {_describe(exc)}"}
+        return {"steps": [new_step(index, role, stage, attempt, reply)]}
+
+    def variables(state: AnnotationState) -> dict[str, str]:
+        return P.prompt_variables(state["question"], state["variant"])
+
+    async def solve(state: AnnotationState) -> dict[str, Any]:
+        return await call(state, "solver", "cot", 1, P.SOLVER_PROMPT, variables(state))
+
+    async def verify(state: AnnotationState) -> dict[str, Any]:
+        step = dict(_solutions(state)[-1])
+        if step.get("error"):  # the call failed; nothing to verify
+            return {}
+        verdict = await verify_fn(step["response"], state["question"])
+        step["verdict"] = verdict.to_dict()
+        step["parsed_answer"] = verdict.extracted
+        return {"steps": [step]}
+
+    async def critique(state: AnnotationState) -> dict[str, Any]:
+        last = _solutions(state)[-1]
+        evidence = Verdict.from_dict(last["verdict"]).evidence_for_critic()
+        return await call(
+            state, "critic", "reflection", last["attempt"], P.CRITIC_PROMPT,
+            {**variables(state), "attempt": last["response"], "evidence": evidence},
+        )
+
+    async def revise(state: AnnotationState) -> dict[str, Any]:
+        solutions = _solutions(state)
+        critiques = [s for s in state["steps"] if s["kind"] == "critique"]
+        return await call(
+            state, "reviser", "reflection", len(solutions) + 1, P.REVISER_PROMPT,
+            {**variables(state), "attempt": solutions[-1]["response"], "critique": critiques[-1]["response"]},
+        )
+
+    async def answer_guided(state: AnnotationState) -> dict[str, Any]:
+        solutions = _solutions(state)
+        question = state["question"]
+        reference = str(question["answer"])
+        unit = P.plain_unit(str(question.get("unit") or ""))
+        if unit:
+            reference = f"{reference} (in {unit})"
+        return await call(
+            state, "reviser", "answer_guided", len(solutions) + 1, P.ANSWER_GUIDED_PROMPT,
+            {**variables(state), "attempt": solutions[-1]["response"], "reference_answer": reference},
+        )
+
+    def finalize(state: AnnotationState) -> dict[str, Any]:
+        _, reason = decide_next(state, budget)
+        if state.get("status") == "error":
+            return {"status": "error", "stop_reason": reason, "accepted_stage": None}
+        if reason == "accepted":
+            return {"status": "accepted", "stop_reason": reason, "accepted_stage": _solutions(state)[-1]["stage"]}
+        return {"status": "rejected", "stop_reason": reason, "accepted_stage": None}
+
+    def after_call(state: AnnotationState) -> str:
+        """After a model call: a failed or budget-stopped call ends the loop."""
+        if state.get("status") == "error" or (state.get("stop_reason") or "").startswith("budget"):
+            return "finalize"
+        return "next"
+
+    def route_after_verify(state: AnnotationState) -> str:
+        return decide_next(state, budget)[0]
+
+    graph = StateGraph(AnnotationState)
+    graph.add_node("solve", solve)
+    graph.add_node("verify", verify)
+    graph.add_node("critique", critique)
+    graph.add_node("revise", revise)
+    graph.add_node("answer_guided", answer_guided)
+    graph.add_node("finalize", finalize)
+    graph.add_edge(START, "solve")
+    graph.add_conditional_edges("solve", after_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("revise", after_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("answer_guided", after_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("critique", after_call, {"next": "revise", "finalize": "finalize"})
+    graph.add_conditional_edges(
+        "verify", route_after_verify,
+        {"critique": "critique", "answer_guided": "answer_guided", "finalize": "finalize"},
+    )
+    graph.add_edge("finalize", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def initial_state(question: Mapping[str, Any], variant: str) -> AnnotationState:
+    """The graph input for one question."""
+    return {"question": dict(question), "variant": variant, "steps": [], "status": "running", "stop_reason": "", "accepted_stage": None}
+
+
+__all__ = [
+    "AnnotationState",
+    "Budget",
+    "EndpointError",
+    "FINAL_STATUSES",
+    "STAGES",
+    "build_annotation_graph",
+    "decide_next",
+    "initial_state",
+    "merge_steps",
+    "new_step",
+    "seconds_used",
+    "tokens_used",
+]
+

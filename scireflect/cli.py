@@ -1,0 +1,170 @@
+"""The ``scireflect`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import ConfigError, load_settings
+from .questions import QuestionFileError, load_questions
+
+app = typer.Typer(
+    name="scireflect",
+    help="Turn science and math questions into verified step-by-step training data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def summary_table(summary: Mapping[str, Any], title: str) -> Table:
+    """The per-subject summary as a rich table (questions, accepted by stage, rejected, tokens, time)."""
+    table = Table(title=title, title_justify="left")
+    for name, justify in [("subject", "left"), ("questions", "right"), ("accepted", "right"), ("CoT", "right"),
+                          ("reflection", "right"), ("answer-guided", "right"), ("rejected", "right"),
+                          ("error", "right"), ("tokens", "right"), ("time (s)", "right")]:
+        table.add_column(name, justify=justify)
+    for subject, s in summary.items():
+        row = [subject, s.questions, s.accepted, s.accepted_cot, s.accepted_reflection, s.accepted_answer_guided,
+               s.rejected, s.error, f"{s.tokens:,}", f"{s.seconds:,.0f}"]
+        if subject == "all":
+            table.add_section()
+        table.add_row(*map(str, row), style="bold" if subject == "all" else None)
+    return table
+
+
+@app.command()
+def annotate(
+    questions: Path = typer.Argument(..., help="JSONL file, one question per line (id, subject, question, answer, ...)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory; re-run the same command to resume."),
+    subject: Optional[list[str]] = typer.Option(None, "--subject", "-s", help="Only questions of this subject (repeatable)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --subject)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once [default: 2]."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="Per-question budget, e.g. 'attempts=4,reflections=2,answer_guided=yes,tokens=24000,seconds=900'."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name at the endpoint."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature [default: 0.2]."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Completion tokens per model call [default: 1536]."),
+    prompt_variant: Optional[str] = typer.Option(None, "--prompt-variant", help="Force one prompt variant: math, physics, chemistry, general [default: from each question's subject]."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
+    embedded_model: Optional[str] = typer.Option(None, "--embedded-model", help="Embedded model name (see 'scireflect models')."),
+    gguf: Optional[Path] = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
+    rel_tol: Optional[float] = typer.Option(None, "--rel-tol", min=0.0, help="Relative tolerance of numeric answers [default: 1e-4; SciBench uses 0.05]."),
+) -> None:
+    """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
+    from .graphs.annotation import EndpointError
+    from .runner import RunError, annotate as run_annotate
+
+    try:
+        questions_set = load_questions(questions, subjects=set(subject) if subject else None, limit=limit)
+    except QuestionFileError as exc:
+        _fail(str(exc))
+    if not questions_set.questions:
+        _fail(f"{questions}: no question matches --subject {', '.join(subject or [])}")
+    try:
+        settings = load_settings(
+            config,
+            cli_llm={"base_url": base_url, "model": model, "temperature": temperature, "max_tokens": max_tokens},
+            budget_spec=budget,
+            concurrency=concurrency,
+            prompt_variant=prompt_variant,
+            embedded_model=embedded_model,
+            gguf_path=gguf,
+            rel_tol=rel_tol,
+        )
+        from .agents.prompts import subject_variant
+
+        subject_variant(None, settings.prompt_variant)
+    except (ConfigError, ValueError) as exc:
+        _fail(f"bad config: {exc}")
+
+    progress = Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[green]accepted {task.fields[accepted]}[/] [red]rejected {task.fields[rejected]}[/] [yellow]error {task.fields[error]}[/]"),
+        TimeElapsedColumn(), console=console, transient=False,
+    )
+    task_id = progress.add_task("annotating", total=len(questions_set), accepted=0, rejected=0, error=0, start=False)
+    counts = {"accepted": 0, "rejected": 0, "error": 0}
+
+    def on_event(kind: str, data: Mapping[str, Any] | None) -> None:
+        if kind == "status":
+            progress.console.print(f"[dim]{data['message']}[/]")
+        elif kind == "warning":
+            progress.console.print(f"[yellow]warning:[/] {data['message']}")
+        elif kind == "start":
+            if data["skipped"]:
+                progress.console.print(f"resuming: {data['skipped']} of {data['total']} questions already done")
+            progress.start_task(task_id)
+            progress.update(task_id, completed=data["skipped"])
+        elif kind == "done":
+            counts[data["status"]] = counts.get(data["status"], 0) + 1
+            progress.update(task_id, advance=1, **counts)
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        current = asyncio.current_task()
+        # SIGTERM behaves like Ctrl-C: cancel, close the server and the checkpointer cleanly.
+        loop.add_signal_handler(signal.SIGTERM, lambda: current.cancel() if current else None)
+        return await run_annotate(questions_set, out_dir, settings, on_event=on_event)
+
+    try:
+        with progress:
+            result = asyncio.run(main())
+    except (RunError, EndpointError) as exc:
+        _fail(f"{exc}\nFinished questions are saved in {out_dir}; re-run the same command to continue.", code=1)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print(f"[yellow]interrupted[/]: finished questions are saved in {out_dir}; re-run the same command to continue.")
+        raise typer.Exit(130)
+    except Exception as exc:  # noqa: BLE001 - a clear message beats a traceback for users
+        from .embedded import EmbeddedModelError
+
+        if isinstance(exc, EmbeddedModelError):
+            _fail(str(exc), code=1)
+        raise
+
+    out.print(summary_table(result.summary, f"scireflect annotate: {result.run_dir}"))
+    out.print(
+        f"{result.finished_now} annotated now, {result.skipped} already done; "
+        f"{result.sft_count} SFT pairs in {result.run_dir / 'sft.jsonl'}, all attempts in {result.run_dir / 'traces.jsonl'}"
+    )
+
+
+@app.command()
+def models() -> None:
+    """List the embedded models (installed or not) and how to install them."""
+    from .embedded import DEFAULT_EMBEDDED_MODEL, EMBEDDED_MODELS, available_embedded_models
+
+    installed = set(available_embedded_models())
+    table = Table(title="embedded models")
+    for col in ("name", "installed", "description", "install"):
+        table.add_column(col)
+    for name, spec in EMBEDDED_MODELS.items():
+        table.add_row(name + (" (default)" if name == DEFAULT_EMBEDDED_MODEL else ""), "yes" if name in installed else "no",
+                      spec.description, f"pip install 'scireflect[{spec.extra}]'")
+    out.print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the scireflect version."""
+    from . import __version__
+
+    out.print(__version__)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

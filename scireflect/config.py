@@ -1,0 +1,206 @@
+"""Run configuration: which model each role uses, the budget, and the verifier settings.
+
+Settings come, in increasing priority, from defaults, an optional TOML file (``--config``), the
+usual OpenAI environment variables (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) and command-line flags.
+A TOML file may give each role its own endpoint and model::
+
+    [llm]                     # defaults for every role
+    base_url = "http://127.0.0.1:8000/v1"   # vLLM, llama.cpp server, Ollama (/v1), OpenAI, ...
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    temperature = 0.2
+    max_tokens = 1536         # per model call (completion tokens)
+
+    [roles.reviser]           # e.g. a stronger model for revisions
+    base_url = "https://api.openai.com/v1"
+    model = "gpt-4o-mini"
+    api_key_env = "OPENAI_API_KEY"
+
+    [budget]
+    attempts = 4
+    reflections = 2
+    answer_guided = true
+    tokens = 24000
+    seconds = 900
+
+    [verifier]
+    rel_tol = 1e-4            # relative tolerance of numeric answers
+    timeout_s = 10            # per check, in a worker process
+    memory_mb = 1024
+
+When no role has a ``base_url`` (and ``OPENAI_BASE_URL`` is unset), every role uses the embedded
+local model (:mod:`scireflect.embedded`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .agents.roles import ROLES
+from .graphs.annotation import Budget
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message says which and where."""
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """How one role reaches its model.
+
+    Attributes:
+        base_url: an OpenAI-compatible endpoint (``.../v1``); ``None`` means the embedded model.
+        model: model name as the endpoint knows it; ``None`` with the embedded model.
+        api_key_env: environment variable holding the API key (default ``OPENAI_API_KEY``; local
+            servers accept any key, and ``"local"`` is sent when the variable is unset).
+        temperature: sampling temperature.
+        max_tokens: completion tokens per call.
+        request_timeout_s: seconds before one HTTP request is abandoned.
+        max_retries: client-side retries with backoff (``openai`` client) on 429/5xx/connection errors.
+    """
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.2
+    max_tokens: int = 1536
+    request_timeout_s: float = 600.0
+    max_retries: int = 2
+
+    @property
+    def embedded(self) -> bool:
+        return self.base_url is None
+
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env) or "local"
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    """Answer-verifier settings: numeric tolerance and the sandbox's limits (seconds, MiB)."""
+
+    rel_tol: float | None = None
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run needs besides the input file and the output directory."""
+
+    roles: dict[str, LLMSettings] = field(default_factory=lambda: {r: LLMSettings() for r in ROLES})
+    budget: Budget = field(default_factory=Budget)
+    verifier: VerifierSettings = field(default_factory=VerifierSettings)
+    concurrency: int = 2
+    prompt_variant: str | None = None
+    embedded_model: str | None = None
+    gguf_path: Path | None = None
+
+    @property
+    def uses_embedded(self) -> bool:
+        return any(s.embedded for s in self.roles.values())
+
+
+_LLM_KEYS = {f for f in LLMSettings.__dataclass_fields__}
+
+
+def _llm_from(table: dict[str, Any], base: LLMSettings, where: str) -> LLMSettings:
+    unknown = set(table) - _LLM_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_LLM_KEYS))}")
+    try:
+        return replace(base, **table)
+    except TypeError as exc:  # pragma: no cover - guarded by the key check
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    cli_llm: dict[str, Any] | None = None,
+    budget_spec: str | None = None,
+    concurrency: int | None = None,
+    prompt_variant: str | None = None,
+    embedded_model: str | None = None,
+    gguf_path: Path | None = None,
+    rel_tol: float | None = None,
+) -> RunSettings:
+    """Merge defaults, the TOML file, the environment and command-line values.
+
+    Args:
+        config_path: optional TOML file (see the module docstring).
+        cli_llm: LLM flags for every role (``base_url``, ``model``, ``temperature``, ``max_tokens``);
+            ``None`` values are ignored.
+        budget_spec: ``"attempts=4,tokens=20000,..."`` (see :meth:`Budget.parse`), applied over the file's.
+
+    Raises:
+        ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
+            on an explicit endpoint.
+    """
+    data: dict[str, Any] = {}
+    if config_path is not None:
+        try:
+            data = tomllib.loads(Path(config_path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{config_path}: cannot read config ({exc.strerror})") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: invalid TOML ({exc})") from exc
+    where = str(config_path) if config_path else "config"
+    unknown = set(data) - {"llm", "roles", "budget", "verifier", "run"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
+
+    base = LLMSettings()
+    env_url = os.environ.get("OPENAI_BASE_URL")
+    if env_url:
+        base = replace(base, base_url=env_url)
+    base = _llm_from(data.get("llm", {}), base, f"{where} [llm]")
+    cli = {k: v for k, v in (cli_llm or {}).items() if v is not None}
+    base = _llm_from(cli, base, "command line")
+    role_tables = data.get("roles", {})
+    unknown_roles = set(role_tables) - set(ROLES)
+    if unknown_roles:
+        raise ConfigError(f"{where}: unknown role(s) {', '.join(sorted(unknown_roles))}; roles are {', '.join(ROLES)}")
+    roles = {}
+    for role in ROLES:
+        settings = _llm_from(role_tables.get(role, {}), base, f"{where} [roles.{role}]")
+        settings = _llm_from(cli, settings, "command line")
+        if settings.base_url is not None and not settings.model:
+            raise ConfigError(f"role {role}: endpoint {settings.base_url} needs a model name (--model or [llm] model)")
+        if settings.max_tokens < 16:
+            raise ConfigError(f"role {role}: max_tokens must be at least 16")
+        roles[role] = settings
+
+    budget_table = data.get("budget", {})
+    try:
+        spec = ",".join(f"{k}={v}" for k, v in budget_table.items())
+        if budget_spec:
+            spec = f"{spec},{budget_spec}" if spec else budget_spec
+        budget = Budget.parse(spec) if spec else Budget()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+    verifier_table = dict(data.get("verifier", {}))
+    unknown = set(verifier_table) - set(VerifierSettings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where} [verifier]: unknown key(s) {', '.join(sorted(unknown))}")
+    if rel_tol is not None:
+        verifier_table["rel_tol"] = rel_tol
+    verifier = VerifierSettings(**verifier_table)
+
+    run_table = data.get("run", {})
+    concurrency = concurrency if concurrency is not None else int(run_table.get("concurrency", 2))
+    if concurrency < 1:
+        raise ConfigError("concurrency must be >= 1")
+    return RunSettings(
+        roles=roles,
+        budget=budget,
+        verifier=verifier,
+        concurrency=concurrency,
+        prompt_variant=prompt_variant or run_table.get("prompt_variant"),
+        embedded_model=embedded_model or run_table.get("embedded_model"),
+        gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),
+    )

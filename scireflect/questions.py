@@ -1,0 +1,128 @@
+"""Loading and validating question files (JSONL, one question per line).
+
+The schema is the one of the public benchmark extracts scireflect is developed on: required ``id``
+(unique string), ``question`` (non-empty string) and ``answer`` (reference answer, a string; JSON
+numbers and booleans are accepted and turned into strings); optional ``subject``, ``topic``,
+``unit``, ``choices`` (list of option texts, A first), ``solution``, ``level``, ``source``,
+``question_type``, ``answer_type`` and any other field, which is kept and passed through.
+
+Validation happens for the whole file before any LLM call, so a bad line never costs a model call
+and never leaves a run half-done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REQUIRED_FIELDS = ("id", "question", "answer")
+
+
+class QuestionFileError(ValueError):
+    """A question file cannot be used; the message names the file and the 1-based line."""
+
+    def __init__(self, path: Path, line: int | None, message: str):
+        self.path = Path(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    """The validated questions of one file.
+
+    Attributes:
+        path: the file read.
+        questions: one dict per question, in file order; ``answer`` is always a string.
+        sha256: hex digest of the file's bytes (recorded in the run manifest for provenance).
+    """
+
+    path: Path
+    questions: list[dict[str, Any]]
+    sha256: str
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+
+def _normalise_answer(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, list):
+        return json.dumps(value)
+    return None
+
+
+def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit: int | None = None) -> QuestionSet:
+    """Read and validate a JSONL question file.
+
+    Args:
+        path: a ``.jsonl`` file, one JSON object a line; blank lines are skipped.
+        subjects: keep only rows whose ``subject`` is in this set (after validation of every row).
+        limit: keep at most this many rows (after the subject filter), in file order.
+
+    Returns:
+        A :class:`QuestionSet`.
+
+    Raises:
+        QuestionFileError: the file is missing or unreadable, a line is not valid JSON or not an
+            object, ``id``/``question``/``answer`` is missing or empty, ``choices`` is not a list
+            of strings, or an ``id`` repeats (the message names both lines). The whole file is
+            checked first, so nothing is run on a file with any bad line.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise QuestionFileError(path, None, f"cannot read question file ({exc.strerror or exc})") from exc
+    seen: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    for lineno, raw_line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise QuestionFileError(path, lineno, f"not UTF-8 text (byte {exc.start + 1})") from None
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuestionFileError(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise QuestionFileError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
+        for name in REQUIRED_FIELDS:
+            if name not in row or row[name] is None:
+                raise QuestionFileError(path, lineno, f"missing required field '{name}'")
+        qid = row["id"]
+        if not isinstance(qid, (str, int)) or isinstance(qid, bool) or not str(qid).strip():
+            raise QuestionFileError(path, lineno, "field 'id' must be a non-empty string")
+        qid = str(qid).strip()
+        if not isinstance(row["question"], str) or not row["question"].strip():
+            raise QuestionFileError(path, lineno, "field 'question' must be a non-empty string")
+        answer = _normalise_answer(row["answer"])
+        if not answer:
+            raise QuestionFileError(path, lineno, "field 'answer' must be a non-empty string (the reference answer)")
+        choices = row.get("choices")
+        if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)):
+            raise QuestionFileError(path, lineno, "field 'choices' must be a list of strings")
+        if qid in seen:
+            raise QuestionFileError(path, lineno, f"duplicate id '{qid}' (first seen on line {seen[qid]})")
+        seen[qid] = lineno
+        row = dict(row, id=qid, answer=answer, subject=str(row.get("subject") or "general"))
+        row["_line"] = lineno
+        rows.append(row)
+    if not rows:
+        raise QuestionFileError(path, None, "no questions in file")
+    if subjects:
+        rows = [r for r in rows if r["subject"] in subjects]
+    if limit is not None:
+        rows = rows[: max(0, limit)]
+    return QuestionSet(path=path, questions=rows, sha256=hashlib.sha256(raw).hexdigest())

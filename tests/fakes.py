@@ -1,0 +1,53 @@
+"""Test doubles: a scripted chat model for graph logic (no network, no model)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+Reply = str | BaseException | Callable[[list[BaseMessage]], str]
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Returns scripted replies in order; records every prompt it was sent.
+
+    A reply may be a string, an exception instance (raised), or a function of the messages.
+    Reports usage like an OpenAI endpoint: input tokens = characters/4, output tokens = words.
+    """
+
+    replies: list[Any] = Field(default_factory=list)
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+    name_: str = "scripted"
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _next(self, messages: list[BaseMessage]) -> ChatResult:
+        self.calls.append(list(messages))
+        if not self.replies:
+            raise AssertionError("ScriptedChatModel: no scripted reply left")
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        text = reply(messages) if callable(reply) else reply
+        prompt_chars = sum(len(str(m.content)) for m in messages)
+        message = AIMessage(
+            content=text,
+            usage_metadata={"input_tokens": prompt_chars // 4, "output_tokens": len(text.split()), "total_tokens": prompt_chars // 4 + len(text.split())},
+            response_metadata={"model_name": self.name_, "finish_reason": "stop"},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _generate(self, messages: list[BaseMessage], stop: Sequence[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        return self._next(messages)
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Sequence[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        return self._next(messages)

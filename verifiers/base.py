@@ -1,0 +1,101 @@
+"""The verifier interface: a :class:`Verdict` record and the :class:`AnswerVerifier` protocol.
+
+Every answer check in scireflect returns a :class:`Verdict`. The annotation graph stores it with the
+attempt it judged, routes on ``ok`` and hands ``reason``/``explanation`` to the Critic as evidence
+(the Critic never sees the reference answer). New checkers (the unit-aware verifier, the Lean proof
+checker, user plugins) implement :class:`AnswerVerifier` and plug into the same place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+# Reason codes. Kept as plain strings so that traces stay readable JSON.
+EQUAL = "equal"
+NUMERIC_MISMATCH = "numeric_mismatch"
+CHOICE_MISMATCH = "choice_mismatch"
+SYMBOLIC_MISMATCH = "symbolic_mismatch"
+TEXT_MISMATCH = "text_mismatch"
+NO_ANSWER = "no_answer"  # no final answer could be extracted from the response
+UNPARSEABLE = "unparseable"  # an answer was extracted but could not be parsed
+NO_REFERENCE = "no_reference"  # the question has no reference answer to compare with
+TIMEOUT = "timeout"  # the check ran past its wall-clock limit and was killed
+CHECK_ERROR = "check_error"  # the checker itself failed (e.g. out of memory); never "accepted"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one model answer against one reference answer.
+
+    Attributes:
+        ok: ``True`` when the answer matches the reference, ``False`` when it does not, ``None``
+            when it cannot be decided (nothing extracted, unparseable, timeout, checker error).
+            Only ``ok is True`` ever turns an attempt into training data.
+        reason: a reason code (module constants: ``equal``, ``numeric_mismatch``, ``no_answer``, ...).
+        explanation: one human-readable sentence, safe to show to the Critic (it never contains
+            the reference answer).
+        extracted: the final-answer text taken from the response (e.g. the content of ``\\boxed{}``),
+            or ``None`` when nothing was found.
+        extraction_method: how ``extracted`` was found (``boxed``, ``answer_line``, ``last_number``).
+        candidate: the parsed, normalised form of the model's answer (a string), if any.
+        reference: the parsed, normalised form of the reference answer (a string), if any.
+        checker: the name of the check that decided (``numeric``, ``choice``, ``symbolic``, ...).
+        elapsed_s: wall-clock seconds the check took, in seconds.
+        details: extra structured evidence (e.g. ``{"rel_error": 0.12, "rel_tol": 0.01}``).
+    """
+
+    ok: bool | None
+    reason: str
+    explanation: str
+    extracted: str | None = None
+    extraction_method: str | None = None
+    candidate: str | None = None
+    reference: str | None = None
+    checker: str = ""
+    elapsed_s: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """``accepted``, ``rejected`` or ``unparseable`` (``ok`` True / False / None)."""
+        if self.ok is True:
+            return "accepted"
+        if self.ok is False:
+            return "rejected"
+        return "unparseable"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict with every field plus ``status``."""
+        out = asdict(self)
+        out["details"] = dict(self.details)
+        out["status"] = self.status
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Verdict":
+        """Rebuild a verdict from :meth:`to_dict` output (unknown keys, e.g. ``status``, are ignored)."""
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+    def evidence_for_critic(self) -> str:
+        """The verifier's evidence as one line for the Critic, without the reference answer."""
+        got = self.extracted if self.extracted is not None else "(no final answer found)"
+        return f"verifier: {self.status} ({self.reason}); extracted final answer: {got}. {self.explanation}"
+
+
+@runtime_checkable
+class AnswerVerifier(Protocol):
+    """Anything that checks a free-text model response against a question's reference answer.
+
+    ``question`` is a mapping with at least ``answer`` (str or None) and optionally ``subject``,
+    ``unit``, ``choices`` (list of option texts, A first), ``answer_type``, ``question_type``.
+    Implementations must never evaluate model text as code, and must return a :class:`Verdict`
+    (never raise) for any response text, however malformed.
+    """
+
+    name: str
+    version: str
+
+    def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:  # pragma: no cover - protocol
+        """Check ``response`` (the full model output) against ``question['answer']``."""
+        ...
