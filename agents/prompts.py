@@ -23,7 +23,8 @@ bump it whenever a prompt text changes so that data made with different prompts 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from langchain_core.prompts import ChatPromptTemplate
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -125,7 +126,7 @@ class AgentTeam:
     reviser: Agent
 
     @classmethod
-    def from_models(cls, models: Mapping[str, tuple[BaseChatModel, str]]) -> "AgentTeam":
+    def from_models(cls, models: Mapping[str, tuple[BaseChatModel, str]]) -> AgentTeam:
         """Build a team from ``{"solver": (llm, name), "critic": ..., "reviser": ...}``."""
         return cls(**{role: Agent(role, *models[role]) for role in ROLES})
 

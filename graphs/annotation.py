@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Annotated, Any, Awaitable, Callable, Literal, Mapping, TypedDict
+from datetime import datetime, UTC
+from typing import Annotated, Any, Literal, TypedDict
+from collections.abc import Awaitable, Callable, Mapping
 
 import openai
 from langgraph.graph import END, START, StateGraph
@@ -78,7 +79,7 @@ class Budget:
             raise ValueError("budget: tokens and seconds must be positive")
 
     @classmethod
-    def parse(cls, spec: str) -> "Budget":
+    def parse(cls, spec: str) -> Budget:
         """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes"``.
 
         Missing keys keep their defaults. Raises ``ValueError`` naming the bad key or value.
@@ -166,7 +167,7 @@ def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply 
         "latency_s": round(reply.latency_s, 4) if reply else 0.0,
         "model": reply.model if reply else None,
         "finish_reason": reply.finish_reason if reply else None,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "error": error,
         "parsed_answer": None,
         "verdict": None,
@@ -286,7 +287,7 @@ def build_annotation_graph(
         started = time.perf_counter()
         try:
             reply = await asyncio.wait_for(agent.ainvoke(prompt, variables), timeout=remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             step = new_step(index, role, stage, attempt, None, error="time budget ran out during the call")
             step["latency_s"] = round(time.perf_counter() - started, 4)
             return {"steps": [step], "stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
+from collections.abc import Mapping
 
 import typer
 from rich.console import Console
@@ -27,7 +28,7 @@ out = Console()
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -51,19 +52,19 @@ def summary_table(summary: Mapping[str, Any], title: str) -> Table:
 def annotate(
     questions: Path = typer.Argument(..., help="JSONL file, one question per line (id, subject, question, answer, ...)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory; re-run the same command to resume."),
-    subject: Optional[list[str]] = typer.Option(None, "--subject", "-s", help="Only questions of this subject (repeatable)."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --subject)."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once [default: 2]."),
-    budget: Optional[str] = typer.Option(None, "--budget", help="Per-question budget, e.g. 'attempts=4,reflections=2,answer_guided=yes,tokens=24000,seconds=900'."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name at the endpoint."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature [default: 0.2]."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Completion tokens per model call [default: 1536]."),
-    prompt_variant: Optional[str] = typer.Option(None, "--prompt-variant", help="Force one prompt variant: math, physics, chemistry, general [default: from each question's subject]."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
-    embedded_model: Optional[str] = typer.Option(None, "--embedded-model", help="Embedded model name (see 'scireflect models')."),
-    gguf: Optional[Path] = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
-    rel_tol: Optional[float] = typer.Option(None, "--rel-tol", min=0.0, help="Relative tolerance of numeric answers [default: 1e-4; SciBench uses 0.05]."),
+    subject: list[str] | None = typer.Option(None, "--subject", "-s", help="Only questions of this subject (repeatable)."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --subject)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once [default: 2]."),
+    budget: str | None = typer.Option(None, "--budget", help="Per-question budget, e.g. 'attempts=4,reflections=2,answer_guided=yes,tokens=24000,seconds=900'."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name at the endpoint."),
+    temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature [default: 0.2]."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, help="Completion tokens per model call [default: 1536]."),
+    prompt_variant: str | None = typer.Option(None, "--prompt-variant", help="Force one prompt variant: math, physics, chemistry, general [default: from each question's subject]."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
+    embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model name (see 'scireflect models')."),
+    gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
+    rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="Relative tolerance of numeric answers [default: 1e-4; SciBench uses 0.05]."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
     from .graphs.annotation import EndpointError
@@ -113,6 +114,11 @@ def annotate(
         elif kind == "done":
             counts[data["status"]] = counts.get(data["status"], 0) + 1
             progress.update(task_id, advance=1, **counts)
+            colour = {"accepted": "green", "rejected": "red"}.get(data["status"], "yellow")
+            stage = f" at {data['accepted_stage']}" if data["accepted_stage"] else f" ({data['stop_reason']})"
+            progress.console.print(
+                f"[{colour}]{data['status']}[/]{stage}: {data['id']} [dim]{data['n_attempts']} attempt(s), "
+                f"{data['tokens']:,} tokens, {data['seconds']:.0f} s[/]", highlight=False, soft_wrap=True)
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()
@@ -128,7 +134,7 @@ def annotate(
         _fail(f"{exc}\nFinished questions are saved in {out_dir}; re-run the same command to continue.", code=1)
     except (KeyboardInterrupt, asyncio.CancelledError):
         console.print(f"[yellow]interrupted[/]: finished questions are saved in {out_dir}; re-run the same command to continue.")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - a clear message beats a traceback for users
         from .embedded import EmbeddedModelError
 

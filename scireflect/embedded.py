@@ -274,7 +274,7 @@ class EmbeddedServer:
         out = self._log if self._log is not None else subprocess.DEVNULL
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
-    async def __aenter__(self) -> "EmbeddedServer":
+    async def __aenter__(self) -> EmbeddedServer:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")

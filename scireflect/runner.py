@@ -24,12 +24,12 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 import openai
 from langchain_openai import ChatOpenAI
@@ -338,7 +338,7 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any], say: ProgressCallba
             say("warning", {"message": "the input file changed since the last run in this directory; questions are matched by id"})
         if last and {k: v for k, v in last.items() if k != "input"} != {k: v for k, v in manifest.items() if k != "input"}:
             say("warning", {"message": "settings differ from the last run in this directory; each trace records its own models and versions"})
-    runs.append({"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "settings": manifest})
+    runs.append({"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "settings": manifest})
     write_json_atomic(path, {"runs": runs})
 
 
@@ -365,7 +365,7 @@ def trace_record(state: Mapping[str, Any], *, verifier: AnswerVerifier) -> dict[
         "seconds": round(seconds_used(state), 3),
         "prompt_version": P.PROMPT_VERSION,
         "verifier": f"{verifier.name}/{verifier.version}",
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "question": question,
         "steps": steps,
     }

@@ -76,7 +76,7 @@ class MockOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "MockOpenAI":
+    def __enter__(self) -> MockOpenAI:
         self._thread.start()
         return self
 

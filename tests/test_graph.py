@@ -7,7 +7,8 @@ these tests exercise only the graph's logic; the real verifier has its own tests
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import httpx
 import openai

@@ -22,6 +22,7 @@ UNPARSEABLE = "unparseable"  # an answer was extracted but could not be parsed
 NO_REFERENCE = "no_reference"  # the question has no reference answer to compare with
 TIMEOUT = "timeout"  # the check ran past its wall-clock limit and was killed
 CHECK_ERROR = "check_error"  # the checker itself failed (e.g. out of memory); never "accepted"
+UNDECIDED = "undecided"  # both sides parsed but equivalence could be neither shown nor refuted
 
 
 @dataclass(frozen=True)
