@@ -8,11 +8,14 @@ messages sent, the response text, token counts and latency.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
@@ -44,7 +47,82 @@ class AgentReply:
     model: str
     finish_reason: str | None = None
     tokens_estimated: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of one model call on transient endpoint faults.
+
+    Transient: connection errors and timeouts, dropped connections and truncated bodies, HTTP 429,
+    408, 409 and 5xx, bodies that are not the expected JSON, and empty completions. Waits use
+    exponential backoff with full jitter (``uniform(0, min(max_backoff_s, initial_backoff_s * 2**n))``,
+    as in the AWS Architecture Blog's "Exponential Backoff And Jitter"), or the server's
+    ``Retry-After`` header when it sends one (capped at ``max_retry_after_s``).
+
+    Attributes:
+        max_retries: retries after the first try (so ``max_retries + 1`` tries in all).
+        initial_backoff_s / max_backoff_s / max_retry_after_s: seconds.
+    """
+
+    max_retries: int = 4
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 20.0
+    max_retry_after_s: float = 60.0
+
+    def backoff(self, retry: int, exc: BaseException | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based) after ``exc``."""
+        response = getattr(exc, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        if header:
+            try:
+                return min(max(float(header), 0.0), self.max_retry_after_s)
+            except ValueError:
+                pass  # an HTTP date: fall back to backoff
+        return rng.uniform(0.0, min(self.max_backoff_s, self.initial_backoff_s * (2**retry)))
+
+
+class ModelCallError(RuntimeError):
+    """A model call failed on every try with transient faults; ``failures`` lists each try."""
+
+    def __init__(self, message: str, failures: list[dict[str, Any]]):
+        super().__init__(message)
+        self.failures = failures
+
+
+class EmptyCompletion(Exception):
+    """The endpoint answered 200 with no content."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a model-call exception is worth retrying (see :class:`RetryPolicy`)."""
+    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, EmptyCompletion, ValueError)):
+        return True  # ValueError: a body that is not JSON, from the openai client's parser
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short category of a failed call: ``rate_limit``, ``server_error``, ``timeout``,
+    ``connection``, ``bad_body``, ``empty``, or ``http_<status>``."""
+    if isinstance(exc, EmptyCompletion):
+        return "empty"
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 429:
+            return "rate_limit"
+        return "server_error" if exc.status_code >= 500 else f"http_{exc.status_code}"
+    return "bad_body"
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 _ROLE_NAMES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
@@ -77,24 +155,51 @@ class Agent:
         model_name: the name recorded in traces when the endpoint reports none.
     """
 
-    def __init__(self, role: str, llm: BaseChatModel, model_name: str):
+    def __init__(self, role: str, llm: BaseChatModel, model_name: str, retry: RetryPolicy | None = None):
         if role not in ROLES:
             raise ValueError(f"unknown role '{role}'; expected one of {ROLES}")
         self.role = role
         self.llm = llm
         self.model_name = model_name
+        self.retry = retry or RetryPolicy()
+        self._rng = random.Random()
+
+    async def _call_with_retries(self, messages: list[BaseMessage]) -> tuple[Any, float, list[dict[str, Any]]]:
+        failures: list[dict[str, Any]] = []
+        for retry in range(self.retry.max_retries + 1):
+            started = time.perf_counter()
+            try:
+                response = await self.llm.ainvoke(messages)
+                if not (_text(response) if isinstance(response, AIMessage) else str(getattr(response, "content", ""))).strip():
+                    raise EmptyCompletion("the endpoint returned an empty completion")
+                return response, time.perf_counter() - started, failures
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                wait = self.retry.backoff(retry, exc, self._rng) if retry < self.retry.max_retries else 0.0
+                status = getattr(exc, "status_code", None)
+                failures.append({"kind": failure_kind(exc), "error": describe_error(exc), "status": status, "seconds": round(time.perf_counter() - started, 4),
+                                 "wait_s": round(wait, 4)})
+                if retry == self.retry.max_retries:
+                    if isinstance(exc, EmptyCompletion):  # keep the empty answer: the verifier says no_answer
+                        return response, time.perf_counter() - started, failures
+                    raise ModelCallError(f"{self.role} call failed after {retry + 1} tries: {describe_error(exc)}", failures) from exc
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def ainvoke(self, prompt: ChatPromptTemplate, variables: Mapping[str, Any]) -> AgentReply:
-        """Format ``prompt`` with ``variables``, call the model once, and record the call.
+        """Format ``prompt`` with ``variables``, call the model (retrying transient faults), record it.
+
+        ``latency_s`` of the reply is the successful try's; the failed tries are in ``failures``
+        (error, HTTP status, seconds, wait before the next try).
 
         Raises:
-            whatever the chat model raises (``openai.APIConnectionError``, ``openai.BadRequestError``,
-            ...); the graph decides which errors end a question and which stop the run.
+            ModelCallError: every try failed with a transient fault.
+            openai.APIStatusError and others: non-transient errors (400, 401, 403, 404, ...), at once;
+            the graph decides which end a question and which stop the run.
         """
         messages = prompt.format_messages(**variables)
-        started = time.perf_counter()
-        response = await self.llm.ainvoke(messages)
-        latency = time.perf_counter() - started
+        response, latency, failures = await self._call_with_retries(messages)
         text = _text(response) if isinstance(response, AIMessage) else str(getattr(response, "content", response))
         usage = getattr(response, "usage_metadata", None) or {}
         meta = getattr(response, "response_metadata", None) or {}
@@ -114,6 +219,7 @@ class Agent:
             model=model,
             finish_reason=meta.get("finish_reason"),
             tokens_estimated=estimated,
+            failures=failures,
         )
 
 
@@ -126,9 +232,9 @@ class AgentTeam:
     reviser: Agent
 
     @classmethod
-    def from_models(cls, models: Mapping[str, tuple[BaseChatModel, str]]) -> AgentTeam:
+    def from_models(cls, models: Mapping[str, tuple[BaseChatModel, str]], retry: RetryPolicy | None = None) -> AgentTeam:
         """Build a team from ``{"solver": (llm, name), "critic": ..., "reviser": ...}``."""
-        return cls(**{role: Agent(role, *models[role]) for role in ROLES})
+        return cls(**{role: Agent(role, *models[role], retry=retry) for role in ROLES})
 
 
-__all__ = ["ROLES", "Agent", "AgentReply", "AgentTeam"]
+__all__ = ["ROLES", "Agent", "AgentReply", "AgentTeam", "ModelCallError", "RetryPolicy", "describe_error", "is_transient"]

@@ -36,7 +36,7 @@ import openai
 from langgraph.graph import END, START, StateGraph
 
 from ..agents import prompts as P
-from ..agents.roles import AgentReply, AgentTeam
+from ..agents.roles import AgentReply, AgentTeam, ModelCallError, describe_error
 from ..verifiers.base import AnswerVerifier, Verdict
 
 STAGES = ("cot", "reflection", "answer_guided")
@@ -44,10 +44,12 @@ FINAL_STATUSES = ("accepted", "rejected", "error")
 
 
 class EndpointError(RuntimeError):
-    """The model endpoint cannot serve the run (unreachable, auth, model not found, rate limit).
+    """The model endpoint cannot serve the run (key rejected, no permission, model not found).
 
     Raised out of the graph so the runner stops the whole run: the fault is not the question's, and
-    the checkpoint keeps every completed node for the next run.
+    the checkpoint keeps every completed node for the next run. (Transient faults are retried by
+    the agent; when they persist the question ends ``error`` and the runner's circuit breaker
+    stops the run if many questions in a row end that way.)
     """
 
 
@@ -132,6 +134,8 @@ class AnnotationState(TypedDict, total=False):
         steps: every model call and verdict, in order (see :func:`new_step`).
         status: ``running`` until ``finalize``; then ``accepted``, ``rejected`` or ``error``.
         stop_reason: why the loop ended (e.g. ``accepted``, ``budget: attempts``).
+        error_kind: for ``error``: ``transport`` (the endpoint kept failing) or ``request`` (the
+            endpoint refused this question's request, e.g. context too long).
         accepted_stage: the stage of the accepted attempt (``cot``, ``reflection``, ``answer_guided``).
     """
 
@@ -141,6 +145,7 @@ class AnnotationState(TypedDict, total=False):
     status: str
     stop_reason: str | None
     accepted_stage: str | None
+    error_kind: str | None
 
 
 def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply | None, *, error: str | None = None) -> dict[str, Any]:
@@ -150,7 +155,8 @@ def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply 
     (cot/reflection/answer_guided), ``attempt`` (1-based solution number; a critique carries the
     number of the attempt it reviews), ``kind`` (``solution`` or ``critique``), ``messages`` (the
     prompt as sent), ``response``, ``input_tokens``, ``output_tokens``, ``latency_s``, ``model``,
-    ``finish_reason``, ``started_at`` (ISO 8601, UTC), ``error``; solution steps later gain
+    ``finish_reason``, ``started_at`` (ISO 8601, UTC), ``error``, ``transport_failures`` (each failed
+    try before the call succeeded or gave up: error, HTTP status, seconds, wait); solution steps gain
     ``parsed_answer`` and ``verdict`` (see :class:`~scireflect.verifiers.base.Verdict`).
     """
     return {
@@ -169,6 +175,7 @@ def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply 
         "finish_reason": reply.finish_reason if reply else None,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "error": error,
+        "transport_failures": list(reply.failures) if reply else [],
         "parsed_answer": None,
         "verdict": None,
     }
@@ -228,18 +235,7 @@ def decide_next(state: Mapping[str, Any], budget: Budget) -> tuple[Next, str]:
     return "finalize", f"reflection failed ({budget.max_reflections} rounds)"
 
 
-_FATAL_OPENAI_ERRORS = (
-    openai.APIConnectionError,  # includes APITimeoutError: the endpoint does not answer
-    openai.AuthenticationError,
-    openai.PermissionDeniedError,
-    openai.NotFoundError,
-    openai.RateLimitError,
-)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:500]
+_FATAL_OPENAI_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 
 
 def build_annotation_graph(
@@ -292,11 +288,17 @@ def build_annotation_graph(
             step["latency_s"] = round(time.perf_counter() - started, 4)
             return {"steps": [step], "stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
         except _FATAL_OPENAI_ERRORS as exc:
-            raise EndpointError(f"{role} model call failed: {_describe(exc)}") from exc
-        except openai.APIError as exc:  # 400 (e.g. context length), 422, 500: this question's problem
-            step = new_step(index, role, stage, attempt, None, error=_describe(exc))
+            raise EndpointError(f"{role} model call failed: {describe_error(exc)}") from exc
+        except ModelCallError as exc:  # transient faults on every try
+            step = new_step(index, role, stage, attempt, None, error=str(exc))
+            step["transport_failures"] = exc.failures
             step["latency_s"] = round(time.perf_counter() - started, 4)
-            return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {_describe(exc)}"}
+            return {"steps": [step], "status": "error", "stop_reason": str(exc), "error_kind": "transport"}
+        except openai.APIError as exc:  # 400 (e.g. context length), 422: this question's request
+            step = new_step(index, role, stage, attempt, None, error=describe_error(exc))
+            step["latency_s"] = round(time.perf_counter() - started, 4)
+            return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {describe_error(exc)}",
+                    "error_kind": "request"}
         return {"steps": [new_step(index, role, stage, attempt, reply)]}
 
     def variables(state: AnnotationState) -> dict[str, str]:
@@ -381,7 +383,8 @@ def build_annotation_graph(
 
 def initial_state(question: Mapping[str, Any], variant: str) -> AnnotationState:
     """The graph input for one question."""
-    return {"question": dict(question), "variant": variant, "steps": [], "status": "running", "stop_reason": "", "accepted_stage": None}
+    return {"question": dict(question), "variant": variant, "steps": [], "status": "running", "stop_reason": "",
+            "accepted_stage": None, "error_kind": None}
 
 
 __all__ = [

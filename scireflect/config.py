@@ -59,7 +59,9 @@ class LLMSettings:
         temperature: sampling temperature.
         max_tokens: completion tokens per call.
         request_timeout_s: seconds before one HTTP request is abandoned.
-        max_retries: client-side retries with backoff (``openai`` client) on 429/5xx/connection errors.
+        max_retries: retries of one call on transient faults (429, 5xx, connection, timeout, bad body,
+            empty completion), with exponential backoff and jitter or the server's Retry-After.
+        retry_backoff_s: the first backoff ceiling in seconds (doubling per retry, up to 20 s).
     """
 
     base_url: str | None = None
@@ -68,7 +70,8 @@ class LLMSettings:
     temperature: float = 0.2
     max_tokens: int = 1536
     request_timeout_s: float = 600.0
-    max_retries: int = 2
+    max_retries: int = 4
+    retry_backoff_s: float = 0.5
 
     @property
     def embedded(self) -> bool:
@@ -95,6 +98,7 @@ class RunSettings:
     budget: Budget = field(default_factory=Budget)
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
     concurrency: int = 2
+    abort_after_transport_errors: int = 8
     prompt_variant: str | None = None
     embedded_model: str | None = None
     gguf_path: Path | None = None

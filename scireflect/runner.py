@@ -37,7 +37,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from . import __version__
 from .agents import prompts as P
-from .agents.roles import ROLES, AgentTeam
+from .agents.roles import ROLES, Agent, AgentTeam, RetryPolicy
 from .config import LLMSettings, RunSettings
 from .graphs.annotation import EndpointError, build_annotation_graph, initial_state, seconds_used, tokens_used
 from .questions import QuestionSet
@@ -231,7 +231,7 @@ def _chat_model(settings: LLMSettings, base_url: str, model: str) -> ChatOpenAI:
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         timeout=settings.request_timeout_s,
-        max_retries=settings.max_retries,
+        max_retries=0,  # the agent retries, recording each failed try in the trace
     )
 
 
@@ -305,7 +305,10 @@ async def _llm_team(settings: RunSettings, run_dir: Path, say: ProgressCallback)
             names[role] = model
             endpoints.setdefault(base_url, (llm.api_key(), set()))[1].add(model)
         await preflight(endpoints)
-        yield AgentTeam.from_models(models), names
+        agents = {role: Agent(role, *models[role], retry=RetryPolicy(max_retries=settings.roles[role].max_retries,
+                                                                initial_backoff_s=settings.roles[role].retry_backoff_s))
+                  for role in ROLES}
+        yield AgentTeam(**agents), names
 
 
 def _manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: AnswerVerifier) -> dict[str, Any]:
@@ -358,6 +361,7 @@ def trace_record(state: Mapping[str, Any], *, verifier: AnswerVerifier) -> dict[
         "subject": question.get("subject", "general"),
         "status": state.get("status"),
         "stop_reason": state.get("stop_reason"),
+        "error_kind": state.get("error_kind"),
         "accepted_stage": state.get("accepted_stage"),
         "variant": state.get("variant"),
         "n_attempts": sum(1 for s in steps if s["kind"] == "solution"),
@@ -434,9 +438,10 @@ async def annotate(
                     graph = build_annotation_graph(agents, verifier, settings.budget, checkpointer=saver)
                     say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped})
                     semaphore = asyncio.Semaphore(settings.concurrency)
+                    consecutive_transport_errors = 0
 
                     async def one(question: dict[str, Any]) -> None:
-                        nonlocal finished_now
+                        nonlocal finished_now, consecutive_transport_errors
                         async with semaphore:
                             config = {"configurable": {"thread_id": question["id"]}, "recursion_limit": 100}
                             snapshot = await graph.aget_state(config)
@@ -447,6 +452,16 @@ async def annotate(
                             else:
                                 variant = P.subject_variant(question.get("subject"), settings.prompt_variant)
                                 final = await graph.ainvoke(initial_state(question, variant), config)
+                            if final.get("error_kind") == "transport":
+                                consecutive_transport_errors += 1
+                                if consecutive_transport_errors >= settings.abort_after_transport_errors:
+                                    # The endpoint is down, not the question: stop, keep this
+                                    # question's checkpoint so the next run retries it.
+                                    raise EndpointError(
+                                        f"{consecutive_transport_errors} questions in a row failed on the endpoint; "
+                                        f"last: {final.get('stop_reason')}")
+                            else:
+                                consecutive_transport_errors = 0
                             record = trace_record(final, verifier=verifier)
                             await store.append(record)
                             await saver.adelete_thread(question["id"])

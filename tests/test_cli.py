@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scireflect.cli import app
-from tests.mock_openai import MockOpenAI
+from scireflect.mock_openai import MockOpenAI
 
 ROWS = [
     {"id": "q1", "subject": "math", "question": "What is six times seven?", "answer": "42"},
@@ -114,7 +114,7 @@ def test_killed_run_resumes_with_every_question_exactly_once(tmp_path):
     questions = write_questions(tmp_path / "q.jsonl", rows)
     run_dir = tmp_path / "run"
     traces = run_dir / "traces.jsonl"
-    with MockOpenAI(delay_s=0.15) as mock:
+    with MockOpenAI(latency_s=0.15) as mock:
         cmd = [sys.executable, "-m", "scireflect.cli", "annotate", str(questions), "--out", str(run_dir),
                "--base-url", mock.base_url, "--model", "mock-model", "--concurrency", "3"]
         env = dict(os.environ, OPENAI_API_KEY="test")

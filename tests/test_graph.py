@@ -15,7 +15,7 @@ import openai
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from scireflect.agents.roles import AgentTeam
+from scireflect.agents.roles import AgentTeam, RetryPolicy
 from scireflect.graphs.annotation import Budget, EndpointError, build_annotation_graph, decide_next, initial_state, merge_steps
 from scireflect.verifiers.base import Verdict
 from tests.fakes import ScriptedChatModel
@@ -44,13 +44,14 @@ class ExactBoxedVerifier:
                        extracted=got, reference=question["answer"])
 
 
-def team(solver: list, critic: list | None = None, reviser: list | None = None):
+def team(solver: list, critic: list | None = None, reviser: list | None = None, retry: RetryPolicy | None = None):
     models = {
         "solver": ScriptedChatModel(replies=list(solver), name_="solver-model"),
         "critic": ScriptedChatModel(replies=list(critic or []), name_="critic-model"),
         "reviser": ScriptedChatModel(replies=list(reviser or []), name_="reviser-model"),
     }
-    return AgentTeam.from_models({r: (m, f"{r}-model") for r, m in models.items()}), models
+    retry = retry or RetryPolicy(max_retries=0)
+    return AgentTeam.from_models({r: (m, f"{r}-model") for r, m in models.items()}, retry=retry), models
 
 
 RIGHT = "Step 1: May: 48/2 = 24.\nStep 2: total 48 + 24 = 72.\n\\boxed{72}"
@@ -139,10 +140,32 @@ def _request() -> httpx.Request:
     return httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
 
 
-async def test_unreachable_endpoint_stops_the_run():
-    agents, _ = team([openai.APIConnectionError(request=_request())])
-    with pytest.raises(EndpointError, match="solver model call failed: APIConnectionError"):
+async def test_rejected_key_stops_the_run():
+    response = httpx.Response(401, request=_request(), json={"error": {"message": "bad key"}})
+    agents, _ = team([openai.AuthenticationError("bad key", response=response, body=None)])
+    with pytest.raises(EndpointError, match="solver model call failed: AuthenticationError"):
         await run(agents)
+
+
+async def test_transient_faults_are_retried_and_recorded():
+    rate_limited = httpx.Response(429, request=_request(), headers={"Retry-After": "0"}, json={"error": {"message": "slow down"}})
+    faults = [openai.RateLimitError("slow down", response=rate_limited, body=None),
+              openai.APIConnectionError(request=_request()), ""]  # "" = an empty completion
+    agents, models = team(faults + [RIGHT], retry=RetryPolicy(max_retries=3, initial_backoff_s=0.0))
+    state = await run(agents)
+    assert state["status"] == "accepted"
+    failures = state["steps"][0]["transport_failures"]
+    assert [f["kind"] for f in failures] == ["rate_limit", "connection", "empty"]
+    assert failures[0]["status"] == 429 and failures[0]["wait_s"] == 0.0
+    assert len(models["solver"].calls) == 4
+
+
+async def test_persistent_transient_faults_end_the_question_as_error():
+    agents, models = team([openai.APIConnectionError(request=_request())] * 3, retry=RetryPolicy(max_retries=2, initial_backoff_s=0.0))
+    state = await run(agents)
+    assert state["status"] == "error" and state["error_kind"] == "transport"
+    assert state["stop_reason"].startswith("solver call failed after 3 tries: APIConnectionError")
+    assert len(state["steps"][0]["transport_failures"]) == 3
 
 
 async def test_bad_request_ends_the_question_as_error():
@@ -150,13 +173,15 @@ async def test_bad_request_ends_the_question_as_error():
     agents, _ = team([openai.BadRequestError("context length exceeded", response=response, body=None)])
     state = await run(agents)
     assert state["status"] == "error" and "context length exceeded" in state["stop_reason"]
+    assert state["error_kind"] == "request"
     assert state["steps"][0]["error"]
 
 
 async def test_resume_from_checkpoint_repeats_no_model_call():
     saver = InMemorySaver()
     config = {"configurable": {"thread_id": QUESTION["id"]}}
-    agents, models = team([WRONG], [openai.APIConnectionError(request=_request())])
+    response = httpx.Response(404, request=_request(), json={"error": {"message": "no such model"}})
+    agents, models = team([WRONG], [openai.NotFoundError("no such model", response=response, body=None)])
     with pytest.raises(EndpointError):
         await run(agents, checkpointer=saver, config=config)
     # The solver's attempt and its verdict survived in the checkpoint.

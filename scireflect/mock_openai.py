@@ -1,0 +1,227 @@
+"""A fault-injecting OpenAI-compatible chat server on loopback, for tests and benchmarks.
+
+It answers ``GET /v1/models`` and ``POST /v1/chat/completions`` with deterministic replies and,
+on a seeded random share of requests, with the faults real endpoints produce: 429 with
+``Retry-After``, 500, a hang past the client's timeout, a dropped connection, a truncated body, a
+non-JSON body, or an empty message. It binds to 127.0.0.1 only, and it is bounded: it refuses
+(503) requests past ``max_requests`` and caps every sleep.
+
+Replies: a prompt whose system message mentions a reviewer (the Critic) gets a fixed critique; an
+answer-guided prompt ("The correct final answer is: X") gets ``\\boxed{X}``; every other prompt
+gets ``\\boxed{<answer>}`` where ``<answer>`` comes from ``answers`` (a map from a substring of the
+question to its answer) or ``default_answer``.
+
+Usage::
+
+    with MockOpenAI(latency_s=0.05, faults=FaultPlan(rate=0.2, seed=1)) as server:
+        ChatOpenAI(base_url=server.base_url, model=server.model, api_key="x")
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULT_KINDS = ("rate_limit", "server_error", "hang", "drop", "truncated", "non_json", "empty")
+
+
+@dataclass
+class FaultPlan:
+    """Which share of chat requests fail, and how.
+
+    Attributes:
+        rate: probability in [0, 1] that a chat request gets a fault.
+        kinds: the fault kinds drawn uniformly (subset of :data:`FAULT_KINDS`).
+        seed: RNG seed, so a run's fault sequence is reproducible.
+        retry_after_s: the ``Retry-After`` value of 429 replies, in seconds.
+        hang_s: how long a ``hang`` sleeps before answering (set it above the client's timeout).
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    retry_after_s: float = 0.05
+    hang_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown or not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"bad fault plan: rate {self.rate}, unknown kinds {sorted(unknown)}")
+
+
+@dataclass
+class MockStats:
+    """Counts of what the server did: chat requests, faults by kind, models requests."""
+
+    chat_requests: int = 0
+    faults: Counter = field(default_factory=Counter)
+
+
+class MockOpenAI:
+    """The mock server; a context manager that serves on a free loopback port in a thread.
+
+    Args:
+        latency_s: seconds every chat reply waits before answering (the model's "generation").
+        default_answer: what ``\\boxed{}`` holds when no entry of ``answers`` matches.
+        answers: ``{substring of the user message: answer}``.
+        faults: the fault plan (none by default).
+        model: the one model name listed by ``/v1/models``.
+        max_requests: chat requests served before answering 503 (a bound for runaway tests).
+
+    Attributes:
+        requests: the messages of every chat request, in arrival order.
+        stats: :class:`MockStats`.
+    """
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        default_answer: str = "42",
+        answers: dict[str, str] | None = None,
+        faults: FaultPlan | None = None,
+        model: str = "mock-model",
+        max_requests: int = 1_000_000,
+    ):
+        self.latency_s = latency_s
+        self.default_answer = default_answer
+        self.answers = dict(answers or {})
+        self.faults = faults or FaultPlan()
+        self.model = model
+        self.max_requests = max_requests
+        self.requests: list[list[dict]] = []
+        self.stats = MockStats()
+        self._rng = random.Random(self.faults.seed)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="mock-openai", daemon=True)
+
+    # -- replies ---------------------------------------------------------------------------------
+    def reply(self, messages: list[dict]) -> str:
+        """The deterministic reply text for a chat request."""
+        system = messages[0]["content"] if messages else ""
+        user = messages[-1]["content"] if messages else ""
+        if "reviewer" in system:
+            return "Step 1 is wrong: the quantity was misread."
+        guided = re.search(r"The correct final answer is: (\S+)", user)
+        if guided:
+            answer = guided.group(1)
+        else:
+            answer = next((a for key, a in self.answers.items() if key in user), self.default_answer)
+        return f"Step 1: work it out.\nStep 2: the result is {answer}.\n\\boxed{{{answer}}}"
+
+    def _draw_fault(self) -> str | None:
+        with self._lock:
+            if self._rng.random() < self.faults.rate:
+                return self._rng.choice(self.faults.kinds)
+        return None
+
+    def _handler_class(self):
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def handle(self):
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                    pass  # the client gave up (e.g. its timeout during a "hang"): nothing to answer
+
+            def _send(self, code: int, body: bytes, *, content_type: str = "application/json", headers: dict | None = None) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, code: int, payload: dict, headers: dict | None = None) -> None:
+                self._send(code, json.dumps(payload).encode(), headers=headers)
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": mock.model, "object": "model", "owned_by": "mock"}]})
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                try:
+                    request = json.loads(self.rfile.read(length))
+                    messages = request["messages"]
+                except (ValueError, KeyError):
+                    self._json(400, {"error": {"message": "bad request body"}})
+                    return
+                with mock._lock:
+                    mock.stats.chat_requests += 1
+                    over = mock.stats.chat_requests > mock.max_requests
+                    mock.requests.append(messages)
+                if over:
+                    self._json(503, {"error": {"message": "mock server request bound reached"}})
+                    return
+                fault = mock._draw_fault()
+                if fault:
+                    with mock._lock:
+                        mock.stats.faults[fault] += 1
+                time.sleep(min(mock.latency_s, 30.0))
+                text = "" if fault == "empty" else mock.reply(messages)
+                prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+                payload = {
+                    "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": mock.model,
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+                              "total_tokens": prompt_tokens + len(text.split())},
+                }
+                if fault == "rate_limit":
+                    self._json(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
+                               headers={"Retry-After": f"{mock.faults.retry_after_s:g}"})
+                elif fault == "server_error":
+                    self._json(500, {"error": {"message": "internal error"}})
+                elif fault == "hang":
+                    time.sleep(min(mock.faults.hang_s, 30.0))
+                    self._json(200, payload)
+                elif fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                elif fault == "truncated":
+                    body = json.dumps(payload).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                elif fault == "non_json":
+                    self._send(200, b"<html><body>upstream proxy error</body></html>", content_type="text/html")
+                else:  # no fault, or "empty"
+                    self._json(200, payload)
+
+        return Handler
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> MockOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,105 @@
+"""Reliability against a faulty endpoint and against kills (issue: fault injection, crash-resume).
+
+Both tests run the real runner with ``ChatOpenAI`` against the loopback fault-injecting mock server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from scireflect.config import LLMSettings, RunSettings
+from scireflect.graphs.annotation import Budget, EndpointError
+from scireflect.mock_openai import FaultPlan, MockOpenAI
+from scireflect.questions import load_questions
+from scireflect.runner import annotate
+
+
+def make_questions(path: Path, n: int) -> Path:
+    rows = [{"id": f"r{i:03d}", "subject": ["math", "physics", "chemistry"][i % 3],
+             "question": f"Item {i:03d}: compute the value.", "answer": "42" if i % 4 else str(i)} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def read_ids(path: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+
+
+async def test_twenty_percent_faults_every_question_accounted_for(tmp_path):
+    questions = load_questions(make_questions(tmp_path / "q.jsonl", 40))
+    faults = FaultPlan(rate=0.2, seed=3, retry_after_s=0.01, hang_s=1.0)
+    with MockOpenAI(latency_s=0.01, faults=faults) as mock:
+        llm = LLMSettings(base_url=mock.base_url, model=mock.model, request_timeout_s=0.5, max_retries=4, retry_backoff_s=0.02)
+        settings = RunSettings(roles={r: llm for r in ("solver", "critic", "reviser")}, concurrency=8,
+                               budget=Budget(max_attempts=3, max_reflections=1))
+        result = await annotate(questions, tmp_path / "run", settings)
+        fault_counts = dict(mock.stats.faults)
+    records = [json.loads(line) for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(q["id"] for q in questions.questions)
+    assert set(fault_counts) == {"rate_limit", "server_error", "hang", "drop", "truncated", "non_json", "empty"}
+    statuses = Counter(r["status"] for r in records)
+    assert statuses["accepted"] >= 36, statuses  # with 4 retries, a 20% fault rate rarely sinks a call
+    failures = [f for r in records for s in r["steps"] for f in s["transport_failures"]]
+    assert len(failures) >= sum(fault_counts.values()) * 0.9  # each fault is recorded where it hit
+    kinds = Counter(f["kind"] for f in failures)
+    assert {"rate_limit", "server_error", "timeout", "connection", "bad_body", "empty"} <= set(kinds), kinds
+    assert result.summary["all"].questions == 40
+
+
+async def test_endpoint_down_stops_the_run_and_keeps_the_rest_pending(tmp_path):
+    questions = load_questions(make_questions(tmp_path / "q.jsonl", 12))
+    with MockOpenAI(faults=FaultPlan(rate=1.0, kinds=("server_error",))) as mock:
+        llm = LLMSettings(base_url=mock.base_url, model=mock.model, max_retries=1, retry_backoff_s=0.0)
+        settings = replace(RunSettings(roles={r: llm for r in ("solver", "critic", "reviser")}, concurrency=1),
+                           abort_after_transport_errors=3)
+        with pytest.raises(EndpointError, match="3 questions in a row failed on the endpoint"):
+            await annotate(questions, tmp_path / "run", settings)
+    # Two questions are recorded as errors; the third (which tripped the breaker) and the rest stay pending.
+    records = [json.loads(line) for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["error", "error"]
+    assert records[0]["error_kind"] == "transport" and "failed after 2 tries" in records[0]["stop_reason"]
+    assert [f["kind"] for f in records[0]["steps"][0]["transport_failures"]] == ["server_error", "server_error"]
+
+
+def test_twenty_random_kills_then_resume_every_question_exactly_once(tmp_path):
+    questions = make_questions(tmp_path / "q.jsonl", 30)
+    run_dir = tmp_path / "run"
+    traces = run_dir / "traces.jsonl"
+    rng = random.Random(20261123)
+    env = dict(os.environ, OPENAI_API_KEY="test")
+    with MockOpenAI(latency_s=0.08) as mock:
+        cmd = [sys.executable, "-m", "scireflect.cli", "annotate", str(questions), "--out", str(run_dir),
+               "--base-url", mock.base_url, "--model", mock.model, "--concurrency", "4",
+               "--budget", "attempts=3,reflections=1"]
+        kills = 0
+        while kills < 20:
+            done_before = set(read_ids(traces)) if traces.exists() else set()
+            if len(done_before) == 30:
+                break
+            n_requests = len(mock.requests)
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            time.sleep(rng.uniform(0.8, 2.5))  # the interpreter takes ~1.3 s to import; some kills land before work
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            later = "\n".join(m["content"] for req in mock.requests[n_requests:] for m in req)
+            for qid in done_before:  # a finished question never calls the model again
+                assert f"Item {qid[1:]}:" not in later, (kills, qid)
+            assert sorted(set(read_ids(traces))) == sorted(read_ids(traces)) if traces.exists() else True
+        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert final.returncode == 0, final.stderr
+    ids = read_ids(traces)
+    assert kills == 20
+    assert len(ids) == 30 and len(set(ids)) == 30  # every question exactly once
+    assert traces.read_bytes().endswith(b"\n")
