@@ -1,0 +1,156 @@
+"""Framework-overhead benchmark of the annotation runner (prints figures; not a test).
+
+N questions go through the real runner (LangGraph graph, SQLite checkpointer, sandboxed verifier,
+append-only traces) against the loopback mock OpenAI server with a fixed latency L per model call,
+at several concurrencies. For each run it prints the wall time beside the ideal
+``N * L * calls_per_question / concurrency`` (what an infinitely fast framework would take), the
+framework's CPU time per graph step (runner process plus its verifier workers; the mock server
+runs in a separate process and is not counted), and the runner's peak memory.
+
+    python benchmarks/bench_runner.py --questions 2000 --latency 0.05 --concurrency 1,16,64,256
+    python benchmarks/bench_runner.py --verifier-checks 500        # sandboxed checks per second
+    python benchmarks/bench_runner.py --embedded 4                 # end-to-end rate, embedded model
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _serve_mock(latency_s: float, conn) -> None:
+    from scireflect.mock_openai import MockOpenAI
+
+    with MockOpenAI(latency_s=latency_s) as server:
+        conn.send(server.base_url)
+        conn.recv()  # wait for "stop"
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _questions(path: Path, n: int) -> Path:
+    with open(path, "w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"b{i:06d}", "subject": "math", "question": f"Benchmark item {i}: what is 6 x 7?",
+                                 "answer": "42"}) + "\n")
+    return path
+
+
+async def _one_run(base_url: str, n: int, concurrency: int, workdir: Path, verifier) -> dict:
+    from scireflect.config import LLMSettings, RunSettings
+    from scireflect.questions import load_questions
+    from scireflect.runner import annotate
+
+    questions = load_questions(_questions(workdir / f"q{concurrency}.jsonl", n))
+    llm = LLMSettings(base_url=base_url, model="mock-model", max_retries=2)
+    settings = RunSettings(roles={r: llm for r in ("solver", "critic", "reviser")}, concurrency=concurrency)
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    await annotate(questions, workdir / f"run{concurrency}", settings, verifier=verifier)
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    records = [json.loads(line) for line in (workdir / f"run{concurrency}" / "traces.jsonl").read_text().splitlines()]
+    calls = sum(len(r["steps"]) for r in records)
+    # graph steps: every node execution (solve/critique/revise/answer_guided = one call each,
+    # plus one verify per solution and one finalize per question)
+    solutions = sum(r["n_attempts"] for r in records)
+    steps = calls + solutions + len(records)
+    return {"n": n, "concurrency": concurrency, "wall_s": wall, "cpu_s": cpu, "calls": calls, "steps": steps,
+            "accepted": sum(r["status"] == "accepted" for r in records)}
+
+
+def bench_runner(n: int, latency: float, concurrencies: list[int]) -> None:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve_mock, args=(latency, child), daemon=True)
+    server.start()
+    base_url = parent.recv()
+    print(f"runner benchmark: {n} questions, mock latency {latency * 1000:.0f} ms per call, {os.cpu_count()} CPU cores")
+    print(f"{'conc.':>6} {'calls':>7} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} {'CPU ms/step':>12} {'q/s':>8} {'peak RSS MiB':>12}")
+    try:
+        # One event loop for every run: langchain-openai caches its HTTP client per process.
+        asyncio.run(_all_runs(base_url, n, latency, concurrencies))
+    finally:
+        parent.send("stop")
+        server.join(timeout=10)
+
+
+async def _all_runs(base_url: str, n: int, latency: float, concurrencies: list[int]) -> None:
+    from scireflect.verifiers import SandboxedAnswerVerifier
+
+    with tempfile.TemporaryDirectory() as tmp, SandboxedAnswerVerifier(workers=max(1, (os.cpu_count() or 2) - 1)) as verifier:
+        await verifier.averify("\\boxed{42}", {"answer": "42"})  # start the worker before timing
+        for concurrency in concurrencies:
+            r = await _one_run(base_url, n, concurrency, Path(tmp), verifier)
+            ideal = r["calls"] * latency / concurrency
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{concurrency:>6} {r['calls']:>7} {r['wall_s']:>8.2f} {ideal:>8.2f} {r['wall_s'] / ideal:>10.2f} "
+                  f"{1000 * r['cpu_s'] / r['steps']:>12.2f} {n / r['wall_s']:>8.1f} {rss:>12.0f}", flush=True)
+
+
+def bench_verifier(n: int) -> None:
+    from scireflect.verifiers import SandboxedAnswerVerifier
+
+    cases = [("The total is \\boxed{72}.", {"answer": "72"}), ("so \\boxed{\\frac{9}{7}}", {"answer": "\\dfrac{9}{7}"}),
+             ("\\boxed{50.70}", {"answer": "50.7", "unit": "$\\mathrm{atm}$"}), ("\\boxed{B}", {"answer": "B", "choices": ["a", "b", "c", "d"]}),
+             ("\\boxed{(x+1)^2}", {"answer": "x^2+2x+1"})]
+    workers = os.cpu_count() or 1
+
+    async def run() -> float:
+        with SandboxedAnswerVerifier(workers=workers) as verifier:
+            await verifier.averify(*cases[0])
+            t0 = time.perf_counter()
+            await asyncio.gather(*(verifier.averify(*cases[i % len(cases)]) for i in range(n)))
+            return time.perf_counter() - t0
+
+    wall = asyncio.run(run())
+    print(f"verifier: {n} sandboxed checks in {wall:.2f} s with {workers} worker(s): {n / wall:.0f} checks/s, "
+          f"{n / wall / workers:.0f} checks/s per core (mix: integer, fraction, number+unit, choice, expression)")
+
+
+def bench_embedded(n: int, model: str) -> None:
+    import subprocess
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample" / "questions.jsonl"
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "scireflect.cli", "annotate", str(sample), "--out", f"{tmp}/run", "--limit", str(n),
+                        "--embedded-model", model], check=True)
+        wall = time.perf_counter() - t0
+        records = [json.loads(line) for line in Path(f"{tmp}/run/traces.jsonl").read_text().splitlines()]
+    calls = sum(len(r["steps"]) for r in records)
+    tokens = sum(r["tokens"] for r in records)
+    print(f"embedded {model}: {n} questions in {wall:.0f} s ({wall / n:.0f} s per question, {calls} model calls, "
+          f"{tokens} tokens); accepted {sum(r['status'] == 'accepted' for r in records)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.05, help="mock latency per model call, seconds")
+    parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated concurrencies")
+    parser.add_argument("--verifier-checks", type=int, default=0, help="also time this many sandboxed verifier checks")
+    parser.add_argument("--embedded", type=int, default=0, help="also annotate this many sample questions with the embedded model")
+    parser.add_argument("--embedded-model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
+    parser.add_argument("--skip-runner", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_runner:
+        bench_runner(args.questions, args.latency, [int(c) for c in args.concurrency.split(",")])
+    if args.verifier_checks:
+        bench_verifier(args.verifier_checks)
+    if args.embedded:
+        bench_embedded(args.embedded, args.embedded_model)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Tests of the sandboxed verifier: worker processes, timeouts, memory limit, asyncio and threads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from scireflect.verifiers import AnswerVerifier, SandboxedAnswerVerifier, Verdict
+from scireflect.verifiers.base import CHECK_ERROR, EQUAL, NO_ANSWER, TIMEOUT, UNPARSEABLE
+
+FIXTURES = Path(__file__).parent / "fixtures" / "verifier"
+PAIRS = [json.loads(line) for line in (FIXTURES / "pairs.jsonl").read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    v = SandboxedAnswerVerifier(timeout_s=2.0, memory_mb=1024, workers=2)
+    yield v
+    v.close()
+
+
+def test_protocol_and_lazy_pool() -> None:
+    v = SandboxedAnswerVerifier()
+    assert isinstance(v, AnswerVerifier)
+    assert (v.name, v.version, v.timeout_s, v.memory_mb, v.workers, v.rel_tol) == ("answer", "1", 10.0, 1024, 1, None)
+    assert v._pool is None  # created on first use only
+    # decided by the parent-side pre-check: no pool is started
+    assert v.verify("no answer here", {"answer": "1"}).reason == NO_ANSWER
+    long = v.verify("\\boxed{" + "1+" * 12_000 + "1}", {"answer": "1"})
+    assert long.ok is None and long.reason == UNPARSEABLE
+    assert v._pool is None
+    v.close()
+    with pytest.raises(ValueError):
+        SandboxedAnswerVerifier(start_method="fork")
+
+
+def test_basic_checks(verifier: SandboxedAnswerVerifier) -> None:
+    v = verifier.verify("so \\boxed{72}", {"answer": "72"})
+    assert v.ok is True and v.reason == EQUAL and v.extracted == "72" and v.elapsed_s > 0
+    assert verifier.verify("so \\boxed{71}", {"answer": "72"}).ok is False
+
+
+def test_bomb_times_out_and_the_verifier_goes_on(verifier: SandboxedAnswerVerifier) -> None:
+    t0 = time.perf_counter()
+    v = verifier.verify("hence $\\boxed{9^{9^{9^{9}}}}$", {"answer": "72"})
+    wall = time.perf_counter() - t0
+    assert v.ok is None and v.reason == TIMEOUT, v
+    assert v.extracted == "9^{9^{9^{9}}}"
+    assert 2.0 <= v.elapsed_s <= wall + 0.01 and wall < 15
+    after = verifier.verify("\\boxed{\\frac{9}{7}}", {"answer": "\\dfrac{9}{7}"})
+    assert after.ok is True
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    ["10^{10^{10}}", "2^{2^{2^{2^{2^{2}}}}}", "(" * 2000 + "1" + ")" * 2000, "+".join(["x"] * 9000)],
+)
+def test_pathological_inputs_come_back(verifier: SandboxedAnswerVerifier, bomb: str) -> None:
+    t0 = time.perf_counter()
+    v = verifier.verify("\\boxed{" + bomb + "}", {"answer": "72"})
+    assert time.perf_counter() - t0 < 15
+    assert v.ok is not True
+    assert v.reason in (TIMEOUT, UNPARSEABLE, "numeric_mismatch", CHECK_ERROR)
+
+
+def test_adversarial_code_is_not_run(verifier: SandboxedAnswerVerifier) -> None:
+    target = Path("/tmp/pwned_scireflect")
+    if target.exists():
+        target.unlink()
+    for ref in ("72", "x^2+1", "B", "true"):
+        v = verifier.verify("\\boxed{__import__('os').system('touch /tmp/pwned_scireflect')}", {"answer": ref})
+        assert v.ok is not True
+    assert verifier.verify("\\boxed{__import__('os').system('touch /tmp/pwned_scireflect')}", {"answer": "72"}).ok is None
+    assert not target.exists()
+
+
+async def test_many_concurrent_averify(verifier: SandboxedAnswerVerifier) -> None:
+    pairs = PAIRS[:20]
+    results = await asyncio.wait_for(
+        asyncio.gather(*[verifier.averify(p["response"], p["question"]) for p in pairs]), timeout=60
+    )
+    assert len(results) == 20
+    for p, v in zip(pairs, results):
+        assert isinstance(v, Verdict)
+        assert v.ok is p["expect"], (p["source_id"], v)
+
+
+def test_averify_from_threads(verifier: SandboxedAnswerVerifier) -> None:
+    out: dict[int, Verdict] = {}
+
+    def worker(i: int) -> None:
+        out[i] = asyncio.run(verifier.averify(f"\\boxed{{{i}}}", {"answer": "2"}))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(out) == [0, 1, 2, 3]
+    assert [out[i].ok for i in range(4)] == [False, False, True, False]
+
+
+def test_rel_tol_is_passed_to_the_worker() -> None:
+    with SandboxedAnswerVerifier(timeout_s=5, rel_tol=0.05) as v:
+        assert v.verify("\\boxed{50.2}", {"answer": "50.7"}).ok is True
+
+
+def test_explanations_never_contain_the_reference(verifier: SandboxedAnswerVerifier) -> None:
+    wrong = [p for p in PAIRS if not p["expect"]][:10]
+    for p in wrong:
+        v = verifier.verify(p["response"], p["question"])
+        ref = p["question"]["answer"]
+        expl = v.explanation.replace(v.extracted or "\x00", "").replace(v.candidate or "\x00", "")
+        assert ref not in expl.split(), (p["source_id"], v.explanation)
+        assert v.reference is not None
+
+
+def test_memory_limit_is_applied_in_the_worker() -> None:
+    """The worker initialiser sets RLIMIT_AS; a large allocation then fails with MemoryError."""
+    code = (
+        "import resource\n"
+        "from scireflect.verifiers.sandbox import _init_worker\n"
+        "_init_worker(600)\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20)\n"
+        "try:\n"
+        "    b = bytearray(800 * 2**20)\n"
+        "    print('allocated')\n"
+        "except MemoryError:\n"
+        "    print('MemoryError')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["600", "MemoryError"]

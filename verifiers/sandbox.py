@@ -1,0 +1,223 @@
+"""Run answer checks in worker processes with a wall-clock limit and a memory limit.
+
+sympy can be made to run for hours or to eat all memory by a few characters of LaTeX
+(``9^{9^{9^{9}}}``), and the annotation graph checks thousands of untrusted model answers from an
+asyncio event loop and from threads. :class:`SandboxedAnswerVerifier` therefore runs every check of
+:func:`scireflect.verifiers.answer.verify_answer` in a ``pebble.ProcessPool`` worker started with the
+``spawn`` method (``fork`` is unsafe in a process with threads and a running event loop): a task
+past ``timeout_s`` is killed with its worker (the pool starts a fresh one and goes on), and each
+worker runs under ``RLIMIT_AS`` = ``memory_mb`` so that a memory bomb raises ``MemoryError`` in the
+worker instead of taking the machine down. Cheap decisions (no reference, no answer, an answer
+longer than ``MAX_ANSWER_CHARS``) are made in the parent by :func:`precheck` without a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from concurrent.futures import Future
+from dataclasses import replace
+from time import perf_counter
+from typing import Any, Mapping
+
+from .answer import precheck, verify_answer
+from .base import CHECK_ERROR, TIMEOUT, Verdict
+
+__all__ = ["SandboxedAnswerVerifier", "precheck"]
+
+_QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject")
+
+
+def _init_worker(memory_mb: int | None) -> None:
+    """Worker initialiser: apply ``RLIMIT_AS`` and import sympy and the LaTeX parser once.
+
+    Never raises (a failing initialiser would make pebble restart workers forever); a limit that
+    cannot be set is ignored (e.g. on platforms without ``resource``).
+    """
+    if memory_mb:
+        try:
+            import resource
+
+            limit = int(memory_mb) * 1024 * 1024
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        except (ImportError, ValueError, OSError):
+            pass
+    try:  # warm up: the first parse_latex call loads the ANTLR grammar
+        verify_answer("\\boxed{x+1}", {"answer": "1+x"})
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+
+
+def _run_check(response: str, question: dict[str, Any], rel_tol: float | None) -> Verdict:
+    """Worker entry point (top level so that ``spawn`` workers can unpickle it)."""
+    return verify_answer(response, question, rel_tol=rel_tol)
+
+
+class SandboxedAnswerVerifier:
+    """The answer verifier of scireflect: :func:`verify_answer` in a killable worker process.
+
+    Implements :class:`~scireflect.verifiers.base.AnswerVerifier` (``name="answer"``,
+    ``version="1"``). Thread-safe and asyncio-friendly; the pool is created on first use.
+
+    Args:
+        timeout_s: wall-clock limit, in seconds, for one check once a worker has started it; a
+            check past it is killed and returns ``Verdict(ok=None, reason="timeout")``.
+        memory_mb: address-space limit (``RLIMIT_AS``) of each worker, in MiB (``None``/0: none).
+            A check that runs out of memory returns ``ok=None``, reason ``check_error``.
+        workers: number of worker processes (checks beyond that wait in a queue).
+        rel_tol: passed to :func:`verify_answer` (``None``: default rules; ``0.05``: SciBench-style).
+        start_method: ``spawn`` (default) or ``forkserver``; never ``fork``.
+
+    ``elapsed_s`` of every verdict is the wall time measured in the calling process (queueing,
+    worker start-up and transfer included). :meth:`close` stops the workers; a later call starts a
+    new pool. Sources: process isolation with a per-task timeout as in the sandboxed graders of
+    OpenAI's ``human-eval`` and of math-verify (which uses signal timeouts, unusable in threads).
+    """
+
+    name = "answer"
+    version = "1"
+
+    def __init__(
+        self,
+        timeout_s: float = 10.0,
+        memory_mb: int | None = 1024,
+        workers: int = 1,
+        rel_tol: float | None = None,
+        *,
+        start_method: str = "spawn",
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if start_method not in ("spawn", "forkserver"):
+            raise ValueError("start_method must be 'spawn' or 'forkserver' (fork is unsafe with threads)")
+        self.timeout_s = float(timeout_s)
+        self.memory_mb = memory_mb
+        self.workers = int(workers)
+        self.rel_tol = rel_tol
+        self.start_method = start_method
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    # -- pool management ------------------------------------------------------------------------
+
+    def _get_pool(self):
+        with self._lock:
+            if self._pool is None or not getattr(self._pool, "active", True):
+                import pebble
+
+                self._pool = pebble.ProcessPool(
+                    max_workers=self.workers,
+                    initializer=_init_worker,
+                    initargs=(self.memory_mb,),
+                    context=multiprocessing.get_context(self.start_method),
+                )
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (running checks are killed). Safe to call more than once."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            pool.join(timeout=10)
+
+    def __enter__(self) -> SandboxedAnswerVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- checking -------------------------------------------------------------------------------
+
+    def _submit(self, response: str, question: Mapping[str, Any]) -> tuple[Future | None, Verdict | None, Any]:
+        """Pre-check in the parent; return (future, None, extraction) or (None, verdict, extraction)."""
+        extraction, early = precheck(response, question)
+        if early is not None:
+            return None, early, extraction
+        payload = {k: question.get(k) for k in _QUESTION_KEYS if question.get(k) is not None}
+        pool = self._get_pool()
+        fut = pool.schedule(_run_check, args=(response, payload, self.rel_tol), timeout=self.timeout_s)
+        return fut, None, extraction
+
+    def _from_exception(self, exc: BaseException, extraction: Any) -> Verdict:
+        ex_kw = {"extracted": extraction.text, "extraction_method": extraction.method} if extraction else {}
+        if isinstance(exc, TimeoutError):
+            return Verdict(
+                ok=None,
+                reason=TIMEOUT,
+                explanation=f"the check ran past its {self.timeout_s:g} s wall-clock limit and was stopped",
+                checker="sandbox",
+                details={"timeout_s": self.timeout_s},
+                **ex_kw,
+            )
+        if isinstance(exc, MemoryError):
+            expl = f"the check ran out of memory (limit {self.memory_mb} MiB)"
+        else:
+            try:
+                from pebble import ProcessExpired
+            except ImportError:  # pragma: no cover
+                ProcessExpired = ()  # type: ignore[assignment]  # noqa: N806
+            if isinstance(exc, ProcessExpired):
+                code = getattr(exc, "exitcode", None)
+                expl = f"the worker process died during the check (exit code {code}; e.g. out of memory)"
+            else:
+                expl = f"the sandboxed check failed ({type(exc).__name__})"
+        return Verdict(
+            ok=None,
+            reason=CHECK_ERROR,
+            explanation=expl,
+            checker="sandbox",
+            details={"error_type": type(exc).__name__, "memory_mb": self.memory_mb},
+            **ex_kw,
+        )
+
+    def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+        """Check ``response`` against ``question['answer']`` in a worker; blocks until done.
+
+        Args:
+            response: the full model output.
+            question: mapping with ``answer`` and optionally ``choices``, ``unit``,
+                ``question_type``, ``answer_type``, ``question``.
+
+        Returns:
+            The worker's :class:`Verdict` (``elapsed_s`` replaced by the parent's wall time), or
+            ``timeout`` / ``check_error`` verdicts. Never raises (except ``KeyboardInterrupt``).
+        """
+        t0 = perf_counter()
+        extraction = None
+        try:
+            fut, early, extraction = self._submit(response, question)
+            verdict = early if fut is None else fut.result()
+        except Exception as exc:  # noqa: BLE001 - the contract is "never raises" (incl. CancelledError)
+            verdict = self._from_exception(exc, extraction)
+        return replace(verdict, elapsed_s=perf_counter() - t0)
+
+    async def averify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+        """Asynchronous :meth:`verify`: awaits the worker without blocking the event loop.
+
+        Safe to call from many coroutines at once (``asyncio.gather``) and from several threads,
+        each with its own loop. Cancelling the coroutine cancels the check (its worker is killed
+        if it had started). Returns a :class:`Verdict`; never raises except ``CancelledError``.
+        """
+        t0 = perf_counter()
+        extraction = None
+        try:
+            fut, early, extraction = self._submit(response, question)
+            verdict = early if fut is None else await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+            verdict = self._from_exception(exc, extraction)
+        return replace(verdict, elapsed_s=perf_counter() - t0)
+
+    def __repr__(self) -> str:
+        return (
+            f"SandboxedAnswerVerifier(timeout_s={self.timeout_s:g}, memory_mb={self.memory_mb}, "
+            f"workers={self.workers}, rel_tol={self.rel_tol})"
+        )
