@@ -88,7 +88,7 @@ async def test_many_concurrent_averify(verifier: SandboxedAnswerVerifier) -> Non
         asyncio.gather(*[verifier.averify(p["response"], p["question"]) for p in pairs]), timeout=60
     )
     assert len(results) == 20
-    for p, v in zip(pairs, results):
+    for p, v in zip(pairs, results, strict=True):
         assert isinstance(v, Verdict)
         assert v.ok is p["expect"], (p["source_id"], v)
 

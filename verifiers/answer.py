@@ -78,7 +78,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from time import perf_counter
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import mpmath
 
@@ -295,7 +296,7 @@ _UNIT_TOKEN = re.compile(
 _UNIT_BLOCKED_WORDS = {
     "pi", "e", "i", "sqrt", "ln", "log", "sin", "cos", "tan", "exp", "and", "or", "to", "plus",
     "minus", "times", "over", "more", "less", "than", "not", "no", "yes", "true", "false", "frac",
-    "infty", "inf", "infinity", "cdot", "or", "is", "equals", "approximately", "about",
+    "infty", "inf", "infinity", "cdot", "is", "equals", "approximately", "about",
 }
 _UNIT_SINGLE_LETTERS = set("mgsKNJWVACTFLhMlB")
 
@@ -578,7 +579,6 @@ def _sympy_number(text: str):
 
     Raises :class:`_Unparseable` when it does not parse, ``_NotANumber`` when it has free symbols.
     """
-    sp = _sp()
     expr = _latex_to_sympy(text)
     if expr.free_symbols:
         raise _NotANumber(", ".join(sorted(str(x) for x in expr.free_symbols)))
@@ -1079,7 +1079,7 @@ def check_list(candidate: str, reference: str, *, rel_tol: float | None = None) 
         return _verdict(False, NUMERIC_MISMATCH,
                         f"the extracted list has {len(c_items)} element(s), a different number than the reference",
                         "list", candidate=cand_s, reference=ref_s, details={"candidate_length": len(c_items)})
-    for i, (c, r) in enumerate(zip(c_items, r_items)):
+    for i, (c, r) in enumerate(zip(c_items, r_items, strict=True)):
         if parse_number(r) is None:
             v = check_symbolic(c, r, rel_tol=rel_tol)
         else:
@@ -1325,7 +1325,7 @@ def _compare(cn: _Node, rn: _Node, tol: float, ordered: bool = False) -> _Cmp:
             if "matrix" in cn.brackets + rn.brackets:
                 return _Cmp(False, "ordered", "the matrix shape or brackets differ from the reference's")
             return _Cmp(False, "ordered", f"the brackets {cn.brackets[0]} {cn.brackets[1]} differ from the reference's")
-        for i, (c_item, r_item) in enumerate(zip(cn.items, rn.items)):
+        for i, (c_item, r_item) in enumerate(zip(cn.items, rn.items, strict=True)):
             res = _compare(c_item, r_item, tol)
             if not res.ok:
                 res.note = f"element {i + 1} differs" + (f" ({res.note})" if res.note else "")

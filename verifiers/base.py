@@ -9,7 +9,8 @@ checker, user plugins) implement :class:`AnswerVerifier` and plug into the same 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
 
 # Reason codes. Kept as plain strings so that traces stay readable JSON.
 EQUAL = "equal"
@@ -74,7 +75,7 @@ class Verdict:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Verdict":
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
         """Rebuild a verdict from :meth:`to_dict` output (unknown keys, e.g. ``status``, are ignored)."""
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 

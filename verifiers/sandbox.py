@@ -19,7 +19,8 @@ import threading
 from concurrent.futures import Future
 from dataclasses import replace
 from time import perf_counter
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .answer import precheck, verify_answer
 from .base import CHECK_ERROR, TIMEOUT, Verdict
