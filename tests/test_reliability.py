@@ -38,9 +38,9 @@ def read_ids(path: Path) -> list[str]:
 
 async def test_twenty_percent_faults_every_question_accounted_for(tmp_path):
     questions = load_questions(make_questions(tmp_path / "q.jsonl", 40))
-    faults = FaultPlan(rate=0.2, seed=3, retry_after_s=0.01, hang_s=1.0)
+    faults = FaultPlan(rate=0.2, seed=3, retry_after_s=0.01, hang_s=4.0)
     with MockOpenAI(latency_s=0.01, faults=faults) as mock:
-        llm = LLMSettings(base_url=mock.base_url, model=mock.model, request_timeout_s=0.5, max_retries=4, retry_backoff_s=0.02)
+        llm = LLMSettings(base_url=mock.base_url, model=mock.model, request_timeout_s=3.0, max_retries=4, retry_backoff_s=0.02)
         settings = RunSettings(roles={r: llm for r in ("solver", "critic", "reviser")}, concurrency=8,
                                budget=Budget(max_attempts=3, max_reflections=1))
         result = await annotate(questions, tmp_path / "run", settings)
