@@ -15,6 +15,8 @@ from rich.table import Table
 
 from .config import ConfigError, load_settings
 from .questions import QuestionFileError, load_questions
+from .traces import traces_app
+from .viewer import view_command
 
 app = typer.Typer(
     name="scireflect",
@@ -23,6 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(traces_app, name="traces")
+app.command("view")(view_command)
 console = Console(stderr=True)
 out = Console()
 

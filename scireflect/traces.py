@@ -283,6 +283,7 @@ def trace_stats(records: Iterable[Mapping[str, Any]], *, top: int = 3) -> dict[s
             "rejected": 0, "error": 0, "tokens": 0, "seconds": 0.0,
         })
 
+    subject_row("all")
     for record in records:
         row = trace_row(record)
         for name in (row["subject"], "all"):
@@ -373,8 +374,8 @@ def _t(value: Any, style: str = "") -> Text:
 
 
 def traces_table(records: Iterable[Mapping[str, Any]], title: str | None = None) -> Table:
-    """The questions as a rich table: id, subject, status, stage, reason, attempts, tokens, time."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    """The questions as a rich table: id, subject, status, stage, last verifier reason, attempts, tokens."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("id", no_wrap=True)
     table.add_column("subject", overflow="fold")
     table.add_column("status", no_wrap=True)
@@ -382,12 +383,11 @@ def traces_table(records: Iterable[Mapping[str, Any]], title: str | None = None)
     table.add_column("reason", overflow="fold")
     table.add_column("att", justify="right", no_wrap=True)
     table.add_column("tokens", justify="right", no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
     for record in records:
         row = trace_row(record)
         table.add_row(
             _t(row["id"]), _t(row["subject"]), _t(row["status"], _STATUS_STYLE.get(row["status"] or "", "")),
-            _t(row["stage"]), _t(row["reason"]), str(row["attempts"]), f"{row['tokens']:,}", f"{row['seconds']:.0f}s",
+            _t(row["stage"]), _t(row["reason"]), str(row["attempts"]), f"{row['tokens']:,}",
         )
     return table
 
@@ -434,7 +434,7 @@ def stats_tables(stats: Mapping[str, Any]) -> list[Table]:
     return [subjects, stages, reasons, by_subject]
 
 
-def _tool_call_parts(call: Any) -> tuple[str, str, str]:
+def tool_call_parts(call: Any) -> tuple[str, str, str]:
     """``(name, arguments, output)`` of a recorded tool call, in any of the common shapes."""
     if not isinstance(call, Mapping):
         return "tool", str(call), ""
@@ -456,7 +456,7 @@ def tool_calls_renderable(calls: Sequence[Any]) -> RenderableType:
     """A step's ``tool_calls`` as one small panel per call (name, arguments, output)."""
     parts: list[RenderableType] = []
     for call in calls:
-        name, args, output = _tool_call_parts(call)
+        name, args, output = tool_call_parts(call)
         body = Text()
         body.append("args: ", style="bold")
         body.append(args)
@@ -683,7 +683,7 @@ def traces_list(
     reason: list[str] | None = _REASON,
     as_json: bool = _JSON,
 ) -> None:
-    """List the questions (id, subject, status, stage, last verifier reason, attempts, tokens, time)."""
+    """List the questions (id, subject, status, stage, last verifier reason, attempts, tokens)."""
     records = _load(ctx)
     _print_list(_filtered(ctx, subject=subject, status=status, stage=stage, reason=reason), len(records),
                 as_json or ctx.obj["as_json"])
@@ -741,5 +741,6 @@ __all__ = [
     "trace_stats",
     "traces_app",
     "traces_path",
+    "tool_call_parts",
     "traces_table",
 ]

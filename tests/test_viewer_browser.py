@@ -1,0 +1,114 @@
+"""The viewer end to end in headless Chromium (Debian's ``chromium`` + the ``playwright`` package).
+
+Needs ``/usr/bin/chromium`` (``apt-get install chromium``) and ``pip install playwright``; the
+browser bundles of ``playwright install`` are not used. Skipped, with the reason, when either is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("SCIREFLECT_CHROMIUM", "/usr/bin/chromium")
+if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
+
+from scireflect.viewer import serve  # noqa: E402
+
+FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WIDTH, HEIGHT = 1280, 800
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.timeout(120)
+def test_filter_open_rejected_question_see_attempts_and_diff(browser, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(FIXTURE, run_dir)
+    server = serve(run_dir, 0, poll_ms=250)
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        page.goto(server.url)
+        page.wait_for_selector("#questions tbody tr")
+        assert page.locator("#questions tbody tr").count() == 6
+        assert page.locator("#count").inner_text() == "6 of 6 questions"
+
+        # Filter to rejected questions: one row, and the filter is kept in the URL.
+        page.select_option("#f-status", "rejected")
+        rows = page.locator("#questions tbody tr")
+        assert rows.count() == 1 and "mmlu-hs-chem-0042" in rows.first.inner_text()
+        assert "choice_mismatch" in rows.first.inner_text()
+        assert "status=rejected" in page.url
+        index_png = tmp_path / "index-rejected.png"
+        page.screenshot(path=str(index_png))
+
+        # Live update: a question finishes while the page is open; it appears without a reload.
+        page.select_option("#f-status", "")
+        record = json.loads((FIXTURE / "traces.jsonl").read_text().splitlines()[0])
+        record["id"] = "math-frac-live"
+        with open(run_dir / "traces.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        page.wait_for_selector('#questions tr[data-id="math-frac-live"]', timeout=10_000)
+        assert page.locator("#questions tbody tr").count() == 7
+        page.select_option("#f-status", "rejected")
+
+        # Open it: attempts side by side, verdicts, critiques, the diff, math rendered by KaTeX.
+        page.locator("#questions tbody tr a").first.click()
+        page.wait_for_selector("article.attempt")
+        page.wait_for_function("document.querySelectorAll('.katex').length > 0", timeout=10_000)
+        assert page.locator("article.attempt").count() == 4
+        assert page.locator("article.attempt.bad").count() == 3 and page.locator("article.attempt.undecided").count() == 1
+        boxes = [page.locator("article.attempt").nth(i).bounding_box() for i in range(2)]
+        assert abs(boxes[0]["y"] - boxes[1]["y"]) < 2 and boxes[1]["x"] > boxes[0]["x"] + 200  # side by side
+        assert page.locator("table.diff").count() == 3
+        assert page.locator("table.diff .diff_sub, table.diff .diff_add, table.diff .diff_chg").count() > 0
+        assert "Attempt 1 → attempt 2" in page.locator("section.diffs").inner_text()
+        assert page.locator(".critique").count() == 2
+        assert "reference answer: B" in page.locator(".reference").inner_text()
+        # The model's <script> is shown as text, never run.
+        assert "<script>alert('x')</script>" in page.locator("#attempt-1 > .text").inner_text()
+        assert dialogs == [] and errors == []
+        question_png = tmp_path / "question-rejected.png"
+        page.screenshot(path=str(question_png), full_page=True)
+
+        # Nothing but the viewer itself was fetched (KaTeX is local).
+        assert requests and all(url.startswith(server.url) for url in requests), [u for u in requests if not u.startswith(server.url)]
+        assert any(url.endswith(".woff2") for url in requests)
+    finally:
+        page.close()
+        server.close()
+
+    assert png_size(index_png) == (WIDTH, HEIGHT) and index_png.stat().st_size > 10_000
+    width, height = png_size(question_png)
+    assert width == WIDTH and height > HEIGHT and question_png.stat().st_size > 50_000
+    if os.environ.get("SCIREFLECT_KEEP_SCREENSHOTS"):
+        keep = Path(os.environ["SCIREFLECT_KEEP_SCREENSHOTS"])
+        keep.mkdir(parents=True, exist_ok=True)
+        for png in (index_png, question_png):
+            shutil.copy(png, keep / png.name)
