@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from .config import ConfigError, load_settings
-from .questions import QuestionFileError, load_questions
+from .questions import QuestionFileError, load_questions, select_shard
 from .traces import traces_app
 from .viewer import view_command
 
@@ -60,7 +60,8 @@ def annotate(
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --subject)."),
     concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once [default: 2]."),
     budget: str | None = typer.Option(None, "--budget", help="Per-question budget, e.g. 'attempts=4,reflections=2,answer_guided=yes,tokens=24000,seconds=900'."),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model)."),
+    base_url: list[str] | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model). Repeat it for replicas of one model: questions are spread over them."),
+    shard: str | None = typer.Option(None, "--shard", help="Only shard K of N ('K/N', 0-based) of the questions, by a stable hash of their ids: run N processes or machines with their own --out, then export them together."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model name at the endpoint."),
     temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature [default: 0.2]."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, help="Completion tokens per model call [default: 1536]."),
@@ -76,14 +77,18 @@ def annotate(
 
     try:
         questions_set = load_questions(questions, subjects=set(subject) if subject else None, limit=limit)
+        if shard:
+            questions_set = select_shard(questions_set, shard)
     except QuestionFileError as exc:
         _fail(str(exc))
+    except ValueError as exc:
+        _fail(f"--shard: {exc}")
     if not questions_set.questions:
         _fail(f"{questions}: no question matches --subject {', '.join(subject or [])}")
     try:
         settings = load_settings(
             config,
-            cli_llm={"base_url": base_url, "model": model, "temperature": temperature, "max_tokens": max_tokens},
+            cli_llm={"base_url": base_url or None, "model": model, "temperature": temperature, "max_tokens": max_tokens},
             budget_spec=budget,
             concurrency=concurrency,
             prompt_variant=prompt_variant,

@@ -53,6 +53,10 @@ class LLMSettings:
 
     Attributes:
         base_url: an OpenAI-compatible endpoint (``.../v1``); ``None`` means the embedded model.
+        replicas: further endpoints serving the same model (e.g. several vLLM servers); questions are
+            spread over ``base_url`` and these by a stable hash of the question id, and all calls of
+            one question go to one endpoint. In TOML or on the command line, give ``base_url`` as
+            a list / repeat ``--base-url``.
         model: model name as the endpoint knows it; ``None`` with the embedded model.
         api_key_env: environment variable holding the API key (default ``OPENAI_API_KEY``; local
             servers accept any key, and ``"local"`` is sent when the variable is unset).
@@ -65,6 +69,7 @@ class LLMSettings:
     """
 
     base_url: str | None = None
+    replicas: tuple[str, ...] = ()
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float = 0.2
@@ -112,6 +117,14 @@ _LLM_KEYS = {f for f in LLMSettings.__dataclass_fields__}
 
 
 def _llm_from(table: dict[str, Any], base: LLMSettings, where: str) -> LLMSettings:
+    table = dict(table)
+    urls = table.get("base_url")
+    if isinstance(urls, (list, tuple)):
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ConfigError(f"{where}: base_url must be a URL or a non-empty list of URLs")
+        table["base_url"], table["replicas"] = urls[0], tuple(urls[1:])
+    elif "base_url" in table:
+        table.setdefault("replicas", ())
     unknown = set(table) - _LLM_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_LLM_KEYS))}")
@@ -162,7 +175,7 @@ def load_settings(
     if env_url:
         base = replace(base, base_url=env_url)
     base = _llm_from(data.get("llm", {}), base, f"{where} [llm]")
-    cli = {k: v for k, v in (cli_llm or {}).items() if v is not None}
+    cli = {k: v for k, v in (cli_llm or {}).items() if v is not None and v != []}
     base = _llm_from(cli, base, "command line")
     role_tables = data.get("roles", {})
     unknown_roles = set(role_tables) - set(ROLES)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +126,27 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
     if limit is not None:
         rows = rows[: max(0, limit)]
     return QuestionSet(path=path, questions=rows, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def select_shard(questions: QuestionSet, spec: str) -> QuestionSet:
+    """Keep shard ``K`` of ``N`` (``spec`` = ``"K/N"``, 0-based) by a stable hash of each id.
+
+    The hash is sha1 of the id, so every process and machine agrees on the split whatever the
+    file order; the shards of one file are disjoint and together hold every question.
+
+    Raises:
+        ValueError: ``spec`` is not ``K/N`` with ``0 <= K < N``.
+    """
+    k_text, sep, n_text = spec.partition("/")
+    try:
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"expected K/N, got '{spec}'") from None
+    if not sep or n < 1 or not 0 <= k < n:
+        raise ValueError(f"expected K/N with 0 <= K < N, got '{spec}'")
+    return replace(questions, questions=[q for q in questions.questions if stable_bucket(q["id"], n) == k])
+
+
+def stable_bucket(question_id: str, n: int) -> int:
+    """A bucket in ``[0, n)`` for a question id: sha1-based, so the same on every process and machine."""
+    return int.from_bytes(hashlib.sha1(question_id.encode("utf-8")).digest()[:8], "big") % n

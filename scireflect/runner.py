@@ -40,7 +40,7 @@ from .agents import prompts as P
 from .agents.roles import ROLES, Agent, AgentTeam, RetryPolicy
 from .config import LLMSettings, RunSettings
 from .graphs.annotation import EndpointError, build_annotation_graph, initial_state, seconds_used, tokens_used
-from .questions import QuestionSet
+from .questions import QuestionSet, stable_bucket
 from .verifiers.base import AnswerVerifier
 
 TRACES = "traces.jsonl"
@@ -266,11 +266,20 @@ async def preflight(endpoints: Mapping[str, tuple[str, set[str]]]) -> None:
             )
 
 
+def endpoint_urls(settings: LLMSettings, embedded_url: str | None) -> list[str]:
+    """The endpoints one role spreads its questions over: ``base_url`` then its replicas."""
+    if settings.base_url is None:
+        assert embedded_url is not None
+        return [embedded_url]
+    return [settings.base_url, *settings.replicas]
+
+
 @contextlib.asynccontextmanager
-async def _llm_team(settings: RunSettings, run_dir: Path, say: ProgressCallback) -> AsyncIterator[tuple[AgentTeam, dict[str, str]]]:
+async def _llm_teams(settings: RunSettings, run_dir: Path, say: ProgressCallback) -> AsyncIterator[tuple[list[AgentTeam], dict[str, str]]]:
     """Start the embedded model if needed, check the endpoints, and build the agents.
 
-    Yields ``(team, {role: model name})``.
+    Yields ``([team per replica], {role: model name})``: team ``r`` uses endpoint ``r`` of each
+    role's list (cycling when a role has fewer replicas).
     """
     server_cm: Any = contextlib.nullcontext()
     embedded_url = embedded_name = None
@@ -293,22 +302,26 @@ async def _llm_team(settings: RunSettings, run_dir: Path, say: ProgressCallback)
     async with server_cm as server:
         if server is not None:
             embedded_url = server.base_url
-        models: dict[str, Any] = {}
-        names: dict[str, str] = {}
+        urls = {role: endpoint_urls(settings.roles[role], embedded_url) for role in ROLES}
+        names = {role: (settings.roles[role].model if settings.roles[role].base_url else embedded_name) for role in ROLES}
         endpoints: dict[str, tuple[str, set[str]]] = {}
         for role in ROLES:
-            llm = settings.roles[role]
-            base_url = llm.base_url or embedded_url
-            model = llm.model if llm.base_url else embedded_name
-            assert base_url is not None and model is not None
-            models[role] = (_chat_model(llm, base_url, model), model)
-            names[role] = model
-            endpoints.setdefault(base_url, (llm.api_key(), set()))[1].add(model)
+            for url in urls[role]:
+                endpoints.setdefault(url, (settings.roles[role].api_key(), set()))[1].add(names[role])
         await preflight(endpoints)
-        agents = {role: Agent(role, *models[role], retry=RetryPolicy(max_retries=settings.roles[role].max_retries,
-                                                                initial_backoff_s=settings.roles[role].retry_backoff_s))
-                  for role in ROLES}
-        yield AgentTeam(**agents), names
+        n_replicas = max(len(u) for u in urls.values())
+        teams = []
+        for r in range(n_replicas):
+            agents = {}
+            for role in ROLES:
+                llm = settings.roles[role]
+                retry = RetryPolicy(max_retries=llm.max_retries, initial_backoff_s=llm.retry_backoff_s)
+                chat = _chat_model(llm, urls[role][r % len(urls[role])], names[role])
+                agents[role] = Agent(role, chat, names[role], retry=retry)
+            teams.append(AgentTeam(**agents))
+        if n_replicas > 1:
+            say("status", {"message": f"spreading questions over {n_replicas} endpoint replicas"})
+        yield teams, names
 
 
 def _manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: AnswerVerifier) -> dict[str, Any]:
@@ -321,7 +334,8 @@ def _manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str
         "concurrency": settings.concurrency,
         "prompt_variant": settings.prompt_variant,
         "roles": {
-            role: {"model": models[role], "base_url": s.base_url or "embedded", "temperature": s.temperature, "max_tokens": s.max_tokens}
+            role: {"model": models[role], "base_url": s.base_url or "embedded", "replicas": list(s.replicas),
+                   "temperature": s.temperature, "max_tokens": s.max_tokens}
             for role, s in settings.roles.items()
         },
     }
@@ -430,12 +444,13 @@ async def annotate(
     statuses: Counter = Counter()
     try:
         if pending:
-            team_cm: Any = _llm_team(settings, run_dir, say) if team is None else contextlib.nullcontext((team, {r: getattr(team, r).model_name for r in ROLES}))
-            async with team_cm as (agents, models):
+            team_cm: Any = (_llm_teams(settings, run_dir, say) if team is None
+                             else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
+            async with team_cm as (teams, models):
                 _write_manifest(run_dir, _manifest(questions, settings, models, verifier), say)
                 async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
                     await saver.setup()
-                    graph = build_annotation_graph(agents, verifier, settings.budget, checkpointer=saver)
+                    graphs = [build_annotation_graph(t, verifier, settings.budget, checkpointer=saver) for t in teams]
                     say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped})
                     semaphore = asyncio.Semaphore(settings.concurrency)
                     consecutive_transport_errors = 0
@@ -443,6 +458,7 @@ async def annotate(
                     async def one(question: dict[str, Any]) -> None:
                         nonlocal finished_now, consecutive_transport_errors
                         async with semaphore:
+                            graph = graphs[stable_bucket(question["id"], len(graphs))]
                             config = {"configurable": {"thread_id": question["id"]}, "recursion_limit": 100}
                             snapshot = await graph.aget_state(config)
                             if snapshot.next:  # interrupted mid-question: resume from the checkpoint
