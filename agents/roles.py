@@ -48,6 +48,8 @@ class AgentReply:
     finish_reason: str | None = None
     tokens_estimated: bool = False
     failures: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls made during this call (tools on): ``{"round", "id", "name", "args", "result", "error"}``."""
 
 
 @dataclass(frozen=True)
@@ -155,21 +157,36 @@ class Agent:
         model_name: the name recorded in traces when the endpoint reports none.
     """
 
-    def __init__(self, role: str, llm: BaseChatModel, model_name: str, retry: RetryPolicy | None = None):
+    def __init__(self, role: str, llm: BaseChatModel, model_name: str, retry: RetryPolicy | None = None,
+                 tools: list[Any] | None = None, max_tool_rounds: int = 4):
         if role not in ROLES:
             raise ValueError(f"unknown role '{role}'; expected one of {ROLES}")
         self.role = role
         self.llm = llm
         self.model_name = model_name
         self.retry = retry or RetryPolicy()
+        self.tools = list(tools or [])
+        self.max_tool_rounds = int(max_tool_rounds)
         self._rng = random.Random()
 
-    async def _call_with_retries(self, messages: list[BaseMessage]) -> tuple[Any, float, list[dict[str, Any]]]:
+    def with_tools(self, tools: list[Any], max_tool_rounds: int = 4) -> Agent:
+        """A copy of this agent whose model is bound to ``tools`` (``llm.bind_tools``).
+
+        Each :meth:`ainvoke` then runs "model -> tools -> model" (a LangGraph ``ToolNode`` executes
+        the calls) for at most ``max_tool_rounds`` rounds; a model still calling tools after that
+        gets one last call without tools and must answer.
+        """
+        return Agent(self.role, self.llm, self.model_name, self.retry, tools=tools, max_tool_rounds=max_tool_rounds)
+
+    async def _call_with_retries(self, messages: list[BaseMessage], llm: Any = None) -> tuple[Any, float, list[dict[str, Any]]]:
         failures: list[dict[str, Any]] = []
+        llm = llm if llm is not None else self.llm
         for retry in range(self.retry.max_retries + 1):
             started = time.perf_counter()
             try:
-                response = await self.llm.ainvoke(messages)
+                response = await llm.ainvoke(messages)
+                if getattr(response, "tool_calls", None):
+                    return response, time.perf_counter() - started, failures
                 if not (_text(response) if isinstance(response, AIMessage) else str(getattr(response, "content", ""))).strip():
                     raise EmptyCompletion("the endpoint returned an empty completion")
                 return response, time.perf_counter() - started, failures
@@ -199,14 +216,18 @@ class Agent:
             the graph decides which end a question and which stop the run.
         """
         messages = prompt.format_messages(**variables)
-        response, latency, failures = await self._call_with_retries(messages)
+        sent = _as_dicts(messages)
+        if self.tools:
+            response, latency, failures, tool_calls, in_tok, out_tok = await self._tool_loop(list(messages))
+        else:
+            response, latency, failures = await self._call_with_retries(messages)
+            tool_calls, in_tok, out_tok = [], 0, 0
         text = _text(response) if isinstance(response, AIMessage) else str(getattr(response, "content", response))
         usage = getattr(response, "usage_metadata", None) or {}
         meta = getattr(response, "response_metadata", None) or {}
-        sent = _as_dicts(messages)
         estimated = not usage
-        input_tokens = int(usage.get("input_tokens", 0)) if usage else sum(len(m["content"]) for m in sent) // 4
-        output_tokens = int(usage.get("output_tokens", 0)) if usage else len(text) // 4
+        input_tokens = in_tok + (int(usage.get("input_tokens", 0)) if usage else sum(len(m["content"]) for m in sent) // 4)
+        output_tokens = out_tok + (int(usage.get("output_tokens", 0)) if usage else len(text) // 4)
         model = meta.get("model_name") or self.model_name
         if not isinstance(model, str) or model in ("", "0"):
             model = self.model_name
@@ -220,7 +241,50 @@ class Agent:
             finish_reason=meta.get("finish_reason"),
             tokens_estimated=estimated,
             failures=failures,
+            tool_calls=tool_calls,
         )
+
+    async def _tool_loop(self, messages: list[BaseMessage]):
+        """model -> ToolNode -> model ..., at most ``max_tool_rounds`` tool rounds.
+
+        Returns ``(final response, latency, failures, tool_calls, input_tokens, output_tokens)``
+        where the token counts are those of the intermediate (tool-calling) responses.
+        """
+        from langchain_core.messages import ToolMessage
+        from langgraph.prebuilt import ToolNode
+
+        bound = self.llm.bind_tools(self.tools)
+        node = ToolNode(self.tools, handle_tool_errors=True)
+        records: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        latency, in_tok, out_tok = 0.0, 0, 0
+        for round_no in range(self.max_tool_rounds + 1):
+            llm = bound if round_no < self.max_tool_rounds else self.llm
+            response, secs, fails = await self._call_with_retries(messages, llm)
+            latency += secs
+            failures += fails
+            calls = list(getattr(response, "tool_calls", None) or [])
+            if not calls or round_no == self.max_tool_rounds:
+                return response, latency, failures, records, in_tok, out_tok
+            usage = getattr(response, "usage_metadata", None) or {}
+            in_tok += int(usage.get("input_tokens", 0))
+            out_tok += int(usage.get("output_tokens", 0))
+            messages.append(response)
+            started = time.perf_counter()
+            results = await node.ainvoke([response])
+            latency += time.perf_counter() - started
+            if isinstance(results, dict):
+                results = results.get("messages", [])
+            by_id = {m.tool_call_id: m for m in results if isinstance(m, ToolMessage)}
+            for call in calls:
+                msg = by_id.get(call.get("id"))
+                content = str(msg.content) if msg is not None else ""
+                failed = msg is None or getattr(msg, "status", "success") == "error" or content.startswith("error:")
+                records.append({"round": round_no + 1, "id": call.get("id"), "name": call.get("name"),
+                                "args": dict(call.get("args") or {}), "result": None if failed else content,
+                                "error": (content or "no result") if failed else None})
+            messages.extend(results)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)

@@ -156,8 +156,9 @@ def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply 
     number of the attempt it reviews), ``kind`` (``solution`` or ``critique``), ``messages`` (the
     prompt as sent), ``response``, ``input_tokens``, ``output_tokens``, ``latency_s``, ``model``,
     ``finish_reason``, ``started_at`` (ISO 8601, UTC), ``error``, ``transport_failures`` (each failed
-    try before the call succeeded or gave up: error, HTTP status, seconds, wait); solution steps gain
-    ``parsed_answer`` and ``verdict`` (see :class:`~scireflect.verifiers.base.Verdict`).
+    try before the call succeeded or gave up: error, HTTP status, seconds, wait), ``tool_calls`` (with
+    tools on: each call's ``round``, ``id``, ``name``, ``args``, ``result``, ``error``; else empty);
+    solution steps gain ``parsed_answer`` and ``verdict`` (see :class:`~scireflect.verifiers.base.Verdict`).
     """
     return {
         "index": index,
@@ -176,6 +177,7 @@ def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply 
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "error": error,
         "transport_failures": list(reply.failures) if reply else [],
+        "tool_calls": list(getattr(reply, "tool_calls", None) or []) if reply else [],
         "parsed_answer": None,
         "verdict": None,
     }
@@ -245,6 +247,8 @@ def build_annotation_graph(
     *,
     checkpointer: Any = None,
     verify_fn: Callable[[str, Mapping[str, Any]], Awaitable[Verdict]] | None = None,
+    tools: bool | list[Any] = False,
+    max_tool_rounds: int = 4,
 ):
     """Build and compile the annotation graph.
 
@@ -256,6 +260,14 @@ def build_annotation_graph(
         checkpointer: a LangGraph checkpointer (e.g. ``AsyncSqliteSaver``) for resumable runs;
             invoke with ``{"configurable": {"thread_id": question_id}}``.
         verify_fn: override of the verification coroutine (tests).
+        tools: opt-in tool use (default off: small local models call tools poorly). ``True`` gives
+            the Solver and the Critic :func:`scireflect.agents.tools.default_tools` (sympy calculator,
+            unit converter, answer format check without the reference); a list gives those tools.
+            Their chat models are bound with ``.bind_tools(...)`` and each of their calls runs
+            "model -> tools (a LangGraph ``ToolNode``) -> model" for at most ``max_tool_rounds``
+            rounds; the calls and results are kept in the step's ``tool_calls``. The Reviser
+            never gets tools.
+        max_tool_rounds: tool rounds per model call (>= 1) when tools are on.
 
     Returns:
         A compiled graph. Input: ``{"question": row, "variant": "math"}``; output: the final
@@ -265,6 +277,17 @@ def build_annotation_graph(
         EndpointError: the endpoint is unreachable, rejects the key, lacks the model, or rate-limits
             beyond the client's retries.
     """
+    if tools:
+        if max_tool_rounds < 1:
+            raise ValueError("max_tool_rounds must be >= 1")
+        if tools is True:
+            from ..agents.tools import default_tools
+
+            tool_list = default_tools()
+        else:
+            tool_list = list(tools)
+        agents = AgentTeam(solver=agents.solver.with_tools(tool_list, max_tool_rounds),
+                           critic=agents.critic.with_tools(tool_list, max_tool_rounds), reviser=agents.reviser)
     if verify_fn is None:
         averify = getattr(verifier, "averify", None)
         if averify is not None:

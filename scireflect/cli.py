@@ -69,7 +69,9 @@ def annotate(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
     embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model name (see 'scireflect models')."),
     gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
-    rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="Relative tolerance of numeric answers [default: 1e-4; SciBench uses 0.05]."),
+    rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="A fixed relative tolerance of numeric answers (SciBench grades with 0.05)."),
+    tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),
+    tools: bool | None = typer.Option(None, "--tools/--no-tools", help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check (small models call tools poorly) [default: off]."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
     from .graphs.annotation import EndpointError
@@ -95,6 +97,8 @@ def annotate(
             embedded_model=embedded_model,
             gguf_path=gguf,
             rel_tol=rel_tol,
+            tolerance=tolerance,
+            tools=tools,
         )
         from .agents.prompts import subject_variant
 

@@ -23,7 +23,9 @@ A TOML file may give each role its own endpoint and model::
     seconds = 900
 
     [verifier]
-    rel_tol = 1e-4            # relative tolerance of numeric answers
+    tolerance = "sig_figs"    # or "default", "scibench" (5% relative, as SciBench grades)
+    rel_tol = 1e-4            # a fixed relative tolerance of numeric answers instead
+    by_subject = { formal = "lean" }   # verifier per subject (plugins register by entry point)
     timeout_s = 10            # per check, in a worker process
     memory_mb = 1024
 
@@ -88,11 +90,27 @@ class LLMSettings:
 
 @dataclass(frozen=True)
 class VerifierSettings:
-    """Answer-verifier settings: numeric tolerance and the sandbox's limits (seconds, MiB)."""
+    """Verifier settings.
+
+    Attributes:
+        rel_tol: relative tolerance of numeric answers (``None``: the tolerance policy decides).
+        tolerance: ``default`` (exact references exact, rounded decimals to their last digit),
+            ``sig_figs`` (from the reference's significant figures) or ``scibench`` (5% relative).
+        timeout_s / memory_mb: per check, in the sandboxed worker process (seconds, MiB).
+        default: the verifier name for subjects not in ``by_subject`` (see ``scireflect.verifiers``
+            registry: built-ins ``answer``, ``answer-inprocess``; plugins by entry point).
+        by_subject: ``{subject: verifier name}``.
+        ensemble: ask math-verify when our symbolic check cannot decide (it can only turn that
+            into "equal"; never for numbers or units).
+    """
 
     rel_tol: float | None = None
+    tolerance: str | None = None
     timeout_s: float = 10.0
     memory_mb: int = 1024
+    default: str = "answer"
+    by_subject: dict[str, str] = field(default_factory=dict)
+    ensemble: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,8 @@ class RunSettings:
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
     concurrency: int = 2
     abort_after_transport_errors: int = 8
+    tools: bool = False
+    max_tool_rounds: int = 4
     prompt_variant: str | None = None
     embedded_model: str | None = None
     gguf_path: Path | None = None
@@ -144,6 +164,8 @@ def load_settings(
     embedded_model: str | None = None,
     gguf_path: Path | None = None,
     rel_tol: float | None = None,
+    tolerance: str | None = None,
+    tools: bool | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -206,6 +228,10 @@ def load_settings(
         raise ConfigError(f"{where} [verifier]: unknown key(s) {', '.join(sorted(unknown))}")
     if rel_tol is not None:
         verifier_table["rel_tol"] = rel_tol
+    if tolerance is not None:
+        verifier_table["tolerance"] = tolerance
+    if verifier_table.get("tolerance") not in (None, "default", "sig_figs", "scibench"):
+        raise ConfigError(f"verifier tolerance must be default, sig_figs or scibench, not '{verifier_table['tolerance']}'")
     verifier = VerifierSettings(**verifier_table)
 
     run_table = data.get("run", {})
@@ -220,4 +246,6 @@ def load_settings(
         prompt_variant=prompt_variant or run_table.get("prompt_variant"),
         embedded_model=embedded_model or run_table.get("embedded_model"),
         gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),
+        tools=bool(run_table.get("tools", False)) if tools is None else tools,
+        max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
     )

@@ -332,6 +332,7 @@ def _manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str
         "verifier": {"name": verifier.name, "version": verifier.version, **asdict(settings.verifier)},
         "budget": asdict(settings.budget),
         "concurrency": settings.concurrency,
+        "tools": settings.tools,
         "prompt_variant": settings.prompt_variant,
         "roles": {
             role: {"model": models[role], "base_url": s.base_url or "embedded", "replicas": list(s.replicas),
@@ -390,15 +391,14 @@ def trace_record(state: Mapping[str, Any], *, verifier: AnswerVerifier) -> dict[
 
 
 def make_verifier(settings: RunSettings) -> AnswerVerifier:
-    """The run's answer verifier: checks in a sandboxed worker process with time and memory limits."""
-    from .verifiers import SandboxedAnswerVerifier
+    """The run's verifier: ``[verifier] default`` and ``by_subject`` resolved through the registry
+    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process."""
+    from .verifiers import build_verifier
 
-    return SandboxedAnswerVerifier(
-        timeout_s=settings.verifier.timeout_s,
-        memory_mb=settings.verifier.memory_mb,
-        workers=max(1, min(settings.concurrency, os.cpu_count() or 1)),
-        rel_tol=settings.verifier.rel_tol,
-    )
+    v = settings.verifier
+    return build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
+                          workers=max(1, min(settings.concurrency, os.cpu_count() or 1)),
+                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble)
 
 
 async def annotate(
@@ -450,7 +450,8 @@ async def annotate(
                 _write_manifest(run_dir, _manifest(questions, settings, models, verifier), say)
                 async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
                     await saver.setup()
-                    graphs = [build_annotation_graph(t, verifier, settings.budget, checkpointer=saver) for t in teams]
+                    graphs = [build_annotation_graph(t, verifier, settings.budget, checkpointer=saver, tools=settings.tools,
+                                                     max_tool_rounds=settings.max_tool_rounds) for t in teams]
                     say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped})
                     semaphore = asyncio.Semaphore(settings.concurrency)
                     consecutive_transport_errors = 0

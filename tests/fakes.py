@@ -17,13 +17,20 @@ Reply = str | BaseException | Callable[[list[BaseMessage]], str]
 class ScriptedChatModel(BaseChatModel):
     """Returns scripted replies in order; records every prompt it was sent.
 
-    A reply may be a string, an exception instance (raised), or a function of the messages.
+    A reply may be a string, an ``AIMessage`` (e.g. with ``tool_calls``), an exception instance
+    (raised), or a function of the messages returning either.
     Reports usage like an OpenAI endpoint: input tokens = characters/4, output tokens = words.
+    ``bind_tools`` records the tool names in ``bound_tools`` and returns the model itself.
     """
 
     replies: list[Any] = Field(default_factory=list)
     calls: list[list[BaseMessage]] = Field(default_factory=list)
+    bound_tools: list[str] = Field(default_factory=list)
     name_: str = "scripted"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
+        self.bound_tools = [getattr(t, "name", str(t)) for t in tools]
+        return self
 
     @property
     def _llm_type(self) -> str:
@@ -38,6 +45,13 @@ class ScriptedChatModel(BaseChatModel):
             raise reply
         text = reply(messages) if callable(reply) else reply
         prompt_chars = sum(len(str(m.content)) for m in messages)
+        if isinstance(text, AIMessage):
+            words = len(str(text.content).split()) + 1
+            message = text.model_copy(update={
+                "usage_metadata": {"input_tokens": prompt_chars // 4, "output_tokens": words, "total_tokens": prompt_chars // 4 + words},
+                "response_metadata": {"model_name": self.name_, "finish_reason": "tool_calls" if text.tool_calls else "stop"},
+            })
+            return ChatResult(generations=[ChatGeneration(message=message)])
         message = AIMessage(
             content=text,
             usage_metadata={"input_tokens": prompt_chars // 4, "output_tokens": len(text.split()), "total_tokens": prompt_chars // 4 + len(text.split())},

@@ -30,7 +30,7 @@ def verifier():
 def test_protocol_and_lazy_pool() -> None:
     v = SandboxedAnswerVerifier()
     assert isinstance(v, AnswerVerifier)
-    assert (v.name, v.version, v.timeout_s, v.memory_mb, v.workers, v.rel_tol) == ("answer", "1", 10.0, 1024, 1, None)
+    assert (v.name, v.version, v.timeout_s, v.memory_mb, v.workers, v.rel_tol) == ("answer", "2", 10.0, 1024, 1, None)
     assert v._pool is None  # created on first use only
     # decided by the parent-side pre-check: no pool is started
     assert v.verify("no answer here", {"answer": "1"}).reason == NO_ANSWER

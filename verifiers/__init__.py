@@ -6,9 +6,15 @@ is safe to show to the Critic because it never contains the reference answer). T
 * :func:`extract_final_answer` (``extract.py``): the last ``\\boxed{}``, else an "Answer:" line,
   else the last number of a model response.
 * :func:`verify_answer` (``answer.py``): the checks, in-process: numeric (tolerances, percent,
-  units ignored), multiple choice (letters, letter sets, option texts), symbolic LaTeX via sympy's
+  units converted with pint), multiple choice (letters, letter sets, option texts), symbolic LaTeX via sympy's
   ANTLR parser (simplify + random-point sampling; tuples, intervals, sets, equations), TheoremQA
   booleans and lists. The documented rules are in the docstring of ``answer.py``.
+* units (``units.py``): LaTeX/plain unit text -> pint units, conversion, dimension checks.
+* math-verify as an ensemble fallback for symbolic forms we cannot parse (``mathverify_backend.py``).
+* the registry (``registry.py``): verifiers by name, plugins through the ``scireflect.verifiers``
+  entry point group, per-subject routing (:func:`build_verifier`).
+* tool functions for agents (``calc.py``): a safe sympy calculator, a unit converter, an answer
+  format check; wrapped as LangChain tools in :mod:`scireflect.agents.tools`.
 * :class:`SandboxedAnswerVerifier` (``sandbox.py``): the :class:`AnswerVerifier` to use on model
   text: every check in a ``spawn``-ed ``pebble`` worker with a wall-clock and a memory limit, with
   a sync ``verify`` and an asyncio ``averify``.
@@ -17,15 +23,37 @@ Import as ``scireflect.verifiers``.
 """
 
 from .answer import verify_answer
-from .base import AnswerVerifier, Verdict
+from .base import AnswerVerifier, Verdict, Verifier
 from .extract import Extraction, extract_final_answer
-from .sandbox import SandboxedAnswerVerifier
+from .registry import (
+    InProcessAnswerVerifier,
+    SubjectRouter,
+    UnknownVerifier,
+    available_verifiers,
+    build_verifier,
+    get_verifier,
+    register_verifier,
+)
+from .sandbox import SandboxedAnswerVerifier, SandboxedRunner
+from .units import DimensionMismatch, UnitSpec, parse_unit
 
 __all__ = [
     "AnswerVerifier",
+    "DimensionMismatch",
     "Extraction",
+    "InProcessAnswerVerifier",
     "SandboxedAnswerVerifier",
+    "SandboxedRunner",
+    "SubjectRouter",
+    "UnitSpec",
+    "UnknownVerifier",
     "Verdict",
+    "Verifier",
+    "available_verifiers",
+    "build_verifier",
     "extract_final_answer",
+    "get_verifier",
+    "parse_unit",
+    "register_verifier",
     "verify_answer",
 ]

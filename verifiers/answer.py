@@ -4,7 +4,8 @@ Pure functions on strings. Model text is never evaluated as code: plain numbers 
 regular expressions into :class:`fractions.Fraction` (via :class:`decimal.Decimal`), LaTeX is parsed
 by sympy's ANTLR LaTeX grammar (``sympy.parsing.latex.parse_latex``), and structure (tuples,
 intervals, sets, lists, unions, equations) is split by a bracket-aware scanner before parsing.
-Nothing here calls ``eval``/``exec``/``sympify``/``parse_expr`` on model text.
+Nothing here calls ``eval``/``exec``/``sympify``/``parse_expr`` on model text (units are read by a
+tokenizer and dictionary lookups in pint's registry).
 
 These functions do NOT protect against pathological input (``9^{9^{9^{9}}}`` can run for hours in
 sympy): run them through :class:`scireflect.verifiers.sandbox.SandboxedAnswerVerifier`, which adds a
@@ -23,11 +24,12 @@ Numeric tolerance (``rel_tol``):
     point (GSM8K ``72``), a fraction or mixed number (``\frac{9}{7}``, ``3/4``) or a power of ten,
     must match exactly in value (``72``, ``72.0``, ``\$72``, ``72 clips`` pass; ``72.01`` fails;
     ``0.75`` passes for ``3/4`` but ``0.2857`` fails for ``\frac{2}{7}``). Decimal references
-    use a relative tolerance of ``DEFAULT_REL_TOL`` = 1e-4; in addition a
+    use a relative tolerance of ``DEFAULT_REL_TOL`` = 1e-4; instead, a
     reference that is visibly rounded (a decimal with >= 3 significant digits, e.g. ``50.7``,
     ``1.414``, or any JEEBench ``Numeric`` answer, which the exam asks "correct up to the 2nd
-    decimal") also accepts a candidate that rounds to it at its last written digit
-    (|c - r| <= half a unit in the last place: ``50.68`` ~ ``50.7``, ``50.2`` is rejected).
+    decimal") accepts exactly the candidates that round to it at its last written digit
+    (|c - r| <= half a unit in the last place: ``50.68`` ~ ``50.7``, ``50.2`` is rejected;
+    ``4600.2`` is rejected for ``4600.0`` although it is within 1e-4).
   * ``rel_tol=x`` (e.g. ``SCIBENCH_REL_TOL`` = 0.05, the 5 % rule of SciBench, Wang et al. 2024):
     |c - r| <= x * |r| for every reference, integers included.
 Percent: ``12\%`` and ``0.12`` are both accepted for each other, and ``12\%`` is accepted for a
@@ -35,11 +37,25 @@ Percent: ``12\%`` and ``0.12`` are both accepted for each other, and ``12\%`` is
   and the reference are each read "as written" and, when exactly one side carries ``%`` (or the
   question's ``unit`` is ``%``), that side is also read divided by 100; any matching pair accepts.
   ``details['reading']`` says which pair matched.
-Units: a trailing unit (``50.7 atm``, ``50.7\,\mathrm{atm}``, ``\text{ cm}^2``, ``^\circ``, ``\$``)
-  is stripped for the numeric comparison only and reported in ``details['unit_ignored']``; there is
-  no unit conversion yet (a unit-aware verifier is planned). A bare letter right after the number
-  (``3x``) is NOT a unit. A SciBench ``unit`` of the form ``10^{k} ...`` also allows the candidate
-  to be the reference times 10^k.
+Units (pint, :mod:`scireflect.verifiers.units`): the reference unit is the question's ``unit``
+  field (SciBench: the reference is a number in that unit), else the reference's own trailing unit
+  (``5 km``). A candidate without a unit is read in the requested unit (``50.7`` for ``atm``). A
+  candidate with a unit (``50.7 atm``, ``5.137\times10^{6}\ \mathrm{Pa}``, ``\text{ cm}^2``,
+  ``^\circ``, ``0.5236 rad``) is converted to the reference unit and compared by the rules above
+  (reason ``unit_converted`` when a conversion was needed; an exact reference then allows 1e-12 for
+  the float conversion factor, or the candidate's own last-digit rounding when it has >= 4
+  significant digits); units of another dimension are rejected with ``dimension_mismatch`` and an
+  explanation such as "dimension mismatch: got m ([length]), expected m/s ([length] / [time])".
+  Degrees and radians convert (both dimensionless in pint); ``°C`` and ``K`` convert as
+  temperatures. When only the candidate has a unit, or it is not a unit pint knows (``42 pages``),
+  it is ignored and reported in ``details['unit_ignored']``. A bare letter right after the number
+  (``3x``) is NOT a unit. A SciBench ``unit`` of the form ``10^{k} ...`` is part of the unit (and a
+  unit-less candidate may also be the reference times 10^k). ``%`` and ``$`` units: percent rule.
+Tolerance policies (``tolerance``): ``default`` (above), ``sig_figs`` (every decimal reference,
+  even ``9.8``, accepts what rounds to it at its last written digit) and ``scibench`` (5 %).
+Ensemble: when the symbolic check cannot decide (candidate unparseable, undecided, reference not
+  parseable by our grammar), math-verify (Hugging Face, timeouts disabled, ours apply) is asked;
+  it can only turn "cannot decide" into "equal", never override a decision.
 Mixed numbers: ``1\frac{2}{7}`` and ``1 2/7`` (an integer followed by a proper fraction of
   integer literals, as the whole answer or list element) are the mixed number 9/7, as in the MATH
   answers (``6\frac{3}{4}``); they therefore equal ``\dfrac{9}{7}`` and ``9/7``. An improper
@@ -86,6 +102,7 @@ import mpmath
 from .base import (
     CHECK_ERROR,
     CHOICE_MISMATCH,
+    DIMENSION_MISMATCH,
     EQUAL,
     NO_ANSWER,
     NO_REFERENCE,
@@ -93,9 +110,11 @@ from .base import (
     SYMBOLIC_MISMATCH,
     TEXT_MISMATCH,
     UNDECIDED,
+    UNIT_CONVERTED,
     UNPARSEABLE,
     Verdict,
 )
+from .units import DimensionMismatch, conversion, parse_unit
 from .extract import Extraction, extract_final_answer, strip_answer_delimiters
 
 __all__ = [
@@ -123,6 +142,8 @@ SCIBENCH_REL_TOL = 0.05
 SYMBOLIC_REL_TOL = 1e-9
 """Relative agreement needed between numeric evaluations of two exact (symbolic) answers."""
 EXACT_REL_TOL = 1e-15
+CONVERTED_EXACT_REL_TOL = 1e-12
+"""What "exactly equal" means after a unit conversion (pint's factors are floats: 1e-12 relative)."""
 """What "exactly equal" means when one side is only known as a 30-digit float (e.g. ``\\sqrt{5184}``)."""
 MAX_ANSWER_CHARS = 20_000
 """Extracted answers longer than this are rejected as ``unparseable`` before any parsing."""
@@ -212,7 +233,21 @@ def _light_normalize(s: str) -> str:
     s = s.replace("\\$", "").replace("$", "")
     s = _fix_shorthand(s)
     s = re.sub(r"\s+", " ", s).strip()
+    while len(s) >= 2 and s[0] == "{" and _closing_brace(s) == len(s) - 1:  # {a, b}: invisible TeX grouping
+        s = s[1:-1].strip()
     return strip_answer_delimiters(s)
+
+
+def _closing_brace(s: str) -> int | None:
+    depth = 0
+    for i, ch in enumerate(s):
+        if ch == "{" and (i == 0 or s[i - 1] != "\\"):
+            depth += 1
+        elif ch == "}" and (i == 0 or s[i - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
 
 
 def normalize_latex(s: str) -> str:
@@ -451,6 +486,15 @@ def _fmt_fraction(v: Fraction) -> str:
     return f"{v.numerator}/{v.denominator}"
 
 
+def _fmt_short(v: Any) -> str:
+    """At most 10 significant digits (for unit conversions in explanations)."""
+    if isinstance(v, Fraction):
+        if v.denominator == 1 and abs(v.numerator) < 10**12:
+            return str(v.numerator)
+        return f"{float(v):.10g}"
+    return mpmath.nstr(v, 10)
+
+
 def _fmt_value(v: Any) -> str:
     if isinstance(v, Fraction):
         return _fmt_fraction(v)
@@ -513,6 +557,9 @@ def _latex_to_sympy(s: str):
         raise _Unparseable(type(exc).__name__) from exc
     if not isinstance(expr, sp.Basic) or isinstance(expr, (sp.Eq, sp.Ne)) or expr.is_Relational:
         raise _Unparseable("not an expression")
+    pi_sym = sp.Symbol("pi")
+    if pi_sym in expr.free_symbols:  # the ANTLR grammar returns \pi as a plain symbol
+        expr = expr.subs(pi_sym, sp.pi)
     # the grammar reads "2x(x+1)" as a function x applied to x+1: in answers it is a product
     from sympy.core.function import AppliedUndef
 
@@ -737,6 +784,16 @@ def _unit_scale(unit: Any) -> Fraction | None:
     return Fraction(10) ** exp if abs(exp) <= MAX_DECIMAL_EXPONENT else None
 
 
+_TRAILING_PLAIN_UNIT = re.compile(r"^(?P<expr>.*?[}\d)])(?:\s+|\\[,;: ]|~)+(?P<unit>[A-Za-z][A-Za-z/^{}\-\d\s]{0,30})$")
+
+
+def _as_fraction(v: Any) -> Fraction:
+    """An exact Fraction of a Fraction or an mpmath real (30 significant digits)."""
+    if isinstance(v, Fraction):
+        return v
+    return Fraction(mpmath.nstr(v, 30, strip_zeros=False, min_fixed=-1, max_fixed=1).replace(" ", ""))
+
+
 def _candidate_value(candidate: str) -> tuple[Any, ParsedNumber | None, str | None]:
     """(value, parsed-plain-number or None, unit) of a candidate; raises _Unparseable/_NotANumber."""
     pn = parse_number(candidate)
@@ -746,6 +803,12 @@ def _candidate_value(candidate: str) -> tuple[Any, ParsedNumber | None, str | No
     if re.fullmatch(r"[A-Za-z][A-Za-z\s\-']*", _unwrap_text(text).strip()) and re.search(r"[A-Za-z]{3}", text):
         raise _Unparseable("a word, not a number")  # "seventy-two", "none": not a product of symbols
     _, unit = _prep_latex(text)
+    if unit is None:
+        m = _TRAILING_PLAIN_UNIT.match(text)
+        if m and _parse_unit(" " + m.group("unit")) is not None:
+            spec = parse_unit(m.group("unit"))
+            if spec is not None and spec.physical:
+                return _sympy_number(m.group("expr")), None, m.group("unit")
     return _sympy_number(text), None, unit
 
 
@@ -756,8 +819,9 @@ def check_numeric(
     rel_tol: float | None = None,
     unit: Any = None,
     question_type: str | None = None,
+    tolerance: str | None = None,
 ) -> Verdict:
-    r"""Compare a candidate number with a numeric reference.
+    r"""Compare a candidate number with a numeric reference, converting units when both sides have one.
 
     Args:
         candidate: the extracted answer text (``"50.70 atm"``, ``"\frac{3}{4}"``, ``"2^{10}"``).
@@ -766,12 +830,20 @@ def check_numeric(
             (``SCIBENCH_REL_TOL`` = 0.05 as in SciBench, Wang et al. 2024).
         unit: the question's ``unit`` field (``%`` enables the percent reading; ``10^{k}`` a scale).
         question_type: JEEBench ``Numeric`` enables the rounding rule for any decimal reference.
+        tolerance: the tolerance policy: ``None``/``"default"`` (module docstring), ``"sig_figs"``
+            (every decimal reference accepts what rounds to it at its last written digit, e.g.
+            ``9.81`` for ``9.8``) or ``"scibench"`` (= ``rel_tol`` 0.05 when ``rel_tol`` is None).
 
     Returns:
-        A :class:`Verdict` (checker ``numeric``): ``equal`` / ``numeric_mismatch`` (also for
-        answers with free symbols) / ``unparseable``. ``details`` has ``rel_error``, ``rel_tol`` (or
-        ``rule``), ``reading`` and ``unit_ignored``. Tolerance and percent rules: module docstring.
-        The explanation never contains the reference.
+        A :class:`Verdict` (checker ``numeric``): ``equal`` / ``unit_converted`` (equal after a unit
+        conversion) / ``numeric_mismatch`` (also for answers with free symbols) /
+        ``dimension_mismatch`` (both sides have units of different dimensions, e.g. m vs m/s) /
+        ``unparseable``. ``details`` has ``rel_error``, ``rel_tol`` (or ``rule``), ``reading``,
+        ``unit_ignored`` (a unit that played no part), and with units ``candidate_unit``,
+        ``reference_unit``, ``candidate_dimension``, ``reference_dimension``,
+        ``converted_value``. Units: the reference unit is the question's ``unit`` field (SciBench),
+        else the reference's own trailing unit (``5 km``); see :mod:`scireflect.verifiers.units`.
+        The explanation never contains the reference value (it may name the expected unit).
 
     Raises:
         ValueError: if ``reference`` is not a plain number.
@@ -779,6 +851,8 @@ def check_numeric(
     ref = parse_number(reference)
     if ref is None:
         raise ValueError("reference is not a plain number")
+    if tolerance == "scibench" and rel_tol is None:
+        rel_tol = SCIBENCH_REL_TOL
     try:
         c_val, c_pn, c_unit = _candidate_value(candidate)
     except _NotANumber as exc:
@@ -808,20 +882,48 @@ def check_numeric(
             reference=_fmt_fraction(ref.value),
         )
     c_percent = bool(c_pn and c_pn.percent)
-    r_percent = ref.percent or (isinstance(unit, str) and unit.strip().strip("$").strip() in ("%", "\\%"))
-    readings: list[tuple[Any, Fraction, str]] = [(c_val, ref.value, "as written")]
-    if r_percent and not c_percent:
-        readings.append((c_val, ref.value / 100, "reference percent as a fraction"))
-    if c_percent and not r_percent:
-        readings.append(
-            ((c_val / 100) if isinstance(c_val, Fraction) else c_val / 100, ref.value, "candidate percent as a fraction")
-        )
-    scale = _unit_scale(unit)
-    if scale is not None:
-        readings.append((c_val, ref.value * scale, "reference times the unit's power of ten"))
+    # units: the question's unit field (SciBench), else the reference's own trailing unit ("5 km")
+    r_unit_text = unit if isinstance(unit, str) and unit.strip() else ref.unit
+    r_spec = parse_unit(r_unit_text) if r_unit_text else None
+    c_spec = parse_unit(c_unit) if c_unit else None
+    unit_details: dict[str, Any] = {}
+    converted = None
+    if c_spec is not None and c_spec.physical and r_spec is not None and r_spec.physical:
+        unit_details = {"candidate_unit": c_spec.pretty, "reference_unit": r_spec.pretty,
+                        "candidate_dimension": c_spec.dimensionality, "reference_dimension": r_spec.dimensionality}
+        try:
+            converted = conversion(_as_fraction(c_val), c_spec, r_spec)
+        except DimensionMismatch as exc:
+            return _verdict(False, DIMENSION_MISMATCH,
+                            f"{exc}: the extracted answer {_fmt_short(c_val)} {c_spec.pretty} cannot be expressed in the requested unit",
+                            "numeric", candidate=f"{_fmt_short(c_val)} {c_spec.pretty}", reference=_fmt_fraction(ref.value),
+                            details=unit_details)
+        unit_details["converted_value"] = _fmt_short(converted)
+    if c_unit and c_spec is None and r_spec is not None and r_spec.physical and c_pn is not None and c_pn.percent is False:
+        return _verdict(None, UNPARSEABLE,
+                        f"the unit '{c_unit}' of the extracted answer could not be read, so it cannot be compared with "
+                        f"the requested unit {r_spec.pretty} ({r_spec.dimensionality})",
+                        "numeric", candidate=_fmt_value(c_val), reference=_fmt_fraction(ref.value),
+                        details={"candidate_unit_text": c_unit, "reference_unit": r_spec.pretty})
+    if converted is not None:
+        same = converted == _as_fraction(c_val)
+        readings: list[tuple[Any, Fraction, str]] = [
+            (converted, ref.value, "as written" if same else "converted to the reference unit")]
+    else:
+        r_percent = ref.percent or (isinstance(unit, str) and unit.strip().strip("$").strip() in ("%", "\\%"))
+        readings = [(c_val, ref.value, "as written")]
+        if r_percent and not c_percent:
+            readings.append((c_val, ref.value / 100, "reference percent as a fraction"))
+        if c_percent and not r_percent:
+            readings.append(
+                ((c_val / 100) if isinstance(c_val, Fraction) else c_val / 100, ref.value, "candidate percent as a fraction")
+            )
+        scale = _unit_scale(unit)
+        if scale is not None:
+            readings.append((c_val, ref.value * scale, "reference times the unit's power of ten"))
 
-    details: dict[str, Any] = {}
-    if c_unit:
+    details: dict[str, Any] = dict(unit_details)
+    if c_unit and converted is None:
         details["unit_ignored"] = c_unit
     best = None
     for c, r, label in readings:
@@ -832,21 +934,30 @@ def check_numeric(
             if r == 0:
                 ok = _abs_diff(c, r) <= Fraction(rel_tol) * Fraction(1, 10**12)
             rule, tol = f"rel_tol {rel_tol:g}", rel_tol
-        elif ref.exact and not ref.percent and label == "as written":
-            if isinstance(c, Fraction):
+        elif ref.exact and not ref.percent and label in ("as written", "converted to the reference unit"):
+            if isinstance(c, Fraction) and label == "as written":
                 ok = c == r
-            else:
-                ok = err <= EXACT_REL_TOL
-            rule, tol = ("exact integer" if ref.integer_literal else "exact value"), 0.0
+            else:  # a converted value carries the float error of pint's conversion factor
+                rule = "exact integer" if ref.integer_literal else "exact value"
+                ok = err <= (EXACT_REL_TOL if label == "as written" else CONVERTED_EXACT_REL_TOL)
+                if not ok and label != "as written" and c_pn is not None and c_pn.ulp is not None and (c_pn.sig_figs or 0) >= 4:
+                    # a rounded decimal in another unit (0.5236 rad for 30 degrees): the reference must
+                    # lie within half a unit of the candidate's last written digit, converted
+                    half_c = abs(c_pn.ulp / 2 * (converted / c_pn.value)) if c_pn.value else Fraction(0)
+                    ok = _abs_diff(c, r) <= half_c
+                    if ok:
+                        rule = "the reference rounds to the converted answer's last written digit"
+            if isinstance(c, Fraction) and label == "as written":
+                rule = "exact integer" if ref.integer_literal else "exact value"
+            tol = 0.0
         else:
             tol = DEFAULT_REL_TOL
             allowed = Fraction(DEFAULT_REL_TOL) * abs(r)
             rule = f"rel_tol {DEFAULT_REL_TOL:g}"
-            if ref.ulp is not None and ((ref.sig_figs or 0) >= 3 or question_type == "Numeric"):
-                half = ref.ulp / 2 * abs(factor)
-                if half > allowed:
-                    allowed = half
-                    rule = "rounds to the reference's last written digit"
+            if ref.ulp is not None and ((ref.sig_figs or 0) >= 3 or question_type == "Numeric" or tolerance == "sig_figs"):
+                # a visibly rounded reference: what rounds to it at its last written digit, no more
+                allowed = ref.ulp / 2 * abs(factor)
+                rule = "rounds to the reference's last written digit"
             d = _abs_diff(c, r)
             ok = d <= allowed if isinstance(d, Fraction) else d <= _as_mp(allowed)
         cand = (bool(ok), -err if not ok else 0, label, err, rule, tol)
@@ -859,12 +970,23 @@ def check_numeric(
     details.update({"rel_error": err, "rule": rule, "reading": label})
     if rule.startswith("rel_tol"):
         details["rel_tol"] = tol
-    unit_note = f"; the unit '{c_unit}' was ignored (no unit conversion is done)" if c_unit else ""
+    if converted is not None and label != "as written":
+        unit_note = f"; {_fmt_short(c_val)} {c_spec.pretty} was converted to {_fmt_short(converted)} {r_spec.pretty}"
+    elif converted is not None:
+        unit_note = f"; units agree ({r_spec.pretty})"
+    elif c_unit:
+        why = "no reference unit to convert to" if c_spec is not None and c_spec.physical else "not a unit that can be converted"
+        unit_note = f"; the unit '{c_unit}' was ignored ({why})"
+    else:
+        unit_note = ""
     cand_str = _fmt_value(c_val) + ("%" if c_percent else "")
+    if c_spec is not None and c_spec.physical and converted is not None:
+        cand_str = f"{_fmt_short(c_val)} {c_spec.pretty}"
     if ok:
         how = "exactly" if err == 0 else f"(relative error {err:.3g}, rule: {rule})"
         expl = f"the extracted answer matches the reference numerically {how}{unit_note}"
-        return _verdict(True, EQUAL, expl, "numeric", candidate=cand_str, reference=_fmt_fraction(ref.value), details=details)
+        reason = UNIT_CONVERTED if label == "converted to the reference unit" else EQUAL
+        return _verdict(True, reason, expl, "numeric", candidate=cand_str, reference=_fmt_fraction(ref.value), details=details)
     if rule.startswith("exact"):
         what = "an exact integer match" if rule == "exact integer" else "an exact value (the reference is a fraction)"
         expl = f"the extracted answer {cand_str} differs from the reference ({what} is required; relative error {err:.3g}){unit_note}"
@@ -1438,7 +1560,8 @@ def check_symbolic(
 _ORDER_WORDS = re.compile(r"\b(?:increasing|decreasing|ascending|descending)\s+order\b|\bin\s+(?:that|this|the\s+same)\s+order\b", re.I)
 
 
-def _check(ex: Extraction, question: Mapping[str, Any], rel_tol: float | None) -> Verdict:
+def _check(ex: Extraction, question: Mapping[str, Any], rel_tol: float | None, tolerance: str | None = None,
+           ensemble: bool = True) -> Verdict:
     ref = _ref_str(question)
     assert ref is not None
     kind = select_check(question)
@@ -1457,11 +1580,23 @@ def _check(ex: Extraction, question: Mapping[str, Any], rel_tol: float | None) -
         return check_list(cand, ref, rel_tol=rel_tol)
     if kind == "numeric":
         return check_numeric(
-            cand, ref, rel_tol=rel_tol, unit=question.get("unit"), question_type=question.get("question_type")
+            cand, ref, rel_tol=rel_tol, unit=question.get("unit"), question_type=question.get("question_type"),
+            tolerance=tolerance,
         )
     qtext = question.get("question")
     ordered = isinstance(qtext, str) and bool(_ORDER_WORDS.search(qtext))
     v = check_symbolic(cand, ref, rel_tol=rel_tol, ordered_lists=ordered)
+    undecided = v.ok is None or (v.reason == TEXT_MISMATCH and v.details.get("reference_parsed") is False)
+    if ensemble and undecided and not ordered:
+        from .mathverify_backend import math_verify_equal
+
+        mv = math_verify_equal(cand, ref)
+        if mv is True:
+            return replace(v, ok=True, reason=EQUAL, checker="symbolic+math-verify",
+                           explanation="the extracted answer is equivalent to the reference (by the math-verify backend; "
+                                       f"our parser: {v.reason})",
+                           details={**dict(v.details), "backend": "math-verify", "ours": v.reason})
+        v = replace(v, details={**dict(v.details), "math_verify": mv})
     if v.ok is None and v.reason == UNPARSEABLE and parse_number(cand) is not None:
         # numeric fallback: a plain number with a unit against a constant reference
         try:
@@ -1482,7 +1617,14 @@ def _check(ex: Extraction, question: Mapping[str, Any], rel_tol: float | None) -
     return v
 
 
-def verify_answer(response: str, question: Mapping[str, Any], *, rel_tol: float | None = None) -> Verdict:
+def verify_answer(
+    response: str,
+    question: Mapping[str, Any],
+    *,
+    rel_tol: float | None = None,
+    tolerance: str | None = None,
+    ensemble: bool = True,
+) -> Verdict:
     r"""Check a model response against a question's reference answer, in this process.
 
     Args:
@@ -1491,6 +1633,10 @@ def verify_answer(response: str, question: Mapping[str, Any], *, rel_tol: float 
             ``question_type``, ``answer_type``, ``question`` (the text, for options written in it).
         rel_tol: ``None`` for the default tolerance rules, or a relative tolerance (e.g.
             ``SCIBENCH_REL_TOL`` = 0.05, SciBench-style) for numeric answers.
+        tolerance: the numeric tolerance policy: ``None``/``"default"``, ``"sig_figs"`` (derived
+            from the reference's significant figures) or ``"scibench"`` (5 %); see :func:`check_numeric`.
+        ensemble: consult math-verify (:mod:`~scireflect.verifiers.mathverify_backend`) when our
+            symbolic check cannot decide; it never overrides a decision, nor any numeric/unit one.
 
     Returns:
         A :class:`Verdict`; ``elapsed_s`` is the time spent here. Never raises: any exception
@@ -1506,7 +1652,7 @@ def verify_answer(response: str, question: Mapping[str, Any], *, rel_tol: float 
             v = early
         else:
             assert ex is not None
-            v = _check(ex, question, rel_tol)
+            v = _check(ex, question, rel_tol, tolerance, ensemble)
             v = replace(v, extracted=ex.text, extraction_method=ex.method)
     except MemoryError:
         v = _verdict(None, CHECK_ERROR, "the checker ran out of memory", "error",

@@ -24,6 +24,14 @@ NO_REFERENCE = "no_reference"  # the question has no reference answer to compare
 TIMEOUT = "timeout"  # the check ran past its wall-clock limit and was killed
 CHECK_ERROR = "check_error"  # the checker itself failed (e.g. out of memory); never "accepted"
 UNDECIDED = "undecided"  # both sides parsed but equivalence could be neither shown nor refuted
+UNIT_CONVERTED = "unit_converted"  # equal after converting the answer's unit to the reference unit (ok=True)
+DIMENSION_MISMATCH = "dimension_mismatch"  # the answer's unit has another physical dimension (m vs m/s)
+
+REASONS = (
+    EQUAL, UNIT_CONVERTED, NUMERIC_MISMATCH, DIMENSION_MISMATCH, CHOICE_MISMATCH, SYMBOLIC_MISMATCH, TEXT_MISMATCH,
+    NO_ANSWER, UNPARSEABLE, NO_REFERENCE, TIMEOUT, CHECK_ERROR, UNDECIDED,
+)
+"""Every reason code of the built-in verifiers (plugins may add their own strings)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,13 @@ class Verdict:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def evidence_for_critic(self) -> str:
-        """The verifier's evidence as one line for the Critic, without the reference answer."""
+        """The verifier's evidence as one line for the Critic, without the reference answer.
+
+        Unit evidence is included: for ``dimension_mismatch`` the explanation names the answer's
+        unit and dimension and the requested ones (``dimension mismatch: got m ([length]), expected
+        m/s ([length] / [time])``); for a converted answer the conversion. Units are part of the
+        question (SciBench's ``unit`` field), never the reference value.
+        """
         got = self.extracted if self.extracted is not None else "(no final answer found)"
         return f"verifier: {self.status} ({self.reason}); extracted final answer: {got}. {self.explanation}"
 
@@ -101,3 +115,9 @@ class AnswerVerifier(Protocol):
     def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:  # pragma: no cover - protocol
         """Check ``response`` (the full model output) against ``question['answer']``."""
         ...
+
+
+Verifier = AnswerVerifier
+"""Alias: the verifier interface (``name``, ``version``, ``verify(response, question) -> Verdict``;
+optionally ``async averify(...)`` and ``close()``). Plugins register through the
+``scireflect.verifiers`` entry point group; see :mod:`scireflect.verifiers.registry`."""

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from .answer import precheck, verify_answer
 from .base import CHECK_ERROR, TIMEOUT, Verdict
 
-__all__ = ["SandboxedAnswerVerifier", "precheck"]
+__all__ = ["SandboxedAnswerVerifier", "SandboxedRunner", "precheck"]
 
 _QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject")
 
@@ -47,15 +47,17 @@ def _init_worker(memory_mb: int | None) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
         except (ImportError, ValueError, OSError):
             pass
-    try:  # warm up: the first parse_latex call loads the ANTLR grammar
+    try:  # warm up: the first parse_latex call loads the ANTLR grammar; pint loads its registry
         verify_answer("\\boxed{x+1}", {"answer": "1+x"})
+        verify_answer("\\boxed{5000 m}", {"answer": "5", "unit": "km"})
     except Exception:  # noqa: BLE001 - best effort
         pass
 
 
-def _run_check(response: str, question: dict[str, Any], rel_tol: float | None) -> Verdict:
+def _run_check(response: str, question: dict[str, Any], rel_tol: float | None, tolerance: str | None = None,
+               ensemble: bool = True) -> Verdict:
     """Worker entry point (top level so that ``spawn`` workers can unpickle it)."""
-    return verify_answer(response, question, rel_tol=rel_tol)
+    return verify_answer(response, question, rel_tol=rel_tol, tolerance=tolerance, ensemble=ensemble)
 
 
 class SandboxedAnswerVerifier:
@@ -71,6 +73,9 @@ class SandboxedAnswerVerifier:
             A check that runs out of memory returns ``ok=None``, reason ``check_error``.
         workers: number of worker processes (checks beyond that wait in a queue).
         rel_tol: passed to :func:`verify_answer` (``None``: default rules; ``0.05``: SciBench-style).
+        tolerance: the tolerance policy passed to :func:`verify_answer` (``None``/``"default"``,
+            ``"sig_figs"``, ``"scibench"``).
+        ensemble: let math-verify decide what our symbolic check cannot (never overriding it).
         start_method: ``spawn`` (default) or ``forkserver``; never ``fork``.
 
     ``elapsed_s`` of every verdict is the wall time measured in the calling process (queueing,
@@ -80,7 +85,7 @@ class SandboxedAnswerVerifier:
     """
 
     name = "answer"
-    version = "1"
+    version = "2"
 
     def __init__(
         self,
@@ -89,6 +94,8 @@ class SandboxedAnswerVerifier:
         workers: int = 1,
         rel_tol: float | None = None,
         *,
+        tolerance: str | None = None,
+        ensemble: bool = True,
         start_method: str = "spawn",
     ) -> None:
         if timeout_s <= 0:
@@ -100,7 +107,11 @@ class SandboxedAnswerVerifier:
         self.timeout_s = float(timeout_s)
         self.memory_mb = memory_mb
         self.workers = int(workers)
+        if tolerance not in (None, "default", "sig_figs", "scibench"):
+            raise ValueError("tolerance must be 'default', 'sig_figs' or 'scibench'")
         self.rel_tol = rel_tol
+        self.tolerance = tolerance
+        self.ensemble = ensemble
         self.start_method = start_method
         self._pool: Any = None
         self._lock = threading.Lock()
@@ -143,7 +154,8 @@ class SandboxedAnswerVerifier:
             return None, early, extraction
         payload = {k: question.get(k) for k in _QUESTION_KEYS if question.get(k) is not None}
         pool = self._get_pool()
-        fut = pool.schedule(_run_check, args=(response, payload, self.rel_tol), timeout=self.timeout_s)
+        fut = pool.schedule(_run_check, args=(response, payload, self.rel_tol, self.tolerance, self.ensemble),
+                            timeout=self.timeout_s)
         return fut, None, extraction
 
     def _from_exception(self, exc: BaseException, extraction: Any) -> Verdict:
@@ -220,5 +232,73 @@ class SandboxedAnswerVerifier:
     def __repr__(self) -> str:
         return (
             f"SandboxedAnswerVerifier(timeout_s={self.timeout_s:g}, memory_mb={self.memory_mb}, "
-            f"workers={self.workers}, rel_tol={self.rel_tol})"
+            f"workers={self.workers}, rel_tol={self.rel_tol}, tolerance={self.tolerance})"
         )
+
+
+class SandboxedRunner:
+    """Run any picklable top-level function in a killable ``spawn`` worker with time and memory limits.
+
+    Used by the agents' tools (:mod:`scireflect.agents.tools`: calculator, unit converter, answer
+    format check) so that a sympy bomb in a tool call is killed like one in an answer check.
+
+    Args:
+        timeout_s: wall-clock seconds per call once a worker has started it.
+        memory_mb: ``RLIMIT_AS`` of each worker in MiB.
+        workers: worker processes.
+
+    :meth:`run` / :meth:`arun` return the function's result or raise ``TimeoutError`` (past the
+    limit; the worker is killed), ``MemoryError`` or ``RuntimeError`` (the worker died).
+    """
+
+    def __init__(self, timeout_s: float = 10.0, memory_mb: int | None = 1024, workers: int = 1) -> None:
+        self.timeout_s = float(timeout_s)
+        self.memory_mb = memory_mb
+        self.workers = int(workers)
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self):
+        with self._lock:
+            if self._pool is None or not getattr(self._pool, "active", True):
+                import pebble
+
+                self._pool = pebble.ProcessPool(
+                    max_workers=self.workers, initializer=_init_worker, initargs=(self.memory_mb,),
+                    context=multiprocessing.get_context("spawn"),
+                )
+            return self._pool
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        from pebble import ProcessExpired
+
+        if isinstance(exc, ProcessExpired):
+            return RuntimeError(f"the worker process died (exit code {getattr(exc, 'exitcode', None)}; e.g. out of memory)")
+        return exc
+
+    def run(self, fn, *args: Any) -> Any:
+        """``fn(*args)`` in a worker; blocks. Raises ``TimeoutError`` past ``timeout_s``."""
+        fut = self._get_pool().schedule(fn, args=args, timeout=self.timeout_s)
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc) from exc
+
+    async def arun(self, fn, *args: Any) -> Any:
+        """``fn(*args)`` in a worker without blocking the event loop."""
+        fut = self._get_pool().schedule(fn, args=args, timeout=self.timeout_s)
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc) from exc
+
+    def close(self) -> None:
+        """Stop the workers. Safe to call more than once."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            pool.join(timeout=10)
