@@ -41,11 +41,11 @@ def summary_table(summary: Mapping[str, Any], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for name, justify in [("subject", "left"), ("questions", "right"), ("accepted", "right"), ("CoT", "right"),
                           ("reflection", "right"), ("answer-guided", "right"), ("rejected", "right"),
-                          ("error", "right"), ("tokens", "right"), ("time (s)", "right")]:
+                          ("unverified", "right"), ("error", "right"), ("tokens", "right"), ("time (s)", "right")]:
         table.add_column(name, justify=justify)
     for subject, s in summary.items():
         row = [subject, s.questions, s.accepted, s.accepted_cot, s.accepted_reflection, s.accepted_answer_guided,
-               s.rejected, s.error, f"{s.tokens:,}", f"{s.seconds:,.0f}"]
+               s.rejected, s.unverified, s.error, f"{s.tokens:,}", f"{s.seconds:,.0f}"]
         if subject == "all":
             table.add_section()
         table.add_row(*map(str, row), style="bold" if subject == "all" else None)
@@ -71,6 +71,8 @@ def annotate(
     gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
     rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="A fixed relative tolerance of numeric answers (SciBench grades with 0.05)."),
     tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),
+    lean_project: Path | None = typer.Option(None, "--lean-project", help="Lean 4 project with Mathlib built, for rows with a Lean `statement` (see docs/lean.md)."),
+    lean_backend: str | None = typer.Option(None, "--lean-backend", help="Lean checker: auto, repl, lake, leandojo, none [default: auto]."),
     tools: bool | None = typer.Option(None, "--tools/--no-tools", help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check (small models call tools poorly) [default: off]."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
@@ -99,6 +101,7 @@ def annotate(
             rel_tol=rel_tol,
             tolerance=tolerance,
             tools=tools,
+            lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
         )
         from .agents.prompts import subject_variant
 
@@ -108,11 +111,12 @@ def annotate(
 
     progress = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("[green]accepted {task.fields[accepted]}[/] [red]rejected {task.fields[rejected]}[/] [yellow]error {task.fields[error]}[/]"),
+        TextColumn("[green]accepted {task.fields[accepted]}[/] [red]rejected {task.fields[rejected]}[/] [yellow]error {task.fields[error]}[/]"
+                   " [dim]unverified {task.fields[unverified]}[/]"),
         TimeElapsedColumn(), console=console, transient=False,
     )
-    task_id = progress.add_task("annotating", total=len(questions_set), accepted=0, rejected=0, error=0, start=False)
-    counts = {"accepted": 0, "rejected": 0, "error": 0}
+    task_id = progress.add_task("annotating", total=len(questions_set), accepted=0, rejected=0, error=0, unverified=0, start=False)
+    counts = {"accepted": 0, "rejected": 0, "error": 0, "unverified": 0}
 
     def on_event(kind: str, data: Mapping[str, Any] | None) -> None:
         if kind == "status":
@@ -128,7 +132,12 @@ def annotate(
             counts[data["status"]] = counts.get(data["status"], 0) + 1
             progress.update(task_id, advance=1, **counts)
             colour = {"accepted": "green", "rejected": "red"}.get(data["status"], "yellow")
-            stage = f" at {data['accepted_stage']}" if data["accepted_stage"] else f" ({data['stop_reason']})"
+            if data["accepted_stage"]:
+                stage = f" at {data['accepted_stage']}"
+            elif data["status"] == "unverified":
+                stage = ""  # the reason was said once, at the start of the run
+            else:
+                stage = f" ({data['stop_reason']})"
             progress.console.print(
                 f"[{colour}]{data['status']}[/]{stage}: {data['id']} [dim]{data['n_attempts']} attempt(s), "
                 f"{data['tokens']:,} tokens, {data['seconds']:.0f} s[/]", highlight=False, soft_wrap=True)

@@ -43,6 +43,7 @@ from typing import Any
 
 from .agents.roles import ROLES
 from .graphs.annotation import Budget
+from .verifiers.lean.config import LeanSettings
 
 
 class ConfigError(ValueError):
@@ -127,6 +128,7 @@ class RunSettings:
     prompt_variant: str | None = None
     embedded_model: str | None = None
     gguf_path: Path | None = None
+    lean: LeanSettings = field(default_factory=LeanSettings)
 
     @property
     def uses_embedded(self) -> bool:
@@ -166,6 +168,7 @@ def load_settings(
     rel_tol: float | None = None,
     tolerance: str | None = None,
     tools: bool | None = None,
+    lean: dict[str, Any] | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -188,7 +191,7 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_path}: invalid TOML ({exc})") from exc
     where = str(config_path) if config_path else "config"
-    unknown = set(data) - {"llm", "roles", "budget", "verifier", "run"}
+    unknown = set(data) - {"llm", "roles", "budget", "verifier", "run", "lean"}
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -234,6 +237,12 @@ def load_settings(
         raise ConfigError(f"verifier tolerance must be default, sig_figs or scibench, not '{verifier_table['tolerance']}'")
     verifier = VerifierSettings(**verifier_table)
 
+    lean_table = {**data.get("lean", {}), **{k: v for k, v in (lean or {}).items() if v is not None}}
+    try:
+        lean_settings = LeanSettings.from_mapping(lean_table, where=f"{where} [lean]")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
     run_table = data.get("run", {})
     concurrency = concurrency if concurrency is not None else int(run_table.get("concurrency", 2))
     if concurrency < 1:
@@ -248,4 +257,5 @@ def load_settings(
         gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),
         tools=bool(run_table.get("tools", False)) if tools is None else tools,
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
+        lean=lean_settings,
     )

@@ -6,6 +6,9 @@ numbers and booleans are accepted and turned into strings); optional ``subject``
 ``unit``, ``choices`` (list of option texts, A first), ``solution``, ``level``, ``source``,
 ``question_type``, ``answer_type`` and any other field, which is kept and passed through.
 
+Formal-proof rows (miniF2F) have a ``statement`` (a Lean 4 theorem ending ``:= by sorry``) and may
+have ``answer: null``: Lean checks the proof, there is no reference answer (``answer`` stays ``None``).
+
 Validation happens for the whole file before any LLM call, so a bad line never costs a model call
 and never leaves a run half-done.
 """
@@ -17,6 +20,8 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from .verifiers.lean.source import statement_head
 
 REQUIRED_FIELDS = ("id", "question", "answer")
 
@@ -98,7 +103,18 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
             raise QuestionFileError(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(row, dict):
             raise QuestionFileError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
+        statement = row.get("statement")
+        formal = isinstance(statement, str) and bool(statement.strip())
+        if statement is not None and not formal:
+            raise QuestionFileError(path, lineno, "field 'statement' must be a non-empty string (a Lean 4 theorem ending ':= by sorry')")
+        if formal:
+            try:
+                statement_head(statement)
+            except ValueError as exc:
+                raise QuestionFileError(path, lineno, f"field 'statement': {exc}") from None
         for name in REQUIRED_FIELDS:
+            if name == "answer" and formal and row.get("answer") is None:
+                continue  # a formal-proof row: Lean checks the proof, there is no reference answer
             if name not in row or row[name] is None:
                 raise QuestionFileError(path, lineno, f"missing required field '{name}'")
         qid = row["id"]
@@ -107,8 +123,8 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
         qid = str(qid).strip()
         if not isinstance(row["question"], str) or not row["question"].strip():
             raise QuestionFileError(path, lineno, "field 'question' must be a non-empty string")
-        answer = _normalise_answer(row["answer"])
-        if not answer:
+        answer = None if formal and row.get("answer") is None else _normalise_answer(row["answer"])
+        if not answer and not (formal and answer is None):
             raise QuestionFileError(path, lineno, "field 'answer' must be a non-empty string (the reference answer)")
         choices = row.get("choices")
         if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)):

@@ -37,11 +37,15 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from . import __version__
 from .agents import prompts as P
+from .agents import prompts_formal as PF
 from .agents.roles import ROLES, Agent, AgentTeam, RetryPolicy
 from .config import LLMSettings, RunSettings
 from .graphs.annotation import EndpointError, build_annotation_graph, initial_state, seconds_used, tokens_used
+from .graphs.formal import build_formal_graph
 from .questions import QuestionSet, stable_bucket
 from .verifiers.base import AnswerVerifier
+from .verifiers.lean.config import LeanUnavailable
+from .verifiers.lean.integration import is_formal_row, make_lean_checker
 
 TRACES = "traces.jsonl"
 SFT = "sft.jsonl"
@@ -133,7 +137,7 @@ def sft_pairs(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if not accepted:
             continue
         step = accepted[-1]
-        prompt = P.render_problem(record["question"])
+        prompt = PF.render_formal_problem(record["question"]) if is_formal_row(record["question"]) else P.render_problem(record["question"])
         pairs.append({
             "id": record["id"],
             "subject": record["subject"],
@@ -174,6 +178,7 @@ class SubjectSummary:
     accepted_answer_guided: int = 0
     rejected: int = 0
     error: int = 0
+    unverified: int = 0  # formal proofs no Lean checked (no toolchain)
     tokens: int = 0
     seconds: float = 0.0
 
@@ -189,6 +194,8 @@ class SubjectSummary:
             setattr(self, f"accepted_{stage}", getattr(self, f"accepted_{stage}") + 1)
         elif status == "error":
             self.error += 1
+        elif status == "unverified":
+            self.unverified += 1
         else:
             self.rejected += 1
         self.tokens += int(record.get("tokens", 0))
@@ -382,7 +389,7 @@ def trace_record(state: Mapping[str, Any], *, verifier: AnswerVerifier) -> dict[
         "n_attempts": sum(1 for s in steps if s["kind"] == "solution"),
         "tokens": tokens_used(state),
         "seconds": round(seconds_used(state), 3),
-        "prompt_version": P.PROMPT_VERSION,
+        "prompt_version": PF.FORMAL_PROMPT_VERSION if is_formal_row(question) else P.PROMPT_VERSION,
         "verifier": f"{verifier.name}/{verifier.version}",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "question": question,
@@ -409,6 +416,7 @@ async def annotate(
     on_event: ProgressCallback | None = None,
     verifier: AnswerVerifier | None = None,
     team: AgentTeam | None = None,
+    lean_checker: AnswerVerifier | None = None,
 ) -> RunResult:
     """Annotate every question of ``questions`` not yet in ``run_dir``'s traces.
 
@@ -419,6 +427,10 @@ async def annotate(
         on_event: ``callback(kind, data)`` for progress: ``status``, ``warning``, ``start``
             (``{"total", "pending"}``), ``done`` (a trace record).
         verifier / team: injected verifier and agents (tests); by default built from ``settings``.
+        lean_checker: the proof checker of formal rows (rows with a Lean ``statement``, which go to
+            the formal-proof graph); by default :func:`make_lean_checker` of ``settings.lean``,
+            built only when such rows are pending. Its startup line is reported once (``warning``
+            when proofs cannot be checked: those rows end ``unverified``).
 
     Returns:
         A :class:`RunResult`; ``traces.jsonl``, ``sft.jsonl``, ``summary.json`` are written.
@@ -440,9 +452,19 @@ async def annotate(
     skipped = len(questions) - len(pending)
     own_verifier = verifier is None
     verifier = verifier or make_verifier(settings)
+    formal_pending = any(is_formal_row(q) for q in pending)
+    own_lean = formal_pending and lean_checker is None
     finished_now = 0
     statuses: Counter = Counter()
     try:
+        if formal_pending:
+            if lean_checker is None:
+                try:
+                    lean_checker = make_lean_checker(settings)
+                except LeanUnavailable as exc:
+                    raise RunError(f"Lean checker: {exc}") from None
+            startup = getattr(lean_checker, "startup_event", None)
+            say(*(startup() if startup else ("status", {"message": f"formal proofs checked by {lean_checker.name}"})))
         if pending:
             team_cm: Any = (_llm_teams(settings, run_dir, say) if team is None
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
@@ -452,6 +474,8 @@ async def annotate(
                     await saver.setup()
                     graphs = [build_annotation_graph(t, verifier, settings.budget, checkpointer=saver, tools=settings.tools,
                                                      max_tool_rounds=settings.max_tool_rounds) for t in teams]
+                    formal_graphs = ([build_formal_graph(t, lean_checker, settings.budget, checkpointer=saver) for t in teams]
+                                     if formal_pending else [])
                     say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped})
                     semaphore = asyncio.Semaphore(settings.concurrency)
                     consecutive_transport_errors = 0
@@ -459,12 +483,14 @@ async def annotate(
                     async def one(question: dict[str, Any]) -> None:
                         nonlocal finished_now, consecutive_transport_errors
                         async with semaphore:
-                            graph = graphs[stable_bucket(question["id"], len(graphs))]
+                            formal = is_formal_row(question)
+                            pool = formal_graphs if formal else graphs
+                            graph = pool[stable_bucket(question["id"], len(pool))]
                             config = {"configurable": {"thread_id": question["id"]}, "recursion_limit": 100}
                             snapshot = await graph.aget_state(config)
                             if snapshot.next:  # interrupted mid-question: resume from the checkpoint
                                 final = await graph.ainvoke(None, config)
-                            elif snapshot.values.get("status") in ("accepted", "rejected", "error"):
+                            elif snapshot.values.get("status") in ("accepted", "rejected", "error", "unverified"):
                                 final = snapshot.values  # finished, but its trace line was not written
                             else:
                                 variant = P.subject_variant(question.get("subject"), settings.prompt_variant)
@@ -479,7 +505,7 @@ async def annotate(
                                         f"last: {final.get('stop_reason')}")
                             else:
                                 consecutive_transport_errors = 0
-                            record = trace_record(final, verifier=verifier)
+                            record = trace_record(final, verifier=lean_checker if formal else verifier)
                             await store.append(record)
                             await saver.adelete_thread(question["id"])
                             finished_now += 1
@@ -499,6 +525,8 @@ async def annotate(
     finally:
         if own_verifier and hasattr(verifier, "close"):
             verifier.close()
+        if own_lean and lean_checker is not None and hasattr(lean_checker, "close"):
+            lean_checker.close()
         records = list(store.records.values())
         sft_count = write_jsonl_atomic(run_dir / SFT, sft_pairs(records))
         summary = summarize(records)

@@ -39,7 +39,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 TRACES_FILE = "traces.jsonl"
-STATUSES = ("accepted", "rejected", "error")
+STATUSES = ("accepted", "rejected", "error", "unverified")
 STAGES = ("cot", "reflection", "answer_guided")
 
 
@@ -361,7 +361,7 @@ def trace_stats(records: Iterable[Mapping[str, Any]], *, top: int = 3) -> dict[s
 
 # --------------------------------------------------------------------------------------- rendering
 
-_STATUS_STYLE = {"accepted": "green", "rejected": "red", "error": "magenta", "running": "yellow"}
+_STATUS_STYLE = {"accepted": "green", "rejected": "red", "error": "magenta", "running": "yellow", "unverified": "yellow"}
 
 
 def _pct(rate: float | None) -> str:
