@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .config import ConfigError, load_settings
 from .questions import QuestionFileError, load_questions, select_shard
+from .filtering.cli import classify_app, export_command
 from .traces import traces_app
 from .viewer import view_command
 
@@ -27,6 +28,8 @@ app = typer.Typer(
 )
 app.add_typer(traces_app, name="traces")
 app.command("view")(view_command)
+app.add_typer(classify_app, name="classify")
+app.command("export")(export_command)
 console = Console(stderr=True)
 out = Console()
 

