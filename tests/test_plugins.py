@@ -78,12 +78,12 @@ def test_plugin_from_a_separate_package_is_picked_up_by_name(installed_plugin) -
 
 
 def test_builtins_are_registered_and_unknown_names_fail_clearly() -> None:
-    assert {"answer", "answer-inprocess"} <= set(available_verifiers())
+    assert {"answer", "answer-inprocess", "lean"} <= set(available_verifiers())
     v = get_verifier("answer", timeout_s=5, memory_mb=512, tolerance="scibench")
     assert isinstance(v, SandboxedAnswerVerifier) and v.tolerance == "scibench"
     assert isinstance(build_verifier("answer-inprocess"), InProcessAnswerVerifier)
-    with pytest.raises(UnknownVerifier, match="unknown verifier 'lean'.*answer"):
-        build_verifier("answer", {"formal": "lean"})
+    with pytest.raises(UnknownVerifier, match="unknown verifier 'coq'.*answer"):
+        build_verifier("answer", {"formal": "coq"})
 
 
 async def test_router_averify_uses_threads_for_sync_verifiers() -> None:
