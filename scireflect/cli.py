@@ -17,6 +17,7 @@ from .config import ConfigError, load_settings
 from .questions import QuestionFileError, load_questions, select_shard
 from .filtering.cli import classify_app, export_command
 from .traces import traces_app
+from .training.cli import eval_command, train_command
 from .viewer import view_command
 
 app = typer.Typer(
@@ -30,6 +31,8 @@ app.add_typer(traces_app, name="traces")
 app.command("view")(view_command)
 app.add_typer(classify_app, name="classify")
 app.command("export")(export_command)
+app.command("train")(train_command)
+app.command("eval")(eval_command)
 console = Console(stderr=True)
 out = Console()
 
