@@ -183,7 +183,8 @@ def new_step(index: int, role: str, stage: str, attempt: int, reply: AgentReply 
     }
 
 
-def _solutions(state: Mapping[str, Any]) -> list[dict[str, Any]]:
+def solution_steps(state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``kind == "solution"`` steps of a state, in order (Solver and Reviser attempts)."""
     return [s for s in state.get("steps", []) if s["kind"] == "solution"]
 
 
@@ -217,7 +218,7 @@ def decide_next(state: Mapping[str, Any], budget: Budget) -> tuple[Next, str]:
         return "finalize", state.get("stop_reason") or "error"
     if (state.get("stop_reason") or "").startswith("budget"):
         return "finalize", state["stop_reason"]
-    solutions = _solutions(state)
+    solutions = solution_steps(state)
     last = solutions[-1] if solutions else None
     if last and last.get("verdict") and last["verdict"].get("ok") is True:
         return "finalize", "accepted"
@@ -238,6 +239,75 @@ def decide_next(state: Mapping[str, Any], budget: Budget) -> tuple[Next, str]:
 
 
 _FATAL_OPENAI_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+
+
+def async_verify_fn(verifier: AnswerVerifier) -> Callable[[str, Mapping[str, Any]], Awaitable[Verdict]]:
+    """The verifier's ``averify`` coroutine when it has one (checks run in its sandbox without
+    blocking the event loop), else its ``verify`` run in a worker thread."""
+    averify = getattr(verifier, "averify", None)
+    if averify is not None:
+        return averify
+
+    async def verify_in_thread(response: str, question: Mapping[str, Any]) -> Verdict:
+        return await asyncio.to_thread(verifier.verify, response, question)
+
+    return verify_in_thread
+
+
+def budgeted_model_call(agents: AgentTeam, budget: Budget) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """``call(state, role, stage, attempt, prompt, variables)``: one model call of ``agents.<role>``
+    limited to the question's remaining time budget, returning a state update (a new step, and
+    ``status``/``stop_reason`` when the call failed or the budget ran out).
+
+    Transient faults that outlast the retries (:class:`ModelCallError`) and request errors (HTTP
+    400/422) end this question as ``error``; authentication, permission and unknown-model errors
+    raise :class:`EndpointError`, which stops the run. Shared by the annotation and formal graphs.
+    """
+
+    async def call(state: AnnotationState, role: str, stage: str, attempt: int, prompt, variables) -> dict[str, Any]:
+        agent = getattr(agents, role)
+        index = len(state.get("steps", []))
+        remaining = budget.max_seconds - seconds_used(state)
+        if remaining <= 0:
+            return {"stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
+        started = time.perf_counter()
+        try:
+            reply = await asyncio.wait_for(agent.ainvoke(prompt, variables), timeout=remaining)
+        except TimeoutError:
+            step = new_step(index, role, stage, attempt, None, error="time budget ran out during the call")
+            step["latency_s"] = round(time.perf_counter() - started, 4)
+            return {"steps": [step], "stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
+        except _FATAL_OPENAI_ERRORS as exc:
+            raise EndpointError(f"{role} model call failed: {describe_error(exc)}") from exc
+        except ModelCallError as exc:  # transient faults on every try
+            step = new_step(index, role, stage, attempt, None, error=str(exc))
+            step["transport_failures"] = exc.failures
+            step["latency_s"] = round(time.perf_counter() - started, 4)
+            return {"steps": [step], "status": "error", "stop_reason": str(exc), "error_kind": "transport"}
+        except openai.APIError as exc:  # 400 (e.g. context length), 422: this question's request
+            step = new_step(index, role, stage, attempt, None, error=describe_error(exc))
+            step["latency_s"] = round(time.perf_counter() - started, 4)
+            return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {describe_error(exc)}",
+                    "error_kind": "request"}
+        return {"steps": [new_step(index, role, stage, attempt, reply)]}
+
+    return call
+
+
+def verify_node(verify_fn: Callable[[str, Mapping[str, Any]], Awaitable[Verdict]]) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The deterministic ``verify`` node: checks the last solution step with ``verify_fn`` and
+    stores its verdict and parsed answer on that step (nothing when the step's call failed)."""
+
+    async def verify(state: AnnotationState) -> dict[str, Any]:
+        step = dict(solution_steps(state)[-1])
+        if step.get("error"):  # the call failed; nothing to verify
+            return {}
+        verdict = await verify_fn(step["response"], state["question"])
+        step["verdict"] = verdict.to_dict()
+        step["parsed_answer"] = verdict.extracted
+        return {"steps": [step]}
+
+    return verify
 
 
 def build_annotation_graph(
@@ -288,41 +358,7 @@ def build_annotation_graph(
             tool_list = list(tools)
         agents = AgentTeam(solver=agents.solver.with_tools(tool_list, max_tool_rounds),
                            critic=agents.critic.with_tools(tool_list, max_tool_rounds), reviser=agents.reviser)
-    if verify_fn is None:
-        averify = getattr(verifier, "averify", None)
-        if averify is not None:
-            verify_fn = averify
-        else:
-            async def verify_fn(response: str, question: Mapping[str, Any]) -> Verdict:
-                return await asyncio.to_thread(verifier.verify, response, question)
-
-    async def call(state: AnnotationState, role: str, stage: str, attempt: int, prompt, variables) -> dict[str, Any]:
-        """One model call with the remaining time budget; returns a state update."""
-        agent = getattr(agents, role)
-        index = len(state.get("steps", []))
-        remaining = budget.max_seconds - seconds_used(state)
-        if remaining <= 0:
-            return {"stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
-        started = time.perf_counter()
-        try:
-            reply = await asyncio.wait_for(agent.ainvoke(prompt, variables), timeout=remaining)
-        except TimeoutError:
-            step = new_step(index, role, stage, attempt, None, error="time budget ran out during the call")
-            step["latency_s"] = round(time.perf_counter() - started, 4)
-            return {"steps": [step], "stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
-        except _FATAL_OPENAI_ERRORS as exc:
-            raise EndpointError(f"{role} model call failed: {describe_error(exc)}") from exc
-        except ModelCallError as exc:  # transient faults on every try
-            step = new_step(index, role, stage, attempt, None, error=str(exc))
-            step["transport_failures"] = exc.failures
-            step["latency_s"] = round(time.perf_counter() - started, 4)
-            return {"steps": [step], "status": "error", "stop_reason": str(exc), "error_kind": "transport"}
-        except openai.APIError as exc:  # 400 (e.g. context length), 422: this question's request
-            step = new_step(index, role, stage, attempt, None, error=describe_error(exc))
-            step["latency_s"] = round(time.perf_counter() - started, 4)
-            return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {describe_error(exc)}",
-                    "error_kind": "request"}
-        return {"steps": [new_step(index, role, stage, attempt, reply)]}
+    call = budgeted_model_call(agents, budget)
 
     def variables(state: AnnotationState) -> dict[str, str]:
         return P.prompt_variables(state["question"], state["variant"])
@@ -330,17 +366,10 @@ def build_annotation_graph(
     async def solve(state: AnnotationState) -> dict[str, Any]:
         return await call(state, "solver", "cot", 1, P.SOLVER_PROMPT, variables(state))
 
-    async def verify(state: AnnotationState) -> dict[str, Any]:
-        step = dict(_solutions(state)[-1])
-        if step.get("error"):  # the call failed; nothing to verify
-            return {}
-        verdict = await verify_fn(step["response"], state["question"])
-        step["verdict"] = verdict.to_dict()
-        step["parsed_answer"] = verdict.extracted
-        return {"steps": [step]}
+    verify = verify_node(verify_fn or async_verify_fn(verifier))
 
     async def critique(state: AnnotationState) -> dict[str, Any]:
-        last = _solutions(state)[-1]
+        last = solution_steps(state)[-1]
         evidence = Verdict.from_dict(last["verdict"]).evidence_for_critic()
         return await call(
             state, "critic", "reflection", last["attempt"], P.CRITIC_PROMPT,
@@ -348,7 +377,7 @@ def build_annotation_graph(
         )
 
     async def revise(state: AnnotationState) -> dict[str, Any]:
-        solutions = _solutions(state)
+        solutions = solution_steps(state)
         critiques = [s for s in state["steps"] if s["kind"] == "critique"]
         return await call(
             state, "reviser", "reflection", len(solutions) + 1, P.REVISER_PROMPT,
@@ -356,7 +385,7 @@ def build_annotation_graph(
         )
 
     async def answer_guided(state: AnnotationState) -> dict[str, Any]:
-        solutions = _solutions(state)
+        solutions = solution_steps(state)
         question = state["question"]
         reference = str(question["answer"])
         unit = P.plain_unit(str(question.get("unit") or ""))
@@ -372,7 +401,7 @@ def build_annotation_graph(
         if state.get("status") == "error":
             return {"status": "error", "stop_reason": reason, "accepted_stage": None}
         if reason == "accepted":
-            return {"status": "accepted", "stop_reason": reason, "accepted_stage": _solutions(state)[-1]["stage"]}
+            return {"status": "accepted", "stop_reason": reason, "accepted_stage": solution_steps(state)[-1]["stage"]}
         return {"status": "rejected", "stop_reason": reason, "accepted_stage": None}
 
     def after_call(state: AnnotationState) -> str:

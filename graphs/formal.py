@@ -22,32 +22,32 @@ graphs the same way; ``stop_reason`` for a no-toolchain row is ``unverified: <wh
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import openai
 from langgraph.graph import END, START, StateGraph
 
 from ..agents import prompts_formal as PF
-from ..agents.roles import AgentTeam, ModelCallError, describe_error
+from ..agents.roles import AgentTeam
 from ..verifiers.base import AnswerVerifier, Verdict
 from ..verifiers.lean.judge import lean_evidence
 from ..verifiers.lean.source import UNVERIFIED
-from .annotation import AnnotationState, Budget, EndpointError, decide_next, initial_state, new_step, seconds_used
+from .annotation import (
+    AnnotationState,
+    Budget,
+    async_verify_fn,
+    budgeted_model_call,
+    decide_next,
+    initial_state,
+    solution_steps,
+    verify_node,
+)
 
 FORMAL_FINAL_STATUSES = ("accepted", "rejected", "unverified", "error")
-_FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
-
-
-def _solutions(state: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in state.get("steps", []) if s["kind"] == "solution"]
-
 
 def _unverified(state: Mapping[str, Any]) -> dict[str, Any] | None:
-    solutions = _solutions(state)
+    solutions = solution_steps(state)
     verdict = solutions[-1].get("verdict") if solutions else None
     return verdict if verdict and verdict.get("reason") == UNVERIFIED else None
 
@@ -87,40 +87,7 @@ def build_formal_graph(
     Raises (at invocation):
         EndpointError: the endpoint rejects the key or lacks the model.
     """
-    if verify_fn is None:
-        averify = getattr(checker, "averify", None)
-        if averify is not None:
-            verify_fn = averify
-        else:
-            async def verify_fn(response: str, question: Mapping[str, Any]) -> Verdict:
-                return await asyncio.to_thread(checker.verify, response, question)
-
-    async def call(state: AnnotationState, role: str, stage: str, attempt: int, prompt, variables) -> dict[str, Any]:
-        agent = getattr(agents, role)
-        index = len(state.get("steps", []))
-        remaining = budget.max_seconds - seconds_used(state)
-        if remaining <= 0:
-            return {"stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
-        started = time.perf_counter()
-        try:
-            reply = await asyncio.wait_for(agent.ainvoke(prompt, variables), timeout=remaining)
-        except TimeoutError:
-            step = new_step(index, role, stage, attempt, None, error="time budget ran out during the call")
-            step["latency_s"] = round(time.perf_counter() - started, 4)
-            return {"steps": [step], "stop_reason": f"budget: seconds ({budget.max_seconds:.0f})"}
-        except _FATAL as exc:
-            raise EndpointError(f"{role} model call failed: {describe_error(exc)}") from exc
-        except ModelCallError as exc:
-            step = new_step(index, role, stage, attempt, None, error=str(exc))
-            step["transport_failures"] = exc.failures
-            step["latency_s"] = round(time.perf_counter() - started, 4)
-            return {"steps": [step], "status": "error", "stop_reason": str(exc), "error_kind": "transport"}
-        except openai.APIError as exc:
-            step = new_step(index, role, stage, attempt, None, error=describe_error(exc))
-            step["latency_s"] = round(time.perf_counter() - started, 4)
-            return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {describe_error(exc)}",
-                    "error_kind": "request"}
-        return {"steps": [new_step(index, role, stage, attempt, reply)]}
+    call = budgeted_model_call(agents, budget)
 
     def variables(state: AnnotationState) -> dict[str, str]:
         return PF.formal_prompt_variables(state["question"])
@@ -132,22 +99,15 @@ def build_formal_graph(
     async def solve(state: AnnotationState) -> dict[str, Any]:
         return await call(state, "solver", "cot", 1, PF.FORMAL_SOLVER_PROMPT, variables(state))
 
-    async def verify(state: AnnotationState) -> dict[str, Any]:
-        step = dict(_solutions(state)[-1])
-        if step.get("error"):
-            return {}
-        verdict = await verify_fn(step["response"], state["question"])
-        step["verdict"] = verdict.to_dict()
-        step["parsed_answer"] = verdict.extracted
-        return {"steps": [step]}
+    verify = verify_node(verify_fn or async_verify_fn(checker))
 
     async def critique(state: AnnotationState) -> dict[str, Any]:
-        last = _solutions(state)[-1]
+        last = solution_steps(state)[-1]
         return await call(state, "critic", "reflection", last["attempt"], PF.FORMAL_CRITIC_PROMPT,
                           {**variables(state), "proof": last_proof(last), "evidence": lean_evidence(last["verdict"])})
 
     async def revise(state: AnnotationState) -> dict[str, Any]:
-        solutions = _solutions(state)
+        solutions = solution_steps(state)
         critiques = [s for s in state["steps"] if s["kind"] == "critique"]
         last = solutions[-1]
         return await call(state, "reviser", "reflection", len(solutions) + 1, PF.FORMAL_REVISER_PROMPT,
@@ -159,7 +119,7 @@ def build_formal_graph(
         if state.get("status") == "error":
             return {"status": "error", "stop_reason": reason, "accepted_stage": None}
         if reason == "accepted":
-            return {"status": "accepted", "stop_reason": reason, "accepted_stage": _solutions(state)[-1]["stage"]}
+            return {"status": "accepted", "stop_reason": reason, "accepted_stage": solution_steps(state)[-1]["stage"]}
         if reason.startswith("unverified"):
             return {"status": "unverified", "stop_reason": reason, "accepted_stage": None}
         return {"status": "rejected", "stop_reason": reason, "accepted_stage": None}
