@@ -151,11 +151,8 @@ def test_eval_with_the_small_embedded_model_on_three_real_questions(bench, tmp_p
 
 def test_two_local_transformers_models_in_one_call_print_a_comparison(bench, tmp_path):
     pytest.importorskip("torch")
-    import importlib.util
+    from tests.fixtures.training import tiny_model as tiny
 
-    spec = importlib.util.spec_from_file_location("tiny_model", Path(__file__).parent / "fixtures" / "training" / "tiny_model.py")
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
     path, rows = bench
     texts = [r["question"] for r in rows]
     base = tiny.build_tiny_model(tmp_path / "base", texts, seed=0)

@@ -7,15 +7,14 @@ the embedded Qwen2.5-Coder-1.5B on data/sample, 7 built from data/sample referen
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tests.fixtures.training import tiny_model  # noqa: E402
 from scireflect.training.data import (  # noqa: E402
     IGNORE_INDEX,
     ChatTemplateError,
@@ -28,21 +27,12 @@ from scireflect.training.data import (  # noqa: E402
     parse_stages,
 )
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "training"
-ROWS = FIXTURES / "sft_rows.jsonl"
-
-
-def _tiny_module():
-    spec = importlib.util.spec_from_file_location("tiny_model", FIXTURES / "tiny_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROWS = tiny_model.SFT_ROWS
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
-    return _tiny_module().build_tokenizer([m["content"] for r in rows for m in r["messages"]])
+    return tiny_model.build_tokenizer(tiny_model.sft_texts())
 
 
 def test_prompt_tokens_are_masked_and_response_tokens_kept(tokenizer):
@@ -80,7 +70,7 @@ def test_every_assistant_turn_is_trained_and_every_user_turn_masked(tokenizer):
 
 
 def test_template_without_prefix_property_is_rejected(tokenizer):
-    tok = _tiny_module().build_tokenizer(["a b"])
+    tok = tiny_model.build_tokenizer(["a b"])
     # A template that puts the generation prompt somewhere the full conversation does not.
     tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}{% if add_generation_prompt %}ANSWER: {% endif %}"
     with pytest.raises(ChatTemplateError):

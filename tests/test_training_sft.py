@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,21 +20,14 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("deepspeed")
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "training"
-ROWS = FIXTURES / "sft_rows.jsonl"
+from tests.fixtures.training import tiny_model as tiny  # noqa: E402
 
-
-def _tiny_module():
-    spec = importlib.util.spec_from_file_location("tiny_model", FIXTURES / "tiny_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROWS = tiny.SFT_ROWS
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
-    return _tiny_module().build_tiny_model(tmp_path_factory.mktemp("tiny"), [m["content"] for r in rows for m in r["messages"]])
+    return tiny.build_tiny_model(tmp_path_factory.mktemp("tiny"), tiny.sft_texts())
 
 
 def _train(args, tmp_path, timeout=300):
