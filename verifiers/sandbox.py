@@ -60,7 +60,49 @@ def _run_check(response: str, question: dict[str, Any], rel_tol: float | None, t
     return verify_answer(response, question, rel_tol=rel_tol, tolerance=tolerance, ensemble=ensemble)
 
 
-class SandboxedAnswerVerifier:
+class _WorkerPool:
+    """A lazily started pebble process pool of ``workers`` workers, each under ``RLIMIT_AS`` of
+    ``memory_mb`` MiB (:func:`_init_worker`), started with ``start_method``; thread-safe.
+    :meth:`close` stops it (running tasks are killed) and a later use starts a new one. The shared
+    machinery of :class:`SandboxedAnswerVerifier` and :class:`SandboxedRunner`."""
+
+    def __init__(self, timeout_s: float, memory_mb: int | None, workers: int, start_method: str = "spawn") -> None:
+        self.timeout_s = float(timeout_s)
+        self.memory_mb = memory_mb
+        self.workers = int(workers)
+        self.start_method = start_method
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self):
+        with self._lock:
+            if self._pool is None or not getattr(self._pool, "active", True):
+                import pebble
+
+                self._pool = pebble.ProcessPool(
+                    max_workers=self.workers,
+                    initializer=_init_worker,
+                    initargs=(self.memory_mb,),
+                    context=multiprocessing.get_context(self.start_method),
+                )
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (running tasks are killed). Safe to call more than once."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            pool.join(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SandboxedAnswerVerifier(_WorkerPool):
     """The answer verifier of scireflect: :func:`verify_answer` in a killable worker process.
 
     Implements :class:`~scireflect.verifiers.base.AnswerVerifier` (``name="answer"``,
@@ -104,46 +146,12 @@ class SandboxedAnswerVerifier:
             raise ValueError("workers must be >= 1")
         if start_method not in ("spawn", "forkserver"):
             raise ValueError("start_method must be 'spawn' or 'forkserver' (fork is unsafe with threads)")
-        self.timeout_s = float(timeout_s)
-        self.memory_mb = memory_mb
-        self.workers = int(workers)
         if tolerance not in (None, "default", "sig_figs", "scibench"):
             raise ValueError("tolerance must be 'default', 'sig_figs' or 'scibench'")
+        super().__init__(timeout_s, memory_mb, workers, start_method)
         self.rel_tol = rel_tol
         self.tolerance = tolerance
         self.ensemble = ensemble
-        self.start_method = start_method
-        self._pool: Any = None
-        self._lock = threading.Lock()
-
-    # -- pool management ------------------------------------------------------------------------
-
-    def _get_pool(self):
-        with self._lock:
-            if self._pool is None or not getattr(self._pool, "active", True):
-                import pebble
-
-                self._pool = pebble.ProcessPool(
-                    max_workers=self.workers,
-                    initializer=_init_worker,
-                    initargs=(self.memory_mb,),
-                    context=multiprocessing.get_context(self.start_method),
-                )
-            return self._pool
-
-    def close(self) -> None:
-        """Stop the worker processes (running checks are killed). Safe to call more than once."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.stop()
-            pool.join(timeout=10)
-
-    def __enter__(self) -> SandboxedAnswerVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- checking -------------------------------------------------------------------------------
 
@@ -236,7 +244,7 @@ class SandboxedAnswerVerifier:
         )
 
 
-class SandboxedRunner:
+class SandboxedRunner(_WorkerPool):
     """Run any picklable top-level function in a killable ``spawn`` worker with time and memory limits.
 
     Used by the agents' tools (:mod:`scireflect.agents.tools`: calculator, unit converter, answer
@@ -252,22 +260,7 @@ class SandboxedRunner:
     """
 
     def __init__(self, timeout_s: float = 10.0, memory_mb: int | None = 1024, workers: int = 1) -> None:
-        self.timeout_s = float(timeout_s)
-        self.memory_mb = memory_mb
-        self.workers = int(workers)
-        self._pool: Any = None
-        self._lock = threading.Lock()
-
-    def _get_pool(self):
-        with self._lock:
-            if self._pool is None or not getattr(self._pool, "active", True):
-                import pebble
-
-                self._pool = pebble.ProcessPool(
-                    max_workers=self.workers, initializer=_init_worker, initargs=(self.memory_mb,),
-                    context=multiprocessing.get_context("spawn"),
-                )
-            return self._pool
+        super().__init__(timeout_s, memory_mb, workers)
 
     def _translate(self, exc: BaseException) -> BaseException:
         from pebble import ProcessExpired
@@ -294,11 +287,3 @@ class SandboxedRunner:
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc) from exc
-
-    def close(self) -> None:
-        """Stop the workers. Safe to call more than once."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.stop()
-            pool.join(timeout=10)
