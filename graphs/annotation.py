@@ -294,6 +294,14 @@ def budgeted_model_call(agents: AgentTeam, budget: Budget) -> Callable[..., Awai
     return call
 
 
+def after_model_call(state: Mapping[str, Any]) -> str:
+    """Route after a model call: ``"finalize"`` when the call failed or the budget stopped it, else
+    ``"next"``."""
+    if state.get("status") == "error" or (state.get("stop_reason") or "").startswith("budget"):
+        return "finalize"
+    return "next"
+
+
 def verify_node(verify_fn: Callable[[str, Mapping[str, Any]], Awaitable[Verdict]]) -> Callable[..., Awaitable[dict[str, Any]]]:
     """The deterministic ``verify`` node: checks the last solution step with ``verify_fn`` and
     stores its verdict and parsed answer on that step (nothing when the step's call failed)."""
@@ -404,12 +412,6 @@ def build_annotation_graph(
             return {"status": "accepted", "stop_reason": reason, "accepted_stage": solution_steps(state)[-1]["stage"]}
         return {"status": "rejected", "stop_reason": reason, "accepted_stage": None}
 
-    def after_call(state: AnnotationState) -> str:
-        """After a model call: a failed or budget-stopped call ends the loop."""
-        if state.get("status") == "error" or (state.get("stop_reason") or "").startswith("budget"):
-            return "finalize"
-        return "next"
-
     def route_after_verify(state: AnnotationState) -> str:
         return decide_next(state, budget)[0]
 
@@ -421,10 +423,10 @@ def build_annotation_graph(
     graph.add_node("answer_guided", answer_guided)
     graph.add_node("finalize", finalize)
     graph.add_edge(START, "solve")
-    graph.add_conditional_edges("solve", after_call, {"next": "verify", "finalize": "finalize"})
-    graph.add_conditional_edges("revise", after_call, {"next": "verify", "finalize": "finalize"})
-    graph.add_conditional_edges("answer_guided", after_call, {"next": "verify", "finalize": "finalize"})
-    graph.add_conditional_edges("critique", after_call, {"next": "revise", "finalize": "finalize"})
+    graph.add_conditional_edges("solve", after_model_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("revise", after_model_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("answer_guided", after_model_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("critique", after_model_call, {"next": "revise", "finalize": "finalize"})
     graph.add_conditional_edges(
         "verify", route_after_verify,
         {"critique": "critique", "answer_guided": "answer_guided", "finalize": "finalize"},

@@ -36,6 +36,7 @@ from ..verifiers.lean.source import UNVERIFIED
 from .annotation import (
     AnnotationState,
     Budget,
+    after_model_call,
     async_verify_fn,
     budgeted_model_call,
     decide_next,
@@ -124,11 +125,6 @@ def build_formal_graph(
             return {"status": "unverified", "stop_reason": reason, "accepted_stage": None}
         return {"status": "rejected", "stop_reason": reason, "accepted_stage": None}
 
-    def after_call(state: AnnotationState) -> str:
-        if state.get("status") == "error" or (state.get("stop_reason") or "").startswith("budget"):
-            return "finalize"
-        return "next"
-
     def route_after_verify(state: AnnotationState) -> str:
         return decide_formal_next(state, budget)[0]
 
@@ -139,9 +135,9 @@ def build_formal_graph(
     graph.add_node("revise", revise)
     graph.add_node("finalize", finalize)
     graph.add_edge(START, "solve")
-    graph.add_conditional_edges("solve", after_call, {"next": "verify", "finalize": "finalize"})
-    graph.add_conditional_edges("revise", after_call, {"next": "verify", "finalize": "finalize"})
-    graph.add_conditional_edges("critique", after_call, {"next": "revise", "finalize": "finalize"})
+    graph.add_conditional_edges("solve", after_model_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("revise", after_model_call, {"next": "verify", "finalize": "finalize"})
+    graph.add_conditional_edges("critique", after_model_call, {"next": "revise", "finalize": "finalize"})
     graph.add_conditional_edges("verify", route_after_verify, {"critique": "critique", "finalize": "finalize"})
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer)
