@@ -128,6 +128,9 @@ class MockOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+            # Headers and body go out in two writes; without TCP_NODELAY, Nagle plus the client's
+            # delayed ACK stall every reply by ~40 ms on loopback (a mock artefact, not the runner's).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass
