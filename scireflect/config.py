@@ -247,13 +247,21 @@ def load_settings(
     concurrency = concurrency if concurrency is not None else int(run_table.get("concurrency", 2))
     if concurrency < 1:
         raise ConfigError("concurrency must be >= 1")
+    embedded_model = embedded_model or run_table.get("embedded_model")
+    if embedded_model:
+        from .embedded import EmbeddedModelError, resolve_embedded_model
+
+        try:  # checked here, before any model is joined or started
+            embedded_model = resolve_embedded_model(embedded_model)
+        except EmbeddedModelError as exc:
+            raise ConfigError(str(exc)) from None
     return RunSettings(
         roles=roles,
         budget=budget,
         verifier=verifier,
         concurrency=concurrency,
         prompt_variant=prompt_variant or run_table.get("prompt_variant"),
-        embedded_model=embedded_model or run_table.get("embedded_model"),
+        embedded_model=embedded_model,
         gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),
         tools=bool(run_table.get("tools", False)) if tools is None else tools,
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),

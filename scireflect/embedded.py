@@ -88,6 +88,29 @@ EMBEDDED_MODELS: dict[str, EmbeddedModelSpec] = {
 }
 DEFAULT_EMBEDDED_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 
+#: Short names accepted by ``--embedded-model`` besides the full names.
+EMBEDDED_MODEL_ALIASES: dict[str, str] = {
+    "1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m",
+    "default": "qwen2.5-coder-1.5b-instruct-q4_k_m",
+    "0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
+    "small": "qwen2.5-coder-0.5b-instruct-q4_k_m",
+}
+
+
+def resolve_embedded_model(name: str) -> str:
+    """The full embedded-model name for a full name or an alias (``1.5b``, ``0.5b``, ``small``, ``default``).
+
+    Case and surrounding spaces are ignored. Raises:
+        EmbeddedModelError: neither a known name nor an alias; the message lists both.
+    """
+    key = name.strip().lower()
+    if key in EMBEDDED_MODELS:
+        return key
+    if key in EMBEDDED_MODEL_ALIASES:
+        return EMBEDDED_MODEL_ALIASES[key]
+    aliases = ", ".join(EMBEDDED_MODEL_ALIASES)
+    raise EmbeddedModelError(f"unknown embedded model '{name}'; known: {', '.join(EMBEDDED_MODELS)}; aliases: {aliases}")
+
 
 def available_embedded_models() -> list[str]:
     """Names of the embedded models whose part packages are all installed, default first."""
@@ -160,7 +183,7 @@ def materialise_embedded_model(name: str = DEFAULT_EMBEDDED_MODEL, cache_dir: Pa
     corrupt model behind. Later calls reuse the file after a size check and a GGUF header check.
 
     Args:
-        name: a key of :data:`EMBEDDED_MODELS`.
+        name: a key of :data:`EMBEDDED_MODELS` or an alias (:func:`resolve_embedded_model`).
         cache_dir: where to keep the joined file (default :func:`default_cache_dir`).
 
     Returns:
@@ -169,9 +192,7 @@ def materialise_embedded_model(name: str = DEFAULT_EMBEDDED_MODEL, cache_dir: Pa
     Raises:
         EmbeddedModelError: unknown name, parts not installed, or a checksum/size/metadata mismatch.
     """
-    if name not in EMBEDDED_MODELS:
-        raise EmbeddedModelError(f"unknown embedded model '{name}'; known: {', '.join(EMBEDDED_MODELS)}")
-    spec = EMBEDDED_MODELS[name]
+    spec = EMBEDDED_MODELS[resolve_embedded_model(name)]
     cache_dir = Path(cache_dir or default_cache_dir()) / "models"
     target = cache_dir / f"{spec.name}-{spec.sha256[:12]}.gguf"
     stamp = target.with_suffix(".verified")

@@ -137,3 +137,19 @@ def test_killed_run_resumes_with_every_question_exactly_once(tmp_path):
         assert f"Question number {number}:" not in later_prompts
     assert traces.read_bytes().endswith(b"\n")
     assert len(read_jsonl(run_dir / "sft.jsonl")) == 10  # every question is accepted, some answer-guided
+
+
+def test_unknown_embedded_model_fails_before_the_run_starts(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    questions = write_questions(tmp_path / "q.jsonl")
+    result = invoke("annotate", str(questions), "--out", str(tmp_path / "run"), "--embedded-model", "tiny")
+    assert result.exit_code == 2
+    assert "unknown embedded model 'tiny'" in result.output and "0.5b" in result.output
+    assert "annotating" not in result.output  # no progress bar
+    assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+def test_models_lists_aliases_and_install_extras():
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "0.5b, small" in result.output and "scireflect[embedded-small]" in result.output

@@ -30,6 +30,26 @@ def test_no_endpoint_means_embedded(monkeypatch):
     assert load_settings().uses_embedded
 
 
+@pytest.mark.parametrize("given, full", [
+    ("0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m"), ("Small", "qwen2.5-coder-0.5b-instruct-q4_k_m"),
+    ("1.5B", "qwen2.5-coder-1.5b-instruct-q4_k_m"),
+    ("qwen2.5-coder-0.5b-instruct-q4_k_m", "qwen2.5-coder-0.5b-instruct-q4_k_m"),
+])
+def test_embedded_model_aliases_resolve_to_full_names(monkeypatch, given, full):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert load_settings(embedded_model=given).embedded_model == full
+
+
+def test_unknown_embedded_model_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="unknown embedded model 'tiny'.*aliases: 1.5b"):
+        load_settings(embedded_model="tiny")
+    path = tmp_path / "c.toml"
+    path.write_text('[run]\nembedded_model = "qwen-7b"\n')
+    with pytest.raises(ConfigError, match="unknown embedded model 'qwen-7b'"):
+        load_settings(path)
+
+
 @pytest.mark.parametrize("text, message", [
     ("[llm]\nmodle = 'x'\n", "unknown key(s) modle"),
     ("[roles.judge]\nmodel = 'x'\n", "unknown role(s) judge"),

@@ -72,8 +72,13 @@ def eval_command(
             _fail("--model needs --base-url (or $OPENAI_BASE_URL)")
     for name in model or []:
         specs.append(E.ModelSpec(base_url=base_url, model=name))
+    from scireflect.embedded import EmbeddedModelError, resolve_embedded_model
+
     for name in embedded_model or []:
-        specs.append(E.ModelSpec(embedded_model=name))
+        try:
+            specs.append(E.ModelSpec(embedded_model=resolve_embedded_model(name)))
+        except EmbeddedModelError as exc:
+            _fail(str(exc))
     if gguf is not None:
         specs.append(E.ModelSpec(gguf=gguf))
     if base_url and not model:
