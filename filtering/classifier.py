@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scireflect.agents.prompts import render_problem
+
 from .examples import INPUT_TEMPLATE_VERSION, Attempt, classifier_input
 from .metrics import evaluate, threshold_for_precision
 
@@ -342,6 +344,22 @@ def _evaluate_rows(rows: Sequence[Mapping[str, Any]], threshold: float) -> dict[
                     lengths=[r["length"] for r in rows], groups=[r["qid"] for r in rows])
 
 
+def _out_of_fold(x: Any, y: Any, groups: Sequence[str], fold: Any, seed: int, cs: Sequence[float]) -> list[float]:
+    """Out-of-fold P(correct) of the standardised logistic regression: fold ``k`` is scored by a fit on
+    the other folds (the training base rate where those hold one class only)."""
+    import numpy as np
+
+    oof = np.zeros(len(y))
+    for k in sorted(set(fold.tolist())):
+        tr, te = fold != k, fold == k
+        if len(set(y[tr].tolist())) < 2:
+            oof[te] = y[tr].mean()
+            continue
+        w = _fit_logreg(x[tr], y[tr], [g for g, t in zip(groups, tr, strict=True) if t], seed, cs)
+        oof[te] = _apply_logreg(w, x[te])
+    return oof.tolist()
+
+
 def train_classifier(
     attempts: Sequence[Attempt],
     *,
@@ -416,15 +434,11 @@ def train_classifier(
         x = featurizer(texts)
         y = np.asarray(labels, dtype=np.int64)
         fold = np.asarray(grouped_folds(groups, folds, seed))
-        oof = np.zeros(len(y))
-        for k in range(folds):
-            tr, te = fold != k, fold == k
-            if len(set(y[tr].tolist())) < 2:
-                oof[te] = y[tr].mean()
-                continue
-            w = _fit_logreg(x[tr], y[tr], [g for g, t in zip(groups, tr, strict=True) if t], seed, cs)
-            oof[te] = _apply_logreg(w, x[te])
-        heldout = _heldout_rows(attempts, oof.tolist())
+        heldout = _heldout_rows(attempts, _out_of_fold(x, y, groups, fold, seed, cs))
+        # The question-difficulty shortcut: the same head and folds on the problem text alone. It
+        # cannot tell two solutions of one question apart, so a classifier that only matches it
+        # has learnt which questions are hard, not which solutions are right.
+        problem_only = _out_of_fold(featurizer([render_problem(a.question).strip() for a in attempts]), y, groups, fold, seed, cs)
         weights = _fit_logreg(x, y, groups, seed, cs)
         config.update({"encoder": featurizer.encoder, "tail_chars": featurizer.tail_chars, "weights": weights,
                        "evaluation": f"grouped {folds}-fold cross-validation by question id (out-of-fold scores)"})
@@ -456,4 +470,8 @@ def train_classifier(
     config["threshold"] = threshold_for_precision([r["label"] for r in heldout], [r["score"] for r in heldout], target_precision)
     model.heldout = heldout
     model.metrics = _evaluate_rows(heldout, config["threshold"]["threshold"])
+    if head == "embedding":
+        from .metrics import roc_auc
+
+        model.metrics["shortcuts"]["problem"] = roc_auc(labels, problem_only)
     return model

@@ -183,6 +183,7 @@ def evaluate(
     Returns:
         ``{"n", "positives", "roc_auc", "ece", "brier", "at_threshold", "per_subject", "per_stage",
         "pairwise", "shortcuts": {"length", "stage", "subject"}}``; AUCs are ``None`` where a class is missing.
+        (The embedding head adds ``shortcuts["problem"]``: the same head on the problem text alone.)
     """
     labels = [bool(y) for y in labels]
     out: dict[str, Any] = {
@@ -231,6 +232,8 @@ def summary_lines(metrics: Mapping[str, Any], name: str = "classifier") -> list[
         f"{'length alone':<24} ROC-AUC {f(sc['length'])} (better direction; raw-length CI {ci(sc.get('length_ci95'))})",
         f"{'stage alone':<24} ROC-AUC {f(sc['stage'])}",
         f"{'subject alone':<24} ROC-AUC {f(sc['subject'])}",
+        *([f"{'problem alone':<24} ROC-AUC {f(sc['problem'])} (same head on the problem text: question difficulty)"]
+          if "problem" in sc else []),
         f"at threshold {at['threshold']:.3f}: kept {at['kept']}, precision {f(at['precision'])}, recall {f(at['recall'])}",
         f"pairwise (same question, correct vs wrong): {f(metrics['pairwise']['accuracy'])} over "
         f"{metrics['pairwise']['pairs']} pairs in {metrics['pairwise']['questions']} questions",

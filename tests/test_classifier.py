@@ -63,9 +63,34 @@ def test_head_learns_the_signal_and_the_audit_reports_the_shortcuts():
     # length and stage predict the label here (wrong answers sit at stage reflection, 10 chars longer)
     assert m["shortcuts"]["stage"] > 0.7 and m["shortcuts"]["length"] > 0.6
     assert set(m["per_subject"]) == {"math", "physics"} and m["pairwise"]["questions"] == 30
+    assert m["shortcuts"]["problem"] < 0.7  # the signal is in the solutions, not in the problems
     th = model.config["threshold"]
     assert th["reachable"] and th["precision"] >= 0.9
     assert model.threshold_for(0.99)["threshold"] >= model.threshold_for(0.6)["threshold"]
+
+
+class DifficultyFeaturizer:
+    """A stand-in encoder that sees only whether the text says 'hard' (in the problem), plus noise."""
+
+    encoder = "test-difficulty"
+    tail_chars = 0
+
+    def __call__(self, texts):
+        x = np.random.default_rng(len(texts)).normal(size=(len(texts), 4)).astype(np.float32)
+        x[:, 0] += np.array([3.0 if "hard" in t else 0.0 for t in texts], dtype=np.float32)
+        return x
+
+
+def test_problem_alone_shortcut_exposes_a_question_difficulty_classifier():
+    # Hard questions are always answered wrong, easy ones right: a head that only reads difficulty
+    # scores well overall, and the problem-alone baseline matches it.
+    attempts = [Attempt(qid=f"q{i}", step=j, subject="math", stage="cot",
+                        question={"question": f"A {'hard' if i % 2 else 'easy'} question number {i}?", "answer": "1"},
+                        response=f"attempt {j}", label=not i % 2)
+                for i in range(40) for j in range(2)]
+    m = train_classifier(attempts, featurizer=DifficultyFeaturizer(), folds=5).metrics
+    assert m["roc_auc"] > 0.9 and m["shortcuts"]["problem"] > 0.9
+    assert m["pairwise"]["questions"] == 0  # no question has both a right and a wrong attempt
 
 
 def test_too_little_data_is_refused():
@@ -84,7 +109,7 @@ def test_train_and_score_on_real_attempts(tmp_path):
     model_dir = tmp_path / "clf"
     result = CliRunner().invoke(app, ["classify", "train", str(REAL_RUN), "--out", str(model_dir), "--folds", "3"])
     assert result.exit_code == 0, result.output
-    for needle in ("ROC-AUC", "ECE", "length alone", "stage alone", "per stage"):
+    for needle in ("ROC-AUC", "ECE", "length alone", "stage alone", "problem alone", "per stage"):
         assert needle in result.output
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["n"] == len(attempts) and metrics["roc_auc"] is not None and 0 <= metrics["ece"] <= 1
