@@ -252,6 +252,9 @@ class EmbeddedServer:
         log_path: where the server's log goes (default: discarded).
         startup_timeout_s: seconds to wait for ``/health`` to answer 200.
 
+    The server process exits by itself within about a second if this process dies without stopping
+    it (SIGKILL, out of memory), so a killed run never leaves a model server behind.
+
     Raises:
         EmbeddedModelError: on ``__aenter__`` when the server exits or is not healthy in time.
     """
@@ -290,7 +293,7 @@ class EmbeddedServer:
             sys.executable, "-m", "scireflect.embedded", "serve",
             "--gguf", str(self.gguf_path), "--port", str(port), "--parallel", str(self.parallel),
             "--ctx", str(self.context_per_slot * self.parallel), "--threads", str(self.threads),
-            "--alias", self.model_name,
+            "--alias", self.model_name, "--parent-pid", str(os.getpid()),
         ]
         out = self._log if self._log is not None else subprocess.DEVNULL
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -348,7 +351,7 @@ class EmbeddedServer:
 
 
 def _serve(argv: list[str]) -> int:
-    """Child-process entry: run llama.cpp's server until SIGTERM."""
+    """Child-process entry: run llama.cpp's server until SIGTERM/SIGINT or until ``--parent-pid`` dies."""
     import argparse
     import signal
     import threading
@@ -360,6 +363,8 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--alias", default=None)
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="exit when this process is no longer our parent (it died, even by SIGKILL)")
     args = parser.parse_args(argv)
 
     import xllamacpp
@@ -379,8 +384,13 @@ def _serve(argv: list[str]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # The server runs in its own session (so Ctrl-C in the terminal reaches only the runner, which
+    # stops it in order); a runner killed outright (SIGKILL, OOM) cannot stop it, so it watches its
+    # parent and exits once it has been re-parented, instead of serving (and computing) forever.
     while not stop.wait(0.5):
-        pass
+        if args.parent_pid is not None and os.getppid() != args.parent_pid:
+            print("scireflect embedded server: parent process gone; exiting", flush=True)
+            break
     return 0
 
 

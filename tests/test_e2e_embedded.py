@@ -55,3 +55,39 @@ def test_cli_annotates_two_real_questions_with_the_embedded_model(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["all"]["questions"] == 2 and summary["all"]["accepted"] == len(accepted)
     assert (run_dir / "embedded-server.log").stat().st_size > 0
+
+
+def test_embedded_server_exits_when_its_runner_is_killed(tmp_path):
+    # A runner killed by SIGKILL cannot stop its server (own session, so Ctrl-C reaches only the
+    # runner); the server must notice and exit rather than serve, and compute, forever.
+    import signal
+    import time
+
+    script = (
+        "import asyncio, os, sys\n"
+        "from scireflect.embedded import EmbeddedServer, materialise_embedded_model\n"
+        "async def main():\n"
+        f"    async with EmbeddedServer(materialise_embedded_model({SMALL!r})) as server:\n"
+        "        print(server._proc.pid, flush=True)\n"
+        "        await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        server_pid = int(runner.stdout.readline())
+        os.kill(server_pid, 0)  # serving
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(server_pid, signal.SIGKILL)
+            pytest.fail("the embedded server outlived its killed runner by 15 s")
+    finally:
+        if runner.poll() is None:
+            runner.kill()
