@@ -229,6 +229,10 @@ def materialise_embedded_model(name: str = DEFAULT_EMBEDDED_MODEL, cache_dir: Pa
     return target
 
 
+#: Poolings of ``EmbeddedServer(embedding_pooling=...)`` (llama.cpp's LLAMA_POOLING_TYPE_LAST/MEAN).
+EMBEDDING_POOLINGS = ("last", "mean")
+
+
 def free_loopback_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago (the server retries if it is taken)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -251,6 +255,10 @@ class EmbeddedServer:
         threads: CPU threads for generation (default: all cores).
         log_path: where the server's log goes (default: discarded).
         startup_timeout_s: seconds to wait for ``/health`` to answer 200.
+        embedding_pooling: ``None`` (chat and completions) or ``"last"``/``"mean"``: serve
+            ``/v1/embeddings`` instead, returning the model's final-layer hidden state (after the final
+            norm, not normalised) at the last token or averaged over the tokens. One input must then
+            fit in ``context_per_slot`` tokens (llama.cpp embeds each input in one batch).
 
     The server process exits by itself within about a second if this process dies without stopping
     it (SIGKILL, out of memory), so a killed run never leaves a model server behind.
@@ -269,7 +277,11 @@ class EmbeddedServer:
         log_path: Path | None = None,
         startup_timeout_s: float = 180.0,
         model_name: str | None = None,
+        embedding_pooling: str | None = None,
     ):
+        if embedding_pooling not in (None, *EMBEDDING_POOLINGS):
+            raise EmbeddedModelError(f"unknown pooling {embedding_pooling!r}; choose one of {', '.join(EMBEDDING_POOLINGS)}")
+        self.embedding_pooling = embedding_pooling
         self.gguf_path = Path(gguf_path)
         self.parallel = max(1, parallel)
         self.context_per_slot = context_per_slot
@@ -295,6 +307,8 @@ class EmbeddedServer:
             "--ctx", str(self.context_per_slot * self.parallel), "--threads", str(self.threads),
             "--alias", self.model_name, "--parent-pid", str(os.getpid()),
         ]
+        if self.embedding_pooling:
+            cmd += ["--embedding", self.embedding_pooling]
         out = self._log if self._log is not None else subprocess.DEVNULL
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -344,6 +358,14 @@ class EmbeddedServer:
             proc.wait(timeout=10)
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> EmbeddedServer:
+        """Start the server from synchronous code (not inside a running event loop); see :meth:`stop`."""
+        return asyncio.run(self.__aenter__())
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
         self._stop()
         if self._log is not None:
             self._log.close()
@@ -363,6 +385,8 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--alias", default=None)
+    parser.add_argument("--embedding", choices=EMBEDDING_POOLINGS, default=None,
+                        help="serve /v1/embeddings (final-layer hidden states, this pooling) instead of chat")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit when this process is no longer our parent (it died, even by SIGKILL)")
     args = parser.parse_args(argv)
@@ -377,6 +401,11 @@ def _serve(argv: list[str]) -> int:
     params.n_ctx = args.ctx
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
+    if args.embedding:
+        params.embedding = True
+        params.pooling_type = getattr(xllamacpp.llama_pooling_type, f"LLAMA_POOLING_TYPE_{args.embedding.upper()}")
+        params.embd_normalize = -1  # raw hidden states; the probe standardises them itself
+        params.n_batch = params.n_ubatch = args.ctx // max(1, args.parallel)  # one input = one batch
     if args.alias:
         params.model_alias = {args.alias}  # a set of names in llama.cpp's params
     server = xllamacpp.Server(params)  # starts serving; keep the reference alive
