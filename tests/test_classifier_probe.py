@@ -4,9 +4,11 @@ attempts of that model (tests/fixtures/filtering/real_run)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +81,27 @@ def test_bad_probe_settings_are_refused_before_any_model_starts():
 
 
 @needs_small_model
+def test_states_are_cached_by_model_settings_and_text(tmp_path):
+    texts = ["### Problem\nWhat is 3+4?\n\n### Solution\n3+4 = 7, so \\boxed{7}.", "### Problem\nWhat is 3*4?\n\n### Solution\n\\boxed{12}"]
+    first = GeneratorStateFeaturizer("0.5b", context=256, head_tokens=32, cache=tmp_path / "states.sqlite")
+    try:
+        x = first(texts)
+    finally:
+        first.close()
+    again = GeneratorStateFeaturizer("0.5b", context=256, head_tokens=32, cache=tmp_path / "states.sqlite")
+    assert np.array_equal(again(texts[::-1]), x[::-1])
+    assert again._server is None  # every state came from the cache: no model was started
+    other = GeneratorStateFeaturizer("0.5b", context=256, head_tokens=32, pooling="mean", cache=tmp_path / "states.sqlite")
+    try:
+        assert not np.allclose(other(texts[:1])[0], x[0], atol=1e-2)  # another pooling is another key
+        assert other._server is not None
+    finally:
+        other.close()
+
+
+@needs_small_model
 def test_generator_states_are_deterministic_and_long_texts_keep_head_and_tail():
-    featurizer = GeneratorStateFeaturizer("0.5b", context=64, head_tokens=16)
+    featurizer = GeneratorStateFeaturizer("0.5b", context=64, head_tokens=16, cache=None)
     try:
         head, tail = "### Problem\nWhat is 2+2?\n\n### Solution\n", "So the answer is \\boxed{4}."
         opening = head + "Let us work it out carefully, one small step at a time, and explain every step. "  # > 16 tokens
@@ -119,7 +140,8 @@ def _small_real_run(run_dir: Path, per_status: int = 4) -> Path:
 
 @needs_small_model
 @pytest.mark.skipif(not REAL_RUN.exists(), reason="no real-run fixture")
-def test_probe_head_trains_and_scores_real_attempts(tmp_path):
+def test_probe_head_trains_and_scores_real_attempts(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCIREFLECT_PROBE_CACHE", str(tmp_path / "states.sqlite"))  # start cold: the model runs
     run = _small_real_run(tmp_path / "run")
     attempts = load_attempts([run])
     assert {a.label for a in attempts} == {True, False} and len({a.qid for a in attempts}) == 8
@@ -140,3 +162,6 @@ def test_probe_head_trains_and_scores_real_attempts(tmp_path):
     rows = [json.loads(line) for line in scores_file.read_text().splitlines()]
     assert len(rows) == len(attempts) and all(0 <= r["score"] <= 1 for r in rows)
     assert len({round(r["score"], 6) for r in rows}) > len(rows) // 2  # the scores depend on the text
+    # scoring read the states training computed: one cached state per attempt and per problem
+    with contextlib.closing(sqlite3.connect(tmp_path / "states.sqlite")) as db:
+        assert db.execute("SELECT COUNT(*) FROM states").fetchone()[0] == len({a.text for a in attempts}) + len({a.qid for a in attempts})
