@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -190,7 +190,7 @@ def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -
                 dropped.append({**item.ref, "filter": "classifier", "reason": "below_threshold", "score": round(s, 4),
                                 "threshold": th["threshold"]})
         items = kept
-        classifier_info = {"dir": str(options.classifier_dir), "head": clf.config["head"], "encoder": clf.config.get("encoder"),
+        classifier_info = {"dir": str(options.classifier_dir), "head": clf.config["head"], "encoder": _encoder_name(clf.config),
                            "lm": clf.config.get("lm_base"), "seed": clf.config.get("seed"), "threshold": th,
                            "input_template_version": clf.config["input_template_version"],
                            "heldout_roc_auc": clf.metrics.get("roc_auc"), "heldout_ece": clf.metrics.get("ece"),
@@ -342,6 +342,13 @@ def _card(result: FilterResult, options: ExportOptions, run_dirs: Sequence[str |
               "", "Load: " + ("`datasets.load_from_disk(DIR)`" if options.format == "hf" else "`datasets.load_dataset('json', data_files='DIR/train.jsonl')`"),
               ""]
     return "\n".join(lines)
+
+
+def _encoder_name(config: Mapping[str, Any]) -> str | None:
+    """What a classifier reads its input with: the sentence encoder, or the probed GGUF model."""
+    if config.get("head") == "probe":
+        return f"llama.cpp {config['probe_model']} hidden states, {config['probe_pooling']} pooling"
+    return config.get("encoder")
 
 
 def export_training_set(run_dirs: Sequence[str | Path], out_dir: str | Path, options: ExportOptions, *, overwrite: bool = False) -> FilterResult:

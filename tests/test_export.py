@@ -179,3 +179,28 @@ def test_classifier_step_drops_items_below_the_threshold_and_the_card_records_it
     # fixture solution passes, the 115- and 187-character ones do not
     assert {i.attempt.qid for i in res.kept} == {"math-frac-0001"}
     assert {d["id"] for d in scored} == {"math-algebra-0105", "gsm8k-train-0000", "scibench-class-0007"}
+
+
+def test_a_probe_classifier_is_named_by_its_model_in_the_card(tmp_path, runs, monkeypatch):
+    import numpy as np
+
+    from scireflect.filtering import classifier as C
+    from scireflect.filtering.examples import Attempt
+
+    class LengthStates:  # stands in for the llama.cpp hidden states: the response length decides
+        model, pooling, context, head_tokens = "0.5b", "last", 4096, 512
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __call__(self, texts):
+            return np.array([[len(t.split("### Solution\n", 1)[-1]) / 100.0] for t in texts], dtype=np.float32)
+
+    train = [Attempt(qid=f"q{i}", step=j, subject="math", stage="cot", question={"question": f"Q{i}?"},
+                     response="x" * ((280 if j == 0 else 120) + 5 * i), label=j == 0) for i in range(20) for j in range(2)]
+    model_dir = C.train_classifier(train, head="probe", featurizer=LengthStates(), folds=4, seed=2).save(tmp_path / "clf")
+    monkeypatch.setattr(C, "GeneratorStateFeaturizer", LengthStates)
+    res = build_training_set(runs[:1], ExportOptions(classifier_dir=str(model_dir)))
+    assert res.classifier["head"] == "probe"
+    assert res.classifier["encoder"] == "llama.cpp 0.5b hidden states, last pooling"
+    assert {i.attempt.qid for i in res.kept} == {"math-frac-0001"}  # scored through the probe path
