@@ -23,10 +23,12 @@ bump it whenever a prompt text changes so that data made with different prompts 
 from __future__ import annotations
 
 import re
-from typing import Any
 from collections.abc import Mapping
+from typing import Any, Protocol
 
 from langchain_core.prompts import ChatPromptTemplate
+
+from ..verifiers.base import critic_evidence
 
 PROMPT_VERSION = "2026-11-23.1"
 
@@ -183,3 +185,67 @@ def prompt_variables(question: Mapping[str, Any], variant: str) -> dict[str, str
         "advice": _SUBJECT_ADVICE[variant],
         "problem": render_problem(question),
     }
+
+
+Prompt = tuple[ChatPromptTemplate, dict[str, str]]
+"""A prompt template and the variables to format it with."""
+
+
+class PromptSet(Protocol):
+    """The prompts of one kind of task (answer questions, formal proofs), as the graph's nodes use them.
+
+    ``attempt`` and ``critique`` are steps of the graph's state (mappings with ``response`` and, for
+    an attempt, the verifier's ``verdict``). Every method returns a :data:`Prompt`.
+    """
+
+    version: str
+    """Recorded in every trace; bumped whenever a prompt text changes."""
+
+    def problem(self, question: Mapping[str, Any]) -> str:
+        """The problem text as the Solver sees it: also the instruction of the question's SFT pair."""
+        ...
+
+    def solve(self, question: Mapping[str, Any], variant: str) -> Prompt: ...
+
+    def critique(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt: ...
+
+    def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+               critique: Mapping[str, Any]) -> Prompt: ...
+
+    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt: ...
+
+
+def reference_for_prompt(question: Mapping[str, Any]) -> str:
+    """The reference answer as the answer-guided prompt shows it, with the question's unit if any."""
+    reference = str(question["answer"])
+    unit = plain_unit(str(question.get("unit") or ""))
+    return f"{reference} (in {unit})" if unit else reference
+
+
+class AnswerPrompts:
+    """:class:`PromptSet` of questions with a reference answer (SciGLM's loop; the templates above)."""
+
+    version = PROMPT_VERSION
+
+    def problem(self, question: Mapping[str, Any]) -> str:
+        return render_problem(question)
+
+    def solve(self, question: Mapping[str, Any], variant: str) -> Prompt:
+        return SOLVER_PROMPT, prompt_variables(question, variant)
+
+    def critique(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        evidence = critic_evidence(attempt.get("verdict") or {})
+        return CRITIC_PROMPT, {**prompt_variables(question, variant), "attempt": attempt["response"], "evidence": evidence}
+
+    def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+               critique: Mapping[str, Any]) -> Prompt:
+        return REVISER_PROMPT, {**prompt_variables(question, variant), "attempt": attempt["response"],
+                                "critique": critique["response"]}
+
+    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        return ANSWER_GUIDED_PROMPT, {**prompt_variables(question, variant), "attempt": attempt["response"],
+                                      "reference_answer": reference_for_prompt(question)}
+
+
+ANSWER_PROMPTS = AnswerPrompts()
+

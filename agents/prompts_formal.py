@@ -21,6 +21,9 @@ from typing import Any
 
 from langchain_core.prompts import ChatPromptTemplate
 
+from ..verifiers.lean.judge import lean_evidence
+from .prompts import Prompt
+
 FORMAL_PROMPT_VERSION = "2026-11-24.1"
 
 _RULES = (
@@ -105,7 +108,41 @@ def formal_prompt_variables(question: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _proof(attempt: Mapping[str, Any]) -> str:
+    verdict = attempt.get("verdict") or {}
+    return verdict.get("extracted") or "(no ```lean block found in the previous answer)"
+
+
+class FormalPrompts:
+    """:class:`~scireflect.agents.prompts.PromptSet` of formal proofs: the checker's output (errors
+    with line, column and goal state; :func:`~scireflect.verifiers.lean.judge.lean_evidence`) is the
+    Critic's and the Reviser's evidence. There is no answer-guided prompt (no reference proof)."""
+
+    version = FORMAL_PROMPT_VERSION
+
+    def problem(self, question: Mapping[str, Any]) -> str:
+        return render_formal_problem(question)
+
+    def solve(self, question: Mapping[str, Any], variant: str) -> Prompt:
+        return FORMAL_SOLVER_PROMPT, formal_prompt_variables(question)
+
+    def critique(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        return FORMAL_CRITIC_PROMPT, {**formal_prompt_variables(question), "proof": _proof(attempt),
+                                      "evidence": lean_evidence(attempt.get("verdict") or {})}
+
+    def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+               critique: Mapping[str, Any]) -> Prompt:
+        return FORMAL_REVISER_PROMPT, {**formal_prompt_variables(question), "proof": _proof(attempt),
+                                       "evidence": lean_evidence(attempt.get("verdict") or {}),
+                                       "critique": critique["response"]}
+
+    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        raise NotImplementedError("formal proofs have no answer-guided stage: there is no reference proof")
+
+
+FORMAL_PROMPTS = FormalPrompts()
+
 __all__ = [
-    "FORMAL_CRITIC_PROMPT", "FORMAL_PROMPT_VERSION", "FORMAL_REVISER_PROMPT", "FORMAL_SOLVER_PROMPT",
-    "formal_prompt_variables", "render_formal_problem",
+    "FORMAL_CRITIC_PROMPT", "FORMAL_PROMPTS", "FORMAL_PROMPT_VERSION", "FORMAL_REVISER_PROMPT", "FORMAL_SOLVER_PROMPT",
+    "FormalPrompts", "formal_prompt_variables", "render_formal_problem",
 ]

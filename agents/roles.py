@@ -8,8 +8,6 @@ messages sent, the response text, token counts and latency.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +15,11 @@ from collections.abc import Mapping
 
 import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-
-
-ROLES = ("solver", "critic", "reviser")
+from .names import ROLES
 
 
 @dataclass(frozen=True)
@@ -54,16 +51,15 @@ class AgentReply:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of one model call on transient endpoint faults.
+    """Retries of one model call on transient endpoint faults (see :func:`is_transient`).
 
-    Transient: connection errors and timeouts, dropped connections and truncated bodies, HTTP 429,
-    408, 409 and 5xx, bodies that are not the expected JSON, and empty completions. Waits use
-    exponential backoff with full jitter (``uniform(0, min(max_backoff_s, initial_backoff_s * 2**n))``,
-    as in the AWS Architecture Blog's "Exponential Backoff And Jitter"), or the server's
-    ``Retry-After`` header when it sends one (capped at ``max_retry_after_s``).
+    Waits use exponential backoff with full jitter (``uniform(0, min(max_backoff_s, initial_backoff_s
+    * 2**n))``, the AWS Architecture Blog's "Exponential Backoff And Jitter"; tenacity's
+    ``wait_random_exponential``), or the server's ``Retry-After`` header when it sends one (capped
+    at ``max_retry_after_s``).
 
     Attributes:
-        max_retries: retries after the first try (so ``max_retries + 1`` tries in all).
+        max_retries: retries after the first try (so ``max_retries + 1`` tries in all), >= 0.
         initial_backoff_s / max_backoff_s / max_retry_after_s: seconds.
     """
 
@@ -72,8 +68,13 @@ class RetryPolicy:
     max_backoff_s: float = 20.0
     max_retry_after_s: float = 60.0
 
-    def backoff(self, retry: int, exc: BaseException | None, rng: random.Random) -> float:
-        """Seconds to wait before retry number ``retry`` (0-based) after ``exc``."""
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+
+    def wait(self, retry_state: RetryCallState) -> float:
+        """Seconds to wait before the next try (a tenacity ``wait`` strategy)."""
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
         response = getattr(exc, "response", None)
         header = response.headers.get("retry-after") if response is not None else None
         if header:
@@ -81,7 +82,7 @@ class RetryPolicy:
                 return min(max(float(header), 0.0), self.max_retry_after_s)
             except ValueError:
                 pass  # an HTTP date: fall back to backoff
-        return rng.uniform(0.0, min(self.max_backoff_s, self.initial_backoff_s * (2**retry)))
+        return wait_random_exponential(multiplier=self.initial_backoff_s, max=self.max_backoff_s)(retry_state)
 
 
 class ModelCallError(RuntimeError):
@@ -96,13 +97,32 @@ class EmptyCompletion(Exception):
     """The endpoint answered 200 with no content."""
 
 
+_CLIENT_MODULES = ("openai", "langchain_openai", "httpx", "httpcore", "json")
+
+
+def _raised_by_client(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside the HTTP/JSON client stack (a bad body), not in our code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return module.split(".")[0] in _CLIENT_MODULES
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether a model-call exception is worth retrying (see :class:`RetryPolicy`)."""
-    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, EmptyCompletion, ValueError)):
-        return True  # ValueError: a body that is not JSON, from the openai client's parser
+    """Whether a model-call exception is a transport fault worth retrying.
+
+    Transient: connection errors and timeouts, dropped connections and truncated bodies
+    (``openai.APIConnectionError``), HTTP 408, 409, 429 and 5xx, bodies that are not the expected
+    JSON (``openai.APIResponseValidationError``, or a ``ValueError`` raised inside the openai /
+    langchain-openai / httpx / json code that parses the body), and empty completions. Anything
+    else, a ``ValueError`` from our own code included, is a bug or a refusal and is not retried.
+    """
+    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, EmptyCompletion)):
+        return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return False
+    return isinstance(exc, ValueError) and _raised_by_client(exc)
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -134,8 +154,9 @@ def _as_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": _ROLE_NAMES.get(m.type, m.type), "content": str(m.content)} for m in messages]
 
 
-def _text(message: AIMessage) -> str:
-    content = message.content
+def _text(message: Any) -> str:
+    """The text of a reply (string content, or the text parts of content blocks)."""
+    content = getattr(message, "content", message)
     if isinstance(content, str):
         return content
     # Content blocks (list of dicts/strings): keep the text parts.
@@ -167,7 +188,6 @@ class Agent:
         self.retry = retry or RetryPolicy()
         self.tools = list(tools or [])
         self.max_tool_rounds = int(max_tool_rounds)
-        self._rng = random.Random()
 
     def with_tools(self, tools: list[Any], max_tool_rounds: int = 4) -> Agent:
         """A copy of this agent whose model is bound to ``tools`` (``llm.bind_tools``).
@@ -179,30 +199,50 @@ class Agent:
         return Agent(self.role, self.llm, self.model_name, self.retry, tools=tools, max_tool_rounds=max_tool_rounds)
 
     async def _call_with_retries(self, messages: list[BaseMessage], llm: Any = None) -> tuple[Any, float, list[dict[str, Any]]]:
-        failures: list[dict[str, Any]] = []
+        """One model call with tenacity retries of transient faults; each failed try is recorded.
+
+        Returns ``(response, seconds of the successful try, failures)``. An empty completion on the
+        last try is returned as it is (the verifier then says ``no_answer``).
+
+        Raises:
+            ModelCallError: every try failed with a transient fault.
+            Exception: a non-transient error, at once.
+        """
         llm = llm if llm is not None else self.llm
-        for retry in range(self.retry.max_retries + 1):
+        failures: list[dict[str, Any]] = []
+        last: dict[str, Any] = {}
+
+        async def attempt() -> Any:
             started = time.perf_counter()
-            try:
-                response = await llm.ainvoke(messages)
-                if getattr(response, "tool_calls", None):
-                    return response, time.perf_counter() - started, failures
-                if not (_text(response) if isinstance(response, AIMessage) else str(getattr(response, "content", ""))).strip():
-                    raise EmptyCompletion("the endpoint returned an empty completion")
-                return response, time.perf_counter() - started, failures
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                wait = self.retry.backoff(retry, exc, self._rng) if retry < self.retry.max_retries else 0.0
-                status = getattr(exc, "status_code", None)
-                failures.append({"kind": failure_kind(exc), "error": describe_error(exc), "status": status, "seconds": round(time.perf_counter() - started, 4),
-                                 "wait_s": round(wait, 4)})
-                if retry == self.retry.max_retries:
-                    if isinstance(exc, EmptyCompletion):  # keep the empty answer: the verifier says no_answer
-                        return response, time.perf_counter() - started, failures
-                    raise ModelCallError(f"{self.role} call failed after {retry + 1} tries: {describe_error(exc)}", failures) from exc
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+            last["started"] = started
+            response = await llm.ainvoke(messages)
+            last["response"] = response
+            if not getattr(response, "tool_calls", None) and not _text(response).strip():
+                raise EmptyCompletion("the endpoint returned an empty completion")
+            return response
+
+        def record(retry_state: RetryCallState, wait: float | None = None) -> None:
+            exc = retry_state.outcome.exception()
+            wait = retry_state.upcoming_sleep if wait is None else wait
+            failures.append({"kind": failure_kind(exc), "error": describe_error(exc), "status": getattr(exc, "status_code", None),
+                             "seconds": round(time.perf_counter() - last["started"], 4), "wait_s": round(wait, 4)})
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.max_retries + 1),
+            wait=self.retry.wait,
+            retry=retry_if_exception(is_transient),
+            before_sleep=record,
+            retry_error_callback=lambda state: state,
+            reraise=False,
+        )
+        outcome = await retrying(attempt)
+        if not isinstance(outcome, RetryCallState):
+            return outcome, time.perf_counter() - last["started"], failures
+        exc = outcome.outcome.exception()
+        record(outcome, wait=0.0)  # the last try: no wait after it
+        if isinstance(exc, EmptyCompletion):
+            return last["response"], time.perf_counter() - last["started"], failures
+        raise ModelCallError(f"{self.role} call failed after {len(failures)} tries: {describe_error(exc)}", failures) from exc
 
     async def ainvoke(self, prompt: ChatPromptTemplate, variables: Mapping[str, Any]) -> AgentReply:
         """Format ``prompt`` with ``variables``, call the model (retrying transient faults), record it.
@@ -222,7 +262,7 @@ class Agent:
         else:
             response, latency, failures = await self._call_with_retries(messages)
             tool_calls, in_tok, out_tok = [], 0, 0
-        text = _text(response) if isinstance(response, AIMessage) else str(getattr(response, "content", response))
+        text = _text(response)
         usage = getattr(response, "usage_metadata", None) or {}
         meta = getattr(response, "response_metadata", None) or {}
         estimated = not usage
@@ -294,6 +334,18 @@ class AgentTeam:
     solver: Agent
     critic: Agent
     reviser: Agent
+
+    def with_tools(self, tools: list[Any], max_tool_rounds: int = 4) -> AgentTeam:
+        """A team whose Solver and Critic may call ``tools`` (see :meth:`Agent.with_tools`); the
+        Reviser never gets tools.
+
+        Raises:
+            ValueError: ``max_tool_rounds`` < 1.
+        """
+        if max_tool_rounds < 1:
+            raise ValueError("max_tool_rounds must be >= 1")
+        return AgentTeam(solver=self.solver.with_tools(tools, max_tool_rounds),
+                         critic=self.critic.with_tools(tools, max_tool_rounds), reviser=self.reviser)
 
     @classmethod
     def from_models(cls, models: Mapping[str, tuple[BaseChatModel, str]], retry: RetryPolicy | None = None) -> AgentTeam:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 
 def _serve_mock(latency_s: float, conn) -> None:
-    from scireflect.mock_openai import MockOpenAI
+    from scireflect.testing.mock_openai import MockOpenAI
 
     with MockOpenAI(latency_s=latency_s) as server:
         conn.send(server.base_url)
@@ -66,9 +66,9 @@ def _questions(path: Path, n: int) -> Path:
 
 
 async def _one_run(base_url: str, mock_pid: int, n: int, concurrency: int, workdir: Path, verifier) -> dict:
-    from scireflect.config import LLMSettings, RunSettings
-    from scireflect.questions import load_questions
-    from scireflect.runner import annotate
+    from scireflect.run.config import LLMSettings, RunSettings
+    from scireflect.run.questions import load_questions
+    from scireflect.run.runner import annotate
 
     questions = load_questions(_questions(workdir / f"q{concurrency}.jsonl", n))
     llm = LLMSettings(base_url=base_url, model="mock-model", max_retries=2)

@@ -63,7 +63,7 @@ def train(
 ) -> None:
     """Train on the verifier-labelled attempts of RUN_DIRs; print held-out metrics and the shortcut audit."""
     _offline()
-    from scireflect.traces import TraceFileError
+    from scireflect.run.store import TraceFileError
 
     from .classifier import ClassifierError, train_classifier
     from .examples import load_attempts
@@ -103,7 +103,7 @@ def score(
     """Score every solution attempt of RUN_DIR: P(correct), keep/drop at the threshold; where the verifier
     labelled an attempt, print how the threshold's keep set agrees with it."""
     _offline()
-    from scireflect.traces import TraceFileError
+    from scireflect.run.store import TraceFileError
 
     from .classifier import ClassifierError, load_classifier
     from .examples import load_attempts

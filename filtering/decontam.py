@@ -18,13 +18,14 @@ matching n-gram.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scireflect.run.jsonl import JsonlError, iter_jsonl
 
 TEXT_KEYS = ("question", "problem", "prompt", "content", "input")
 DEFAULT_N = 13
@@ -106,19 +107,13 @@ class EvalIndex:
         path = Path(path)
         count = 0
         try:
-            lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 may sit inside a JSON string
-        except OSError as exc:
-            raise EvalSetError(f"cannot read evaluation set {path}: {exc.strerror}") from None
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise EvalSetError(f"{path} line {lineno}: not JSON") from None
-            text = question_text(row) if isinstance(row, dict) else None
+            rows = list(iter_jsonl(path))
+        except JsonlError as exc:
+            raise EvalSetError(f"evaluation set {exc}") from None
+        for lineno, row in rows:
+            text = question_text(row)
             if text is None:
-                raise EvalSetError(f"{path} line {lineno}: no question text (one of {', '.join(TEXT_KEYS)})")
+                raise EvalSetError(f"{path}:{lineno}: no question text (one of {', '.join(TEXT_KEYS)})")
             self.add(text, str(path), str(row.get("id", f"line {lineno}")))
             count += 1
         self.files[str(path)] = count

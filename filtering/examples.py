@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scireflect.agents.prompts import render_problem
-from scireflect.traces import load_traces
+from scireflect.run.store import load_traces
 
 #: Bump when :func:`classifier_input` changes; a model trained on another version refuses to score.
 INPUT_TEMPLATE_VERSION = "1"
@@ -111,7 +111,7 @@ def load_attempts(run_dirs: Iterable[str | Path], *, labelled_only: bool = True)
 
     Raises:
         FileNotFoundError: a run has no ``traces.jsonl``.
-        scireflect.traces.TraceFileError: a complete line is not a trace record.
+        scireflect.run.store.TraceFileError: a complete line is not a trace record.
     """
     out: list[Attempt] = []
     for run_dir in run_dirs:

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scireflect.cli import app
-from scireflect.mock_openai import MockOpenAI
+from scireflect.testing.mock_openai import MockOpenAI
 
 ROWS = [
     {"id": "q1", "subject": "math", "question": "What is six times seven?", "answer": "42"},

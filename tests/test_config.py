@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from scireflect.config import ConfigError, load_settings
-from scireflect.mock_openai import MockOpenAI
-from scireflect.questions import load_questions
-from scireflect.runner import annotate
+from scireflect.run.config import ConfigError, load_settings
+from scireflect.testing.mock_openai import MockOpenAI
+from scireflect.run.questions import load_questions
+from scireflect.run.runner import annotate
 
 
 def test_toml_roles_env_and_flags(tmp_path, monkeypatch):

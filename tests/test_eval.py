@@ -1,6 +1,6 @@
 """``scireflect eval``: the Solver prompt + the project's verifier on benchmark files, tables, --compare.
 
-The fast tests use the loopback mock endpoint (:mod:`scireflect.mock_openai`) on real questions of
+The fast tests use the loopback mock endpoint (:mod:`scireflect.testing.mock_openai`) on real questions of
 ``data/sample``; the slow one runs the embedded Qwen2.5-Coder-0.5B on 3 real questions.
 """
 
@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scireflect.mock_openai import MockOpenAI
+from scireflect.testing.mock_openai import MockOpenAI
 from scireflect.training.cli import eval_command
 from scireflect.training.evaluate import accuracy_table, compare_table, score, solver_messages
 
@@ -109,7 +109,7 @@ def test_eval_errors_are_clear(tmp_path):
     result = _run([SAMPLE, "--base-url", "http://127.0.0.1:9/v1"])
     assert result.exit_code == 2 and "--base-url needs --model" in result.output
     result = _run(["--compare", tmp_path / "none.jsonl", bad])
-    assert result.exit_code == 2 and "cannot read results file" in result.output
+    assert result.exit_code == 2 and "results file" in result.output and "none.jsonl: cannot read file" in result.output
 
 
 def test_score_and_tables_group_by_file_and_subject():

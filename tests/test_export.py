@@ -144,7 +144,7 @@ def test_bad_options_and_non_empty_output_fail_cleanly(tmp_path, runs):
     result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(out)])
     assert result.exit_code == 2 and "not empty" in result.output
     result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(tmp_path / "o"), "--decontaminate", str(tmp_path / "nope.jsonl")])
-    assert result.exit_code == 2 and "cannot read evaluation set" in result.output
+    assert result.exit_code == 2 and "evaluation set" in result.output and "nope.jsonl: cannot read file" in result.output
 
 
 def test_classifier_step_drops_items_below_the_threshold_and_the_card_records_it(tmp_path, runs, monkeypatch):

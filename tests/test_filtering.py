@@ -47,7 +47,7 @@ def test_ngram_length_is_configurable():
 def test_bad_eval_file_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "a", "question": "ok?"}) + "\n" + json.dumps({"id": "b", "answer": "1"}) + "\n")
-    with pytest.raises(EvalSetError, match="bad.jsonl line 2"):
+    with pytest.raises(EvalSetError, match="bad.jsonl:2: no question text"):
         build_index([bad])
     with pytest.raises(EvalSetError, match="cannot read"):
         build_index([tmp_path / "missing.jsonl"])

@@ -16,7 +16,11 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from scireflect.agents.roles import AgentTeam, RetryPolicy
-from scireflect.graphs.annotation import Budget, EndpointError, build_annotation_graph, decide_next, initial_state, merge_steps
+from scireflect.graphs.annotation import build_annotation_graph
+from scireflect.graphs.budget import Budget, decide
+from scireflect.graphs.context import AnnotationContext, verify_with
+from scireflect.graphs.nodes import EndpointError
+from scireflect.graphs.state import initial_state, merge_steps
 from scireflect.verifiers.base import Verdict
 from tests.fakes import ScriptedChatModel
 
@@ -59,9 +63,13 @@ WRONG = "Step 1: May: 48*2 = 96.\nStep 2: total 48 + 96 = 144.\n\\boxed{144}"
 CRITIQUE = "Step 1 is wrong: 'half as many' means 48/2, not 48*2."
 
 
+def context(agents, budget=Budget()) -> AnnotationContext:
+    return AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()), budget=budget)
+
+
 async def run(agents, budget=Budget(), checkpointer=None, config=None):
-    graph = build_annotation_graph(agents, ExactBoxedVerifier(), budget, checkpointer=checkpointer)
-    return await graph.ainvoke(initial_state(QUESTION, "math"), config)
+    graph = build_annotation_graph(checkpointer)
+    return await graph.ainvoke(initial_state(QUESTION, "math"), config, context=context(agents, budget))
 
 
 async def test_accepted_at_first_try():
@@ -117,6 +125,7 @@ async def test_attempt_budget_exhausted():
     agents, models = team([WRONG], [CRITIQUE], [WRONG])
     state = await run(agents, Budget(max_attempts=2, max_reflections=3))
     assert state["status"] == "rejected" and state["stop_reason"] == "budget: attempts (2)"
+    assert state["budget_stop"] == {"limit": "attempts", "used": 2, "allowed": 2}
     assert len(models["critic"].calls) == 1 and len(models["reviser"].calls) == 1
 
 
@@ -124,6 +133,7 @@ async def test_token_budget_exhausted_after_first_attempt():
     agents, models = team([WRONG])
     state = await run(agents, Budget(max_tokens=50))
     assert state["status"] == "rejected" and state["stop_reason"].startswith("budget: tokens")
+    assert state["budget_stop"]["limit"] == "tokens" and state["budget_stop"]["used"] >= 50
     assert not models["critic"].calls
 
 
@@ -185,12 +195,11 @@ async def test_resume_from_checkpoint_repeats_no_model_call():
     with pytest.raises(EndpointError):
         await run(agents, checkpointer=saver, config=config)
     # The solver's attempt and its verdict survived in the checkpoint.
-    graph = build_annotation_graph(agents, ExactBoxedVerifier(), Budget(), checkpointer=saver)
+    graph = build_annotation_graph(saver)
     snapshot = await graph.aget_state(config)
     assert snapshot.next == ("critique",) and len(snapshot.values["steps"]) == 1
     agents2, models2 = team([], [CRITIQUE], [RIGHT])
-    graph2 = build_annotation_graph(agents2, ExactBoxedVerifier(), Budget(), checkpointer=saver)
-    state = await graph2.ainvoke(None, config)
+    state = await graph.ainvoke(None, config, context=context(agents2))
     assert state["status"] == "accepted" and state["accepted_stage"] == "reflection"
     assert not models2["solver"].calls  # nothing redone
     assert [s["role"] for s in state["steps"]] == ["solver", "critic", "reviser"]
@@ -213,9 +222,26 @@ def test_budget_parse_and_errors():
         Budget.parse("attempts=0")
 
 
-def test_decide_next_without_answer_guided():
-    state = {"steps": [{"index": 0, "kind": "solution", "stage": "cot", "verdict": {"ok": False}, "input_tokens": 1,
-                        "output_tokens": 1, "latency_s": 0.1}]}
-    assert decide_next(state, Budget(max_reflections=0, answer_guided=False)) == ("finalize", "reflection failed (0 rounds)")
-    assert decide_next(state, Budget(max_reflections=0)) == ("answer_guided", "reflection failed")
-    assert decide_next(state, Budget(max_reflections=1))[0] == "critique"
+def test_decide_once_without_answer_guided():
+    steps = [{"index": 0, "kind": "solution", "stage": "cot", "verdict": {"ok": False}, "input_tokens": 1,
+              "output_tokens": 1, "latency_s": 0.1}]
+    ended = decide(steps, Budget(max_reflections=0, answer_guided=False))
+    assert (ended.route, ended.status, ended.reason) == ("end", "rejected", "reflection failed (0 rounds)")
+    assert decide(steps, Budget(max_reflections=0)).route == "answer_guided"
+    assert decide(steps, Budget(max_reflections=1)) == ("critique", "running", None, None, None)
+    seconds = decide(steps, Budget(max_seconds=0.1))
+    assert seconds.budget_stop == {"limit": "seconds", "used": 0.1, "allowed": 0.1} and seconds.reason == "budget: seconds (0 >= 0)"
+
+
+def test_budget_rejects_non_finite_values():
+    for spec in ("seconds=nan", "seconds=inf", "seconds=-1"):
+        with pytest.raises(ValueError):
+            Budget.parse(spec)
+
+
+def test_the_graph_wiring_is_the_documented_loop():
+    graph = build_annotation_graph().get_graph()
+    edges = {(e.source, e.target) for e in graph.edges}
+    assert {("__start__", "solve"), ("solve", "verify"), ("verify", "critique"), ("critique", "revise"),
+            ("revise", "verify"), ("verify", "answer_guided"), ("answer_guided", "verify")} <= edges
+    assert {("solve", "__end__"), ("verify", "__end__"), ("critique", "__end__"), ("revise", "__end__")} <= edges

@@ -1,9 +1,4 @@
-"""miniF2F rows through the run and the CLI without Lean: every row ``unverified``, one clear message.
-
-These tests need the runner to route formal rows (``scireflect.runner.annotate(..., lean_checker=)``,
-``load_questions`` accepting ``answer: null`` with a ``statement``; docs/lean.md). They are skipped
-until that integration exists and run unchanged afterwards.
-"""
+"""miniF2F rows through the run and the CLI without Lean: every row ``unverified``, one clear message."""
 
 from __future__ import annotations
 
@@ -14,15 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scireflect.verifiers.lean.integration import annotate_formal_rows, runner_supports_formal
+from scireflect.run.runner import annotate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lean"
 SAMPLE = FIXTURES / "minif2f_valid_sample.jsonl"
 ROWS = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
-
-pytestmark = pytest.mark.skipif(not runner_supports_formal(),
-                                reason="formal rows are not routed by scireflect.runner.annotate yet (no lean_checker parameter)")
-
 
 def proof_reply(messages) -> str:
     """A Lean proof of whatever statement the Solver prompt holds."""
@@ -39,8 +30,8 @@ def no_lean(tmp_path, monkeypatch):
 
 async def test_annotate_minif2f_without_lean_every_row_unverified(tmp_path, no_lean):
     from scireflect.agents.roles import AgentTeam
-    from scireflect.config import RunSettings
-    from scireflect.questions import load_questions
+    from scireflect.run.config import RunSettings
+    from scireflect.run.questions import load_questions
     from tests.fakes import ScriptedChatModel
 
     questions = load_questions(SAMPLE)
@@ -48,7 +39,7 @@ async def test_annotate_minif2f_without_lean_every_row_unverified(tmp_path, no_l
     models = {r: ScriptedChatModel(replies=[proof_reply] * len(ROWS)) for r in ("solver", "critic", "reviser")}
     team = AgentTeam.from_models({r: (m, "scripted") for r, m in models.items()})
     events: list[tuple[str, dict]] = []
-    result = await annotate_formal_rows(questions, tmp_path / "run", RunSettings(concurrency=2), team=team,
+    result = await annotate(questions, tmp_path / "run", RunSettings(concurrency=2), team=team,
                                         on_event=lambda kind, data: events.append((kind, dict(data or {}))))
     traces = [json.loads(line) for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
     assert len(traces) == len(ROWS) and {t["status"] for t in traces} == {"unverified"}
@@ -58,13 +49,13 @@ async def test_annotate_minif2f_without_lean_every_row_unverified(tmp_path, no_l
     assert len(warnings) == 1 and "formal proofs will NOT be checked" in warnings[0]
     assert result.sft_count == 0 and not models["critic"].calls
     assert result.summary["all"].unverified == len(ROWS)
-    again = await annotate_formal_rows(questions, tmp_path / "run", RunSettings(), team=team)
+    again = await annotate(questions, tmp_path / "run", RunSettings(), team=team)
     assert again.finished_now == 0  # resumed: nothing left to do
 
 
 def test_cli_annotate_minif2f_without_lean(tmp_path, no_lean):
     from scireflect.cli import app
-    from scireflect.mock_openai import MockOpenAI
+    from scireflect.testing.mock_openai import MockOpenAI
 
     class LeanMock(MockOpenAI):
         def reply(self, messages: list[dict]) -> str:
@@ -82,7 +73,7 @@ def test_cli_annotate_minif2f_without_lean(tmp_path, no_lean):
 
 
 def test_question_file_accepts_null_answer_only_with_a_statement(tmp_path):
-    from scireflect.questions import QuestionFileError, load_questions
+    from scireflect.run.questions import QuestionFileError, load_questions
 
     good = tmp_path / "good.jsonl"
     good.write_text(SAMPLE.read_text())

@@ -9,8 +9,11 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from scireflect.agents.prompts_formal import render_formal_problem
-from scireflect.graphs.annotation import Budget
-from scireflect.graphs.formal import build_formal_graph, decide_formal_next, initial_state, is_formal_question
+from scireflect.graphs.budget import Budget, decide
+from scireflect.graphs.context import verify_with
+from scireflect.graphs.formal import build_formal_graph, formal_context
+from scireflect.graphs.state import initial_state
+from scireflect.run.questions import is_formal_question
 from scireflect.verifiers.lean import LeanProofChecker, LeanSettings
 from tests.test_graph import team
 from tests.test_lean_repl import ERROR_IMO, GOOD_IMO, STOP_81, install_fake_lean
@@ -30,10 +33,11 @@ async def test_without_lean_every_minif2f_row_ends_unverified_after_one_call(tmp
     monkeypatch.setenv("HOME", str(tmp_path))
     checker = LeanProofChecker()
     agents, models = team([proof_for(r) for r in ROWS])
-    graph = build_formal_graph(agents, checker, Budget(), checkpointer=InMemorySaver())
+    graph = build_formal_graph(InMemorySaver())
     for row in ROWS:
         assert is_formal_question(row)
-        state = await graph.ainvoke(initial_state(row, "math"), {"configurable": {"thread_id": row["id"]}})
+        state = await graph.ainvoke(initial_state(row, "math"), {"configurable": {"thread_id": row["id"]}},
+                                    context=formal_context(agents, verify_with(checker)))
         assert state["status"] == "unverified" and state["stop_reason"].startswith("unverified: the proof was not checked")
         [step] = state["steps"]
         assert step["verdict"]["ok"] is None and step["verdict"]["reason"] == "unverified"
@@ -48,7 +52,7 @@ async def test_lean_error_goes_to_the_critic_and_the_revision_is_accepted(tmp_pa
     critique = "Line 3: `linarith` cannot use divisibility; the goal is False with h : 7 ∣ 2 ^ n + 1. Use `omega`."
     agents, models = team([ERROR_IMO], [critique], [GOOD_IMO])
     with LeanProofChecker(LeanSettings(backend="repl", project_dir=str(paths["project"]), timeout_s=5)) as checker:
-        state = await build_formal_graph(agents, checker, Budget()).ainvoke(initial_state(row, "math"))
+        state = await build_formal_graph().ainvoke(initial_state(row, "math"), context=formal_context(agents, verify_with(checker)))
     assert state["status"] == "accepted" and state["accepted_stage"] == "reflection"
     roles = [(s["role"], s["stage"]) for s in state["steps"]]
     assert roles == [("solver", "cot"), ("critic", "reflection"), ("reviser", "reflection")]
@@ -65,8 +69,8 @@ async def test_no_answer_guided_stage_and_budget_ends_rejected(tmp_path, monkeyp
     row = BY_NAME["mathd_numbertheory_81"]
     agents, models = team([STOP_81], ["`stop` leaves the goal open; use norm_num."], [STOP_81])
     with LeanProofChecker(LeanSettings(backend="repl", project_dir=str(paths["project"]), timeout_s=5)) as checker:
-        graph = build_formal_graph(agents, checker, Budget(max_reflections=1, answer_guided=True))
-        state = await graph.ainvoke(initial_state(row, "math"))
+        context = formal_context(agents, verify_with(checker), Budget(max_reflections=1, answer_guided=True))
+        state = await build_formal_graph().ainvoke(initial_state(row, "math"), context=context)
     assert state["status"] == "rejected" and state["stop_reason"] == "reflection failed (1 rounds)"
     assert [s["verdict"]["reason"] for s in state["steps"] if s["kind"] == "solution"] == ["sorry", "sorry"]
     assert not any(s["stage"] == "answer_guided" for s in state["steps"])
@@ -79,20 +83,19 @@ async def test_no_lean_block_is_evidence_for_the_critic_when_lean_exists(tmp_pat
     good = "```lean\ntheorem mathd_numbertheory_81 : 71 % 3 = 2 := by\n  norm_num\n```"
     agents, _ = team(["The answer is 2."], ["No Lean code was given."], [good])
     with LeanProofChecker(LeanSettings(backend="lake", project_dir=str(paths["project"]), timeout_s=5)) as checker:
-        state = await build_formal_graph(agents, checker).ainvoke(initial_state(row, "math"))
+        state = await build_formal_graph().ainvoke(initial_state(row, "math"), context=formal_context(agents, verify_with(checker)))
     assert state["steps"][0]["verdict"]["reason"] == "no_proof" and state["status"] == "accepted"
     assert "no complete ```lean code block" in state["steps"][1]["messages"][1]["content"]
 
 
-def test_formal_prompt_keeps_braces_and_the_router_prefers_unverified():
+def test_formal_prompt_keeps_braces_and_the_decision_prefers_unverified():
     row = next(r for r in ROWS if "{0}" in r["statement"])
     assert "{0}" in render_formal_problem(row)
-    state = {"status": "running", "stop_reason": "", "steps": [
-        {"kind": "solution", "stage": "cot", "verdict": {"ok": None, "reason": "unverified", "explanation": "no toolchain"},
-         "input_tokens": 0, "output_tokens": 0, "latency_s": 0.0}]}
-    assert decide_formal_next(state, Budget()) == ("finalize", "unverified: no toolchain")
-    state["steps"][0]["verdict"] = {"ok": None, "reason": "timeout", "explanation": "slow"}
-    assert decide_formal_next(state, Budget())[0] == "critique"
+    steps = [{"kind": "solution", "stage": "cot", "verdict": {"ok": None, "reason": "unverified", "explanation": "no toolchain"},
+              "input_tokens": 0, "output_tokens": 0, "latency_s": 0.0}]
+    assert decide(steps, Budget(max_attempts=1))[:3] == ("end", "unverified", "unverified: no toolchain")
+    steps[0]["verdict"] = {"ok": None, "reason": "timeout", "explanation": "slow"}
+    assert decide(steps, Budget()).route == "critique"
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scireflect.questions import QuestionFileError, load_questions
+from scireflect.run.questions import QuestionFileError, load_questions
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "questions.jsonl"
 

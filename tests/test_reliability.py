@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from scireflect.config import LLMSettings, RunSettings
-from scireflect.graphs.annotation import Budget, EndpointError
-from scireflect.mock_openai import FaultPlan, MockOpenAI
-from scireflect.questions import load_questions
-from scireflect.runner import annotate
+from scireflect.run.config import LLMSettings, RunSettings
+from scireflect.graphs.budget import Budget
+from scireflect.graphs.nodes import EndpointError
+from scireflect.testing.mock_openai import FaultPlan, MockOpenAI
+from scireflect.run.questions import load_questions
+from scireflect.run.runner import annotate
 
 
 def make_questions(path: Path, n: int) -> Path:

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from scireflect.agents.roles import AgentTeam
-from scireflect.config import RunSettings
-from scireflect.questions import load_questions
-from scireflect.runner import RunError, TraceStore, annotate, sft_pairs, summarize
+from scireflect.run.config import RunSettings
+from scireflect.run.questions import load_questions
+from scireflect.run.records import sft_pair
+from scireflect.run.runner import annotate
+from scireflect.run.store import TraceFileError, TraceStore
+from scireflect.run.summary import summarize
 from tests.fakes import ScriptedChatModel
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
 
@@ -55,7 +58,7 @@ async def test_annotate_resumes_and_repairs_a_partial_trace_line(tmp_path):
 def test_trace_store_refuses_a_hand_edited_file(tmp_path):
     path = tmp_path / "traces.jsonl"
     path.write_text('{"id": "a"}\nnot json\n')
-    with pytest.raises(RunError, match=r"traces.jsonl:2: not a trace record"):
+    with pytest.raises(TraceFileError, match=r"traces.jsonl:2: not a trace record"):
         TraceStore(path)
 
 
@@ -70,7 +73,7 @@ def test_sft_pairs_only_accepted_and_keep_the_stage():
         {"id": "b", "subject": "physics", "status": "rejected", "question": {"id": "b", "question": "Q2?", "answer": "2"},
          "steps": [{"kind": "solution", "stage": "cot", "response": "x", "verdict": {"ok": False}}]},
     ]
-    [pair] = sft_pairs(records)
+    [pair] = filter(None, map(sft_pair, records))
     assert pair["id"] == "a" and pair["stage"] == "answer_guided" and pair["response"] == "right \\boxed{1}"
     assert pair["prompt"] == "Q?" and pair["messages"][0] == {"role": "user", "content": "Q?"}
     summary = summarize([dict(r, accepted_stage="answer_guided" if r["status"] == "accepted" else None, tokens=10, seconds=1.5)

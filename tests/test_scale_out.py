@@ -8,8 +8,8 @@ import re
 from typer.testing import CliRunner
 
 from scireflect.cli import app
-from scireflect.mock_openai import MockOpenAI
-from scireflect.questions import load_questions, select_shard
+from scireflect.testing.mock_openai import MockOpenAI
+from scireflect.run.questions import load_questions, select_shard
 
 
 def write_questions(path, n):

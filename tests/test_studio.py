@@ -12,9 +12,8 @@ from langchain_core.tracers.langchain import LangChainTracer
 from langgraph.graph.state import CompiledStateGraph
 from langsmith import utils as ls_utils
 
-from scireflect.graphs.annotation import Budget
-from scireflect.graphs.studio import make_graph, studio_settings
-from scireflect.verifiers import SandboxedAnswerVerifier
+from scireflect.graphs.budget import Budget
+from scireflect.graphs.studio import StudioContext, make_graph, studio_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACING_VARS = ("LANGSMITH_TRACING", "LANGSMITH_TRACING_V2", "LANGCHAIN_TRACING", "LANGCHAIN_TRACING_V2",
@@ -62,7 +61,8 @@ def test_factory_builds_the_annotation_graph_without_calling_a_model(env):
     env.setenv("SCIREFLECT_MODEL", "qwen2.5-7b-instruct")
     graph = make_graph({"configurable": {"budget": "attempts=3,reflections=1"}})
     assert isinstance(graph, CompiledStateGraph)
-    assert {"solve", "verify", "critique", "revise", "answer_guided", "finalize"} <= set(graph.get_graph().nodes)
+    assert {"solve", "verify", "critique", "revise", "answer_guided"} <= set(graph.get_graph().nodes)
+    assert graph.context_schema is StudioContext
     assert graph.checkpointer is None  # the LangGraph server brings its own persistence
 
 
@@ -84,23 +84,18 @@ def test_settings_come_from_env_and_configurable(env):
         studio_settings({"configurable": {"model": "m", "budget": "nonsense=1"}})
 
 
-def test_the_studio_graph_uses_the_sandboxed_verifier(env, monkeypatch):
+def test_the_studio_context_is_plain_values_and_builds_the_team_on_use(env):
     env.setenv("SCIREFLECT_MODEL", "m")
-    seen = []
-    import scireflect.graphs.studio as studio
-
-    original = studio.build_annotation_graph
-
-    def spy(team, verifier, budget, **kwargs):
-        seen.append((team, verifier))
-        return original(team, verifier, budget, **kwargs)
-
-    monkeypatch.setattr(studio, "build_annotation_graph", spy)
-    make_graph({})
-    [(team, verifier)] = seen
-    assert isinstance(verifier, SandboxedAnswerVerifier)
-    assert team.solver.model_name == team.critic.model_name == team.reviser.model_name == "m"
+    graph = make_graph({})
+    schema = graph.get_context_jsonschema()  # what Studio shows as the assistant's editable settings
+    assert {"model", "base_url", "temperature", "max_tokens", "budget_spec"} <= set(schema["properties"])
+    context = StudioContext(model="override", budget_spec="attempts=2,reflections=1")
+    team = context.agents
+    assert team.solver.model_name == team.critic.model_name == team.reviser.model_name == "override"
     assert team.solver.llm.openai_api_base is None  # OpenAI's default endpoint when OPENAI_BASE_URL is unset
+    assert context.budget.max_attempts == 2 and context.budget.max_reflections == 1
+    assert StudioContext().agents.solver.model_name == "m"  # unset values come from the environment
+    assert context.verify.__self__.name == "answer"  # the sandboxed answer verifier's averify
 
 
 def _tracers() -> list:

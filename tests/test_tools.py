@@ -13,7 +13,9 @@ from langchain_core.messages import AIMessage, ToolMessage
 
 from scireflect.agents import tools as T
 from scireflect.agents.roles import AgentTeam, RetryPolicy
-from scireflect.graphs.annotation import build_annotation_graph, initial_state
+from scireflect.graphs.annotation import build_annotation_graph
+from scireflect.graphs.context import AnnotationContext, verify_with
+from scireflect.graphs.state import initial_state
 from scireflect.verifiers.base import Verdict
 from scireflect.verifiers.calc import CalcError, calculate, check_answer_format, convert_units, parse_plain
 from scireflect.verifiers.sandbox import SandboxedRunner
@@ -111,8 +113,8 @@ async def test_graph_tool_loop_records_tool_calls() -> None:
                                           _call("unit_converter", {"value": "1", "from_unit": "m", "to_unit": "m/s"}, "c3")]),
         "p = nRT/V = 50.7 atm.\n\\boxed{50.7}",
     ])
-    graph = build_annotation_graph(agents, Oracle(), tools=True)
-    state = await graph.ainvoke(initial_state(QUESTION, "chemistry"))
+    context = AnnotationContext(agents=agents.with_tools(T.default_tools()), verify=verify_with(Oracle()))
+    state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "chemistry"), context=context)
     assert state["status"] == "accepted"
     [step] = state["steps"]
     assert models["solver"].bound_tools == ["calculator", "unit_converter", "answer_format_check"]
@@ -135,8 +137,8 @@ async def test_graph_tool_rounds_are_capped_and_critic_gets_unit_evidence() -> N
         critic=[loop_call, loop_call, "Step 2 used metres: the pressure must be in atm."],
         reviser=["\\boxed{50.7}"],
     )
-    graph = build_annotation_graph(agents, Oracle(), tools=True, max_tool_rounds=2)
-    state = await graph.ainvoke(initial_state(QUESTION, "chemistry"))
+    context = AnnotationContext(agents=agents.with_tools(T.default_tools(), max_tool_rounds=2), verify=verify_with(Oracle()))
+    state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "chemistry"), context=context)
     assert state["status"] == "accepted"
     critique = [s for s in state["steps"] if s["role"] == "critic"][0]
     assert len(critique["tool_calls"]) == 2 and all(c["result"] for c in critique["tool_calls"])
@@ -148,7 +150,8 @@ async def test_graph_tool_rounds_are_capped_and_critic_gets_unit_evidence() -> N
 
 async def test_tools_off_by_default() -> None:
     agents, models = _team(["\\boxed{50.7}"])
-    state = await build_annotation_graph(agents, Oracle()).ainvoke(initial_state(QUESTION, "chemistry"))
+    context = AnnotationContext(agents=agents, verify=verify_with(Oracle()))
+    state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "chemistry"), context=context)
     assert state["steps"][0]["tool_calls"] == [] and models["solver"].bound_tools == []
 
 

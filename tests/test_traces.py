@@ -12,19 +12,11 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
-from scireflect.traces import (
-    TraceFileError,
-    filter_traces,
-    find_trace,
-    last_reason,
-    load_traces,
-    read_traces,
-    render_trace,
-    stats_tables,
-    trace_row,
-    trace_stats,
-    traces_app,
-)
+from scireflect.cli.render import render_trace, stats_tables
+from scireflect.cli.traces import traces_app
+from scireflect.run.query import filter_traces, find_trace, trace_row
+from scireflect.run.store import TraceFileError, load_traces, read_traces
+from scireflect.run.summary import trace_stats
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"
 
@@ -89,8 +81,8 @@ def test_bad_line_is_reported_with_its_line(tmp_path):
     path.write_text('{"id": "a", "steps": []}\nnot json\n[1, 2]\n', encoding="utf-8")
     records, _, problems = read_traces(path)
     assert [r["id"] for r in records] == ["a"]
-    assert len(problems) == 2 and "line 2" in problems[0] and "line 3" in problems[1]
-    with pytest.raises(TraceFileError, match="line 2"):
+    assert [(p.path, p.line) for p in problems] == [(path, 2), (path, 3)] and "traces.jsonl:2: not valid JSON" in str(problems[0])
+    with pytest.raises(TraceFileError, match=r"traces.jsonl:2: "):
         load_traces(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_traces(tmp_path / "missing")
@@ -124,7 +116,7 @@ def test_last_reason_is_that_of_the_last_attempt_with_a_verdict(records):
     rejected = find_trace(records, "mmlu-hs-chem-0042")
     reasons = [s["verdict"]["reason"] for s in rejected["steps"] if s["kind"] == "solution"]
     assert reasons == ["choice_mismatch", "choice_mismatch", "no_answer", "choice_mismatch"]
-    assert last_reason(rejected) == "choice_mismatch"
+    assert trace_row(rejected)["reason"] == "choice_mismatch"
 
 
 def test_find_trace_by_prefix_and_helpful_errors(records):
@@ -279,4 +271,4 @@ def test_cli_errors(run_dir, tmp_path):
     assert result.exit_code == 2 and "no traces.jsonl" in result.output
     (run_dir / "traces.jsonl").open("a").write("garbage\n")
     result = invoke(run_dir, "stats")
-    assert result.exit_code == 2 and "line 7" in result.output
+    assert result.exit_code == 2 and "traces.jsonl:7: not valid JSON" in result.output.replace("\n", "")

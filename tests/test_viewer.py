@@ -16,7 +16,10 @@ import typer
 from typer.testing import CliRunner
 
 from scireflect.agents.roles import AgentTeam
-from scireflect.graphs.annotation import EndpointError, build_annotation_graph, initial_state
+from scireflect.graphs.annotation import build_annotation_graph
+from scireflect.graphs.context import AnnotationContext, verify_with
+from scireflect.graphs.nodes import EndpointError
+from scireflect.graphs.state import initial_state
 from scireflect.verifiers import verify_answer
 from scireflect.viewer import TraceIndex, diff_html, question_url, serve, view_command
 from tests.fakes import ScriptedChatModel
@@ -202,9 +205,10 @@ async def test_questions_in_progress_come_from_the_checkpoints(run_dir):
     team = AgentTeam.from_models({r: (m, "m") for r, m in models.items()})
     question = {"id": "live-0001", "subject": "math", "question": "48 and half as many: total?", "answer": "72"}
     async with AsyncSqliteSaver.from_conn_string(str(run_dir / "checkpoints.sqlite")) as saver:
-        graph = build_annotation_graph(team, Verifier(), checkpointer=saver)
+        graph = build_annotation_graph(saver)
         with pytest.raises(EndpointError):
-            await graph.ainvoke(initial_state(question, "math"), {"configurable": {"thread_id": "live-0001"}})
+            await graph.ainvoke(initial_state(question, "math"), {"configurable": {"thread_id": "live-0001"}},
+                                context=AnnotationContext(agents=team, verify=verify_with(Verifier())))
     srv = serve(run_dir, 0)
     try:
         data = json.loads(get(srv.url + "api/questions")[2])

@@ -22,15 +22,16 @@ mask (``masking_utils.find_packed_sequence_indices``), so packed examples never 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..graphs.state import STAGES
+from ..run.jsonl import JsonlError, iter_jsonl
+
 IGNORE_INDEX = -100
-STAGES = ("cot", "reflection", "answer_guided")
 OVERLENGTH_POLICIES = ("skip", "keep", "error")
 
 
@@ -121,19 +122,11 @@ def load_sft_rows(paths: Path | Sequence[Path], stages: Sequence[str] | None = N
     for path in paths:
         path = Path(path)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise SFTDataError(f"{path}: cannot read SFT file ({exc.strerror or exc})") from None
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+            lines = list(iter_jsonl(path))
+        except JsonlError as exc:
+            raise SFTDataError(f"SFT file {exc}") from None
+        for lineno, row in lines:
             where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SFTDataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise SFTDataError(f"{where}: expected a JSON object")
             messages = _row_messages(row, where)
             rid = str(row.get("id") or f"{path.stem}:{lineno}")
             if rid in seen:

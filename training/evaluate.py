@@ -1,6 +1,6 @@
 """Evaluate a model on benchmark JSONL files with scireflect's own prompt and verifier.
 
-A benchmark file has the schema of the question files (:func:`scireflect.questions.load_questions`):
+A benchmark file has the schema of the question files (:func:`scireflect.run.questions.load_questions`):
 ``id``, ``question``, ``answer`` required; ``subject``, ``unit``, ``choices``, ... optional. Every
 question is put to the model with the Solver prompt (:data:`scireflect.agents.prompts.SOLVER_PROMPT`,
 the subject variant picked from the question's ``subject``), and the response is checked with
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import time
@@ -37,7 +36,8 @@ from typing import Any
 from rich.table import Table
 
 from ..agents import prompts as P
-from ..questions import load_questions
+from ..run.jsonl import JsonlError, dumps_line, iter_jsonl
+from ..run.questions import load_questions
 
 
 class EvalError(RuntimeError):
@@ -118,7 +118,7 @@ def load_benchmarks(paths: Sequence[Path], *, limit: int | None = None, subjects
     Raises:
         EvalError: a file is missing, empty or has a bad line (the message names file and line).
     """
-    from ..questions import QuestionFileError
+    from ..run.questions import QuestionFileError
 
     stems = [Path(p).stem for p in paths]
     items: list[BenchmarkItem] = []
@@ -227,7 +227,8 @@ async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: P
         yield backend
         return
     if spec.kind == "endpoint":
-        from ..runner import RunError, preflight
+        from ..run.endpoints import preflight
+        from ..run.errors import RunError
 
         if not spec.model:
             raise EvalError("--base-url needs --model")
@@ -241,14 +242,14 @@ async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: P
         finally:
             await backend.aclose()
         return
-    from ..embedded import DEFAULT_EMBEDDED_MODEL, EmbeddedServer, materialise_embedded_model
+    from ..embedded import DEFAULT_EMBEDDED_MODEL, EmbeddedServer
+    from ..run.endpoints import embedded_gguf
+    from ..run.errors import RunError
 
-    if spec.gguf is not None:
-        gguf = Path(spec.gguf)
-        if not gguf.is_file():
-            raise EvalError(f"--gguf {gguf}: no such file")
-    else:
-        gguf = await asyncio.to_thread(materialise_embedded_model, spec.embedded_model or DEFAULT_EMBEDDED_MODEL)
+    try:
+        gguf, _ = await embedded_gguf(None if spec.gguf else (spec.embedded_model or DEFAULT_EMBEDDED_MODEL), spec.gguf)
+    except RunError as exc:
+        raise EvalError(str(exc)) from None
     name = spec.display_name()
     log_path = (log_dir / f"embedded-server-{_slug(name)}.log") if log_dir else None
     async with EmbeddedServer(gguf, parallel=settings.concurrency, context_per_slot=max(4096, settings.max_tokens + 2048),
@@ -307,7 +308,7 @@ async def evaluate(
     fh = None
     if results_path is not None:
         results_path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(results_path, "w", encoding="utf-8")
+        fh = open(results_path, "wb")
     name = spec.display_name()
     try:
         async with open_backend(spec, settings, log_dir=log_dir) as backend:
@@ -342,7 +343,7 @@ async def evaluate(
                 }
                 results[i] = row
                 if fh is not None:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.write(dumps_line(row))
                     fh.flush()
                 if on_result is not None:
                     on_result(row)
@@ -362,21 +363,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     Raises:
         EvalError: missing file, or a line that is not a result row (needs ``id`` and ``correct``).
     """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise EvalError(f"cannot read results file {path}: {exc.strerror or exc}") from None
     rows = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            row["id"], row["correct"]  # noqa: B018 - presence check
-        except (ValueError, KeyError, TypeError):
-            raise EvalError(f"{path}:{n}: not a result row of 'scireflect eval'") from None
-        rows.append(row)
+    try:
+        for lineno, row in iter_jsonl(path):
+            if "id" not in row or "correct" not in row:
+                raise EvalError(f"{path}:{lineno}: not a result row of 'scireflect eval' (needs id and correct)")
+            rows.append(row)
+    except JsonlError as exc:
+        raise EvalError(f"results file {exc}") from None
     return rows
 
 

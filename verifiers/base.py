@@ -88,15 +88,23 @@ class Verdict:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def evidence_for_critic(self) -> str:
-        """The verifier's evidence as one line for the Critic, without the reference answer.
+        """The verifier's evidence as one line for the Critic (see :func:`critic_evidence`)."""
+        return critic_evidence(self.to_dict())
 
-        Unit evidence is included: for ``dimension_mismatch`` the explanation names the answer's
-        unit and dimension and the requested ones (``dimension mismatch: got m ([length]), expected
-        m/s ([length] / [time])``); for a converted answer the conversion. Units are part of the
-        question (SciBench's ``unit`` field), never the reference value.
-        """
-        got = self.extracted if self.extracted is not None else "(no final answer found)"
-        return f"verifier: {self.status} ({self.reason}); extracted final answer: {got}. {self.explanation}"
+
+def critic_evidence(verdict: Mapping[str, Any]) -> str:
+    """A verdict (as stored in a trace step: :meth:`Verdict.to_dict`) as one line for the Critic,
+    without the reference answer.
+
+    Unit evidence is included: for ``dimension_mismatch`` the explanation names the answer's
+    unit and dimension and the requested ones (``dimension mismatch: got m ([length]), expected
+    m/s ([length] / [time])``); for a converted answer the conversion. Units are part of the
+    question (SciBench's ``unit`` field), never the reference value.
+    """
+    extracted = verdict.get("extracted")
+    got = extracted if extracted is not None else "(no final answer found)"
+    status = verdict.get("status") or {True: "accepted", False: "rejected"}.get(verdict.get("ok"), "unparseable")
+    return f"verifier: {status} ({verdict.get('reason')}); extracted final answer: {got}. {verdict.get('explanation', '')}"
 
 
 @runtime_checkable

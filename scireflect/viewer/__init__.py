@@ -6,6 +6,8 @@ tool calls, reference answer), live updates while a run is in progress, and math
 vendored KaTeX. :func:`view_command` is the typer command.
 """
 
-from .server import InProgress, TraceIndex, ViewerServer, diff_html, question_html, question_url, serve, view_command
+from .index import InProgress, TraceIndex
+from .pages import diff_html, question_html, question_url
+from .server import ViewerServer, serve, view_command
 
 __all__ = ["InProgress", "TraceIndex", "ViewerServer", "diff_html", "question_html", "question_url", "serve", "view_command"]

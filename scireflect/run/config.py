@@ -41,9 +41,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .agents.roles import ROLES
-from .graphs.annotation import Budget
-from .verifiers.lean.config import LeanSettings
+from ..agents.roles import ROLES
+from ..graphs.budget import Budget
+from ..verifiers.lean.config import LeanSettings
 
 
 class ConfigError(ValueError):
@@ -249,7 +249,7 @@ def load_settings(
         raise ConfigError("concurrency must be >= 1")
     embedded_model = embedded_model or run_table.get("embedded_model")
     if embedded_model:
-        from .embedded import EmbeddedModelError, resolve_embedded_model
+        from ..embedded import EmbeddedModelError, resolve_embedded_model
 
         try:  # checked here, before any model is joined or started
             embedded_model = resolve_embedded_model(embedded_model)

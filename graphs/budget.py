@@ -1,0 +1,156 @@
+"""The per-question budget and the loop's one decision: after a verdict, where does the question go?
+
+:func:`decide` is the only place the loop's end is decided (the ``verify`` node calls it once per
+pass and stores the result in the state). A budget stop is a structured :class:`BudgetStop`
+(``{"limit": "tokens", "used": 24100, "allowed": 24000}``), never a string to be parsed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from ..verifiers.lean.source import UNVERIFIED
+from .state import BudgetStop, Stage, Status, solution_steps, total_seconds, total_tokens
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-question limits of the annotation loop.
+
+    Attributes:
+        max_attempts: solution attempts in all (the Solver's plus every revision), >= 1.
+        max_reflections: critique + revise rounds before the answer-guided revision, >= 0.
+        answer_guided: whether to make one answer-guided revision when reflection has failed.
+        max_tokens: prompt + completion tokens over all model calls of the question.
+        max_seconds: seconds of model and verifier time of the question (summed over its steps, so
+            time spent killed or queued does not count).
+
+    Raises:
+        ValueError: a limit out of range or not a finite number.
+    """
+
+    max_attempts: int = 4
+    max_reflections: int = 2
+    answer_guided: bool = True
+    max_tokens: int = 24_000
+    max_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("budget: attempts must be >= 1")
+        if self.max_reflections < 0:
+            raise ValueError("budget: reflections must be >= 0")
+        if not (math.isfinite(self.max_seconds) and self.max_seconds > 0) or self.max_tokens < 1:
+            raise ValueError("budget: tokens and seconds must be positive, finite numbers")
+
+    @classmethod
+    def parse(cls, spec: str) -> Budget:
+        """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes"``.
+
+        Missing keys keep their defaults.
+
+        Raises:
+            ValueError: an unknown key or a bad value (the message names it).
+        """
+        names = {"attempts": "max_attempts", "reflections": "max_reflections", "tokens": "max_tokens",
+                 "seconds": "max_seconds", "answer_guided": "answer_guided"}
+        values: dict[str, Any] = {}
+        for item in filter(None, (s.strip() for s in spec.split(","))):
+            key, sep, raw = item.partition("=")
+            key, raw = key.strip(), raw.strip()
+            if not sep or key not in names:
+                raise ValueError(f"budget: unknown item '{item}'; use {', '.join(k + '=...' for k in names)}")
+            try:
+                if key == "answer_guided":
+                    if raw.lower() not in ("yes", "no", "true", "false", "1", "0"):
+                        raise ValueError
+                    values[names[key]] = raw.lower() in ("yes", "true", "1")
+                elif key == "seconds":
+                    values[names[key]] = float(raw)
+                    if not math.isfinite(values[names[key]]):
+                        raise ValueError
+                else:
+                    values[names[key]] = int(raw)
+            except ValueError:
+                raise ValueError(f"budget: bad value for {key}: '{raw}'") from None
+        return cls(**values)
+
+    def seconds_left(self, steps: Sequence[Mapping[str, Any]]) -> float:
+        """Seconds of the time budget not yet used by ``steps`` (may be <= 0)."""
+        return self.max_seconds - total_seconds(steps)
+
+    def exhausted(self, steps: Sequence[Mapping[str, Any]]) -> BudgetStop | None:
+        """The first limit ``steps`` have reached (attempts, then tokens, then seconds), or ``None``."""
+        attempts = len(solution_steps(steps))
+        if attempts >= self.max_attempts:
+            return {"limit": "attempts", "used": attempts, "allowed": self.max_attempts}
+        tokens = total_tokens(steps)
+        if tokens >= self.max_tokens:
+            return {"limit": "tokens", "used": tokens, "allowed": self.max_tokens}
+        seconds = total_seconds(steps)
+        if seconds >= self.max_seconds:
+            return {"limit": "seconds", "used": round(seconds, 3), "allowed": self.max_seconds}
+        return None
+
+
+def describe_stop(stop: BudgetStop) -> str:
+    """A budget stop in words, e.g. ``budget: attempts (4)`` or ``budget: tokens (24100 >= 24000)``."""
+    if stop["limit"] == "attempts":
+        return f"budget: attempts ({stop['allowed']:g})"
+    return f"budget: {stop['limit']} ({stop['used']:.0f} >= {stop['allowed']:.0f})"
+
+
+Route = Literal["critique", "answer_guided", "end"]
+
+
+class Decision(NamedTuple):
+    """Where the loop goes after a verdict, and, when it ends, how.
+
+    ``route`` is the next node (``end`` stops the loop); ``status``, ``reason``, ``accepted_stage``
+    and ``budget_stop`` are the final values when ``route == "end"`` (``status`` is ``running``
+    otherwise).
+    """
+
+    route: Route
+    status: Status
+    reason: str | None
+    accepted_stage: Stage | None = None
+    budget_stop: BudgetStop | None = None
+
+    def update(self) -> dict[str, Any]:
+        """The state update of this decision."""
+        return {"route": self.route, "status": self.status, "stop_reason": self.reason,
+                "accepted_stage": self.accepted_stage, "budget_stop": self.budget_stop}
+
+
+def decide(steps: Sequence[Mapping[str, Any]], budget: Budget) -> Decision:
+    """After ``verify``: end the loop or go on, and why. A pure function of the steps.
+
+    Order: an accepted attempt ends the loop (``accepted``); a checker that could not check at all
+    (verdict reason ``unverified``: no Lean toolchain) ends it (``unverified``: without evidence
+    there is nothing to reflect on); then the budget (attempts, tokens, seconds); then reflection
+    while fewer than ``max_reflections`` rounds were made; then one answer-guided revision (when
+    ``budget.answer_guided``); else the loop is exhausted (``rejected``).
+    """
+    solutions = solution_steps(steps)
+    verdict = (solutions[-1].get("verdict") or {}) if solutions else {}
+    if verdict.get("ok") is True:
+        return Decision("end", "accepted", "accepted", accepted_stage=solutions[-1]["stage"])
+    if verdict.get("reason") == UNVERIFIED:
+        return Decision("end", "unverified", f"unverified: {verdict.get('explanation', '')}"[:300])
+    stop = budget.exhausted(steps)
+    if stop is not None:
+        return Decision("end", "rejected", describe_stop(stop), budget_stop=stop)
+    if sum(1 for s in solutions if s["stage"] == "reflection") < budget.max_reflections:
+        return Decision("critique", "running", None)
+    if budget.answer_guided and not any(s["stage"] == "answer_guided" for s in solutions):
+        return Decision("answer_guided", "running", None)
+    if budget.answer_guided:
+        return Decision("end", "rejected", "answer-guided revision failed")
+    return Decision("end", "rejected", f"reflection failed ({budget.max_reflections} rounds)")
+
+
+__all__ = ["Budget", "Decision", "Route", "decide", "describe_stop"]

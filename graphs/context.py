@@ -1,0 +1,53 @@
+"""What the graph's nodes need besides the state: the agents, the verifier, the budget and the prompts.
+
+It reaches the nodes as LangGraph's runtime context (``graph.ainvoke(input, config,
+context=AnnotationContext(...))``; nodes read ``runtime.context``), so one compiled graph serves
+every question of a run, whichever endpoint replica and checker a question uses. The context is
+never checkpointed: it holds live objects (chat models, worker pools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agents.prompts import ANSWER_PROMPTS, PromptSet
+from ..agents.roles import AgentTeam
+from ..verifiers.base import AnswerVerifier, Verdict
+from .budget import Budget
+
+VerifyFn = Callable[[str, Mapping[str, Any]], Awaitable[Verdict]]
+"""``await verify(response, question) -> Verdict``: checks one attempt against the question."""
+
+
+def verify_with(verifier: AnswerVerifier) -> VerifyFn:
+    """The verifier as a coroutine: its ``averify`` when it has one (checks run in its sandbox
+    without blocking the event loop), else its ``verify`` in a worker thread."""
+    averify = getattr(verifier, "averify", None)
+    if averify is not None:
+        return averify
+
+    async def verify_in_thread(response: str, question: Mapping[str, Any]) -> Verdict:
+        return await asyncio.to_thread(verifier.verify, response, question)
+
+    return verify_in_thread
+
+
+@dataclass(frozen=True)
+class AnnotationContext:
+    """The run-scoped dependencies of the annotation and formal-proof graphs' nodes."""
+
+    agents: AgentTeam
+    """The Solver, Critic and Reviser (each a prompt-free chat model with retries)."""
+    verify: VerifyFn
+    """Checks an attempt: :func:`verify_with` of the answer verifier or of the Lean proof checker."""
+    budget: Budget = field(default_factory=Budget)
+    """Per-question limits; :func:`~scireflect.graphs.budget.decide` reads it after every verdict."""
+    prompts: PromptSet = ANSWER_PROMPTS
+    """The task's prompts: :data:`~scireflect.agents.prompts.ANSWER_PROMPTS` or
+    :data:`~scireflect.agents.prompts_formal.FORMAL_PROMPTS`."""
+
+
+__all__ = ["AnnotationContext", "VerifyFn", "verify_with"]

@@ -1,0 +1,185 @@
+"""The nodes of the annotation and formal-proof graphs, and their two routers.
+
+Each node is a function of the question's state and LangGraph's runtime (whose ``context`` is an
+:class:`~scireflect.graphs.context.AnnotationContext`) returning a state update:
+
+``solve``          the Solver's chain of thought (stage ``cot``).
+``verify``         the verifier judges the last attempt; :func:`~scireflect.graphs.budget.decide`
+                   then says, once, where the loop goes (``route``) and, if it ends, how.
+``critique``       the Critic names the first wrong step, from the verifier's evidence (stage ``reflection``).
+``revise``         the Reviser rewrites the solution from the critique (stage ``reflection``).
+``answer_guided``  the Reviser is shown the reference answer and must derive it (stage ``answer_guided``).
+
+Every model call goes through :func:`call_model`, which limits it to the question's remaining time
+budget and turns failures into the question's end: transient faults that outlast the retries and
+requests the endpoint refuses end the question ``error``; authentication, permission and
+unknown-model errors raise :class:`EndpointError`, which stops the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import openai
+from langgraph.runtime import Runtime
+
+from ..agents.prompts import Prompt
+from ..agents.names import Role
+from ..agents.roles import AgentReply, ModelCallError, describe_error
+from .budget import Route, decide, describe_stop
+from .context import AnnotationContext
+from .state import AnnotationState, BudgetStop, Stage, Step, merge_steps, solution_steps, total_seconds
+
+
+class EndpointError(RuntimeError):
+    """The model endpoint cannot serve the run (key rejected, no permission, model not found).
+
+    Raised out of the graph so the runner stops the whole run: the fault is not the question's, and
+    the checkpoint keeps every completed node for the next run. (Transient faults are retried by
+    the agent; when they persist the question ends ``error`` and the runner's circuit breaker
+    stops the run if many questions in a row end that way.)
+    """
+
+
+_FATAL_OPENAI_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+
+
+def new_step(index: int, role: Role, stage: Stage, attempt: int, reply: AgentReply | None, *,
+             error: str | None = None, latency_s: float = 0.0) -> Step:
+    """The :class:`~scireflect.graphs.state.Step` of one model call (``reply`` is ``None`` when it failed)."""
+    return {
+        "index": index,
+        "role": role,
+        "stage": stage,
+        "attempt": attempt,
+        "kind": "critique" if role == "critic" else "solution",
+        "messages": reply.messages if reply else [],
+        "response": reply.text if reply else "",
+        "input_tokens": reply.input_tokens if reply else 0,
+        "output_tokens": reply.output_tokens if reply else 0,
+        "tokens_estimated": reply.tokens_estimated if reply else False,
+        "latency_s": round(reply.latency_s if reply else latency_s, 4),
+        "model": reply.model if reply else None,
+        "finish_reason": reply.finish_reason if reply else None,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "error": error,
+        "transport_failures": list(reply.failures) if reply else [],
+        "tool_calls": list(reply.tool_calls) if reply else [],
+        "parsed_answer": None,
+        "verdict": None,
+    }
+
+
+def _budget_end(stop: BudgetStop) -> dict[str, Any]:
+    return {"status": "rejected", "stop_reason": describe_stop(stop), "budget_stop": stop}
+
+
+async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role, stage: Stage, attempt: int,
+                     prompt: Prompt) -> dict[str, Any]:
+    """One model call of ``ctx.agents.<role>`` within the question's remaining time budget.
+
+    Returns a state update: the new step; and ``status``/``stop_reason`` (plus ``budget_stop`` or
+    ``error_kind``) when the call ended the question.
+
+    Raises:
+        EndpointError: the endpoint rejects the key or the permission, or lacks the model.
+    """
+    steps = state.get("steps", [])
+    index = len(steps)
+    remaining = ctx.budget.seconds_left(steps)
+    if remaining <= 0:
+        return _budget_end({"limit": "seconds", "used": round(total_seconds(steps), 3), "allowed": ctx.budget.max_seconds})
+    started = time.perf_counter()
+    try:
+        reply = await asyncio.wait_for(getattr(ctx.agents, role).ainvoke(*prompt), timeout=remaining)
+    except TimeoutError:
+        step = new_step(index, role, stage, attempt, None, error="time budget ran out during the call",
+                        latency_s=time.perf_counter() - started)
+        stop: BudgetStop = {"limit": "seconds", "used": round(total_seconds([*steps, step]), 3), "allowed": ctx.budget.max_seconds}
+        return {"steps": [step], **_budget_end(stop)}
+    except _FATAL_OPENAI_ERRORS as exc:
+        raise EndpointError(f"{role} model call failed: {describe_error(exc)}") from exc
+    except ModelCallError as exc:  # transient faults on every try
+        step = new_step(index, role, stage, attempt, None, error=str(exc), latency_s=time.perf_counter() - started)
+        step["transport_failures"] = exc.failures
+        return {"steps": [step], "status": "error", "stop_reason": str(exc), "error_kind": "transport"}
+    except openai.APIError as exc:  # 400 (e.g. context length), 422: this question's request
+        step = new_step(index, role, stage, attempt, None, error=describe_error(exc), latency_s=time.perf_counter() - started)
+        return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {describe_error(exc)}",
+                "error_kind": "request"}
+    return {"steps": [new_step(index, role, stage, attempt, reply)]}
+
+
+def _last_attempt(state: AnnotationState) -> Step:
+    return solution_steps(state["steps"])[-1]
+
+
+async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """The Solver writes a chain of thought ending in its final answer."""
+    ctx = runtime.context
+    return await call_model(state, ctx, "solver", "cot", 1, ctx.prompts.solve(state["question"], state["variant"]))
+
+
+async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """Judge the last attempt, attach the verdict to its step, and decide where the loop goes."""
+    ctx = runtime.context
+    step = dict(_last_attempt(state))
+    verdict = await ctx.verify(step["response"], state["question"])
+    step["verdict"] = verdict.to_dict()
+    step["parsed_answer"] = verdict.extracted
+    judged: Step = step  # type: ignore[assignment]
+    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget)
+    return {"steps": [judged], **decision.update()}
+
+
+async def critique(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """The Critic reviews the last attempt with the verifier's evidence (never the reference answer)."""
+    ctx = runtime.context
+    last = _last_attempt(state)
+    prompt = ctx.prompts.critique(state["question"], state["variant"], last)
+    return await call_model(state, ctx, "critic", "reflection", last["attempt"], prompt)
+
+
+async def revise(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """The Reviser rewrites the whole solution from the last critique."""
+    ctx = runtime.context
+    attempts = solution_steps(state["steps"])
+    last_critique = [s for s in state["steps"] if s["kind"] == "critique"][-1]
+    prompt = ctx.prompts.revise(state["question"], state["variant"], attempts[-1], last_critique)
+    return await call_model(state, ctx, "reviser", "reflection", len(attempts) + 1, prompt)
+
+
+async def answer_guided(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """The Reviser is shown the reference answer and derives it (STaR's rationalization)."""
+    ctx = runtime.context
+    attempts = solution_steps(state["steps"])
+    prompt = ctx.prompts.answer_guided(state["question"], state["variant"], attempts[-1])
+    return await call_model(state, ctx, "reviser", "answer_guided", len(attempts) + 1, prompt)
+
+
+def after_call(state: Mapping[str, Any]) -> Literal["next", "end"]:
+    """After a model call: ``end`` when the call ended the question (failure or budget), else ``next``."""
+    return "next" if state.get("status") == "running" else "end"
+
+
+def after_verify(state: Mapping[str, Any]) -> Route:
+    """After ``verify``: the route it decided."""
+    return state["route"]
+
+
+__all__ = [
+    "EndpointError",
+    "after_call",
+    "after_verify",
+    "answer_guided",
+    "call_model",
+    "critique",
+    "new_step",
+    "revise",
+    "solve",
+    "verify",
+]

@@ -1,0 +1,178 @@
+"""The annotation graph's data: one question's state, the record of each model call, and the statuses.
+
+Read this before the graph code (the layout of langchain-ai/react-agent's ``state.py``): every field
+is documented where it is declared. A question's state is checkpointed after every node and its
+final value becomes the question's line in ``traces.jsonl`` (:mod:`scireflect.run.records`), so
+every value here is plain JSON (dicts, lists, strings, numbers): no objects, nothing that a
+checkpoint would have to import to read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, TypedDict
+
+from ..agents.names import Role
+
+Stage = Literal["cot", "reflection", "answer_guided"]
+"""Where an attempt came from: the Solver's chain of thought (``cot``), a critique-and-revise round
+(``reflection``), or a revision that was shown the reference answer (``answer_guided``, STaR's
+rationalization: such traces know the answer and are marked so they can be filtered)."""
+
+STAGES: tuple[Stage, ...] = ("cot", "reflection", "answer_guided")
+
+Status = Literal["running", "accepted", "rejected", "error", "unverified"]
+"""A question's status: ``running`` until the loop ends, then one of :data:`FINAL_STATUSES`."""
+
+FINAL_STATUSES: tuple[Status, ...] = ("accepted", "rejected", "error", "unverified")
+"""How a question can end: ``accepted`` (an attempt matched the reference answer), ``rejected`` (the
+budget or the loop ran out), ``error`` (the endpoint failed or refused the question's request),
+``unverified`` (a formal proof that no Lean toolchain could check)."""
+
+ErrorKind = Literal["transport", "request"]
+"""For ``error``: ``transport`` (the endpoint kept failing: retried, then given up) or ``request``
+(the endpoint refused this question's request, e.g. HTTP 400 context too long)."""
+
+class BudgetStop(TypedDict):
+    """Which per-question limit ended the loop (see :class:`~scireflect.graphs.budget.Budget`)."""
+
+    limit: Literal["attempts", "tokens", "seconds"]
+    """The limit that ran out."""
+    used: float
+    """What the question had used of it: attempts, tokens (prompt + completion) or seconds."""
+    allowed: float
+    """The budget's value for that limit."""
+
+
+class Step(TypedDict):
+    """One model call of a question, as kept in the state and in ``traces.jsonl``."""
+
+    index: int
+    """0-based position in the question's steps (the reducer replaces a step with the same index)."""
+    role: Role
+    """Who was called: ``solver``, ``critic`` or ``reviser``."""
+    stage: Stage
+    """The stage this call belongs to (critiques belong to ``reflection``)."""
+    attempt: int
+    """1-based number of the solution attempt; a critique carries the number of the attempt it reviews."""
+    kind: Literal["solution", "critique"]
+    """``solution`` (an attempt the verifier judges) or ``critique``."""
+    messages: list[dict[str, Any]]
+    """The prompt as sent: ``[{"role": "system"|"user"|"assistant"|"tool", "content": str}, ...]``."""
+    response: str
+    """The reply's text (empty when the call failed)."""
+    input_tokens: int
+    """Prompt tokens of the call (every round of a tool loop), as the endpoint reported them."""
+    output_tokens: int
+    """Completion tokens of the call, as reported."""
+    tokens_estimated: bool
+    """True when the endpoint reported no usage and the counts are estimates (4 characters a token)."""
+    latency_s: float
+    """Wall-clock seconds of the call (tool executions included; failed tries are in ``transport_failures``)."""
+    model: str | None
+    """The model name the endpoint reported, else the configured one."""
+    finish_reason: str | None
+    """``stop``, ``length`` (cut by ``max_tokens``), ``tool_calls``, ... as reported."""
+    started_at: str
+    """When the call started (ISO 8601, UTC, seconds)."""
+    error: str | None
+    """Why the call failed, or ``None``."""
+    transport_failures: list[dict[str, Any]]
+    """Each failed try before the call succeeded or gave up: ``kind``, ``error``, ``status``, ``seconds``, ``wait_s``."""
+    tool_calls: list[dict[str, Any]]
+    """Tool calls made during the call (tools on): ``round``, ``id``, ``name``, ``args``, ``result``, ``error``."""
+    parsed_answer: str | None
+    """Solutions: the final answer the verifier extracted, or ``None``."""
+    verdict: dict[str, Any] | None
+    """Solutions: the verifier's verdict (:meth:`scireflect.verifiers.base.Verdict.to_dict`), once judged."""
+
+
+def merge_steps(left: list[Step] | None, right: list[Step] | None) -> list[Step]:
+    """LangGraph reducer of ``steps``: append new steps, replace a step whose ``index`` exists.
+
+    ``verify`` uses the replacement to attach its verdict to the attempt it judged.
+    """
+    merged = list(left or [])
+    position = {step["index"]: i for i, step in enumerate(merged)}
+    for step in right or []:
+        if step["index"] in position:
+            merged[position[step["index"]]] = step
+        else:
+            position[step["index"]] = len(merged)
+            merged.append(step)
+    return merged
+
+
+class AnnotationState(TypedDict, total=False):
+    """The state of one question in the annotation (or formal-proof) graph; one thread per question."""
+
+    question: dict[str, Any]
+    """The question row: ``id``, ``question``, ``answer`` (the reference answer), ``subject``, ... (see
+    :mod:`scireflect.run.questions`)."""
+    variant: str
+    """The prompt variant: ``math``, ``physics``, ``chemistry`` or ``general``."""
+    steps: Annotated[list[Step], merge_steps]
+    """Every model call and verdict, in order."""
+    status: Status
+    """``running`` until the loop ends; then how it ended."""
+    stop_reason: str | None
+    """Why the loop ended, in words: ``accepted``, ``budget: attempts (4)``, ``reflection failed (2 rounds)``, ..."""
+    budget_stop: BudgetStop | None
+    """Set when a budget limit ended the loop (``status`` is then ``rejected``)."""
+    accepted_stage: Stage | None
+    """The stage of the accepted attempt."""
+    error_kind: ErrorKind | None
+    """Set when ``status`` is ``error``."""
+    route: str | None
+    """Where the loop goes after ``verify``: ``critique``, ``answer_guided`` or ``end``; decided once,
+    by :func:`scireflect.graphs.budget.decide`, in the ``verify`` node."""
+
+
+def initial_state(question: Mapping[str, Any], variant: str) -> AnnotationState:
+    """The graph input for one question (``question`` is copied)."""
+    return {"question": dict(question), "variant": variant, "steps": [], "status": "running", "stop_reason": None,
+            "budget_stop": None, "accepted_stage": None, "error_kind": None, "route": None}
+
+
+def solution_steps(steps: Iterable[Mapping[str, Any]]) -> list[Any]:
+    """The ``kind == "solution"`` steps, in order (Solver and Reviser attempts)."""
+    return [s for s in steps if s.get("kind", "solution") == "solution"]
+
+
+def step_tokens(step: Mapping[str, Any]) -> int:
+    """Prompt + completion tokens of one step."""
+    return int(step.get("input_tokens") or 0) + int(step.get("output_tokens") or 0)
+
+
+def step_seconds(step: Mapping[str, Any]) -> float:
+    """Seconds of one step: the model call's latency plus its verifier check's."""
+    return float(step.get("latency_s") or 0.0) + float((step.get("verdict") or {}).get("elapsed_s") or 0.0)
+
+
+def total_tokens(steps: Iterable[Mapping[str, Any]]) -> int:
+    """Prompt + completion tokens over ``steps``: the one place tokens are totalled."""
+    return sum(step_tokens(s) for s in steps)
+
+
+def total_seconds(steps: Iterable[Mapping[str, Any]]) -> float:
+    """Model and verifier seconds over ``steps``: the one place time is totalled."""
+    return sum(step_seconds(s) for s in steps)
+
+
+__all__ = [
+    "FINAL_STATUSES",
+    "STAGES",
+    "AnnotationState",
+    "BudgetStop",
+    "ErrorKind",
+    "Stage",
+    "Status",
+    "Step",
+    "initial_state",
+    "merge_steps",
+    "solution_steps",
+    "step_seconds",
+    "step_tokens",
+    "total_seconds",
+    "total_tokens",
+]

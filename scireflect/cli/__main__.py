@@ -1,0 +1,5 @@
+"""``python -m scireflect.cli``."""
+
+from . import app
+
+app()

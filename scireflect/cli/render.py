@@ -1,0 +1,204 @@
+"""Runs in the terminal: rich renderables of traces, stats and the annotate summary, readable at 80 columns.
+
+Model output and every other value from a trace is untrusted text: it is always rendered as
+:class:`rich.text.Text`, never parsed as rich markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from ..run.query import trace_row
+from ..run.records import tool_call_parts
+
+_STATUS_STYLE = {"accepted": "green", "rejected": "red", "error": "magenta", "running": "yellow", "unverified": "yellow"}
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f}%"
+
+
+def _t(value: Any, style: str = "") -> Text:
+    """Untrusted text as a rich Text (never parsed as markup)."""
+    return Text("-" if value is None or value == "" else str(value), style=style)
+
+
+def traces_table(records: Iterable[Mapping[str, Any]], title: str | None = None) -> Table:
+    """The questions as a rich table: id, subject, status, stage, last verifier reason, attempts, tokens."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("id", no_wrap=True)
+    table.add_column("subject", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("stage", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    table.add_column("att", justify="right", no_wrap=True)
+    table.add_column("tokens", justify="right", no_wrap=True)
+    for record in records:
+        row = trace_row(record)
+        table.add_row(
+            _t(row["id"]), _t(row["subject"]), _t(row["status"], _STATUS_STYLE.get(row["status"] or "", "")),
+            _t(row["stage"]), _t(row["reason"]), str(row["attempts"]), f"{row['tokens']:,}",
+        )
+    return table
+
+
+def stats_tables(stats: Mapping[str, Any]) -> list[Table]:
+    """:func:`trace_stats` output as four rich tables: by subject, by subject and stage, failure reasons, top reasons by subject."""
+    subjects = Table(title="Questions by subject", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("subject", "n", "acc", "rate", "cot", "refl", "guided", "rej", "err", "unv", "tokens", "time"):
+        subjects.add_column(name, justify="left" if name == "subject" else "right", overflow="fold")
+    for name, s in stats["subjects"].items():
+        if name == "all":
+            subjects.add_section()
+        subjects.add_row(
+            _t(name), str(s["questions"]), str(s["accepted"]), _pct(s["acceptance_rate"]), str(s["accepted_cot"]),
+            str(s["accepted_reflection"]), str(s["accepted_answer_guided"]), str(s["rejected"]), str(s["error"]),
+            str(s["unverified"]), f"{s['tokens']:,}", f"{s['seconds']:,.0f}s", style="bold" if name == "all" else None,
+        )
+    stages = Table(title="Attempts by subject and stage", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("subject", "stage", "questions", "attempts", "passed", "rate", "tokens", "time"):
+        stages.add_column(name, justify="left" if name in ("subject", "stage") else "right", overflow="fold")
+    last = None
+    for st in stats["stages"]:
+        if last is not None and st["subject"] != last:
+            stages.add_section()
+        last = st["subject"]
+        stages.add_row(
+            _t(st["subject"]), _t(st["stage"]), str(st["questions"]), str(st["attempts"]), str(st["accepted"]),
+            _pct(st["pass_rate"]), f"{st['tokens']:,}", f"{st['seconds']:,.0f}s",
+            style="bold" if st["subject"] == "all" else None,
+        )
+    reasons = Table(title="Verifier failure reasons (failed attempts)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("reason", "attempts", "share", "by stage", "last of rejected"):
+        reasons.add_column(name, justify="left" if name in ("reason", "by stage") else "right", overflow="fold")
+    for item in stats["failure_reasons"]:
+        by_stage = ", ".join(f"{k} {v}" for k, v in item["by_stage"].items())
+        reasons.add_row(_t(item["reason"]), str(item["count"]), _pct(item["share"]), _t(by_stage),
+                        str(stats["final_reasons"].get(item["reason"], 0)))
+    by_subject = Table(title="Most common failure reasons by subject", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    by_subject.add_column("subject", overflow="fold")
+    by_subject.add_column("failed attempts: reason (count)", overflow="fold")
+    for name, s in stats["subjects"].items():
+        if name != "all":
+            by_subject.add_row(_t(name), _t(", ".join(f"{r} ({c})" for r, c in s["top_failures"]) or "-"))
+    return [subjects, stages, reasons, by_subject]
+
+
+def tool_calls_renderable(calls: Sequence[Any]) -> RenderableType:
+    """A step's ``tool_calls`` as one small panel per call (name, arguments, output)."""
+    parts: list[RenderableType] = []
+    for call in calls:
+        name, args, output = tool_call_parts(call)
+        body = Text()
+        body.append("args: ", style="bold")
+        body.append(args)
+        if output:
+            body.append("\noutput: ", style="bold")
+            body.append(output)
+        parts.append(Panel(body, title=Text(f"tool call: {name}"), title_align="left", border_style="cyan", box=box.SQUARE))
+    return Group(*parts)
+
+
+def verdict_renderable(verdict: Mapping[str, Any] | None) -> RenderableType:
+    """The verifier's evidence for one attempt: outcome, reason, explanation, answers, details."""
+    if not verdict:
+        return Text("verifier: no verdict", style="dim")
+    ok = verdict.get("ok")
+    mark, style = ("✓ accepted", "bold green") if ok is True else (("✗ rejected", "bold red") if ok is False else ("? undecided", "bold yellow"))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    head = Text(mark, style=style)
+    head.append(f"  {verdict.get('reason', '-')}", style="bold")
+    if verdict.get("checker"):
+        head.append(f"  ({verdict['checker']} check, {float(verdict.get('elapsed_s') or 0):.2f}s)", style="dim")
+    grid.add_row("verifier", head)
+    if verdict.get("explanation"):
+        grid.add_row("why", _t(verdict["explanation"]))
+    answers = Text()
+    for key in ("extracted", "candidate", "reference"):
+        if verdict.get(key) is not None:
+            if answers:
+                answers.append("  ")
+            answers.append(f"{key} ", style="dim")
+            answers.append(str(verdict[key]), style="bold")
+    if answers:
+        grid.add_row("answers", answers)
+    details = verdict.get("details") or {}
+    if details:
+        grid.add_row("details", _t(", ".join(f"{k}={v}" for k, v in details.items())))
+    return grid
+
+
+def _step_meta(step: Mapping[str, Any]) -> Text:
+    meta = Text(style="dim")
+    meta.append(f"{step.get('model') or '?'} · {int(step.get('input_tokens') or 0):,} in / "
+                f"{int(step.get('output_tokens') or 0):,} out tokens · {float(step.get('latency_s') or 0):.1f}s")
+    if step.get("finish_reason") not in (None, "stop"):
+        meta.append(f" · finish {step['finish_reason']}", style="yellow")
+    failures = step.get("transport_failures") or []
+    if failures:
+        meta.append(f" · {len(failures)} transport failure(s) retried", style="yellow")
+    return meta
+
+
+def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> RenderableType:
+    """One question's whole loop as a rich renderable, readable at 80 columns.
+
+    Shows a header (status, stage, stop reason, attempts, tokens, time), the question with its
+    choices, the reference answer, then every step in order: each attempt's response with its
+    verifier evidence, each critique, tool calls (steps with ``tool_calls``), errors; with
+    ``prompts`` also the messages sent for each step. Model text is rendered verbatim (no markup).
+    """
+    row = trace_row(record)
+    question = record.get("question") or {}
+    status = row["status"] or "running"
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="dim", no_wrap=True)
+    head.add_column(overflow="fold")
+    head.add_row("status", Text(status, style="bold " + _STATUS_STYLE.get(status, "")))
+    head.add_row("stage", _t(row["stage"]))
+    head.add_row("stop reason", _t(row["stop_reason"]))
+    head.add_row("subject", _t(" / ".join(str(x) for x in (row["subject"], question.get("topic")) if x)))
+    head.add_row("cost", Text(f"{row['attempts']} attempt(s) · {row['tokens']:,} tokens · {row['seconds']:.1f}s"))
+    parts: list[RenderableType] = [Panel(head, title=Text(str(row["id"]), style="bold"), title_align="left", box=box.ROUNDED)]
+
+    qtext = _t(question.get("question"))
+    for i, choice in enumerate(question.get("choices") or []):
+        qtext.append(f"\n({chr(65 + i)}) ", style="bold")
+        qtext.append(str(choice))
+    parts.append(Panel(qtext, title="question", title_align="left", box=box.ROUNDED, border_style="blue"))
+    ref = Text("reference answer: ", style="bold")
+    ref.append(str(question.get("answer")), style="bold green")
+    if question.get("unit"):
+        ref.append(f"  (unit: {question['unit']})", style="dim")
+    parts.append(ref)
+
+    for step in record.get("steps") or []:
+        role, stage, attempt = step.get("role", "?"), step.get("stage", "?"), step.get("attempt", "?")
+        critique = step.get("kind") == "critique"
+        title = f"critique of attempt {attempt} · {role} · {stage}" if critique else f"attempt {attempt} · {role} · {stage}"
+        parts.append(Rule(Text(title, style="bold magenta" if critique else "bold"), align="left", style="dim"))
+        parts.append(_step_meta(step))
+        if prompts:
+            for message in step.get("messages") or []:
+                parts.append(Panel(_t(message.get("content")), title=Text(f"prompt: {message.get('role', '?')}"),
+                                   title_align="left", box=box.SQUARE, border_style="dim"))
+        if step.get("tool_calls"):
+            parts.append(tool_calls_renderable(step["tool_calls"]))
+        if step.get("error"):
+            parts.append(Text("error: ", style="bold red") + _t(step["error"]))
+        if step.get("response"):
+            parts.append(Panel(_t(step["response"]), box=box.ROUNDED, border_style="magenta" if critique else "white"))
+        if not critique:
+            parts.append(verdict_renderable(step.get("verdict")))
+    parts.append(Rule(Text("end: ", style="bold") + _t(row["stop_reason"]), align="left", style="dim"))
+    return Group(*parts)

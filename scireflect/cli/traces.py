@@ -1,0 +1,192 @@
+"""``scireflect traces``: browse a run's traces in the terminal.
+
+Command shape::
+
+    scireflect traces RUN_DIR [--subject S] [--status accepted|rejected|error|unverified]
+                              [--stage cot|reflection|answer_guided] [--reason CODE] [--json]
+    scireflect traces RUN_DIR list  [same filters]       # the default command
+    scireflect traces RUN_DIR show ID [--prompts]        # one question's whole loop
+    scireflect traces RUN_DIR stats [same filters] [--json]
+
+``RUN_DIR`` may also be a ``traces.jsonl`` file. The file may be growing (a run in progress): a
+last line without its newline is a write in progress and is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ..run.query import filter_traces, find_trace, trace_row
+from ..run.store import TraceFileError, load_traces
+from ..run.summary import trace_stats
+from .render import render_trace, stats_tables, traces_table
+
+
+class _RunDirFirstGroup(TyperGroup):
+    """A group whose options may follow its ``RUN_DIR`` argument: ``traces RUN --status rejected stats``.
+
+    Click groups stop parsing their own options at the first positional argument. Here the tokens
+    before the subcommand name (the first known command name after ``RUN_DIR``) are parsed with
+    interspersed options, and everything from the subcommand name on is left to the subcommand.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {name for p in self.params if isinstance(p, click.Option) and not p.is_flag for name in p.opts + p.secondary_opts}
+        split, positionals, i = len(args), 0, 0
+        while i < len(args):
+            token = args[i]
+            if token == "--":
+                break
+            if token.startswith("-") and token != "-":
+                if token in takes_value:
+                    i += 1  # skip the option's value
+            else:
+                positionals += 1
+                if positionals > 1 and token in self.commands:
+                    split = i
+                    break
+            i += 1
+        if split == len(args):
+            ctx.allow_interspersed_args = True
+            return super().parse_args(ctx, args)
+        ctx.allow_interspersed_args = True
+        return super().parse_args(ctx, args[:split] + ["--"] + args[split:])
+
+
+traces_app = typer.Typer(
+    cls=_RunDirFirstGroup,
+    help="Browse a run's traces: list questions with filters (default), show one question's loop, stats.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_SUBJECT = typer.Option(None, "--subject", "-s", help="Only this subject (repeatable).")
+_STATUS = typer.Option(None, "--status", help="Only this final status: accepted, rejected, error (repeatable).")
+_STAGE = typer.Option(None, "--stage", help="Only questions accepted at this stage: cot, reflection, answer_guided (repeatable).")
+_REASON = typer.Option(None, "--reason", "-r", help="Only questions whose last attempt got this verifier reason, e.g. numeric_mismatch (repeatable).")
+_JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    Console(stderr=True, highlight=False).print(Text("error: ", style="bold red") + Text(message))
+    raise typer.Exit(code)
+
+
+def _load(ctx: typer.Context) -> list[dict[str, Any]]:
+    run_dir = ctx.obj["run_dir"]
+    try:
+        return load_traces(run_dir)
+    except (FileNotFoundError, TraceFileError) as exc:
+        _fail(str(exc), 2)
+        raise  # unreachable
+
+
+def _filters(ctx: typer.Context, **extra: list[str] | None) -> dict[str, list[str] | None]:
+    merged = dict(ctx.obj["filters"])
+    for key, value in extra.items():
+        if value:
+            merged[key] = list(merged.get(key) or []) + list(value)
+    return merged
+
+
+def _filtered(ctx: typer.Context, **extra: list[str] | None) -> list[Mapping[str, Any]]:
+    records = _load(ctx)
+    try:
+        return filter_traces(records, **_filters(ctx, **extra))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _print_list(records: Sequence[Mapping[str, Any]], total: int, as_json: bool) -> None:
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(trace_row(record), ensure_ascii=False))
+        return
+    console = _console()
+    console.print(traces_table(records))
+    console.print(Text(f"{len(records)} of {total} question(s)", style="dim"))
+
+
+@traces_app.callback(invoke_without_command=True)
+def traces_main(
+    ctx: typer.Context,
+    run_dir: Path = typer.Argument(..., help="Run directory (or its traces.jsonl)."),
+    subject: list[str] | None = _SUBJECT,
+    status: list[str] | None = _STATUS,
+    stage: list[str] | None = _STAGE,
+    reason: list[str] | None = _REASON,
+    as_json: bool = _JSON,
+) -> None:
+    """Browse a run's traces. Without a command: list the questions (same as 'list')."""
+    ctx.obj = {"run_dir": run_dir, "as_json": as_json,
+               "filters": {"subject": subject, "status": status, "stage": stage, "reason": reason}}
+    if ctx.invoked_subcommand is None:
+        records = _load(ctx)
+        _print_list(_filtered(ctx), len(records), as_json)
+
+
+@traces_app.command("list")
+def traces_list(
+    ctx: typer.Context,
+    subject: list[str] | None = _SUBJECT,
+    status: list[str] | None = _STATUS,
+    stage: list[str] | None = _STAGE,
+    reason: list[str] | None = _REASON,
+    as_json: bool = _JSON,
+) -> None:
+    """List the questions (id, subject, status, stage, last verifier reason, attempts, tokens)."""
+    records = _load(ctx)
+    _print_list(_filtered(ctx, subject=subject, status=status, stage=stage, reason=reason), len(records),
+                as_json or ctx.obj["as_json"])
+
+
+@traces_app.command("show")
+def traces_show(
+    ctx: typer.Context,
+    qid: str = typer.Argument(..., metavar="ID", help="Question id (or a unique prefix)."),
+    prompts: bool = typer.Option(False, "--prompts", help="Also show the prompt messages sent at each step."),
+) -> None:
+    """Show one question's whole loop: attempts, critiques, tool calls, verifier evidence, reference answer."""
+    try:
+        record = find_trace(_load(ctx), qid)
+    except KeyError as exc:
+        _fail(exc.args[0])
+        return
+    _console().print(render_trace(record, prompts=prompts))
+
+
+@traces_app.command("stats")
+def traces_stats(
+    ctx: typer.Context,
+    subject: list[str] | None = _SUBJECT,
+    status: list[str] | None = _STATUS,
+    stage: list[str] | None = _STAGE,
+    reason: list[str] | None = _REASON,
+    as_json: bool = _JSON,
+) -> None:
+    """Per subject and stage: counts, acceptance rates, tokens, time, most common verifier failure reasons."""
+    records = _filtered(ctx, subject=subject, status=status, stage=stage, reason=reason)
+    stats = trace_stats(records)
+    if as_json or ctx.obj["as_json"]:
+        typer.echo(json.dumps(stats, indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    for table in stats_tables(stats):
+        console.print(table)
+
+
+__all__ = ["traces_app"]

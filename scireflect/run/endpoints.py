@@ -1,0 +1,142 @@
+"""Reaching the models: the embedded llama.cpp server, OpenAI-compatible endpoints, and the agents on them.
+
+Used by ``scireflect annotate`` (:func:`open_teams`) and by ``scireflect eval`` (:func:`preflight`,
+:func:`embedded_gguf`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import openai
+from langchain_openai import ChatOpenAI
+
+from ..agents.roles import ROLES, Agent, AgentTeam, RetryPolicy
+from .config import LLMSettings, RunSettings
+from .errors import RunError
+from .files import SERVER_LOG
+
+Say = Callable[[str, Mapping[str, Any] | None], None]
+"""A progress callback: ``say(kind, data)`` (see :func:`scireflect.run.runner.annotate`)."""
+
+
+def chat_model(settings: LLMSettings, base_url: str, model: str) -> ChatOpenAI:
+    """A ``ChatOpenAI`` for one role on one endpoint; the agent retries, so the client does not."""
+    return ChatOpenAI(
+        base_url=base_url,
+        model=model,
+        api_key=settings.api_key(),
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        timeout=settings.request_timeout_s,
+        max_retries=0,  # the agent retries, recording each failed try in the trace
+    )
+
+
+async def preflight(endpoints: Mapping[str, tuple[str, set[str]]]) -> None:
+    """Check that each endpoint answers and serves the models the run needs.
+
+    Args:
+        endpoints: ``{base_url: (api_key, {model names})}``.
+
+    Raises:
+        RunError: unreachable endpoint, rejected key, or a model the endpoint does not list (the
+            message lists what it serves). Endpoints without a ``/models`` route are not checked.
+    """
+    for base_url, (api_key, models) in endpoints.items():
+        client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=15.0, max_retries=1)
+        try:
+            listed = [m.id async for m in client.models.list()]
+        except openai.APIConnectionError as exc:
+            raise RunError(f"endpoint unreachable: {base_url} ({exc.__cause__ or exc}); is the server running?") from None
+        except openai.AuthenticationError:
+            raise RunError(f"endpoint {base_url} rejected the API key; set it in OPENAI_API_KEY (or the role's api_key_env)") from None
+        except (openai.NotFoundError, openai.UnprocessableEntityError):
+            continue  # no /models route: cannot check names here
+        except openai.APIError as exc:
+            raise RunError(f"endpoint {base_url} failed when listing models: {exc}") from None
+        finally:
+            await client.close()
+        missing = sorted(m for m in models if m not in listed)
+        if missing and listed:
+            raise RunError(
+                f"model not found: {', '.join(missing)} is not served by {base_url}; available: {', '.join(listed[:20])}"
+            )
+
+
+async def embedded_gguf(embedded_model: str | None, gguf_path: Path | None) -> tuple[Path, str]:
+    """The GGUF file to serve and its display name: ``gguf_path`` if given, else the embedded model
+    ``embedded_model`` (default: the first installed, else the default one), joined from its
+    PyPI parts on first use.
+
+    Raises:
+        RunError: ``gguf_path`` does not exist.
+        scireflect.embedded.EmbeddedModelError: the embedded model is not installed or is corrupt.
+    """
+    from ..embedded import DEFAULT_EMBEDDED_MODEL, available_embedded_models, materialise_embedded_model
+
+    if gguf_path is not None:
+        gguf = Path(gguf_path)
+        if not gguf.is_file():
+            raise RunError(f"--gguf {gguf}: no such file")
+        return gguf, gguf.stem
+    name = embedded_model or (available_embedded_models() or [DEFAULT_EMBEDDED_MODEL])[0]
+    return await asyncio.to_thread(materialise_embedded_model, name), name
+
+
+def endpoint_urls(settings: LLMSettings, embedded_url: str | None) -> list[str]:
+    """The endpoints one role spreads its questions over: ``base_url`` then its replicas (or the embedded server)."""
+    if settings.base_url is None:
+        if embedded_url is None:
+            raise RunError("the embedded model is needed but was not started")
+        return [embedded_url]
+    return [settings.base_url, *settings.replicas]
+
+
+@contextlib.asynccontextmanager
+async def open_teams(settings: RunSettings, run_dir: Path, say: Say) -> AsyncIterator[tuple[list[AgentTeam], dict[str, str]]]:
+    """Start the embedded model if a role needs it, check every endpoint, and build the agents.
+
+    Yields ``([team per replica], {role: model name})``: team ``r`` uses endpoint ``r`` of each
+    role's list (cycling when a role has fewer replicas). The embedded server stops on exit.
+
+    Raises:
+        RunError: see :func:`preflight` and :func:`embedded_gguf`.
+    """
+    server_cm: Any = contextlib.nullcontext()
+    embedded_name = None
+    if settings.uses_embedded:
+        from ..embedded import EmbeddedServer
+
+        say("status", {"message": f"preparing embedded model {settings.gguf_path or settings.embedded_model or 'default'}"})
+        gguf, embedded_name = await embedded_gguf(settings.embedded_model, settings.gguf_path)
+        say("status", {"message": f"starting embedded llama.cpp server ({embedded_name}, {settings.concurrency} slots)"})
+        server_cm = EmbeddedServer(gguf, parallel=settings.concurrency, context_per_slot=8192,
+                                   log_path=run_dir / SERVER_LOG, model_name=embedded_name)
+    async with server_cm as server:
+        embedded_url = server.base_url if server is not None else None
+        urls = {role: endpoint_urls(settings.roles[role], embedded_url) for role in ROLES}
+        names = {role: (settings.roles[role].model if settings.roles[role].base_url else embedded_name) for role in ROLES}
+        endpoints: dict[str, tuple[str, set[str]]] = {}
+        for role in ROLES:
+            for url in urls[role]:
+                endpoints.setdefault(url, (settings.roles[role].api_key(), set()))[1].add(names[role])
+        await preflight(endpoints)
+        teams = []
+        for r in range(max(len(u) for u in urls.values())):
+            agents = {}
+            for role in ROLES:
+                llm = settings.roles[role]
+                retry = RetryPolicy(max_retries=llm.max_retries, initial_backoff_s=llm.retry_backoff_s)
+                agents[role] = Agent(role, chat_model(llm, urls[role][r % len(urls[role])], names[role]), names[role], retry=retry)
+            teams.append(AgentTeam(**agents))
+        if len(teams) > 1:
+            say("status", {"message": f"spreading questions over {len(teams)} endpoint replicas"})
+        yield teams, names
+
+
+__all__ = ["Say", "chat_model", "embedded_gguf", "endpoint_urls", "open_teams", "preflight"]

@@ -1,0 +1,64 @@
+"""``run.json``: what each invocation of a run directory used (input hash, models, versions, budget)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..agents.prompts import PROMPT_VERSION
+from .config import RunSettings
+from .errors import RunError
+from .files import MANIFEST
+from .jsonl import JsonlError, read_json, write_json_atomic
+from .questions import QuestionSet
+
+
+def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: Any) -> dict[str, Any]:
+    """The settings record of one invocation (``verifier`` has ``name`` and ``version``)."""
+    return {
+        "scireflect_version": __version__,
+        "input": {"path": str(questions.path), "sha256": questions.sha256},
+        "prompt_version": PROMPT_VERSION,
+        "verifier": {"name": verifier.name, "version": verifier.version, **asdict(settings.verifier)},
+        "budget": asdict(settings.budget),
+        "concurrency": settings.concurrency,
+        "tools": settings.tools,
+        "prompt_variant": settings.prompt_variant,
+        "roles": {
+            role: {"model": models[role], "base_url": s.base_url or "embedded", "replicas": list(s.replicas),
+                   "temperature": s.temperature, "max_tokens": s.max_tokens}
+            for role, s in settings.roles.items()
+        },
+    }
+
+
+def record_invocation(run_dir: Path, settings_record: dict[str, Any], warn: Any) -> None:
+    """Append one invocation to ``run_dir/run.json`` (written atomically).
+
+    ``warn(message)`` is told when the input file or the settings changed since the last invocation.
+
+    Raises:
+        RunError: ``run.json`` is not valid JSON (edited by hand).
+    """
+    path = run_dir / MANIFEST
+    runs: list[dict[str, Any]] = []
+    if path.exists():
+        try:
+            previous = read_json(path, what="the run manifest")
+        except JsonlError as exc:
+            raise RunError(f"{exc}; was the run directory edited by hand?") from None
+        runs = previous.get("runs", []) if isinstance(previous, dict) else []
+        last = runs[-1]["settings"] if runs else {}
+        if last and last.get("input", {}).get("sha256") != settings_record["input"]["sha256"]:
+            warn("the input file changed since the last run in this directory; questions are matched by id")
+        if last and {k: v for k, v in last.items() if k != "input"} != {k: v for k, v in settings_record.items() if k != "input"}:
+            warn("settings differ from the last run in this directory; each trace records its own models and versions")
+    runs.append({"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "settings": settings_record})
+    write_json_atomic(path, {"runs": runs})
+
+
+__all__ = ["manifest", "record_invocation"]

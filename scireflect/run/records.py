@@ -1,0 +1,169 @@
+"""The records a run writes: one :class:`TraceRecord` per finished question, one :class:`SftPair` per accepted one.
+
+``traces.jsonl`` holds one :class:`TraceRecord` a line (the source of truth); ``sft.jsonl`` is
+derived from it. Steps and statuses are the graph's (:mod:`scireflect.graphs.state`); the verdict
+inside a step is :meth:`scireflect.verifiers.base.Verdict.to_dict`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+from ..agents.prompts import ANSWER_PROMPTS, PromptSet
+from ..agents.prompts_formal import FORMAL_PROMPTS
+from ..graphs.state import BudgetStop, ErrorKind, Stage, Status, Step, solution_steps, total_seconds, total_tokens
+from .questions import is_formal_question
+
+
+class TraceRecord(TypedDict):
+    """One finished question: its outcome, its cost and every step of its loop."""
+
+    id: str
+    """The question id."""
+    subject: str
+    """The question's subject (``general`` when the input had none)."""
+    status: Status
+    """How the loop ended: ``accepted``, ``rejected``, ``error`` or ``unverified``."""
+    stop_reason: str | None
+    """Why, in words (``accepted``, ``budget: attempts (4)``, ``answer-guided revision failed``, ...)."""
+    budget_stop: BudgetStop | None
+    """The budget limit that ended the loop, if one did."""
+    error_kind: ErrorKind | None
+    """For ``error``: ``transport`` or ``request``."""
+    accepted_stage: Stage | None
+    """The stage of the accepted attempt (``cot``, ``reflection``, ``answer_guided``)."""
+    variant: str
+    """The prompt variant used (``math``, ``physics``, ``chemistry``, ``general``)."""
+    n_attempts: int
+    """Solution attempts made."""
+    tokens: int
+    """Prompt + completion tokens of every call."""
+    seconds: float
+    """Model and verifier seconds of every step."""
+    prompt_version: str
+    """The prompt set's version."""
+    verifier: str
+    """``name/version`` of the verifier (or proof checker) that judged the attempts."""
+    finished_at: str
+    """When the question ended (ISO 8601, UTC)."""
+    question: dict[str, Any]
+    """The input row (keys starting with ``_``, e.g. the input line number, left out)."""
+    steps: list[Step]
+    """Every model call and verdict, in order."""
+
+
+class SftPair(TypedDict):
+    """One accepted question as a prompt/response pair, in ``sft.jsonl``."""
+
+    id: str
+    subject: str
+    stage: Stage
+    """The stage of the accepted attempt: filter or down-weight ``answer_guided`` pairs, which saw the answer."""
+    prompt: str
+    """The problem as the Solver saw it (no critique, no reference answer), whatever the stage."""
+    response: str
+    """The accepted attempt's text."""
+    messages: list[dict[str, str]]
+    """``[{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]``."""
+    reference_answer: str | None
+    extracted_answer: str | None
+    """The final answer the verifier extracted from the response."""
+    model: str | None
+    prompt_version: str | None
+    source: str | None
+
+
+def prompts_for(question: Mapping[str, Any]) -> PromptSet:
+    """The prompt set of a question: formal-proof prompts for rows with a Lean ``statement``, else answer prompts."""
+    return FORMAL_PROMPTS if is_formal_question(question) else ANSWER_PROMPTS
+
+
+def trace_record(state: Mapping[str, Any], *, verifier: str) -> TraceRecord:
+    """The ``traces.jsonl`` line of one finished question: its final graph state plus totals.
+
+    Args:
+        state: the final :class:`~scireflect.graphs.state.AnnotationState`.
+        verifier: ``name/version`` of the verifier that judged it.
+    """
+    question = {k: v for k, v in state["question"].items() if not k.startswith("_")}
+    steps = list(state.get("steps", []))
+    return {
+        "id": question["id"],
+        "subject": question.get("subject", "general"),
+        "status": state["status"],
+        "stop_reason": state.get("stop_reason"),
+        "budget_stop": state.get("budget_stop"),
+        "error_kind": state.get("error_kind"),
+        "accepted_stage": state.get("accepted_stage"),
+        "variant": state.get("variant", "general"),
+        "n_attempts": len(solution_steps(steps)),
+        "tokens": total_tokens(steps),
+        "seconds": round(total_seconds(steps), 3),
+        "prompt_version": prompts_for(question).version,
+        "verifier": verifier,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "question": question,
+        "steps": steps,
+    }
+
+
+def last_verdict(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The verdict of the last solution attempt that has one, or ``None``."""
+    for step in reversed(solution_steps(record.get("steps") or [])):
+        if step.get("verdict"):
+            return step["verdict"]
+    return None
+
+
+def accepted_step(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The accepted attempt of an accepted question (the last one with ``ok`` true), else ``None``."""
+    if record.get("status") != "accepted":
+        return None
+    accepted = [s for s in solution_steps(record.get("steps") or []) if (s.get("verdict") or {}).get("ok") is True]
+    return accepted[-1] if accepted else None
+
+
+def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
+    """The SFT pair of one trace record, or ``None`` when the question was not accepted."""
+    step = accepted_step(record)
+    if step is None:
+        return None
+    question = record["question"]
+    prompt = prompts_for(question).problem(question)
+    return {
+        "id": record["id"],
+        "subject": record["subject"],
+        "stage": step["stage"],
+        "prompt": prompt,
+        "response": step["response"],
+        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": step["response"]}],
+        "reference_answer": question.get("answer"),
+        "extracted_answer": step.get("parsed_answer"),
+        "model": step.get("model"),
+        "prompt_version": record.get("prompt_version"),
+        "source": question.get("source"),
+    }
+
+
+def tool_call_parts(call: Any) -> tuple[str, str, str]:
+    """``(name, arguments, output)`` of a recorded tool call, in any of the common shapes."""
+    if not isinstance(call, Mapping):
+        return "tool", str(call), ""
+    function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+    name = call.get("name") or function.get("name") or call.get("type") or "tool"
+    args = call.get("args", call.get("arguments", function.get("arguments", call.get("input"))))
+    if isinstance(args, Mapping) and len(args) == 1 and isinstance(next(iter(args.values())), str):
+        args_text = next(iter(args.values()))  # e.g. {"code": "..."}: show the code itself
+    elif isinstance(args, str):
+        args_text = args
+    else:
+        args_text = json.dumps(args, ensure_ascii=False, indent=1) if args is not None else ""
+    output = call.get("output", call.get("result", call.get("content")))
+    out_text = output if isinstance(output, str) else ("" if output is None else json.dumps(output, ensure_ascii=False))
+    return str(name), args_text, out_text
+
+
+__all__ = ["SftPair", "TraceRecord", "accepted_step", "last_verdict", "prompts_for", "sft_pair", "tool_call_parts", "trace_record"]

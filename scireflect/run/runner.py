@@ -1,0 +1,256 @@
+"""The annotation run: every question of a file through the annotation graph, K at a time, resumable.
+
+Re-running the same command continues where the last run stopped: questions with a trace line are
+skipped, so every question appears exactly once in ``traces.jsonl``; a question interrupted
+mid-loop resumes at its last checkpointed node, without repeating its model calls. The files are
+described in :mod:`scireflect.run.files`.
+
+Checkpoints use SQLite in WAL mode with ``synchronous=NORMAL``: every committed checkpoint survives
+a process crash (SIGKILL); only a power loss or OS crash can drop the last few, which costs at most
+a repeated model call, never a trace line (those are fsynced). It saves one fsync per checkpoint
+write (the SQLite documentation, "WAL mode" and "PRAGMA synchronous"). A question's checkpoints are
+deleted once its trace line is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from ..agents import prompts as P
+from ..agents.roles import ROLES, AgentTeam
+from ..graphs.annotation import build_annotation_graph
+from ..graphs.context import AnnotationContext, verify_with
+from ..graphs.formal import build_formal_graph, formal_context
+from ..graphs.nodes import EndpointError
+from ..graphs.state import FINAL_STATUSES, initial_state
+from ..verifiers.base import AnswerVerifier
+from ..verifiers.lean.config import LeanUnavailable
+from .config import RunSettings
+from .endpoints import open_teams
+from .errors import RunError
+from .files import CHECKPOINTS, SFT, SUMMARY, TRACES
+from .jsonl import write_json_atomic, write_jsonl_atomic
+from .manifest import manifest, record_invocation
+from .questions import QuestionSet, is_formal_question, stable_bucket
+from .records import sft_pair, trace_record
+from .store import TraceFileError, TraceStore
+from .summary import Outcomes, summarize
+
+ProgressCallback = Callable[[str, Mapping[str, Any] | None], None]
+
+
+@dataclass
+class RunResult:
+    """What :func:`annotate` did: counts of this invocation and the summary of the whole run directory."""
+
+    run_dir: Path
+    total: int
+    skipped: int
+    finished_now: int
+    summary: dict[str, Outcomes]
+    sft_count: int
+    status_counts: Counter = field(default_factory=Counter)
+
+
+def make_verifier(settings: RunSettings) -> AnswerVerifier:
+    """The run's verifier: ``[verifier] default`` and ``by_subject`` resolved through the registry
+    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process."""
+    from ..verifiers import build_verifier
+
+    v = settings.verifier
+    return build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
+                          workers=max(1, min(settings.concurrency, os.cpu_count() or 1)),
+                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble)
+
+
+def make_lean_checker(settings: RunSettings) -> AnswerVerifier:
+    """The proof checker of formal rows (``[lean]`` settings; ``auto`` never fails: without a
+    toolchain every proof ends ``unverified``).
+
+    Raises:
+        RunError: a named Lean backend cannot run (the message names what is missing).
+    """
+    from ..verifiers.lean.checker import build_lean_checker
+
+    try:
+        return build_lean_checker(settings.lean)
+    except LeanUnavailable as exc:
+        raise RunError(f"Lean checker: {exc}") from None
+
+
+def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier,
+              lean_checker: AnswerVerifier | None) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
+    """The runtime contexts of the annotation and formal graphs, one per endpoint replica."""
+    if settings.tools:
+        from ..agents.tools import default_tools
+
+        tools = default_tools()
+        answer_teams = [t.with_tools(tools, settings.max_tool_rounds) for t in teams]
+    else:
+        answer_teams = teams
+    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget) for t in answer_teams]
+    formal = [formal_context(t, verify_with(lean_checker), settings.budget) for t in teams] if lean_checker is not None else []
+    return answer, formal
+
+
+def _finish(run_dir: Path, store: TraceStore) -> tuple[dict[str, Outcomes], int]:
+    """Write ``sft.jsonl`` and ``summary.json`` from every finished question."""
+    records = list(store.records.values())
+    sft_count = write_jsonl_atomic(run_dir / SFT, filter(None, map(sft_pair, records)))
+    summary = summarize(records)
+    write_json_atomic(run_dir / SUMMARY, {k: v.to_dict() for k, v in summary.items()})
+    return summary, sft_count
+
+
+def _open_store(run_dir: Path) -> TraceStore:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--out {run_dir}: exists and is not a directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return TraceStore(run_dir / TRACES)
+    except TraceFileError as exc:
+        raise RunError(str(exc)) from None
+
+
+async def annotate(
+    questions: QuestionSet,
+    run_dir: Path,
+    settings: RunSettings,
+    *,
+    on_event: ProgressCallback | None = None,
+    verifier: AnswerVerifier | None = None,
+    team: AgentTeam | None = None,
+    lean_checker: AnswerVerifier | None = None,
+) -> RunResult:
+    """Annotate every question of ``questions`` not yet in ``run_dir``'s traces.
+
+    Args:
+        questions: validated questions (see :func:`scireflect.run.questions.load_questions`).
+        run_dir: the run directory (created if missing); re-use it to resume.
+        settings: models, budget, verifier, concurrency.
+        on_event: ``callback(kind, data)`` for progress: ``status``, ``warning``, ``start``
+            (``{"total", "pending", "skipped"}``), ``done`` (a trace record).
+        verifier / team: injected verifier and agents (tests); by default built from ``settings``.
+        lean_checker: the proof checker of formal rows (rows with a Lean ``statement``, which go to
+            the formal-proof graph); by default :func:`make_lean_checker`, built only when such rows
+            are pending. Its startup line is reported once.
+
+    Returns:
+        A :class:`RunResult`; ``traces.jsonl``, ``sft.jsonl`` and ``summary.json`` are written.
+
+    Raises:
+        RunError: unusable run directory, endpoint unreachable, model not found.
+        EndpointError: the endpoint failed mid-run; finished questions are kept, unfinished ones
+            resume from their checkpoints on the next run.
+    """
+    say = on_event or (lambda kind, data: None)
+    run_dir = Path(run_dir)
+    store = _open_store(run_dir)
+    if store.repaired_bytes:
+        say("warning", {"message": f"removed a partial last line ({store.repaired_bytes} bytes) from {TRACES}; that question will be redone"})
+    pending = [q for q in questions.questions if q["id"] not in store]
+    skipped = len(questions) - len(pending)
+    own_verifier = verifier is None
+    verifier = verifier or make_verifier(settings)
+    formal_pending = any(is_formal_question(q) for q in pending)
+    own_lean = formal_pending and lean_checker is None
+    statuses: Counter = Counter()
+    try:
+        if formal_pending:
+            lean_checker = lean_checker or make_lean_checker(settings)
+            startup = getattr(lean_checker, "startup_event", None)
+            say(*(startup() if startup else ("status", {"message": f"formal proofs checked by {lean_checker.name}"})))
+        if pending:
+            teams_cm: Any = (open_teams(settings, run_dir, say) if team is None
+                             else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
+            async with teams_cm as (teams, models):
+                record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
+                contexts = _contexts(teams, settings, verifier, lean_checker)
+                labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
+                say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped})
+                await _annotate_pending(pending, run_dir, settings, store, contexts, labels, statuses, say)
+        else:
+            say("start", {"total": len(questions), "pending": 0, "skipped": skipped})
+    finally:
+        if own_verifier and hasattr(verifier, "close"):
+            verifier.close()
+        if own_lean and lean_checker is not None and hasattr(lean_checker, "close"):
+            lean_checker.close()
+        summary, sft_count = _finish(run_dir, store)
+    return RunResult(run_dir=run_dir, total=len(questions), skipped=skipped, finished_now=sum(statuses.values()),
+                     summary=summary, sft_count=sft_count, status_counts=statuses)
+
+
+async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settings: RunSettings, store: TraceStore,
+                            contexts: tuple[list[AnnotationContext], list[AnnotationContext]], labels: dict[bool, str],
+                            statuses: Counter, say: ProgressCallback) -> None:
+    """Run the pending questions through their graphs, ``settings.concurrency`` at a time.
+
+    ``contexts`` are the annotation and formal graphs' contexts (one per endpoint replica; a question
+    goes to replica ``stable_bucket(id)``), ``labels`` the judges' ``name/version`` by formality.
+
+    Raises:
+        EndpointError: the endpoint failed fatally, or ``abort_after_transport_errors`` questions in
+            a row ended on transport faults (the endpoint is taken to be down).
+    """
+    async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
+        await saver.setup()
+        await saver.conn.execute("PRAGMA synchronous=NORMAL")
+        # One query for the whole run instead of one state read per question: only questions with
+        # checkpoints (interrupted last time) need their state read.
+        async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cursor:
+            checkpointed = {row[0] async for row in cursor}
+        graphs = {False: (build_annotation_graph(saver), contexts[0]), True: (build_formal_graph(saver), contexts[1])}
+        semaphore = asyncio.Semaphore(settings.concurrency)
+        transport_errors_in_a_row = 0
+
+        async def one(question: dict[str, Any]) -> None:
+            nonlocal transport_errors_in_a_row
+            async with semaphore:
+                formal = is_formal_question(question)
+                graph, pool = graphs[formal]
+                context = pool[stable_bucket(question["id"], len(pool))]
+                config = {"configurable": {"thread_id": question["id"]}, "recursion_limit": 100}
+                snapshot = await graph.aget_state(config) if question["id"] in checkpointed else None
+                if snapshot is not None and snapshot.next:  # interrupted mid-question: resume
+                    final = await graph.ainvoke(None, config, context=context)
+                elif snapshot is not None and snapshot.values.get("status") in FINAL_STATUSES:
+                    final = snapshot.values  # finished, but its trace line was not written
+                else:
+                    variant = P.subject_variant(question.get("subject"), settings.prompt_variant)
+                    final = await graph.ainvoke(initial_state(question, variant), config, context=context)
+                if final.get("error_kind") == "transport":
+                    transport_errors_in_a_row += 1
+                    if transport_errors_in_a_row >= settings.abort_after_transport_errors:
+                        # The endpoint is down, not the question: stop, and keep this question's
+                        # checkpoint so that the next run retries it.
+                        raise EndpointError(f"{transport_errors_in_a_row} questions in a row failed on the endpoint; "
+                                            f"last: {final.get('stop_reason')}")
+                else:
+                    transport_errors_in_a_row = 0
+                record = trace_record(final, verifier=labels[formal])
+                await store.append(record)
+                await saver.adelete_thread(question["id"])
+                statuses[record["status"]] += 1
+                say("done", record)
+
+        tasks = [asyncio.create_task(one(q)) for q in pending]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+
+__all__ = ["ProgressCallback", "RunResult", "annotate", "make_lean_checker", "make_verifier"]
