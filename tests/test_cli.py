@@ -108,6 +108,7 @@ def test_unreachable_endpoint_and_unknown_model_and_bad_budget(tmp_path, mock):
     assert mock.requests == []
 
 
+@pytest.mark.slow  # kills and restarts the CLI many times (about a minute)
 def test_killed_run_resumes_with_every_question_exactly_once(tmp_path):
     rows = [{"id": f"k{i}", "subject": "math", "question": f"Question number {i}: what is 40 + 2?", "answer": "42" if i % 3 else "41"}
             for i in range(10)]

@@ -73,6 +73,7 @@ async def test_endpoint_down_stops_the_run_and_keeps_the_rest_pending(tmp_path):
     assert [f["kind"] for f in records[0]["steps"][0]["transport_failures"]] == ["server_error", "server_error"]
 
 
+@pytest.mark.slow  # kills and restarts the CLI many times (about a minute)
 def test_twenty_random_kills_then_resume_every_question_exactly_once(tmp_path):
     questions = make_questions(tmp_path / "q.jsonl", 30)
     run_dir = tmp_path / "run"
