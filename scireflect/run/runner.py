@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
 from ..agents import prompts as P
 from ..agents.roles import ROLES, AgentTeam
 from ..graphs.annotation import build_annotation_graph
@@ -34,6 +32,7 @@ from ..graphs.nodes import EndpointError
 from ..graphs.state import FINAL_STATUSES, initial_state
 from ..verifiers.base import AnswerVerifier
 from ..verifiers.lean.config import LeanUnavailable
+from .checkpoints import CheckpointRejected, checkpointed_threads, open_checkpointer
 from .config import RunSettings
 from .endpoints import open_teams
 from .errors import RunError
@@ -190,6 +189,18 @@ async def annotate(
                      summary=summary, sft_count=sft_count, status_counts=statuses)
 
 
+async def _resume_point(graph: Any, saver: Any, config: dict[str, Any], say: ProgressCallback) -> Any:
+    """The checkpointed state of an interrupted question, or ``None`` when its checkpoint is not plain
+    data: such a checkpoint is reported and deleted (never executed), and the question restarts."""
+    try:
+        return await graph.aget_state(config)
+    except CheckpointRejected as exc:
+        qid = config["configurable"]["thread_id"]
+        say("warning", {"message": f"question {qid}: {exc}; its checkpoint is ignored and the question restarts"})
+        await saver.adelete_thread(qid)
+        return None
+
+
 async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settings: RunSettings, store: TraceStore,
                             contexts: tuple[list[AnnotationContext], list[AnnotationContext]], labels: dict[bool, str],
                             statuses: Counter, say: ProgressCallback) -> None:
@@ -202,13 +213,10 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
         EndpointError: the endpoint failed fatally, or ``abort_after_transport_errors`` questions in
             a row ended on transport faults (the endpoint is taken to be down).
     """
-    async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
-        await saver.setup()
-        await saver.conn.execute("PRAGMA synchronous=NORMAL")
+    async with open_checkpointer(run_dir / CHECKPOINTS) as saver:
         # One query for the whole run instead of one state read per question: only questions with
         # checkpoints (interrupted last time) need their state read.
-        async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cursor:
-            checkpointed = {row[0] async for row in cursor}
+        checkpointed = await checkpointed_threads(saver)
         graphs = {False: (build_annotation_graph(saver), contexts[0]), True: (build_formal_graph(saver), contexts[1])}
         semaphore = asyncio.Semaphore(settings.concurrency)
         transport_errors_in_a_row = 0
@@ -220,7 +228,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                 graph, pool = graphs[formal]
                 context = pool[stable_bucket(question["id"], len(pool))]
                 config = {"configurable": {"thread_id": question["id"]}, "recursion_limit": 100}
-                snapshot = await graph.aget_state(config) if question["id"] in checkpointed else None
+                snapshot = await _resume_point(graph, saver, config, say) if question["id"] in checkpointed else None
                 if snapshot is not None and snapshot.next:  # interrupted mid-question: resume
                     final = await graph.ainvoke(None, config, context=context)
                 elif snapshot is not None and snapshot.values.get("status") in FINAL_STATUSES:

@@ -80,12 +80,14 @@ class InProgress:
     :meth:`states` returns ``{id: pseudo-record}`` built from each thread's latest checkpoint:
     ``id``, ``subject``, ``status`` (``running``), ``question``, ``steps``, ``n_attempts``,
     ``tokens``, ``seconds``, ``updated_at``. The result is cached until the database files change.
-    Any failure (no database, locked, unknown format) gives ``{}`` and sets :attr:`error`.
+    Any failure (no database, locked, unknown format) gives ``{}`` and sets :attr:`error`; a
+    question whose checkpoint is not plain data is left out (never executed) and named in :attr:`rejected`.
     """
 
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / CHECKPOINTS
         self.error: str | None = None
+        self.rejected: list[str] = []
         self._key: tuple | None = None
         self._states: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -118,7 +120,9 @@ class InProgress:
             return self._states
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        return read_in_progress(self.path)
+        states, rejected = read_in_progress(self.path)
+        self.rejected = rejected
+        return states
 
 
 __all__ = ["InProgress", "TraceIndex"]

@@ -114,6 +114,7 @@ class ViewerServer(ThreadingHTTPServer):
             "in_progress": running,
             "problems": index.problems[-5:],
             "checkpoint_error": self.in_progress.error,
+            "checkpoint_rejected": self.in_progress.rejected,
         }
 
 
