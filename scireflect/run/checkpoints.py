@@ -31,18 +31,61 @@ class CheckpointRejected(ValueError):
     """A checkpoint holds something other than plain data (an object to construct, a pickle, ...)."""
 
 
-class PlainDataSerializer(JsonPlusSerializer):
-    """LangGraph's serializer for writing; for reading, plain msgpack data only.
+_BIN_MARKERS = (b"\xc4", b"\xc5", b"\xc6")  # msgpack bin 8/16/32
 
-    ``loads_typed`` accepts ``null``, ``bytes`` and ``msgpack`` without extension types (dicts,
-    lists, strings, numbers, booleans) and raises :class:`CheckpointRejected` for anything else:
-    an extension value (a constructor or method call LangGraph would import and run), ``pickle``,
-    ``json`` with LangChain constructors, unknown types. Writing is LangGraph's (``dumps_typed``), and
-    the state it writes here is plain data, so a run reads back everything it wrote.
+
+def _surrogates_to_bytes(value: Any) -> Any:
+    """Strings with lone surrogates (not encodable as UTF-8) become UTF-8 ``surrogatepass`` bytes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, dict):
+        return {k: _surrogates_to_bytes(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_surrogates_to_bytes(v) for v in value]
+    return value
+
+
+def _bytes_to_surrogates(value: Any) -> Any:
+    """The inverse of :func:`_surrogates_to_bytes` (the graph's state holds no other bytes)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogatepass")
+    if isinstance(value, dict):
+        return {k: _bytes_to_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bytes_to_surrogates(v) for v in value]
+    return value
+
+
+class PlainDataSerializer(JsonPlusSerializer):
+    """Checkpoint serializer of plain data: msgpack without extension values, both ways.
+
+    ``dumps_typed`` writes plain msgpack (dicts, lists, strings, numbers, booleans, None) and raises
+    ``TypeError`` for anything else (the graph's state is plain data by design; an object there is
+    a bug). A string with a lone surrogate (``"\\ud800"``, possible in model output), which msgpack
+    cannot hold as text, is stored as its ``surrogatepass`` UTF-8 bytes and read back unchanged
+    (LangGraph's own serializer silently turns it into ``?``).
+
+    ``loads_typed`` accepts ``null``, ``bytes`` and such msgpack, and raises
+    :class:`CheckpointRejected` for anything else: an extension value (a constructor or method call
+    LangGraph would import and run), ``pickle``, ``json`` with LangChain constructors, unknown types.
     """
 
     def __init__(self) -> None:
         super().__init__(allowed_msgpack_modules=None, pickle_fallback=False)
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        if obj is None or isinstance(obj, (bytes, bytearray)):
+            return super().dumps_typed(obj)
+        try:
+            return "msgpack", ormsgpack.packb(obj, option=ormsgpack.OPT_NON_STR_KEYS)
+        except ormsgpack.MsgpackEncodeError as exc:
+            if "surrogates" not in str(exc):
+                raise TypeError(f"a checkpoint value is not plain data ({exc}); the graph state must hold JSON values only") from None
+            return "msgpack", ormsgpack.packb(_surrogates_to_bytes(obj), option=ormsgpack.OPT_NON_STR_KEYS)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, payload = data
@@ -59,7 +102,7 @@ class PlainDataSerializer(JsonPlusSerializer):
             if extensions:
                 raise CheckpointRejected(f"the checkpoint holds a msgpack extension value (type {extensions[0]}), "
                                          "an object LangGraph would construct, not plain data")
-            return value
+            return _bytes_to_surrogates(value) if any(m in payload for m in _BIN_MARKERS) else value
         if type_ in ("null", "bytes", "bytearray"):
             return super().loads_typed(data)
         raise CheckpointRejected(f"the checkpoint holds a value of type '{type_}' (only plain msgpack data is read)")
@@ -79,6 +122,30 @@ async def checkpointed_threads(saver: AsyncSqliteSaver) -> set[str]:
     """The question ids that have checkpoints (one query; interrupted questions of an earlier run)."""
     async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cursor:
         return {row[0] async for row in cursor}
+
+
+def compact(path: str | Path) -> str:
+    """After a run: delete the checkpoint database when no question is left in it, else reclaim its
+    free pages (``VACUUM``) when they are more than half of it. Checkpoints of finished questions are
+    deleted as they finish, but SQLite keeps their pages: one 50 MB question left a 577 MB file.
+
+    Returns what was done: ``removed``, ``vacuumed`` or ``kept``.
+    """
+    path = Path(path)
+    if not path.exists():
+        return "kept"
+    with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as conn:
+        remaining = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+        if remaining:
+            free, total = conn.execute("PRAGMA freelist_count").fetchone()[0], conn.execute("PRAGMA page_count").fetchone()[0]
+            if total and free * 2 > total:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("VACUUM")
+                return "vacuumed"
+            return "kept"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return "removed"
 
 
 def read_in_progress(path: str | Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -128,4 +195,4 @@ def read_in_progress(path: str | Path) -> tuple[dict[str, dict[str, Any]], list[
         conn.close()
 
 
-__all__ = ["CheckpointRejected", "PlainDataSerializer", "checkpointed_threads", "open_checkpointer", "read_in_progress"]
+__all__ = ["CheckpointRejected", "PlainDataSerializer", "checkpointed_threads", "compact", "open_checkpointer", "read_in_progress"]

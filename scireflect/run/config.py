@@ -35,7 +35,9 @@ local model (:mod:`scireflect.embedded`).
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -126,6 +128,7 @@ class RunSettings:
     tools: bool = False
     max_tool_rounds: int = 4
     prompt_variant: str | None = None
+    max_question_bytes: int = 1_000_000
     embedded_model: str | None = None
     gguf_path: Path | None = None
     lean: LeanSettings = field(default_factory=LeanSettings)
@@ -137,16 +140,60 @@ class RunSettings:
 
 _LLM_KEYS = {f for f in LLMSettings.__dataclass_fields__}
 
+# What each key of a table must be: checked before any setting is used, so that a bad value is a
+# one-line error naming the key, never a traceback in the middle of a run.
+_LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperature": "num>=0", "max_tokens": "int>=16",
+             "request_timeout_s": "num>0", "max_retries": "int>=0", "retry_backoff_s": "num>=0"}
+_VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
+                  "by_subject": "table", "ensemble": "bool"}
+_RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str", "tools": "bool",
+             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1"}
+
+
+def _check_value(value: Any, kind: str, where: str, key: str) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is of ``kind`` (``str``, ``url``, ``bool``, ``table``,
+    ``int>=N``, ``num>=N``, ``num>N``; numbers must be finite)."""
+    if kind in ("str", "url"):
+        ok = isinstance(value, str) and bool(value.strip())
+        if ok and kind == "url":
+            ok = value.startswith(("http://", "https://"))
+        expected = "an http(s):// URL" if kind == "url" else "a non-empty string"
+    elif kind == "bool":
+        ok, expected = isinstance(value, bool), "true or false"
+    elif kind == "table":
+        ok, expected = isinstance(value, dict), "a table"
+    else:
+        number, op, bound = re.fullmatch(r"(int|num)(>=|>)(\d+)", kind).groups()
+        integral = number == "int"
+        ok = (isinstance(value, int) if integral else isinstance(value, (int, float))) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and (value >= int(bound) if op == ">=" else value > int(bound))
+        expected = f"{'an integer' if integral else 'a number'} {op} {bound}"
+    if not ok:
+        raise ConfigError(f"{where}: {key} must be {expected}, not {value!r}")
+
+
+def _check_table(table: Any, spec: dict[str, str], where: str) -> dict[str, Any]:
+    """``table`` as a dict after checking that it is a table and that every known key has the right kind."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table ([section] with key = value lines), not {table!r}")
+    for key, value in table.items():
+        if key in spec:
+            _check_value(value, spec[key], where, key)
+    return table
+
 
 def _llm_from(table: dict[str, Any], base: LLMSettings, where: str) -> LLMSettings:
-    table = dict(table)
+    table = dict(_check_table(table, {k: v for k, v in _LLM_SPEC.items() if k != "base_url"}, where))
     urls = table.get("base_url")
     if isinstance(urls, (list, tuple)):
-        if not urls or not all(isinstance(u, str) and u for u in urls):
+        if not urls:
             raise ConfigError(f"{where}: base_url must be a URL or a non-empty list of URLs")
+        for url in urls:
+            _check_value(url, "url", where, "base_url")
         table["base_url"], table["replicas"] = urls[0], tuple(urls[1:])
     elif "base_url" in table:
-        table.setdefault("replicas", ())
+        _check_value(urls, "url", where, "base_url")
+        table["replicas"] = ()
     unknown = set(table) - _LLM_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_LLM_KEYS))}")
@@ -154,6 +201,17 @@ def _llm_from(table: dict[str, Any], base: LLMSettings, where: str) -> LLMSettin
         return replace(base, **table)
     except TypeError as exc:  # pragma: no cover - guarded by the key check
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _check_verifier_names(verifier: VerifierSettings, where: str) -> None:
+    """Every verifier name must be built in or installed (plugins register by entry point)."""
+    from ..verifiers.registry import available_verifiers
+
+    known = available_verifiers()
+    for name in [verifier.default, *verifier.by_subject.values()]:
+        if not isinstance(name, str) or name not in known:
+            raise ConfigError(f"{where}: unknown verifier {name!r}; known: {', '.join(known)} (plugins register "
+                              "through the 'scireflect.verifiers' entry point group)")
 
 
 def load_settings(
@@ -191,6 +249,8 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_path}: invalid TOML ({exc})") from exc
     where = str(config_path) if config_path else "config"
+    for section in ("llm", "roles", "budget", "verifier", "run", "lean"):
+        _check_table(data.get(section, {}), {}, f"{where} [{section}]")
     unknown = set(data) - {"llm", "roles", "budget", "verifier", "run", "lean"}
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
@@ -225,7 +285,7 @@ def load_settings(
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 
-    verifier_table = dict(data.get("verifier", {}))
+    verifier_table = dict(_check_table(data.get("verifier", {}), _VERIFIER_SPEC, f"{where} [verifier]"))
     unknown = set(verifier_table) - set(VerifierSettings.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"{where} [verifier]: unknown key(s) {', '.join(sorted(unknown))}")
@@ -236,6 +296,7 @@ def load_settings(
     if verifier_table.get("tolerance") not in (None, "default", "sig_figs", "scibench"):
         raise ConfigError(f"verifier tolerance must be default, sig_figs or scibench, not '{verifier_table['tolerance']}'")
     verifier = VerifierSettings(**verifier_table)
+    _check_verifier_names(verifier, f"{where} [verifier]")
 
     lean_table = {**data.get("lean", {}), **{k: v for k, v in (lean or {}).items() if v is not None}}
     try:
@@ -243,10 +304,9 @@ def load_settings(
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 
-    run_table = data.get("run", {})
-    concurrency = concurrency if concurrency is not None else int(run_table.get("concurrency", 2))
-    if concurrency < 1:
-        raise ConfigError("concurrency must be >= 1")
+    run_table = _check_table(data.get("run", {}), _RUN_SPEC, f"{where} [run]")
+    concurrency = concurrency if concurrency is not None else run_table.get("concurrency", 2)
+    _check_value(concurrency, "int>=1", "settings", "concurrency")
     embedded_model = embedded_model or run_table.get("embedded_model")
     if embedded_model:
         from ..embedded import EmbeddedModelError, resolve_embedded_model
@@ -265,5 +325,6 @@ def load_settings(
         gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),
         tools=bool(run_table.get("tools", False)) if tools is None else tools,
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
+        max_question_bytes=int(run_table.get("max_question_bytes", RunSettings.max_question_bytes)),
         lean=lean_settings,
     )

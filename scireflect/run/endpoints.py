@@ -19,6 +19,7 @@ from ..agents.roles import ROLES, Agent, AgentTeam, RetryPolicy
 from .config import LLMSettings, RunSettings
 from .errors import RunError
 from .files import SERVER_LOG
+from .manifest import redact_url
 
 Say = Callable[[str, Mapping[str, Any] | None], None]
 """A progress callback: ``say(kind, data)`` (see :func:`scireflect.run.runner.annotate`)."""
@@ -52,19 +53,19 @@ async def preflight(endpoints: Mapping[str, tuple[str, set[str]]]) -> None:
         try:
             listed = [m.id async for m in client.models.list()]
         except openai.APIConnectionError as exc:
-            raise RunError(f"endpoint unreachable: {base_url} ({exc.__cause__ or exc}); is the server running?") from None
+            raise RunError(f"endpoint unreachable: {redact_url(base_url)} ({exc.__cause__ or exc}); is the server running?") from None
         except openai.AuthenticationError:
-            raise RunError(f"endpoint {base_url} rejected the API key; set it in OPENAI_API_KEY (or the role's api_key_env)") from None
+            raise RunError(f"endpoint {redact_url(base_url)} rejected the API key; set it in OPENAI_API_KEY (or the role's api_key_env)") from None
         except (openai.NotFoundError, openai.UnprocessableEntityError):
             continue  # no /models route: cannot check names here
         except openai.APIError as exc:
-            raise RunError(f"endpoint {base_url} failed when listing models: {exc}") from None
+            raise RunError(f"endpoint {redact_url(base_url)} failed when listing models: {exc}") from None
         finally:
             await client.close()
         missing = sorted(m for m in models if m not in listed)
         if missing and listed:
             raise RunError(
-                f"model not found: {', '.join(missing)} is not served by {base_url}; available: {', '.join(listed[:20])}"
+                f"model not found: {', '.join(missing)} is not served by {redact_url(base_url)}; available: {', '.join(listed[:20])}"
             )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .. import __version__
 from ..agents.prompts import PROMPT_VERSION
@@ -15,6 +17,25 @@ from .errors import RunError
 from .files import MANIFEST
 from .jsonl import JsonlError, read_json, write_json_atomic
 from .questions import QuestionSet
+
+_SECRET_PARAMS = re.compile(r"key|token|secret|pass|pwd|auth|sig|credential|session", re.IGNORECASE)
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL as it may be recorded: user info (``user:pass@``) and secret-looking query values removed.
+
+    ``http://u:p@host:8000/v1?api_key=abc&x=1`` becomes ``http://***@host:8000/v1?api_key=***&x=1``.
+    Used wherever an endpoint is written to a file (``run.json``, an export's ``filter_report.json``).
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = urlencode([(k, "***" if _SECRET_PARAMS.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, "" if not parts.fragment else "***"))
 
 
 def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: Any) -> dict[str, Any]:
@@ -29,7 +50,7 @@ def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str,
         "tools": settings.tools,
         "prompt_variant": settings.prompt_variant,
         "roles": {
-            role: {"model": models[role], "base_url": s.base_url or "embedded", "replicas": list(s.replicas),
+            role: {"model": models[role], "base_url": redact_url(s.base_url) or "embedded", "replicas": [redact_url(u) for u in s.replicas],
                    "temperature": s.temperature, "max_tokens": s.max_tokens}
             for role, s in settings.roles.items()
         },
@@ -61,4 +82,4 @@ def record_invocation(run_dir: Path, settings_record: dict[str, Any], warn: Any)
     write_json_atomic(path, {"runs": runs})
 
 
-__all__ = ["manifest", "record_invocation"]
+__all__ = ["manifest", "record_invocation", "redact_url"]

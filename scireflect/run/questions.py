@@ -26,6 +26,8 @@ from ..verifiers.lean.source import statement_head
 from .jsonl import JsonlError, parse_line
 
 REQUIRED_FIELDS = ("id", "question", "answer")
+MAX_QUESTION_BYTES = 1_000_000
+_NON_FINITE = {"nan", "inf", "infinity"}  # JSON NaN/Infinity literals (Python's json reads them) and their spellings
 
 
 class QuestionFileError(JsonlError):
@@ -59,6 +61,24 @@ class QuestionSet:
         return len(self.questions)
 
 
+def _lone_surrogate_field(value: Any, name: str = "") -> str | None:
+    """The name of the first field holding a string with a lone surrogate (JSON allows the escape), else ``None``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return name or "(row)"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and _lone_surrogate_field(key) is not None:
+            return f"{name}.{key!r}" if name else repr(key)
+        found = _lone_surrogate_field(item, f"{name}.{key}" if name else str(key))
+        if found:
+            return found
+    return None
+
+
 def _normalise_answer(value: Any) -> str | None:
     if isinstance(value, str):
         return value.strip()
@@ -71,13 +91,16 @@ def _normalise_answer(value: Any) -> str | None:
     return None
 
 
-def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit: int | None = None) -> QuestionSet:
+def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit: int | None = None,
+                   max_question_bytes: int = MAX_QUESTION_BYTES) -> QuestionSet:
     """Read and validate a JSONL question file.
 
     Args:
         path: a ``.jsonl`` file, one JSON object a line; blank lines are skipped.
         subjects: keep only rows whose ``subject`` is in this set (after validation of every row).
         limit: keep at most this many rows (after the subject filter), in file order.
+        max_question_bytes: the largest line accepted (a question is sent to a model with every
+            call, and kept in the checkpoints and the traces); ``[run] max_question_bytes`` sets it.
 
     Returns:
         A :class:`QuestionSet`.
@@ -98,10 +121,17 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
     for lineno, raw_line in enumerate(raw.split(b"\n"), start=1):
         if not raw_line.strip():
             continue
+        if len(raw_line) > max_question_bytes:
+            raise QuestionFileError(path, lineno, f"the line is {len(raw_line):,} bytes; the limit is {max_question_bytes:,} "
+                                                  "([run] max_question_bytes in --config)")
         try:
             row = parse_line(raw_line, path, lineno)
         except JsonlError as exc:
             raise QuestionFileError(path, lineno, exc.reason) from None
+        surrogate = _lone_surrogate_field(row)
+        if surrogate:
+            raise QuestionFileError(path, lineno, f"field '{surrogate}' holds a lone surrogate (an invalid \\ud800-\\udfff escape): "
+                                                  "not text a model or a trace can carry")
         statement = row.get("statement")
         formal = is_formal_question(row)
         if statement is not None and not formal:
@@ -125,6 +155,8 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
         answer = None if formal and row.get("answer") is None else _normalise_answer(row["answer"])
         if not answer and not (formal and answer is None):
             raise QuestionFileError(path, lineno, "field 'answer' must be a non-empty string (the reference answer)")
+        if answer is not None and answer.strip().lower().lstrip("+-") in _NON_FINITE:
+            raise QuestionFileError(path, lineno, f"field 'answer' is {answer!r}: not a finite reference answer")
         choices = row.get("choices")
         if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)):
             raise QuestionFileError(path, lineno, "field 'choices' must be a list of strings")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,12 +33,13 @@ from ..graphs.nodes import EndpointError
 from ..graphs.state import FINAL_STATUSES, initial_state
 from ..verifiers.base import AnswerVerifier
 from ..verifiers.lean.config import LeanUnavailable
-from .checkpoints import CheckpointRejected, checkpointed_threads, open_checkpointer
+from .checkpoints import CheckpointRejected, checkpointed_threads, compact, open_checkpointer
 from .config import RunSettings
 from .endpoints import open_teams
 from .errors import RunError
 from .files import CHECKPOINTS, SFT, SUMMARY, TRACES
 from .jsonl import write_json_atomic, write_jsonl_atomic
+from .lock import run_dir_lock
 from .manifest import manifest, record_invocation
 from .questions import QuestionSet, is_formal_question, stable_bucket
 from .records import sft_pair, trace_record
@@ -102,7 +104,9 @@ def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVer
 
 
 def _finish(run_dir: Path, store: TraceStore) -> tuple[dict[str, Outcomes], int]:
-    """Write ``sft.jsonl`` and ``summary.json`` from every finished question."""
+    """Write ``sft.jsonl`` and ``summary.json`` from every finished question, and compact the checkpoints."""
+    with contextlib.suppress(sqlite3.Error):  # best effort: a locked database is compacted next time
+        compact(run_dir / CHECKPOINTS)
     records = list(store.records.values())
     sft_count = write_jsonl_atomic(run_dir / SFT, filter(None, map(sft_pair, records)))
     summary = summarize(records)
@@ -110,14 +114,29 @@ def _finish(run_dir: Path, store: TraceStore) -> tuple[dict[str, Outcomes], int]
     return summary, sft_count
 
 
-def _open_store(run_dir: Path) -> TraceStore:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"--out {run_dir}: exists and is not a directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _make_run_dir(run_dir: Path) -> None:
+    """Create the run directory, or say in one line why it cannot be one.
+
+    Raises:
+        RunError: the path (or a parent) is a file, or the directory cannot be created or written.
+    """
+    for parent in [run_dir, *run_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise RunError(f"--out {run_dir}: {parent} exists and is not a directory")
     try:
-        return TraceStore(run_dir / TRACES)
-    except TraceFileError as exc:
-        raise RunError(str(exc)) from None
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--out {run_dir}: cannot create the run directory ({exc.strerror or exc})") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise RunError(f"--out {run_dir}: the run directory is not writable")
+
+
+def _remove_leftovers(run_dir: Path, say: ProgressCallback) -> None:
+    """Delete temporary files a killed run left (``.NAME.PID.tmp`` of the atomic writers); the lock
+    is held, so no other process is writing them."""
+    for tmp in run_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        say("status", {"message": f"removed {tmp.name}, left by an interrupted run"})
 
 
 async def annotate(
@@ -153,7 +172,20 @@ async def annotate(
     """
     say = on_event or (lambda kind, data: None)
     run_dir = Path(run_dir)
-    store = _open_store(run_dir)
+    _make_run_dir(run_dir)
+    with run_dir_lock(run_dir):
+        return await _annotate_locked(questions, run_dir, settings, say, verifier, team, lean_checker)
+
+
+async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunSettings, say: ProgressCallback,
+                           verifier: AnswerVerifier | None, team: AgentTeam | None,
+                           lean_checker: AnswerVerifier | None) -> RunResult:
+    """:func:`annotate` once the run directory's lock is held."""
+    _remove_leftovers(run_dir, say)
+    try:
+        store = TraceStore(run_dir / TRACES)
+    except TraceFileError as exc:
+        raise RunError(str(exc)) from None
     if store.repaired_bytes:
         say("warning", {"message": f"removed a partial last line ({store.repaired_bytes} bytes) from {TRACES}; that question will be redone"})
     pending = [q for q in questions.questions if q["id"] not in store]
