@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
-from collections.abc import Mapping
 
-import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .names import ROLES
+from .retry import BadResponseBody, EmptyCompletion, ModelCallError, RetryPolicy, describe_error, failure_kind, is_transient
 
 
 @dataclass(frozen=True)
@@ -47,104 +47,85 @@ class AgentReply:
     failures: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     """Tool calls made during this call (tools on): ``{"round", "id", "name", "args", "result", "error"}``."""
+    discarded_tokens: int = 0
+    """Completion tokens received in tries that failed part-way (a timeout or a dropped stream): spent,
+    though their text was not kept."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of one model call on transient endpoint faults (see :func:`is_transient`).
-
-    Waits use exponential backoff with full jitter (``uniform(0, min(max_backoff_s, initial_backoff_s
-    * 2**n))``, the AWS Architecture Blog's "Exponential Backoff And Jitter"; tenacity's
-    ``wait_random_exponential``), or the server's ``Retry-After`` header when it sends one (capped
-    at ``max_retry_after_s``).
+@dataclass
+class CallProgress:
+    """What a model call has streamed so far; the graph reads it when it cuts a call (time budget).
 
     Attributes:
-        max_retries: retries after the first try (so ``max_retries + 1`` tries in all), >= 0.
-        initial_backoff_s / max_backoff_s / max_retry_after_s: seconds.
+        started: ``time.perf_counter()`` at the start of the call.
+        parts: the text chunks of the try in progress.
+        tokens: completion tokens of the try in progress (one per streamed chunk with text, until
+            the endpoint reports usage).
+        discarded_tokens: completion tokens of earlier tries that failed part-way.
+        on_update: ``on_update(kind, data)`` for live display: ``tokens`` (``{"tokens", "seconds"}``,
+            at most every ``interval_s``) and ``retry`` (a failed try: ``kind``, ``error``, ``wait_s``, ``try``).
     """
 
-    max_retries: int = 4
-    initial_backoff_s: float = 0.5
-    max_backoff_s: float = 20.0
-    max_retry_after_s: float = 60.0
+    started: float = field(default_factory=time.perf_counter)
+    parts: list[str] = field(default_factory=list)
+    tokens: int = 0
+    discarded_tokens: int = 0
+    on_update: Callable[[str, dict[str, Any]], None] | None = None
+    interval_s: float = 0.5
+    _last_update: float = 0.0
+    _open: bool = False
 
-    def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+    @property
+    def text(self) -> str:
+        """The text streamed by the try in progress (or by the last try)."""
+        return "".join(self.parts)
 
-    def wait(self, retry_state: RetryCallState) -> float:
-        """Seconds to wait before the next try (a tenacity ``wait`` strategy)."""
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        response = getattr(exc, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
-        if header:
-            try:
-                return min(max(float(header), 0.0), self.max_retry_after_s)
-            except ValueError:
-                pass  # an HTTP date: fall back to backoff
-        return wait_random_exponential(multiplier=self.initial_backoff_s, max=self.max_backoff_s)(retry_state)
+    def start_try(self) -> None:
+        """A try starts; what an unfinished earlier try streamed is discarded (and counted as such)."""
+        if self._open:
+            self.discarded_tokens += self.tokens
+        self.parts, self.tokens, self._open = [], 0, True
 
+    def end_try(self) -> None:
+        """The try in progress finished (its text is the reply)."""
+        self._open = False
 
-class ModelCallError(RuntimeError):
-    """A model call failed on every try with transient faults; ``failures`` lists each try."""
+    def add(self, text: str) -> None:
+        """One streamed chunk."""
+        if text:
+            self.parts.append(text)
+            self.tokens += 1
+            now = time.perf_counter()
+            if self.on_update is not None and now - self._last_update >= self.interval_s:
+                self._last_update = now
+                self.on_update("tokens", {"tokens": self.tokens, "seconds": round(now - self.started, 2)})
 
-    def __init__(self, message: str, failures: list[dict[str, Any]]):
-        super().__init__(message)
-        self.failures = failures
-
-
-class EmptyCompletion(Exception):
-    """The endpoint answered 200 with no content."""
-
-
-_CLIENT_MODULES = ("openai", "langchain_openai", "httpx", "httpcore", "json")
-
-
-def _raised_by_client(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised inside the HTTP/JSON client stack (a bad body), not in our code."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-    return module.split(".")[0] in _CLIENT_MODULES
+    def report(self, kind: str, data: dict[str, Any]) -> None:
+        if self.on_update is not None:
+            self.on_update(kind, data)
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether a model-call exception is a transport fault worth retrying.
+async def _stream(llm: Any, messages: list[BaseMessage], progress: CallProgress) -> Any:
+    """One try: stream the reply, chunk by chunk, into ``progress``; returns the merged message.
 
-    Transient: connection errors and timeouts, dropped connections and truncated bodies
-    (``openai.APIConnectionError``), HTTP 408, 409, 429 and 5xx, bodies that are not the expected
-    JSON (``openai.APIResponseValidationError``, or a ``ValueError`` raised inside the openai /
-    langchain-openai / httpx / json code that parses the body), and empty completions. Anything
-    else, a ``ValueError`` from our own code included, is a bug or a refusal and is not retried.
+    Streaming makes the client's timeout a timeout on silence (the read timeout between chunks), so a
+    long generation that keeps producing tokens is never cut by it. A model without streaming
+    support yields its whole reply as one message, returned as it is.
     """
-    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, EmptyCompletion)):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return isinstance(exc, ValueError) and _raised_by_client(exc)
-
-
-def failure_kind(exc: BaseException) -> str:
-    """A short category of a failed call: ``rate_limit``, ``server_error``, ``timeout``,
-    ``connection``, ``bad_body``, ``empty``, or ``http_<status>``."""
-    if isinstance(exc, EmptyCompletion):
-        return "empty"
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection"
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code == 429:
-            return "rate_limit"
-        return "server_error" if exc.status_code >= 500 else f"http_{exc.status_code}"
-    return "bad_body"
-
-
-def describe_error(exc: BaseException) -> str:
-    """``Type: first line of the message`` (at most 300 characters)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300]
+    merged = None
+    try:
+        async for chunk in llm.astream(messages):
+            if not isinstance(chunk, AIMessageChunk):
+                return chunk
+            merged = chunk if merged is None else merged + chunk
+            progress.add(_text(chunk))
+    except ValueError as exc:
+        if "No generation chunks" in str(exc):  # langchain-core: the body held no stream event at all
+            raise BadResponseBody("the endpoint's reply held no completion chunk (not an event stream?)") from None
+        raise
+    if merged is None:
+        raise EmptyCompletion("the endpoint streamed no reply")
+    return merged
 
 
 _ROLE_NAMES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
@@ -198,8 +179,8 @@ class Agent:
         """
         return Agent(self.role, self.llm, self.model_name, self.retry, tools=tools, max_tool_rounds=max_tool_rounds)
 
-    async def _call_with_retries(self, messages: list[BaseMessage], llm: Any = None) -> tuple[Any, float, list[dict[str, Any]]]:
-        """One model call with tenacity retries of transient faults; each failed try is recorded.
+    async def _call_with_retries(self, messages: list[BaseMessage], llm: Any, progress: CallProgress) -> tuple[Any, float, list[dict[str, Any]]]:
+        """One model call, streamed, with tenacity retries of transient faults; each failed try is recorded.
 
         Returns ``(response, seconds of the successful try, failures)``. An empty completion on the
         last try is returned as it is (the verifier then says ``no_answer``).
@@ -208,14 +189,14 @@ class Agent:
             ModelCallError: every try failed with a transient fault.
             Exception: a non-transient error, at once.
         """
-        llm = llm if llm is not None else self.llm
         failures: list[dict[str, Any]] = []
         last: dict[str, Any] = {}
 
         async def attempt() -> Any:
-            started = time.perf_counter()
-            last["started"] = started
-            response = await llm.ainvoke(messages)
+            progress.start_try()
+            last["started"] = time.perf_counter()
+            response = await _stream(llm, messages, progress)
+            progress.end_try()
             last["response"] = response
             if not getattr(response, "tool_calls", None) and not _text(response).strip():
                 raise EmptyCompletion("the endpoint returned an empty completion")
@@ -224,8 +205,11 @@ class Agent:
         def record(retry_state: RetryCallState, wait: float | None = None) -> None:
             exc = retry_state.outcome.exception()
             wait = retry_state.upcoming_sleep if wait is None else wait
-            failures.append({"kind": failure_kind(exc), "error": describe_error(exc), "status": getattr(exc, "status_code", None),
-                             "seconds": round(time.perf_counter() - last["started"], 4), "wait_s": round(wait, 4)})
+            failure = {"kind": failure_kind(exc), "error": describe_error(exc), "status": getattr(exc, "status_code", None),
+                       "seconds": round(time.perf_counter() - last["started"], 4), "wait_s": round(wait, 4),
+                       "output_tokens": progress.tokens}
+            failures.append(failure)
+            progress.report("retry", {**failure, "try": len(failures), "tries": self.retry.max_retries + 1})
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_retries + 1),
@@ -240,15 +224,17 @@ class Agent:
             return outcome, time.perf_counter() - last["started"], failures
         exc = outcome.outcome.exception()
         record(outcome, wait=0.0)  # the last try: no wait after it
-        if isinstance(exc, EmptyCompletion):
+        if isinstance(exc, EmptyCompletion) and "response" in last:
             return last["response"], time.perf_counter() - last["started"], failures
         raise ModelCallError(f"{self.role} call failed after {len(failures)} tries: {describe_error(exc)}", failures) from exc
 
-    async def ainvoke(self, prompt: ChatPromptTemplate, variables: Mapping[str, Any]) -> AgentReply:
-        """Format ``prompt`` with ``variables``, call the model (retrying transient faults), record it.
+    async def ainvoke(self, prompt: ChatPromptTemplate, variables: Mapping[str, Any], progress: CallProgress | None = None) -> AgentReply:
+        """Format ``prompt`` with ``variables``, call the model (streamed, retrying transient faults), record it.
 
         ``latency_s`` of the reply is the successful try's; the failed tries are in ``failures``
-        (error, HTTP status, seconds, wait before the next try).
+        (error, HTTP status, seconds, wait before the next try, tokens streamed before the failure).
+        ``progress`` (optional) follows the call as it streams, for live display and for the graph
+        to keep what a call it cuts had produced.
 
         Raises:
             ModelCallError: every try failed with a transient fault.
@@ -257,17 +243,18 @@ class Agent:
         """
         messages = prompt.format_messages(**variables)
         sent = _as_dicts(messages)
+        progress = progress if progress is not None else CallProgress()
         if self.tools:
-            response, latency, failures, tool_calls, in_tok, out_tok = await self._tool_loop(list(messages))
+            response, latency, failures, tool_calls, in_tok, out_tok = await self._tool_loop(list(messages), progress)
         else:
-            response, latency, failures = await self._call_with_retries(messages)
+            response, latency, failures = await self._call_with_retries(messages, self.llm, progress)
             tool_calls, in_tok, out_tok = [], 0, 0
         text = _text(response)
         usage = getattr(response, "usage_metadata", None) or {}
         meta = getattr(response, "response_metadata", None) or {}
         estimated = not usage
         input_tokens = in_tok + (int(usage.get("input_tokens", 0)) if usage else sum(len(m["content"]) for m in sent) // 4)
-        output_tokens = out_tok + (int(usage.get("output_tokens", 0)) if usage else len(text) // 4)
+        output_tokens = out_tok + (int(usage.get("output_tokens", 0)) if usage else max(progress.tokens, len(text) // 4))
         model = meta.get("model_name") or self.model_name
         if not isinstance(model, str) or model in ("", "0"):
             model = self.model_name
@@ -282,9 +269,10 @@ class Agent:
             tokens_estimated=estimated,
             failures=failures,
             tool_calls=tool_calls,
+            discarded_tokens=progress.discarded_tokens,
         )
 
-    async def _tool_loop(self, messages: list[BaseMessage]):
+    async def _tool_loop(self, messages: list[BaseMessage], progress: CallProgress):
         """model -> ToolNode -> model ..., at most ``max_tool_rounds`` tool rounds.
 
         Returns ``(final response, latency, failures, tool_calls, input_tokens, output_tokens)``
@@ -300,7 +288,7 @@ class Agent:
         latency, in_tok, out_tok = 0.0, 0, 0
         for round_no in range(self.max_tool_rounds + 1):
             llm = bound if round_no < self.max_tool_rounds else self.llm
-            response, secs, fails = await self._call_with_retries(messages, llm)
+            response, secs, fails = await self._call_with_retries(messages, llm, progress)
             latency += secs
             failures += fails
             calls = list(getattr(response, "tool_calls", None) or [])
@@ -353,4 +341,4 @@ class AgentTeam:
         return cls(**{role: Agent(role, *models[role], retry=retry) for role in ROLES})
 
 
-__all__ = ["ROLES", "Agent", "AgentReply", "AgentTeam", "ModelCallError", "RetryPolicy", "describe_error", "is_transient"]
+__all__ = ["ROLES", "Agent", "AgentReply", "AgentTeam", "CallProgress"]

@@ -24,9 +24,12 @@ class Budget:
         max_attempts: solution attempts in all (the Solver's plus every revision), >= 1.
         max_reflections: critique + revise rounds before the answer-guided revision, >= 0.
         answer_guided: whether to make one answer-guided revision when reflection has failed.
-        max_tokens: prompt + completion tokens over all model calls of the question.
+        max_tokens: prompt + completion tokens over all model calls of the question: the default
+            guard against runaway questions, and the same on a fast and a slow machine.
         max_seconds: seconds of model and verifier time of the question (summed over its steps, so
-            time spent killed or queued does not count).
+            time spent killed or queued does not count), or ``None`` (the default: no time limit).
+            A time limit turns a slow or busy machine into rejected questions, so it is off unless
+            asked for; a call it cuts keeps the text and tokens it had streamed.
 
     Raises:
         ValueError: a limit out of range or not a finite number.
@@ -36,21 +39,23 @@ class Budget:
     max_reflections: int = 2
     answer_guided: bool = True
     max_tokens: int = 24_000
-    max_seconds: float = 900.0
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("budget: attempts must be >= 1")
         if self.max_reflections < 0:
             raise ValueError("budget: reflections must be >= 0")
-        if not (math.isfinite(self.max_seconds) and self.max_seconds > 0) or self.max_tokens < 1:
-            raise ValueError("budget: tokens and seconds must be positive, finite numbers")
+        if self.max_tokens < 1:
+            raise ValueError("budget: tokens must be positive")
+        if self.max_seconds is not None and not (math.isfinite(self.max_seconds) and self.max_seconds > 0):
+            raise ValueError("budget: seconds must be a positive, finite number (or 'none')")
 
     @classmethod
     def parse(cls, spec: str) -> Budget:
         """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes"``.
 
-        Missing keys keep their defaults.
+        Missing keys keep their defaults; ``seconds=none`` (or ``off``) means no time limit.
 
         Raises:
             ValueError: an unknown key or a bad value (the message names it).
@@ -68,6 +73,8 @@ class Budget:
                     if raw.lower() not in ("yes", "no", "true", "false", "1", "0"):
                         raise ValueError
                     values[names[key]] = raw.lower() in ("yes", "true", "1")
+                elif key == "seconds" and raw.lower() in ("none", "off"):
+                    values[names[key]] = None
                 elif key == "seconds":
                     values[names[key]] = float(raw)
                     if not math.isfinite(values[names[key]]):
@@ -78,9 +85,9 @@ class Budget:
                 raise ValueError(f"budget: bad value for {key}: '{raw}'") from None
         return cls(**values)
 
-    def seconds_left(self, steps: Sequence[Mapping[str, Any]]) -> float:
-        """Seconds of the time budget not yet used by ``steps`` (may be <= 0)."""
-        return self.max_seconds - total_seconds(steps)
+    def seconds_left(self, steps: Sequence[Mapping[str, Any]]) -> float | None:
+        """Seconds of the time budget not yet used by ``steps`` (may be <= 0), or ``None`` without a time limit."""
+        return None if self.max_seconds is None else self.max_seconds - total_seconds(steps)
 
     def exhausted(self, steps: Sequence[Mapping[str, Any]]) -> BudgetStop | None:
         """The first limit ``steps`` have reached (attempts, then tokens, then seconds), or ``None``."""
@@ -91,7 +98,7 @@ class Budget:
         if tokens >= self.max_tokens:
             return {"limit": "tokens", "used": tokens, "allowed": self.max_tokens}
         seconds = total_seconds(steps)
-        if seconds >= self.max_seconds:
+        if self.max_seconds is not None and seconds >= self.max_seconds:
             return {"limit": "seconds", "used": round(seconds, 3), "allowed": self.max_seconds}
         return None
 

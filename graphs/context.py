@@ -48,6 +48,10 @@ class AnnotationContext:
     prompts: PromptSet = ANSWER_PROMPTS
     """The task's prompts: :data:`~scireflect.agents.prompts.ANSWER_PROMPTS` or
     :data:`~scireflect.agents.prompts_formal.FORMAL_PROMPTS`."""
+    report: Callable[[str, dict[str, Any]], None] | None = None
+    """Live progress of model calls, ``report(kind, data)``: ``call`` (a call starts or ends),
+    ``tokens`` (tokens streamed so far), ``retry`` (a failed try); ``data`` names the question
+    (``id``), ``role``, ``stage`` and ``attempt``. For display only: nothing here is checkpointed."""
 
 
 __all__ = ["AnnotationContext", "VerifyFn", "verify_with"]

@@ -29,7 +29,8 @@ from langgraph.runtime import Runtime
 
 from ..agents.prompts import Prompt
 from ..agents.names import Role
-from ..agents.roles import AgentReply, ModelCallError, describe_error
+from ..agents.retry import ModelCallError, describe_error
+from ..agents.roles import AgentReply, CallProgress
 from .budget import Route, decide, describe_stop
 from .context import AnnotationContext
 from .state import AnnotationState, BudgetStop, Stage, Step, merge_steps, solution_steps, total_seconds
@@ -61,6 +62,7 @@ def new_step(index: int, role: Role, stage: Stage, attempt: int, reply: AgentRep
         "response": reply.text if reply else "",
         "input_tokens": reply.input_tokens if reply else 0,
         "output_tokens": reply.output_tokens if reply else 0,
+        "discarded_tokens": reply.discarded_tokens if reply else 0,
         "tokens_estimated": reply.tokens_estimated if reply else False,
         "latency_s": round(reply.latency_s if reply else latency_s, 4),
         "model": reply.model if reply else None,
@@ -91,27 +93,44 @@ async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role,
     steps = state.get("steps", [])
     index = len(steps)
     remaining = ctx.budget.seconds_left(steps)
-    if remaining <= 0:
+    if remaining is not None and remaining <= 0:
         return _budget_end({"limit": "seconds", "used": round(total_seconds(steps), 3), "allowed": ctx.budget.max_seconds})
-    started = time.perf_counter()
+    where = {"id": state["question"]["id"], "role": role, "stage": stage, "attempt": attempt}
+    report = ctx.report
+    progress = CallProgress(on_update=(lambda kind, data: report(kind, {**where, **data})) if report else None)
+    progress.report("call", {"phase": "start"})
     try:
-        reply = await asyncio.wait_for(getattr(ctx.agents, role).ainvoke(*prompt), timeout=remaining)
+        reply = await asyncio.wait_for(getattr(ctx.agents, role).ainvoke(*prompt, progress=progress), timeout=remaining)
     except TimeoutError:
-        step = new_step(index, role, stage, attempt, None, error="time budget ran out during the call",
-                        latency_s=time.perf_counter() - started)
+        step = _cut_step(index, role, stage, attempt, progress)
+        progress.report("call", {"phase": "cut", "tokens": step["output_tokens"], "seconds": step["latency_s"]})
         stop: BudgetStop = {"limit": "seconds", "used": round(total_seconds([*steps, step]), 3), "allowed": ctx.budget.max_seconds}
         return {"steps": [step], **_budget_end(stop)}
     except _FATAL_OPENAI_ERRORS as exc:
         raise EndpointError(f"{role} model call failed: {describe_error(exc)}") from exc
     except ModelCallError as exc:  # transient faults on every try
-        step = new_step(index, role, stage, attempt, None, error=str(exc), latency_s=time.perf_counter() - started)
+        step = new_step(index, role, stage, attempt, None, error=str(exc), latency_s=time.perf_counter() - progress.started)
         step["transport_failures"] = exc.failures
+        step["discarded_tokens"] = sum(int(f.get("output_tokens") or 0) for f in exc.failures)
+        progress.report("call", {"phase": "failed", "error": str(exc)})
         return {"steps": [step], "status": "error", "stop_reason": str(exc), "error_kind": "transport"}
     except openai.APIError as exc:  # 400 (e.g. context length), 422: this question's request
-        step = new_step(index, role, stage, attempt, None, error=describe_error(exc), latency_s=time.perf_counter() - started)
+        step = new_step(index, role, stage, attempt, None, error=describe_error(exc), latency_s=time.perf_counter() - progress.started)
+        progress.report("call", {"phase": "failed", "error": describe_error(exc)})
         return {"steps": [step], "status": "error", "stop_reason": f"{role} call failed: {describe_error(exc)}",
                 "error_kind": "request"}
+    progress.report("call", {"phase": "end", "tokens": reply.output_tokens, "seconds": round(reply.latency_s, 2)})
     return {"steps": [new_step(index, role, stage, attempt, reply)]}
+
+
+def _cut_step(index: int, role: Role, stage: Stage, attempt: int, progress: CallProgress) -> Step:
+    """The step of a call the time budget cut part-way: what it had streamed, and its tokens, are kept."""
+    step = new_step(index, role, stage, attempt, None, latency_s=time.perf_counter() - progress.started,
+                    error=f"cut by the time budget after {time.perf_counter() - progress.started:.0f} s "
+                          f"({progress.tokens} tokens streamed)")
+    step.update(response=progress.text, output_tokens=progress.tokens, discarded_tokens=progress.discarded_tokens,
+                finish_reason="cut")
+    return step
 
 
 def _last_attempt(state: AnnotationState) -> Step:

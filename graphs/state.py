@@ -64,7 +64,9 @@ class Step(TypedDict):
     input_tokens: int
     """Prompt tokens of the call (every round of a tool loop), as the endpoint reported them."""
     output_tokens: int
-    """Completion tokens of the call, as reported."""
+    """Completion tokens of the call, as reported (for a call cut part-way: the tokens it had streamed)."""
+    discarded_tokens: int
+    """Completion tokens of tries that failed part-way (a timeout, a dropped stream): spent, not kept."""
     tokens_estimated: bool
     """True when the endpoint reported no usage and the counts are estimates (4 characters a token)."""
     latency_s: float
@@ -72,7 +74,8 @@ class Step(TypedDict):
     model: str | None
     """The model name the endpoint reported, else the configured one."""
     finish_reason: str | None
-    """``stop``, ``length`` (cut by ``max_tokens``), ``tool_calls``, ... as reported."""
+    """``stop``, ``length`` (cut by ``max_tokens``), ``tool_calls``, ... as reported; ``cut`` when the
+    time budget stopped the call part-way."""
     started_at: str
     """When the call started (ISO 8601, UTC, seconds)."""
     error: str | None
@@ -140,8 +143,8 @@ def solution_steps(steps: Iterable[Mapping[str, Any]]) -> list[Any]:
 
 
 def step_tokens(step: Mapping[str, Any]) -> int:
-    """Prompt + completion tokens of one step."""
-    return int(step.get("input_tokens") or 0) + int(step.get("output_tokens") or 0)
+    """Prompt + completion tokens of one step, discarded tries' completion tokens included."""
+    return int(step.get("input_tokens") or 0) + int(step.get("output_tokens") or 0) + int(step.get("discarded_tokens") or 0)
 
 
 def step_seconds(step: Mapping[str, Any]) -> float:

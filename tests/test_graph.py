@@ -15,7 +15,8 @@ import openai
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from scireflect.agents.roles import AgentTeam, RetryPolicy
+from scireflect.agents.retry import RetryPolicy
+from scireflect.agents.roles import AgentTeam
 from scireflect.graphs.annotation import build_annotation_graph
 from scireflect.graphs.budget import Budget, decide
 from scireflect.graphs.context import AnnotationContext, verify_with

@@ -12,7 +12,8 @@ import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
 from scireflect.agents import tools as T
-from scireflect.agents.roles import AgentTeam, RetryPolicy
+from scireflect.agents.retry import RetryPolicy
+from scireflect.agents.roles import AgentTeam
 from scireflect.graphs.annotation import build_annotation_graph
 from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.state import initial_state

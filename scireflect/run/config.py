@@ -67,7 +67,8 @@ class LLMSettings:
             servers accept any key, and ``"local"`` is sent when the variable is unset).
         temperature: sampling temperature.
         max_tokens: completion tokens per call.
-        request_timeout_s: seconds before one HTTP request is abandoned.
+        request_timeout_s: seconds without a streamed token before a request is abandoned (a timeout
+            on silence, time to the first token included; a long generation is never cut by it).
         max_retries: retries of one call on transient faults (429, 5xx, connection, timeout, bad body,
             empty completion), with exponential backoff and jitter or the server's Retry-After.
         retry_backoff_s: the first backoff ceiling in seconds (doubling per retry, up to 20 s).

@@ -26,7 +26,12 @@ Say = Callable[[str, Mapping[str, Any] | None], None]
 
 
 def chat_model(settings: LLMSettings, base_url: str, model: str) -> ChatOpenAI:
-    """A ``ChatOpenAI`` for one role on one endpoint; the agent retries, so the client does not."""
+    """A ``ChatOpenAI`` for one role on one endpoint.
+
+    The agent streams its calls, so ``request_timeout_s`` is httpx's read timeout between streamed
+    chunks: a timeout on silence (a stalled server), never on a long generation that keeps coming.
+    The agent retries, so the client does not.
+    """
     return ChatOpenAI(
         base_url=base_url,
         model=model,
@@ -34,6 +39,7 @@ def chat_model(settings: LLMSettings, base_url: str, model: str) -> ChatOpenAI:
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         timeout=settings.request_timeout_s,
+        stream_usage=True,  # the final streamed chunk carries the endpoint's token counts
         max_retries=0,  # the agent retries, recording each failed try in the trace
     )
 

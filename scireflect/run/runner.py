@@ -20,7 +20,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +88,8 @@ def make_lean_checker(settings: RunSettings) -> AnswerVerifier:
         raise RunError(f"Lean checker: {exc}") from None
 
 
-def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier,
-              lean_checker: AnswerVerifier | None) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
+def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier, lean_checker: AnswerVerifier | None,
+              say: ProgressCallback) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
     """The runtime contexts of the annotation and formal graphs, one per endpoint replica."""
     if settings.tools:
         from ..agents.tools import default_tools
@@ -98,8 +98,9 @@ def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVer
         answer_teams = [t.with_tools(tools, settings.max_tool_rounds) for t in teams]
     else:
         answer_teams = teams
-    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget) for t in answer_teams]
-    formal = [formal_context(t, verify_with(lean_checker), settings.budget) for t in teams] if lean_checker is not None else []
+    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, report=say) for t in answer_teams]
+    formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say) for t in teams]
+              if lean_checker is not None else [])
     return answer, formal
 
 
@@ -155,8 +156,10 @@ async def annotate(
         questions: validated questions (see :func:`scireflect.run.questions.load_questions`).
         run_dir: the run directory (created if missing); re-use it to resume.
         settings: models, budget, verifier, concurrency.
-        on_event: ``callback(kind, data)`` for progress: ``status``, ``warning``, ``start``
-            (``{"total", "pending", "skipped"}``), ``done`` (a trace record).
+        on_event: ``callback(kind, data)`` for progress: ``status`` and ``warning`` (``{"message"}``),
+            ``start`` (``{"total", "pending", "skipped", "earlier": {status: count}}``), ``call``,
+            ``tokens`` and ``retry`` (live model calls: ``id``, ``role``, ``stage``, ``attempt``, ...;
+            see :class:`~scireflect.graphs.context.AnnotationContext`), ``done`` (a trace record).
         verifier / team: injected verifier and agents (tests); by default built from ``settings``.
         lean_checker: the proof checker of formal rows (rows with a Lean ``statement``, which go to
             the formal-proof graph); by default :func:`make_lean_checker`, built only when such rows
@@ -190,6 +193,7 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
         say("warning", {"message": f"removed a partial last line ({store.repaired_bytes} bytes) from {TRACES}; that question will be redone"})
     pending = [q for q in questions.questions if q["id"] not in store]
     skipped = len(questions) - len(pending)
+    earlier = Counter(store.records[q["id"]]["status"] for q in questions.questions if q["id"] in store)
     own_verifier = verifier is None
     verifier = verifier or make_verifier(settings)
     formal_pending = any(is_formal_question(q) for q in pending)
@@ -205,12 +209,12 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
             async with teams_cm as (teams, models):
                 record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
-                contexts = _contexts(teams, settings, verifier, lean_checker)
+                contexts = _contexts(teams, settings, verifier, lean_checker, say)
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
-                say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped})
+                say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
                 await _annotate_pending(pending, run_dir, settings, store, contexts, labels, statuses, say)
         else:
-            say("start", {"total": len(questions), "pending": 0, "skipped": skipped})
+            say("start", {"total": len(questions), "pending": 0, "skipped": skipped, "earlier": dict(earlier)})
     finally:
         if own_verifier and hasattr(verifier, "close"):
             verifier.close()

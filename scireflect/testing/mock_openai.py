@@ -73,6 +73,8 @@ class MockOpenAI:
         faults: the fault plan (none by default).
         model: the one model name listed by ``/v1/models``.
         max_requests: chat requests served before answering 503 (a bound for runaway tests).
+        token_latency_s: with ``"stream": true`` requests, the wait before each streamed token (word)
+            after the first: a slow model that keeps producing tokens.
 
     Attributes:
         requests: the messages of every chat request, in arrival order.
@@ -88,8 +90,10 @@ class MockOpenAI:
         faults: FaultPlan | None = None,
         model: str = "mock-model",
         max_requests: int = 1_000_000,
+        token_latency_s: float = 0.0,
     ):
         self.latency_s = latency_s
+        self.token_latency_s = token_latency_s
         self.default_answer = default_answer
         self.answers = dict(answers or {})
         self.faults = faults or FaultPlan()
@@ -153,6 +157,41 @@ class MockOpenAI:
             def _json(self, code: int, payload: dict, headers: dict | None = None) -> None:
                 self._send(code, json.dumps(payload).encode(), headers=headers)
 
+            def _stream(self, text: str, messages: list[dict], usage: bool, cut: bool) -> None:
+                """Server-sent events as OpenAI streams them: one chunk per word, then the finish
+                chunk and, when asked, a usage chunk; ``cut`` drops the connection half-way."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+                def event(payload: dict | str) -> None:
+                    data = f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+
+                base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()), "model": mock.model}
+                words = [w + " " for w in text.split(" ")] if text else []
+                if words:
+                    words[-1] = words[-1][:-1]
+                for i, word in enumerate(words):
+                    if i and mock.token_latency_s:
+                        time.sleep(min(mock.token_latency_s, 30.0))
+                    if cut and i == len(words) // 2:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": word} if i == 0
+                                                else {"content": word}, "finish_reason": None}]})
+                event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                if usage:
+                    prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+                    event({**base, "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
+                                                            "total_tokens": prompt_tokens + len(words)}})
+                event("[DONE]")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/models"):
                     self._json(200, {"object": "list", "data": [{"id": mock.model, "object": "model", "owned_by": "mock"}]})
@@ -180,6 +219,12 @@ class MockOpenAI:
                         mock.stats.faults[fault] += 1
                 time.sleep(min(mock.latency_s, 30.0))
                 text = "" if fault == "empty" else mock.reply(messages)
+                if request.get("stream") and fault in (None, "empty", "hang", "truncated"):
+                    if fault == "hang":
+                        time.sleep(min(mock.faults.hang_s, 30.0))
+                    self._stream(text, messages, bool((request.get("stream_options") or {}).get("include_usage")),
+                                 cut=fault == "truncated")
+                    return
                 prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
                 payload = {
                     "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": mock.model,
