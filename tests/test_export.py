@@ -151,6 +151,7 @@ def test_classifier_step_drops_items_below_the_threshold_and_the_card_records_it
     import numpy as np
 
     from scireflect.filtering import classifier as C
+    from scireflect.filtering import features
     from scireflect.filtering.examples import Attempt
 
     class LengthFeaturizer:  # a stand-in encoder: the response length decides (long = correct in training)
@@ -167,7 +168,7 @@ def test_classifier_step_drops_items_below_the_threshold_and_the_card_records_it
                      response=("x" * (280 + 5 * i)) if j == 0 else ("x" * (120 + 5 * i)), label=j == 0) for i in range(20) for j in range(2)]
     model = C.train_classifier(train, featurizer=LengthFeaturizer(), folds=4, target_precision=0.9, seed=2)
     model_dir = model.save(tmp_path / "clf")
-    monkeypatch.setattr(C, "EmbeddingFeaturizer", LengthFeaturizer)
+    monkeypatch.setattr(features, "EmbeddingFeaturizer", LengthFeaturizer)
     res = build_training_set(runs[:1], ExportOptions(classifier_dir=str(model_dir)))
     step = next(s for s in res.steps if s["step"] == "classifier")
     th = model.config["threshold"]["threshold"]
@@ -185,6 +186,7 @@ def test_a_probe_classifier_is_named_by_its_model_in_the_card(tmp_path, runs, mo
     import numpy as np
 
     from scireflect.filtering import classifier as C
+    from scireflect.filtering import features
     from scireflect.filtering.examples import Attempt
 
     class LengthStates:  # stands in for the llama.cpp hidden states: the response length decides
@@ -199,7 +201,7 @@ def test_a_probe_classifier_is_named_by_its_model_in_the_card(tmp_path, runs, mo
     train = [Attempt(qid=f"q{i}", step=j, subject="math", stage="cot", question={"question": f"Q{i}?"},
                      response="x" * ((280 if j == 0 else 120) + 5 * i), label=j == 0) for i in range(20) for j in range(2)]
     model_dir = C.train_classifier(train, head="probe", featurizer=LengthStates(), folds=4, seed=2).save(tmp_path / "clf")
-    monkeypatch.setattr(C, "GeneratorStateFeaturizer", LengthStates)
+    monkeypatch.setattr(features, "GeneratorStateFeaturizer", LengthStates)
     res = build_training_set(runs[:1], ExportOptions(classifier_dir=str(model_dir)))
     assert res.classifier["head"] == "probe"
     assert res.classifier["encoder"] == "llama.cpp 0.5b hidden states, last pooling"
