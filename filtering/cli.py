@@ -141,7 +141,7 @@ def score(
 
 def export_command(
     run_dirs: list[Path] = typer.Argument(..., help="Annotated run directories."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (must be empty unless --overwrite)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (absent or empty, unless --overwrite); written atomically."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl (SciInstruct content/summary), messages, sharegpt or hf (datasets folder)."),
     decontaminate: list[Path] | None = typer.Option(None, "--decontaminate", help="Evaluation JSONL file to decontaminate against (repeatable; give every set you evaluate on)."),
     ngram: int = typer.Option(13, min=3, help="n of the n-gram overlap test (words)."),
@@ -151,7 +151,7 @@ def export_command(
     answer_guided_weight: float = typer.Option(1.0, min=0.0, max=1.0, help="Weight of the other answer-guided traces."),
     leaky_weight: float = typer.Option(0.25, min=0.0, max=1.0, help="Weight of flagged answer-guided traces under --answer-guided downweight."),
     max_per_question: int = typer.Option(4, min=1, help="At most this many distinct solution paths per question."),
-    overwrite: bool = typer.Option(False, help="Write into a non-empty output folder."),
+    overwrite: bool = typer.Option(False, help="Replace a previous export in the output folder (one holding filter_report.json)."),
 ) -> None:
     """Export the filtered training set (decontamination, leakage, classifier, dedup) with a dataset card."""
     _offline()
@@ -165,6 +165,9 @@ def export_command(
         result = export_training_set(run_dirs, out, options, overwrite=overwrite)
     except (ExportError, FileNotFoundError) as exc:
         _fail(str(exc))
+    for path, pid in result.cleaned:
+        _err.print(f"removed {path}: left by an export that was stopped (pid {pid} is not running)",
+                   highlight=False, markup=False, soft_wrap=True)
     for s in result.steps:
         _out.print(f"{s['step']:<14} in {s['in']:>6}  kept {s['kept']:>6}  dropped {s['dropped']:>6}", highlight=False)
     decon = [d for d in result.dropped if d["filter"] == "decontaminate"]

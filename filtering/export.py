@@ -26,12 +26,20 @@ Formats (``train.jsonl`` unless ``hf``), every row with the metadata ``id``, ``s
 
 The output folder also holds ``README.md`` (the dataset card), ``filter_report.json`` (options and
 counts) and ``dropped.jsonl`` (one line per dropped item with its step and reason).
+
+The folder is written atomically: built as ``.<name>.partial-<pid>`` in the same parent, flushed
+(fsync) and renamed into place, so an export killed at any point leaves either no folder (or the
+previous export) or a complete one. The next export removes such leftovers once their writer's pid
+no longer runs (:func:`clean_leftovers`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -102,13 +110,15 @@ class Item:
 
 @dataclass
 class FilterResult:
-    """The kept items, the dropped ones (``ref`` + ``step`` + ``reason`` + details), the step counts."""
+    """The kept items, the dropped ones (``ref`` + ``step`` + ``reason`` + details), the step counts; after
+    :func:`export_training_set`, ``cleaned``: the leftovers of killed exports it removed (path, writer pid)."""
 
     kept: list[Item]
     dropped: list[dict[str, Any]]
     steps: list[dict[str, Any]]
     classifier: dict[str, Any] | None = None
     eval_sets: dict[str, int] = field(default_factory=dict)
+    cleaned: list[tuple[Path, int]] = field(default_factory=list)
 
 
 def _step(steps: list[dict[str, Any]], name: str, before: int, after: int, **details: Any) -> None:
@@ -351,18 +361,83 @@ def _encoder_name(config: Mapping[str, Any]) -> str | None:
     return config.get("encoder")
 
 
-def export_training_set(run_dirs: Sequence[str | Path], out_dir: str | Path, options: ExportOptions, *, overwrite: bool = False) -> FilterResult:
-    """Filter (:func:`build_training_set`) and write the training set, the card and the reports to ``out_dir``.
+def _pid_running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (signal 0 is a permission and existence check)."""
+    if pid == os.getpid():
+        return False  # a leftover with our own pid is from an earlier process that had it: we have not started writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def clean_leftovers(out_dir: str | Path) -> list[tuple[Path, int]]:
+    """Remove what killed exports to ``out_dir`` left beside it; return ``(path, pid)`` of each removed.
+
+    An export writes ``.<name>.partial-<pid>`` (and, when replacing a previous export,
+    ``.<name>.replaced-<pid>``) in the same parent folder as ``out_dir``; ``<pid>`` is the writer's
+    process id. A leftover whose writer no longer runs is removed.
 
     Raises:
-        ExportError: ``out_dir`` exists and is not empty (unless ``overwrite``), or see :func:`build_training_set`.
+        ExportError: a leftover's writer is still running (another export to the same folder).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ExportError(f"{out_dir} is not empty; pass --overwrite or choose another folder")
-    options.check()
-    result = build_training_set(run_dirs, options)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(os.path.abspath(out_dir))
+    if not out_dir.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.(?:partial|replaced)-(\d+)")
+    removed = []
+    for path in sorted(out_dir.parent.iterdir()):
+        m = pattern.fullmatch(path.name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if _pid_running(pid):
+            raise ExportError(f"another export (pid {pid}) is writing {out_dir} ({path} exists); wait for it, or stop it")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append((path, pid))
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out_dir`` by rename, after flushing it to disk.
+
+    ``out_dir`` is absent, empty (replaced in one rename) or a previous export (moved aside to
+    ``.<name>.replaced-<pid>`` first, then removed). A reader sees no folder or a complete one.
+    """
+    for folder, _, files in os.walk(tmp):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        old = out_dir.parent / f".{out_dir.name}.replaced-{os.getpid()}"
+        os.rename(out_dir, old)
+        os.rename(tmp, out_dir)
+        _fsync(out_dir.parent)
+        shutil.rmtree(old)
+    else:
+        try:
+            os.replace(tmp, out_dir)
+        except OSError as exc:  # another process filled it meanwhile
+            raise ExportError(f"cannot move the export into {out_dir}: {exc}") from None
+        _fsync(out_dir.parent)
+
+
+def _write(out_dir: Path, result: FilterResult, options: ExportOptions, run_dirs: Sequence[str | Path]) -> None:
+    """Write the rows, ``dropped.jsonl``, ``filter_report.json`` and the card into the (empty) ``out_dir``."""
     rows = [_row(i, options.format) for i in result.kept]
     files: list[str] = []
     if options.format == "hf":
@@ -388,4 +463,42 @@ def export_training_set(run_dirs: Sequence[str | Path], out_dir: str | Path, opt
     (out_dir / "filter_report.json").write_text(json.dumps(report, indent=1) + "\n")
     files += ["dropped.jsonl", "filter_report.json", "README.md"]
     (out_dir / "README.md").write_text(_card(result, options, run_dirs, manifests, files))
+
+
+def export_training_set(run_dirs: Sequence[str | Path], out_dir: str | Path, options: ExportOptions, *, overwrite: bool = False) -> FilterResult:
+    """Filter (:func:`build_training_set`) and write the training set, the card and the reports to ``out_dir``.
+
+    Atomic: everything is written into ``.<name>.partial-<pid>`` beside ``out_dir``, flushed to disk and
+    renamed into place at the end, so a killed export leaves no ``out_dir`` (or the previous one), never a
+    half-written one. Leftovers of killed exports are removed first (:func:`clean_leftovers`; listed in
+    the result's ``cleaned``).
+
+    Args:
+        overwrite: replace ``out_dir`` when it holds a previous export (a ``filter_report.json``).
+
+    Raises:
+        ExportError: ``out_dir`` is not empty (unless ``overwrite`` and it holds a previous export), another
+            export to it is running, or see :func:`build_training_set`.
+    """
+    out_dir = Path(os.path.abspath(out_dir))
+    options.check()
+    cleaned = clean_leftovers(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise ExportError(f"{out_dir} is not empty; pass --overwrite or choose another folder")
+        if not (out_dir / "filter_report.json").is_file():
+            raise ExportError(f"{out_dir} is not empty and holds no filter_report.json: --overwrite only replaces a previous export")
+    result = build_training_set(run_dirs, options)
+    result.cleaned = cleaned
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        _write(tmp, result, options, run_dirs)
+        _publish(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return result

@@ -26,42 +26,34 @@ STAGE_ORDER = {"cot": 0, "reflection": 1, "answer_guided": 2}
 
 
 def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
-    """ROC-AUC (Mann-Whitney U with ties counted half); ``None`` when one class is missing."""
-    pos = [s for y, s in zip(labels, scores, strict=True) if y]
-    neg = [s for y, s in zip(labels, scores, strict=True) if not y]
-    if not pos or not neg:
+    """ROC-AUC (:func:`sklearn.metrics.roc_auc_score`; tied scores count half); ``None`` when one class is missing."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(map(bool, labels))) < 2:
         return None
-    ranked = sorted((s, i) for i, s in enumerate(scores))
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(ranked):  # average ranks of ties
-        j = i
-        while j + 1 < len(ranked) and ranked[j + 1][0] == ranked[i][0]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[ranked[k][1]] = (i + j) / 2 + 1
-        i = j + 1
-    rank_sum = sum(r for r, y in zip(ranks, labels, strict=True) if y)
-    return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    return float(roc_auc_score([bool(y) for y in labels], scores))
 
 
 def expected_calibration_error(labels: Sequence[bool], scores: Sequence[float], bins: int = 10) -> float | None:
-    """ECE with ``bins`` equal-width bins on [0, 1]: sum over bins of |accuracy - mean score| * share of items."""
-    if not scores:
+    """ECE with ``bins`` equal-width bins on [0, 1] (a score of 1 falls in the last): the sum over bins of
+    |share correct - mean score| weighted by the bin's share of items (Guo et al. 2017, arXiv 1706.04599).
+    scikit-learn has no ECE; :func:`sklearn.calibration.calibration_curve` gives the per-bin means but
+    not the bin sizes. ``None`` for no items."""
+    import numpy as np
+
+    if not len(scores):
         return None
-    totals: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
-    for y, s in zip(labels, scores, strict=True):
-        b = min(int(s * bins), bins - 1)
-        totals[b][0] += float(y)
-        totals[b][1] += s
-        totals[b][2] += 1
-    n = len(scores)
-    return sum(abs(t[0] - t[1]) for t in totals.values()) / n
+    s = np.asarray(scores, dtype=np.float64)
+    b = np.minimum((s * bins).astype(np.int64), bins - 1)
+    gap = np.bincount(b, weights=np.asarray(labels, dtype=np.float64), minlength=bins) - np.bincount(b, weights=s, minlength=bins)
+    return float(np.abs(gap).sum() / len(s))
 
 
 def brier(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
-    """Mean squared error of the scores against the 0/1 labels."""
-    return sum((s - float(y)) ** 2 for y, s in zip(labels, scores, strict=True)) / len(scores) if scores else None
+    """Mean squared error of the scores against the 0/1 labels (:func:`sklearn.metrics.brier_score_loss`)."""
+    from sklearn.metrics import brier_score_loss
+
+    return float(brier_score_loss([int(bool(y)) for y in labels], scores, labels=[0, 1])) if len(scores) else None
 
 
 def precision_recall(labels: Sequence[bool], scores: Sequence[float], threshold: float) -> dict[str, Any]:
@@ -140,26 +132,27 @@ def pairwise_accuracy(labels: Sequence[bool], scores: Sequence[float], groups: S
 def grouped_bootstrap_auc(labels: Sequence[bool], scores: Sequence[float], groups: Sequence[str], *, rounds: int = 500,
                           seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
     """A percentile bootstrap interval for ROC-AUC that resamples whole questions (``groups``), since
-    attempts of one question are not independent. ``None`` when fewer than 2 rounds have both classes."""
-    import random
+    attempts of one question are not independent (the cluster bootstrap; Field & Welsh 2007).
+    ``None`` when fewer than 2 rounds have both classes. Seeded: the same input gives the same interval."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
 
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
     by: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         by[g].append(i)
-    keys = sorted(by)
-    rng = random.Random(seed)
+    members = [np.asarray(by[g]) for g in sorted(by)]
+    rng = np.random.default_rng(seed)
     aucs = []
     for _ in range(rounds):
-        idx = [i for g in (rng.choice(keys) for _ in keys) for i in by[g]]
-        auc = roc_auc([labels[i] for i in idx], [scores[i] for i in idx])
-        if auc is not None:
-            aucs.append(auc)
+        idx = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+        if y[idx].any() and not y[idx].all():
+            aucs.append(roc_auc_score(y[idx], s[idx]))
     if len(aucs) < 2:
         return None
-    aucs.sort()
-    lo = aucs[int((1 - level) / 2 * (len(aucs) - 1))]
-    hi = aucs[int((1 + level) / 2 * (len(aucs) - 1))]
-    return (lo, hi)
+    lo, hi = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2], method="lower")
+    return (float(lo), float(hi))
 
 
 def evaluate(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +15,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scireflect.filtering.classifier import ClassifierError, grouped_folds, load_classifier, train_classifier
+from scireflect.filtering import features
+from scireflect.filtering.classifier import ClassifierError, grouped_splits, load_classifier, train_classifier
 from scireflect.filtering.cli import classify_app
 from scireflect.filtering.examples import Attempt, load_attempts
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REAL_RUN = Path(__file__).parent / "fixtures" / "filtering" / "real_run"
+MODEL_V1 = Path(__file__).parent / "fixtures" / "filtering" / "model_v1"
 
 app = typer.Typer()
 app.add_typer(classify_app, name="classify")
@@ -47,12 +51,16 @@ def _attempts(n_questions: int = 30) -> list[Attempt]:
     return out
 
 
-def test_grouped_folds_keep_each_question_in_one_fold():
+def test_grouped_splits_hold_each_question_out_exactly_once_and_never_train_on_it():
     groups = [f"q{i // 3}" for i in range(60)]
-    folds = grouped_folds(groups, 5, seed=3)
-    for g in set(groups):
-        assert len({f for f, h in zip(folds, groups, strict=True) if h == g}) == 1
-    assert sorted(set(folds)) == [0, 1, 2, 3, 4]
+    labels = [i % 3 == 0 for i in range(60)]
+    splits = grouped_splits(labels, groups, 5, seed=3)
+    held = sorted(i for _, te in splits for i in te)
+    assert held == list(range(60)) and len(splits) == 5
+    for tr, te in splits:
+        assert not {groups[i] for i in tr} & {groups[i] for i in te}
+        assert sum(labels[i] for i in te) == 4  # stratified: 20 correct attempts, 4 per fold
+    assert [list(te) for _, te in grouped_splits(labels, groups, 5, seed=4)] != [list(te) for _, te in splits]  # the seed shuffles
 
 
 def test_head_learns_the_signal_and_the_audit_reports_the_shortcuts():
@@ -98,6 +106,65 @@ def test_too_little_data_is_refused():
         train_classifier([a for a in _attempts() if a.label], featurizer=SignalFeaturizer())
     with pytest.raises(ClassifierError, match="too few"):
         train_classifier(_attempts(4), featurizer=SignalFeaturizer(), folds=5)
+
+
+class TinyFeaturizer:
+    """The 4-feature stand-in encoder the format-1 fixture (tests/fixtures/filtering/model_v1) was trained with."""
+
+    encoder = "test-tiny"
+    tail_chars = 0
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, texts):
+        return np.array([[len(t) / 100, t.count("right"), t.count("x") / 10, t.count("?")] for t in texts], dtype=np.float32)
+
+
+def test_a_format_1_model_dir_loads_and_scores_as_that_version_did(monkeypatch):
+    monkeypatch.setattr(features, "EmbeddingFeaturizer", TinyFeaturizer)
+    expected = json.loads((MODEL_V1 / "expected_scores.json").read_text())
+    model = load_classifier(MODEL_V1)
+    assert model.score_texts(expected["texts"]) == pytest.approx(expected["scores"], abs=1e-6)
+    stored = model.config["threshold"]  # that version chose it from the same held-out rows
+    assert model.threshold_for(stored["target"]) == stored
+
+
+def test_saved_model_is_json_in_format_2_and_reloads_to_the_same_scores(tmp_path, monkeypatch):
+    monkeypatch.setattr(features, "EmbeddingFeaturizer", TinyFeaturizer)
+    model = train_classifier(_attempts(12), featurizer=TinyFeaturizer(), folds=3, seed=1)
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier.json", "heldout.jsonl", "metrics.json"]
+    config = json.loads((tmp_path / "classifier.json").read_text())
+    assert config["format_version"] == 2 and len(config["weights"]["coef"]) == 4
+    texts = [a.text for a in _attempts(3)]
+    assert load_classifier(tmp_path).score_texts(texts) == pytest.approx(model.score_texts(texts), abs=1e-9)
+
+
+@pytest.mark.parametrize("file, edit, message", [
+    ("classifier.json", lambda c: {**c, "format_version": 9}, "classifier.json: model format 9"),
+    ("classifier.json", lambda c: {**c, "weights": {**c["weights"], "coef": [1.0, 2.0]}}, "classifier.json: 'weights' mean, scale and coef"),
+    ("classifier.json", lambda c: {**c, "weights": {**c["weights"], "scale": ["a"] * 4}}, "classifier.json: 'weights' is not a linear head"),
+    ("classifier.json", lambda c: {**c, "weights": {**c["weights"], "scale": [0.0] * 4}}, "classifier.json: 'weights' holds"),
+    ("classifier.json", lambda c: {k: v for k, v in c.items() if k != "encoder"}, "classifier.json: the embedding head needs encoder"),
+    ("classifier.json", lambda c: {**c, "threshold": "high"}, "classifier.json: 'threshold'"),
+    ("classifier.json", lambda c: [c], "classifier.json: not a JSON object"),
+    ("heldout.jsonl", "{not json", "heldout.jsonl line 3: not JSON"),
+    ("heldout.jsonl", '{"label": "yes", "score": 0.5}', "heldout.jsonl line 3: a held-out row needs"),
+    ("metrics.json", None, "metrics.json is missing"),
+])
+def test_a_bad_model_dir_is_refused_naming_the_file(tmp_path, file, edit, message):
+    shutil.copytree(MODEL_V1, tmp_path / "m")
+    path = tmp_path / "m" / file
+    if edit is None:
+        path.unlink()
+    elif file == "heldout.jsonl":
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[:2] + [edit] + lines[3:]) + "\n")
+    else:
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    with pytest.raises(ClassifierError, match=re.escape(message)):
+        load_classifier(tmp_path / "m")
 
 
 @pytest.mark.skipif(not REAL_RUN.exists(), reason="no real-run fixture")

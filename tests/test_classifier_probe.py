@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from scireflect.filtering.classifier import (
     ClassifierError,
     GeneratorStateFeaturizer,
-    _featurizer_for,
+    featurizer_for,
     default_probe_model,
     load_classifier,
     train_classifier,
@@ -53,7 +53,7 @@ def test_probe_head_records_its_featurizer_and_reloads_it(tmp_path):
     model.save(tmp_path)
     loaded = load_classifier(tmp_path)
     assert loaded.config["head"] == "probe" and "encoder" not in loaded.config
-    featurizer = _featurizer_for(loaded.config)  # built, not started: no server until the first call
+    featurizer = featurizer_for(loaded.config)  # built, not started: no server until the first call
     assert isinstance(featurizer, GeneratorStateFeaturizer)
     assert (featurizer.model, featurizer.pooling, featurizer.context, featurizer.head_tokens) == ("0.5b", "mean", 2048, 128)
     assert featurizer._server is None

@@ -86,6 +86,50 @@ def test_choice_letter_stated_first_is_flagged():
     assert "answer_first" in leakage_flags(text, q)
 
 
+# JEEBench-shaped rows (our own questions, not copied from JEEBench): `question_type` MCQ or MCQ(multiple),
+# the options written inside the question text, no `choices`; the answer is the letter(s).
+JEE_MCQ = {"subject": "physics", "question_type": "MCQ", "answer": "C",
+           "question": "A block of mass $2 \\mathrm{~kg}$ slides from rest down a frictionless incline of height $5 \\mathrm{~m}$. "
+                       "Its speed at the bottom ($g=10 \\mathrm{~m} \\mathrm{~s}^{-2}$) is\n\n(A) $5 \\mathrm{~m} \\mathrm{~s}^{-1}$\n\n"
+                       "(B) $8 \\mathrm{~m} \\mathrm{~s}^{-1}$\n\n(C) $10 \\mathrm{~m} \\mathrm{~s}^{-1}$\n\n(D) $12 \\mathrm{~m} \\mathrm{~s}^{-1}$"}
+JEE_MULTI = {"subject": "chemistry", "question_type": "MCQ(multiple)", "answer": "ABD",
+             "question": "An ideal gas expands reversibly and isothermally. Which of the following statement(s) is(are) correct?\n\n"
+                         "(A) Its internal energy does not change\n\n(B) The heat it absorbs equals the work it does\n\n"
+                         "(C) Its pressure stays constant\n\n(D) The product $p V$ stays constant"}
+MCQ_STEPS = " For an ideal gas U depends on T only, and T is fixed, so the change in U is 0 and the first law gives Q = W. pV = nRT is constant."
+SPEED_STEPS = (" Energy is conserved on a frictionless incline. The potential energy m g h turns into (1/2) m v^2, "
+               "so v = sqrt(2 g h) = sqrt(2 * 10 * 5) = sqrt(100) = 10 m/s.")
+
+
+@pytest.mark.parametrize("question, response", [
+    (JEE_MCQ, "The answer is (C)." + SPEED_STEPS),
+    (JEE_MCQ, "**Answer:** C" + SPEED_STEPS),
+    (JEE_MCQ, "(C) 10 m/s." + SPEED_STEPS),
+    (JEE_MULTI, "The correct options are (A), (B) and (D)." + MCQ_STEPS),
+    (JEE_MULTI, "\\boxed{ABD}." + MCQ_STEPS),
+    (JEE_MULTI, "Statements A, B and D are true." + MCQ_STEPS),
+])
+def test_jee_option_letters_stated_first_are_flagged(question, response):
+    assert "answer_first" in leakage_flags(response, question)
+
+
+@pytest.mark.parametrize("question, response", [
+    (JEE_MCQ, SPEED_STEPS.strip() + " That is option (C), so the answer is \\boxed{C}."),
+    (JEE_MCQ, "The answer is (B)." + SPEED_STEPS),  # not the reference: not a restatement of the given answer
+    (JEE_MULTI, "(A) is true: U depends on T only." + MCQ_STEPS + " (C) is false. The answer is \\boxed{ABD}."),
+    (JEE_MULTI, "The correct option is (A)." + MCQ_STEPS),  # part of the set only
+])
+def test_jee_derived_or_other_letters_are_not_answer_first(question, response):
+    assert "answer_first" not in leakage_flags(response, question)
+
+
+def test_option_letters_are_capitals_not_the_article_a():
+    q = {"question": "Which ratio is dimensionless?", "choices": ["strain", "stress"], "answer": "A"}
+    text = ("The answer is a ratio of two lengths, so it has no unit: strain = dL / L = 0.2 / 10 = 0.02. Stress is a force per area, "
+            "measured in pascals. So the dimensionless one is strain, \\boxed{A}.")
+    assert "answer_first" not in leakage_flags(text, q)
+
+
 def test_question_groups_merge_exact_and_near_duplicates():
     groups = QuestionGroups(threshold=0.8)
     assert groups.assign("r1:q1", GSM) == ("r1:q1", None)
