@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scireflect.agents.prompts import render_problem
+from scireflect.run.records import prompts_for
 
 from .errors import ClassifierError
 from .examples import INPUT_TEMPLATE_VERSION, Attempt
@@ -154,7 +154,7 @@ def train_classifier(
         # The question-difficulty shortcut: the same head and folds on the problem text alone. It
         # cannot tell two solutions of one question apart, so a classifier that only matches it
         # has learnt which questions are hard, not which solutions are right.
-        problems = [render_problem(a.question).strip() for a in attempts]
+        problems = [prompts_for(a.question).problem(a.question).strip() for a in attempts]
         distinct_problems = list(dict.fromkeys(problems))  # featurize each question once
         row_of = {p: i for i, p in enumerate(distinct_problems)}
         x_problem = featurizer(distinct_problems)[[row_of[p] for p in problems]]

@@ -103,6 +103,7 @@ def score(
     """Score every solution attempt of RUN_DIR: P(correct), keep/drop at the threshold; where the verifier
     labelled an attempt, print how the threshold's keep set agrees with it."""
     _offline()
+    from scireflect.run.jsonl import write_jsonl_atomic
     from scireflect.run.store import TraceFileError
 
     from .classifier import ClassifierError, load_classifier
@@ -117,10 +118,9 @@ def score(
     th = model.threshold_for(target_precision) if target_precision is not None else model.config["threshold"]
     scores = model.score(attempts) if attempts else []
     out = out or (run_dir if run_dir.is_dir() else run_dir.parent) / "classifier_scores.jsonl"
-    with open(out, "w", encoding="utf-8") as fh:
-        for a, s in zip(attempts, scores, strict=True):
-            fh.write(json.dumps({"id": a.qid, "step": a.step, "stage": a.stage, "subject": a.subject, "label": a.label,
-                                 "score": round(float(s), 6), "keep": bool(s >= th["threshold"])}) + "\n")
+    write_jsonl_atomic(out, ({"id": a.qid, "step": a.step, "stage": a.stage, "subject": a.subject, "label": a.label,
+                              "score": round(float(s), 6), "keep": bool(s >= th["threshold"])}
+                             for a, s in zip(attempts, scores, strict=True)))
     lab = [(a.label, s) for a, s in zip(attempts, scores, strict=True) if a.label is not None]
     summary = {"attempts": len(attempts), "kept": sum(s >= th["threshold"] for s in scores), "threshold": th, "scores": str(out)}
     if lab:

@@ -10,7 +10,7 @@ separated them (310 of 314 test positives carry them); here both classes are mod
 :func:`classifier_input` builds the classifier's input text. It is used for training, for held-out
 evaluation, for ``classify score`` and for the export filter, so training and inference inputs can
 never drift apart (SciGLM trained on one template and filtered with another). The text holds the
-problem exactly as the Solver saw it (:func:`scireflect.agents.prompts.render_problem`: no reference
+problem exactly as the Solver saw it (:meth:`PromptSet.problem <scireflect.agents.prompts.PromptSet.problem>`: no reference
 answer, no critique) and the response; never the stage, the verdict or the answer given to an
 answer-guided revision.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scireflect.agents.prompts import render_problem
+from scireflect.run.records import prompts_for
 from scireflect.run.store import load_traces
 
 #: Bump when :func:`classifier_input` changes; a model trained on another version refuses to score.
@@ -42,7 +42,7 @@ def classifier_input(question: Mapping[str, Any], response: str) -> str:
     Returns:
         ``"### Problem\\n<problem>\\n\\n### Solution\\n<response>"`` with both parts stripped.
     """
-    return _TEMPLATE.format(problem=render_problem(question).strip(), response=(response or "").strip())
+    return _TEMPLATE.format(problem=prompts_for(question).problem(question).strip(), response=(response or "").strip())
 
 
 @dataclass

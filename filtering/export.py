@@ -47,7 +47,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scireflect.agents.prompts import render_problem
+from scireflect.run.files import MANIFEST, TRACES
+from scireflect.run.jsonl import JsonlError, read_json, write_jsonl_atomic
+from scireflect.run.manifest import redact_url
+from scireflect.run.records import prompts_for
 
 from .decontam import DEFAULT_N, EvalIndex, build_index, question_text
 from .dedup import QuestionGroups, select_diverse
@@ -241,7 +244,7 @@ def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -
 
 def _row(item: Item, fmt: str) -> dict[str, Any]:
     a = item.attempt
-    prompt = render_problem(a.question)
+    prompt = prompts_for(a.question).problem(a.question)
     meta = {"id": a.qid, "subject": a.subject, "stage": a.stage, "weight": item.weight, "leakage": item.leakage,
             "classifier_score": item.score, "model": a.model, "prompt_version": a.prompt_version, "verifier": a.verifier,
             "run": a.run, "step": a.step, "source": a.question.get("source"),
@@ -256,23 +259,32 @@ def _row(item: Item, fmt: str) -> dict[str, Any]:
     return {"prompt": prompt, "response": a.response, "messages": messages, **meta}
 
 
+def _redacted_roles(roles: Any) -> Any:
+    """A run manifest's roles with their endpoint URLs redacted (manifests from before redaction held credentials)."""
+    if not isinstance(roles, dict):
+        return roles
+    return {role: {**r, "base_url": redact_url(r.get("base_url")) if r.get("base_url") != "embedded" else "embedded",
+                   "replicas": [redact_url(u) for u in r.get("replicas") or []]} if isinstance(r, dict) else r
+            for role, r in roles.items()}
+
+
 def _run_manifests(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     out = []
     for run_dir in run_dirs:
         path = Path(run_dir)
         path = path.parent if path.is_file() else path
         entry: dict[str, Any] = {"run": str(run_dir)}
-        traces = path / "traces.jsonl"
+        traces = path / TRACES
         if traces.is_file():
             entry["traces_sha256"] = hashlib.sha256(traces.read_bytes()).hexdigest()
         try:
-            runs = json.loads((path / "run.json").read_text()).get("runs") or []
-        except (OSError, ValueError):
+            runs = read_json(path / MANIFEST, what="the run manifest").get("runs") or []
+        except (JsonlError, AttributeError):
             runs = []
         if runs:
             s = runs[-1].get("settings", {})
             entry.update({"input": s.get("input"), "prompt_version": s.get("prompt_version"), "verifier": s.get("verifier"),
-                          "budget": s.get("budget"), "roles": s.get("roles"), "invocations": len(runs)})
+                          "budget": s.get("budget"), "roles": _redacted_roles(s.get("roles")), "invocations": len(runs)})
         out.append(entry)
     return out
 
@@ -450,13 +462,9 @@ def _write(out_dir: Path, result: FilterResult, options: ExportOptions, run_dirs
         ds.save_to_disk(str(out_dir))
         files += sorted(p.name for p in out_dir.iterdir())
     else:
-        with open(out_dir / "train.jsonl", "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl_atomic(out_dir / "train.jsonl", rows)
         files.append("train.jsonl")
-    with open(out_dir / "dropped.jsonl", "w", encoding="utf-8") as fh:
-        for d in result.dropped:
-            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+    write_jsonl_atomic(out_dir / "dropped.jsonl", result.dropped)
     manifests = _run_manifests(run_dirs)
     report = {"options": asdict(options), "runs": manifests, "steps": result.steps, "classifier": result.classifier,
               "examples": len(rows), "eval_sets": result.eval_sets}

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scireflect.run.jsonl import JsonlError, iter_jsonl, write_jsonl_atomic
 from .errors import ClassifierError
 from .examples import INPUT_TEMPLATE_VERSION, Attempt, classifier_input
 from .metrics import threshold_for_precision
@@ -110,7 +111,7 @@ class QualityClassifier:
         model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / CLASSIFIER_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **self.config}, indent=1) + "\n")
         (model_dir / METRICS_FILE).write_text(json.dumps(self.metrics, indent=1) + "\n")
-        (model_dir / HELDOUT_FILE).write_text("".join(json.dumps(r) + "\n" for r in self.heldout))
+        write_jsonl_atomic(model_dir / HELDOUT_FILE, self.heldout)
         return model_dir
 
 
@@ -125,24 +126,18 @@ def _read_json(path: Path) -> Any:
 
 def _read_heldout(path: Path) -> list[dict[str, Any]]:
     """The rows of ``heldout.jsonl``; each needs a boolean ``label`` and a ``score`` in [0, 1]."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ClassifierError(f"{path.parent} is not a classifier directory: {path.name} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClassifierError(f"{path}: not readable: {exc}") from None
+    if not path.is_file():
+        raise ClassifierError(f"{path.parent} is not a classifier directory: {path.name} is missing")
     rows = []
-    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise ClassifierError(f"{path} line {n}: not JSON: {exc}") from None
-        score = row.get("score") if isinstance(row, dict) else None
-        if not (isinstance(row, dict) and isinstance(row.get("label"), bool) and isinstance(score, int | float)
+    try:
+        lines = list(iter_jsonl(path))
+    except JsonlError as exc:
+        raise ClassifierError(str(exc)) from None
+    for n, row in lines:
+        score = row.get("score")
+        if not (isinstance(row.get("label"), bool) and isinstance(score, int | float)
                 and not isinstance(score, bool) and 0.0 <= score <= 1.0):
-            raise ClassifierError(f"{path} line {n}: a held-out row needs a boolean 'label' and a 'score' in [0, 1]")
+            raise ClassifierError(f"{path}:{n}: a held-out row needs a boolean 'label' and a 'score' in [0, 1]")
         rows.append(row)
     return rows
 

@@ -149,8 +149,8 @@ def test_saved_model_is_json_in_format_2_and_reloads_to_the_same_scores(tmp_path
     ("classifier.json", lambda c: {k: v for k, v in c.items() if k != "encoder"}, "classifier.json: the embedding head needs encoder"),
     ("classifier.json", lambda c: {**c, "threshold": "high"}, "classifier.json: 'threshold'"),
     ("classifier.json", lambda c: [c], "classifier.json: not a JSON object"),
-    ("heldout.jsonl", "{not json", "heldout.jsonl line 3: not JSON"),
-    ("heldout.jsonl", '{"label": "yes", "score": 0.5}', "heldout.jsonl line 3: a held-out row needs"),
+    ("heldout.jsonl", "{not json", "heldout.jsonl:3: not valid JSON"),
+    ("heldout.jsonl", '{"label": "yes", "score": 0.5}', "heldout.jsonl:3: a held-out row needs"),
     ("metrics.json", None, "metrics.json is missing"),
 ])
 def test_a_bad_model_dir_is_refused_naming_the_file(tmp_path, file, edit, message):
