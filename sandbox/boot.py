@@ -12,7 +12,9 @@ It writes ``started`` to REPORT_FD (a pipe to the supervisor), sets each rlimit 
 ``NAME=SOFT[:HARD]``, forks the code (``python -I -B -X utf8 /sandbox/main.py``) with every other
 file descriptor closed, reaps every process until the code has ended, writes ``exit N CPU`` or
 ``signal N CPU`` (CPU = seconds the code used) and exits; the kernel then kills whatever the code
-left running, since PID 1 of a PID namespace has ended.
+left running, since PID 1 of a PID namespace has ended. It also exits at once when the
+supervisor is gone (REPORT_FD's read end closed: the kernel closes it even when the supervisor
+is killed with SIGKILL), which ends the sandbox whatever became of the processes between them.
 
 The limits are set here rather than before bubblewrap because ``RLIMIT_NPROC`` counts processes
 per user and user namespace: set inside the sandbox's own user namespace it counts only the
@@ -23,6 +25,7 @@ bubblewrap's ``128 + signal``, reaches the supervisor.
 
 import os
 import resource
+import select
 import signal
 import sys
 
@@ -50,7 +53,7 @@ def _not_dumpable() -> None:
 def _exec_code(report_fd: int) -> None:
     """In the child: close every inherited descriptor but 0-2, restore default signals, exec."""
     try:
-        os.close(report_fd)
+        signal.set_wakeup_fd(-1)
         os.closerange(3, 1 << 20)
         for sig in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
@@ -61,19 +64,7 @@ def _exec_code(report_fd: int) -> None:
         os._exit(127)
 
 
-def main(argv: list[str]) -> None:
-    report_fd = int(argv[1])
-    os.write(report_fd, b"started\n")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _not_dumpable()
-    _set_limits(argv[2:])
-    pid = os.fork()
-    if pid == 0:
-        _exec_code(report_fd)
-    while True:  # PID 1 reaps orphans too; stop when the code itself has ended
-        wpid, status, usage = os.wait4(-1, 0)
-        if wpid == pid:
-            break
+def _report_end(report_fd: int, status: int, usage) -> None:
     cpu = usage.ru_utime + usage.ru_stime
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -82,6 +73,42 @@ def main(argv: list[str]) -> None:
     code = os.waitstatus_to_exitcode(status)
     os.write(report_fd, f"exit {code} {cpu:.3f}\n".encode())
     os._exit(code)
+
+
+def main(argv: list[str]) -> None:
+    report_fd = int(argv[1])
+    os.write(report_fd, b"started\n")
+    _not_dumpable()
+    _set_limits(argv[2:])
+    # SIGCHLD wakes the poll below through this pipe (its handler does nothing itself)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pid = os.fork()
+    if pid == 0:
+        _exec_code(report_fd)
+    poller = select.poll()
+    poller.register(report_fd, 0)  # no events asked: poll still reports POLLERR once no reader is left
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        for fd, _ in poller.poll():
+            if fd == report_fd:  # the supervisor is gone: end the sandbox
+                os._exit(137)
+            while True:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    break
+        while True:  # reap every child that has ended: the code, and orphans handed to PID 1
+            try:
+                wpid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if wpid == 0:
+                break
+            if wpid == pid:
+                _report_end(report_fd, status, usage)
 
 
 if __name__ == "__main__":

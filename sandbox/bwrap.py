@@ -114,7 +114,7 @@ class HostLayout:
                 args += ["--ro-bind", path, path]
         uid = str(SANDBOX_UID)
         return args + ["--", self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                       "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+                       "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--pdeathsig=SIGKILL", "--"]
 
     def _stage2(self, limits: SandboxLimits, fds: SandboxFds) -> list[str]:
         uid = str(SANDBOX_UID)
