@@ -31,6 +31,9 @@ DENIED_SYSCALLS: dict[str, tuple[str, ...]] = {
         "fsmount", "fspick", "mount_setattr",
     ),
     "namespaces": ("unshare", "setns"),
+    # memfd and SysV shared-memory pages are not counted by RLIMIT_AS once unmapped: without a
+    # cgroup they would let a sandbox hold any amount of memory
+    "memory outside the address-space limit": ("memfd_create", "memfd_secret", "shmget"),
     "kernel keyrings": ("keyctl", "add_key", "request_key"),
     "kernel attack surface": (
         "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",

@@ -266,6 +266,22 @@ except MemoryError:
     assert 0 < int(result.stdout) < 512
 
 
+def test_memory_the_address_space_limit_cannot_see_is_refused() -> None:
+    """memfd and SysV shared memory stay allocated once unmapped, outside RLIMIT_AS: refused."""
+    code = r'''
+import ctypes, json, os
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+out = {"shmget": [libc.shmget(0, 1 << 30, 0o1000 | 0o600), ctypes.get_errno()]}
+try:
+    os.memfd_create("hoard")
+    out["memfd"] = "created"
+except OSError as e:
+    out["memfd"] = e.errno
+print(json.dumps(out))
+'''
+    assert run_json(code) == {"shmget": [-1, 1], "memfd": 1}
+
+
 def test_infinite_loop_hits_the_cpu_limit() -> None:
     result = run_python("while True:\n    pass", limits=SandboxLimits(wall_s=30, cpu_s=1))
     assert result.signal in ("SIGXCPU", "SIGKILL") and result.killed_reason == "CPU time limit of 1 s", result
