@@ -50,7 +50,7 @@ def _not_dumpable() -> None:
         pass
 
 
-def _exec_code(report_fd: int) -> None:
+def _exec_code() -> None:
     """In the child: close every inherited descriptor but 0-2, restore default signals, exec."""
     try:
         signal.set_wakeup_fd(-1)
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pid = os.fork()
     if pid == 0:
-        _exec_code(report_fd)
+        _exec_code()
     poller = select.poll()
     poller.register(report_fd, 0)  # no events asked: poll still reports POLLERR once no reader is left
     poller.register(wake_r, select.POLLIN)

@@ -129,13 +129,14 @@ class HostLayout:
             # program (boot.py) is PID 1: no unfiltered bwrap process stays inside
             "--die-with-parent", "--new-session", "--as-pid-1",
         ]
+        # /tmp first, so that an interpreter kept under /tmp (bound below) stays visible in it
+        args += ["--perms", "0700", "--size", str(limits.tmpfs_mb << 20), "--tmpfs", "/tmp"]
         for path in self.ro_binds:
             args += ["--ro-bind", path, path]
         for target, path in self.symlinks:
             args += ["--symlink", target, path]
         args += [
             "--proc", "/proc", "--dev", "/dev",
-            "--perms", "0700", "--size", str(limits.tmpfs_mb << 20), "--tmpfs", "/tmp",
             "--perms", "0444", "--ro-bind-data", str(fds.boot), BOOT_PATH,
             "--perms", "0444", "--ro-bind-data", str(fds.code), CODE_PATH,
             "--remount-ro", "/dev", "--remount-ro", "/",
@@ -171,17 +172,28 @@ def _bwrap_version(bwrap: str) -> tuple[int, ...]:
     return tuple(int(part or 0) for part in match.groups())
 
 
+def _symlink_chain(path: str) -> list[str]:
+    """``path`` and every path its symlinks lead through, ending with the real file."""
+    chain = [os.path.abspath(path)]
+    while os.path.islink(chain[-1]) and len(chain) < 40:
+        chain.append(os.path.normpath(os.path.join(os.path.dirname(chain[-1]), os.readlink(chain[-1]))))
+    return chain
+
+
 def _interpreter_paths() -> list[str]:
-    """Host paths the interpreter needs: shared libraries, its prefix and the venv's prefix."""
+    """Host paths the interpreter needs: shared libraries, its prefix and the venv's prefix.
+
+    A prefix of ``/usr`` or ``/`` (a distribution's Python) is not bound whole, which would show
+    ``/usr/bin``; its standard library is in ``/usr/lib`` and the executable is bound alone."""
     paths = [p for p in ("/usr/lib", "/usr/lib64") if os.path.isdir(p)]
     paths += [p for p in ("/lib", "/lib64") if os.path.isdir(p) and not os.path.islink(p)]
     if os.path.isfile("/etc/ld.so.cache"):
         paths.append("/etc/ld.so.cache")  # the dynamic loader's index of /usr/lib; no secrets
     for prefix in (sys.base_prefix, sys.prefix):
-        paths += [os.path.abspath(prefix), os.path.realpath(prefix)]
-    exe = os.path.realpath(sys.executable)
-    if not any(exe.startswith(p + "/") for p in paths):
-        paths.append(exe)
+        paths += [p for p in (os.path.abspath(prefix), os.path.realpath(prefix)) if p not in ("/", "/usr")]
+    for link in _symlink_chain(sys.executable):  # e.g. venv/bin/python -> /usr/bin/python3 -> python3.11
+        if not any(link.startswith(p + "/") for p in paths):
+            paths.append(link)
     unique = sorted(set(paths))
     # drop a path inside another: a bind of the outer one already shows it
     return [p for p in unique if not any(p.startswith(q + "/") for q in unique if q != p)]

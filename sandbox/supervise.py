@@ -214,8 +214,8 @@ def _feed_stdin(run: _Run, sel: selectors.BaseSelector) -> None:
         run.stdin = run.stdin[written:]
     except BlockingIOError:
         return
-    except (BrokenPipeError, OSError) as exc:
-        if getattr(exc, "errno", None) not in (errno.EPIPE, errno.EBADF):
+    except OSError as exc:  # the code closed its stdin or ended: the rest is not wanted
+        if exc.errno not in (errno.EPIPE, errno.EBADF):
             raise
         run.stdin = run.stdin[:0]
     if not run.stdin:
@@ -273,7 +273,9 @@ def _signal_name(number: int) -> str:
 
 
 def _signal_reason(name: str, cpu: float | None, limits: SandboxLimits) -> str:
-    if name == "SIGXCPU" or (name == "SIGKILL" and cpu is not None and cpu >= limits.cpu_s):
+    # SIGKILL after a handled SIGXCPU is RLIMIT_CPU's hard limit; rusage, which ``cpu`` comes
+    # from, is sampled and can read a little under the kernel's precise CPU clock
+    if name == "SIGXCPU" or (name == "SIGKILL" and cpu is not None and cpu >= 0.9 * limits.cpu_s):
         return f"CPU time limit of {limits.cpu_s} s"
     if name == "SIGXFSZ":
         return f"file size limit of {limits.max_file_mb} MiB"

@@ -213,3 +213,18 @@ def test_check_cli_passes() -> None:
 
     assert main(["--check", "--runs", "3"]) == 0
 
+
+
+def test_a_distribution_python_shows_its_executable_not_usr_bin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A venv of /usr/bin/python3: /usr/lib and the executable's symlink chain are bound, never
+    the whole /usr prefix (which would show /usr/bin and its shell)."""
+    real = tmp_path / "usr-bin-python3.11"
+    real.write_text("")
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").symlink_to(real)
+    monkeypatch.setattr(bwrap.sys, "base_prefix", "/usr")
+    monkeypatch.setattr(bwrap.sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(bwrap.sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
+    paths = bwrap._interpreter_paths()
+    assert "/usr" not in paths and "/" not in paths and "/usr/lib" in paths
+    assert str(tmp_path / "venv") in paths and str(real) in paths
