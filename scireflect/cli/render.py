@@ -202,3 +202,36 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
             parts.append(verdict_renderable(step.get("verdict")))
     parts.append(Rule(Text("end: ", style="bold") + _t(row["stop_reason"]), align="left", style="dim"))
     return Group(*parts)
+
+
+_SUMMARY_COLUMNS = (  # (header, Outcomes field, always shown)
+    ("n", "questions", True), ("ok", "accepted", True), ("cot", "accepted_cot", True),
+    ("refl", "accepted_reflection", True), ("guid", "accepted_answer_guided", True), ("rej", "rejected", True),
+    ("err", "error", False), ("unv", "unverified", False),
+)
+SUMMARY_LEGEND = ("ok accepted (cot: at chain of thought, refl: after reflection, guid: answer-guided), "
+                  "rej rejected, err endpoint errors, unv proofs not checked")
+
+
+def summary_table(summary: Mapping[str, Any], title: str | None = None) -> Table:
+    """The per-subject outcome table (``{subject: Outcomes}``, ``all`` last), within 80 columns.
+
+    Short headers (see :data:`SUMMARY_LEGEND`); the ``err`` and ``unv`` columns appear only when
+    some subject has errors or unverified proofs. Subjects are untrusted text.
+    """
+    rows = list(summary.items())
+    columns = [c for c in _SUMMARY_COLUMNS if c[2] or any(getattr(o, c[1]) for _, o in rows)]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("subject", no_wrap=True, max_width=16, overflow="ellipsis")
+    for header, _, _ in columns:
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("tokens", justify="right", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    for subject, outcomes in rows:
+        if subject == "all" and len(rows) > 1:
+            table.add_section()
+        seconds = int(outcomes.seconds)
+        time_text = f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+        table.add_row(_t(subject), *(str(getattr(outcomes, field)) for _, field, _ in columns), f"{outcomes.tokens:,}", time_text,
+                      style="bold" if subject == "all" else None)
+    return table

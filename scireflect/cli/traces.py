@@ -25,10 +25,6 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ..run.query import filter_traces, find_trace, trace_row
-from ..run.store import TraceFileError, load_traces
-from ..run.summary import trace_stats
-from .render import render_trace, stats_tables, traces_table
 
 
 class _RunDirFirstGroup(TyperGroup):
@@ -64,16 +60,17 @@ class _RunDirFirstGroup(TyperGroup):
 
 traces_app = typer.Typer(
     cls=_RunDirFirstGroup,
+    rich_markup_mode=None,
     help="Browse a run's traces: list questions with filters (default), show one question's loop, stats.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-_SUBJECT = typer.Option(None, "--subject", "-s", help="Only this subject (repeatable).")
-_STATUS = typer.Option(None, "--status", help="Only this final status: accepted, rejected, error (repeatable).")
-_STAGE = typer.Option(None, "--stage", help="Only questions accepted at this stage: cot, reflection, answer_guided (repeatable).")
-_REASON = typer.Option(None, "--reason", "-r", help="Only questions whose last attempt got this verifier reason, e.g. numeric_mismatch (repeatable).")
+_SUBJECT = typer.Option(None, "--subject", "-s", metavar="NAME", help="Only this subject (repeatable).")
+_STATUS = typer.Option(None, "--status", metavar="STATUS", help="Only this final status: accepted, rejected, error, unverified (repeatable).")
+_STAGE = typer.Option(None, "--stage", metavar="STAGE", help="Only questions accepted at this stage: cot, reflection, answer_guided (repeatable).")
+_REASON = typer.Option(None, "--reason", "-r", metavar="CODE", help="Only questions whose last attempt got this verifier reason, e.g. numeric_mismatch (repeatable).")
 _JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
@@ -87,6 +84,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _load(ctx: typer.Context) -> list[dict[str, Any]]:
+    from ..run.store import TraceFileError, load_traces
+
     run_dir = ctx.obj["run_dir"]
     try:
         return load_traces(run_dir)
@@ -104,6 +103,8 @@ def _filters(ctx: typer.Context, **extra: list[str] | None) -> dict[str, list[st
 
 
 def _filtered(ctx: typer.Context, **extra: list[str] | None) -> list[Mapping[str, Any]]:
+    from ..run.query import filter_traces
+
     records = _load(ctx)
     try:
         return filter_traces(records, **_filters(ctx, **extra))
@@ -112,6 +113,9 @@ def _filtered(ctx: typer.Context, **extra: list[str] | None) -> list[Mapping[str
 
 
 def _print_list(records: Sequence[Mapping[str, Any]], total: int, as_json: bool) -> None:
+    from ..run.query import trace_row
+    from .render import traces_table
+
     if as_json:
         for record in records:
             typer.echo(json.dumps(trace_row(record), ensure_ascii=False))
@@ -124,7 +128,7 @@ def _print_list(records: Sequence[Mapping[str, Any]], total: int, as_json: bool)
 @traces_app.callback(invoke_without_command=True)
 def traces_main(
     ctx: typer.Context,
-    run_dir: Path = typer.Argument(..., help="Run directory (or its traces.jsonl)."),
+    run_dir: Path = typer.Argument(..., help="Run directory (or its traces.jsonl).", metavar="RUN_DIR"),
     subject: list[str] | None = _SUBJECT,
     status: list[str] | None = _STATUS,
     stage: list[str] | None = _STAGE,
@@ -161,6 +165,9 @@ def traces_show(
     prompts: bool = typer.Option(False, "--prompts", help="Also show the prompt messages sent at each step."),
 ) -> None:
     """Show one question's whole loop: attempts, critiques, tool calls, verifier evidence, reference answer."""
+    from ..run.query import find_trace
+    from .render import render_trace
+
     try:
         record = find_trace(_load(ctx), qid)
     except KeyError as exc:
@@ -179,6 +186,9 @@ def traces_stats(
     as_json: bool = _JSON,
 ) -> None:
     """Per subject and stage: counts, acceptance rates, tokens, time, most common verifier failure reasons."""
+    from ..run.summary import trace_stats
+    from .render import stats_tables
+
     records = _filtered(ctx, subject=subject, status=status, stage=stage, reason=reason)
     stats = trace_stats(records)
     if as_json or ctx.obj["as_json"]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from ..agents.prompts import ANSWER_PROMPTS, PromptSet
-from ..agents.prompts_formal import FORMAL_PROMPTS
 from ..graphs.state import BudgetStop, ErrorKind, Stage, Status, Step, solution_steps, total_seconds, total_tokens
 from .questions import is_formal_question
+
+if TYPE_CHECKING:
+    from ..agents.prompts import PromptSet
 
 
 class TraceRecord(TypedDict):
@@ -78,6 +79,10 @@ class SftPair(TypedDict):
 
 def prompts_for(question: Mapping[str, Any]) -> PromptSet:
     """The prompt set of a question: formal-proof prompts for rows with a Lean ``statement``, else answer prompts."""
+    # Imported here: reading traces (the viewer, ``scireflect traces``) should not load LangChain.
+    from ..agents.prompts import ANSWER_PROMPTS
+    from ..agents.prompts_formal import FORMAL_PROMPTS
+
     return FORMAL_PROMPTS if is_formal_question(question) else ANSWER_PROMPTS
 
 

@@ -115,7 +115,7 @@ def _finish(run_dir: Path, store: TraceStore) -> tuple[dict[str, Outcomes], int]
     return summary, sft_count
 
 
-def _make_run_dir(run_dir: Path) -> None:
+def make_run_dir(run_dir: Path) -> None:
     """Create the run directory, or say in one line why it cannot be one.
 
     Raises:
@@ -175,7 +175,7 @@ async def annotate(
     """
     say = on_event or (lambda kind, data: None)
     run_dir = Path(run_dir)
-    _make_run_dir(run_dir)
+    make_run_dir(run_dir)
     with run_dir_lock(run_dir):
         return await _annotate_locked(questions, run_dir, settings, say, verifier, team, lean_checker)
 
@@ -297,4 +297,4 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
             raise
 
 
-__all__ = ["ProgressCallback", "RunResult", "annotate", "make_lean_checker", "make_verifier"]
+__all__ = ["ProgressCallback", "RunResult", "annotate", "make_lean_checker", "make_run_dir", "make_verifier"]

@@ -30,22 +30,18 @@ import html
 import json
 import mimetypes
 import threading
-import webbrowser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import typer
 
-from ..run.files import CHECKPOINTS, TRACES
 from ..run.query import trace_row
 from .index import InProgress, TraceIndex
 from .pages import index_html, page, question_html
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-DEFAULT_PORT = 8765
 LOOPBACK = "127.0.0.1"
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self'; "
@@ -231,35 +227,4 @@ def serve(run_dir: str | Path, port: int = 0, *, poll_ms: int = 2000) -> ViewerS
     return ViewerServer(run_dir, port, poll_ms=poll_ms).start()
 
 
-def view_command(
-    run_dir: Path = typer.Argument(..., help="Run directory (traces.jsonl, checkpoints.sqlite); may be in progress."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", "-p", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port)."),
-    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser; just print the URL."),
-) -> None:
-    """Browse a run in a local web viewer (127.0.0.1 only): questions table, attempts side by side, diffs, live updates."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    if not run_dir.is_dir():
-        err.print(f"[bold red]error:[/] {escape(str(run_dir))}: not a directory")
-        raise typer.Exit(2)
-    if not (run_dir / TRACES).exists() and not (run_dir / CHECKPOINTS).exists():
-        err.print(f"[yellow]note:[/] no {TRACES} in {escape(str(run_dir))} yet; the page fills in as questions finish")
-    try:
-        server = serve(run_dir, port)
-    except OSError as exc:
-        err.print(f"[bold red]error:[/] cannot listen on {LOOPBACK}:{port} ({exc.strerror or exc}); try --port 0 for a free port")
-        raise typer.Exit(2) from None
-    Console(highlight=False, soft_wrap=True).print(f"scireflect viewer for {escape(str(run_dir))}: {server.url}  (Ctrl-C to stop)")
-    if not no_browser:
-        webbrowser.open(server.url)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-
-
-__all__ = ["ViewerServer", "serve", "view_command"]
+__all__ = ["LOOPBACK", "ViewerServer", "serve"]

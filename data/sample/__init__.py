@@ -1,0 +1,1 @@
+"""The question samples shipped with scireflect (data files; see README.md here)."""

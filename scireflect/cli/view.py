@@ -1,0 +1,48 @@
+"""``scireflect view``: the loopback web viewer of a run directory (the server is :mod:`scireflect.viewer`)."""
+
+from __future__ import annotations
+
+import threading
+import webbrowser
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+DEFAULT_PORT = 8765
+
+
+def view_command(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="Run directory (traces.jsonl, checkpoints.sqlite); may be in progress."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", "-p", min=0, max=65535, metavar="PORT", help="Port on 127.0.0.1 (0: any free port)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser; just print the URL."),
+) -> None:
+    """Browse a run in a local web viewer (127.0.0.1 only): questions table, attempts side by side, diffs, live updates."""
+    from ..run.files import CHECKPOINTS, TRACES
+    from ..viewer.server import LOOPBACK, serve
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not run_dir.is_dir():
+        err.print(Text("error: ", style="bold red") + Text(f"{run_dir}: not a directory"))
+        raise typer.Exit(2)
+    if not (run_dir / TRACES).exists() and not (run_dir / CHECKPOINTS).exists():
+        err.print(Text("note: ", style="yellow") + Text(f"no {TRACES} in {run_dir} yet; the page fills in as questions finish"))
+    try:
+        server = serve(run_dir, port)
+    except OSError as exc:
+        err.print(Text("error: ", style="bold red")
+                  + Text(f"cannot listen on {LOOPBACK}:{port} ({exc.strerror or exc}); try --port 0 for a free port"))
+        raise typer.Exit(2) from None
+    Console(highlight=False, soft_wrap=True).print(Text(f"scireflect viewer for {run_dir}: {server.url}  (Ctrl-C to stop)"))
+    if not no_browser:
+        webbrowser.open(server.url)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+__all__ = ["view_command"]
