@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from scireflect.verifiers import AnswerVerifier, SandboxedAnswerVerifier, Verdict
+from scireflect.verifiers import AnswerVerifier, Extraction, SandboxedAnswerVerifier, Verdict
+from scireflect.verifiers.answer import VerifierConfig
 from scireflect.verifiers.base import CHECK_ERROR, EQUAL, NO_ANSWER, TIMEOUT, UNPARSEABLE
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verifier"
@@ -40,6 +43,27 @@ def test_protocol_and_lazy_pool() -> None:
     v.close()
     with pytest.raises(ValueError):
         SandboxedAnswerVerifier(start_method="fork")
+
+
+def test_the_worker_gets_the_parents_extraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The response is scanned once, in the parent; the worker is sent the Extraction (picklable), not the text."""
+    sent: list[tuple] = []
+
+    class RecordingPool:
+        def schedule(self, fn, args, timeout):
+            sent.append(pickle.loads(pickle.dumps(args)))  # what a spawn worker would receive
+            fut: Future = Future()
+            fut.set_result(fn(*sent[-1]))
+            return fut
+
+    v = SandboxedAnswerVerifier(tolerance="sig_figs")
+    monkeypatch.setattr(v, "_get_pool", lambda: RecordingPool())
+    verdict = v.verify("There are 3 cases, so 4 + 5 = 9 and \\boxed{9.81}.", {"answer": "9.8", "question": "g?"})
+    ((extraction, question, config),) = sent
+    assert extraction == Extraction("9.81", "boxed")
+    assert question == {"answer": "9.8", "question": "g?"}
+    assert config == VerifierConfig.of(tolerance="sig_figs")
+    assert verdict.ok is True and verdict.extracted == "9.81" and verdict.extraction_method == "boxed"
 
 
 def test_basic_checks(verifier: SandboxedAnswerVerifier) -> None:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from scireflect.verifiers import SandboxedAnswerVerifier, parse_unit, verify_answer
-from scireflect.verifiers.answer import check_numeric
+from scireflect.verifiers.answer import NumericTolerance, check_numeric
 from scireflect.verifiers.base import DIMENSION_MISMATCH, EQUAL, NUMERIC_MISMATCH, UNIT_CONVERTED, Verdict
 
 
@@ -126,7 +126,7 @@ def test_units_without_a_reference_unit_are_ignored_as_before() -> None:
 
 
 def test_check_numeric_tolerance_argument() -> None:
-    assert check_numeric("52", "50.7", tolerance="scibench").ok is True
+    assert check_numeric("52", "50.7", tol=NumericTolerance(policy="scibench")).ok is True
     assert check_numeric("52", "50.7").ok is False
 
 

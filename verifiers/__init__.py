@@ -5,10 +5,10 @@ is safe to show to the Critic because it never contains the reference answer). T
 
 * :func:`extract_final_answer` (``extract.py``): the last ``\\boxed{}``, else an "Answer:" line,
   else the last number of a model response.
-* :func:`verify_answer` (``answer.py``): the checks, in-process: numeric (tolerances, percent,
-  units converted with pint), multiple choice (letters, letter sets, option texts), symbolic LaTeX via sympy's
-  ANTLR parser (simplify + random-point sampling; tuples, intervals, sets, equations), TheoremQA
-  booleans and lists. The documented rules are in the docstring of ``answer.py``.
+* :func:`verify_answer` (``answer/``, one module per job): the checks, in-process: numeric
+  (tolerances, percent, units converted with pint), multiple choice (letters, letter sets, option
+  texts), symbolic LaTeX via sympy's ANTLR parser (simplify + random-point sampling; tuples,
+  intervals, sets, equations), TheoremQA booleans and lists. The rules: ``docs/verifiers.md``.
 * units (``units.py``): LaTeX/plain unit text -> pint units, conversion, dimension checks.
 * math-verify as an ensemble fallback for symbolic forms we cannot parse (``mathverify_backend.py``).
 * the registry (``registry.py``): verifiers by name, plugins through the ``scireflect.verifiers``

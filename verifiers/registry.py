@@ -64,12 +64,16 @@ class InProcessAnswerVerifier:
     version = "2"
 
     def __init__(self, rel_tol: float | None = None, tolerance: str | None = None, ensemble: bool = True, **_: Any):
+        from .answer import VerifierConfig
+
         self.rel_tol, self.tolerance, self.ensemble = rel_tol, tolerance, ensemble
+        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble)  # raises ValueError for an unknown policy
 
     def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+        """:func:`~scireflect.verifiers.answer.verify_answer` with this verifier's settings."""
         from .answer import verify_answer
 
-        return verify_answer(response, question, rel_tol=self.rel_tol, tolerance=self.tolerance, ensemble=self.ensemble)
+        return verify_answer(response, question, config=self.config)
 
 
 def _answer_factory(**settings: Any):

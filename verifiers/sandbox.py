@@ -7,8 +7,10 @@ asyncio event loop and from threads. :class:`SandboxedAnswerVerifier` therefore 
 ``spawn`` method (``fork`` is unsafe in a process with threads and a running event loop): a task
 past ``timeout_s`` is killed with its worker (the pool starts a fresh one and goes on), and each
 worker runs under ``RLIMIT_AS`` = ``memory_mb`` so that a memory bomb raises ``MemoryError`` in the
-worker instead of taking the machine down. Cheap decisions (no reference, no answer, an answer
-longer than ``MAX_ANSWER_CHARS``) are made in the parent by :func:`precheck` without a round trip.
+worker instead of taking the machine down. The parent extracts the final answer once
+(:func:`precheck`), makes the cheap decisions there without a round trip (no reference, no answer,
+an answer longer than ``MAX_ANSWER_CHARS``) and sends the worker the
+:class:`~scireflect.verifiers.extract.Extraction`, never the whole response.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from time import perf_counter
 from typing import Any
 from collections.abc import Mapping
 
-from .answer import precheck, verify_answer
+from .answer import VerifierConfig, precheck, verify_answer, verify_extraction
 from .base import CHECK_ERROR, TIMEOUT, Verdict
+from .extract import Extraction
 
 __all__ = ["SandboxedAnswerVerifier", "SandboxedRunner", "precheck"]
 
@@ -54,10 +57,9 @@ def _init_worker(memory_mb: int | None) -> None:
         pass
 
 
-def _run_check(response: str, question: dict[str, Any], rel_tol: float | None, tolerance: str | None = None,
-               ensemble: bool = True) -> Verdict:
+def _run_check(extraction: Extraction, question: dict[str, Any], config: VerifierConfig) -> Verdict:
     """Worker entry point (top level so that ``spawn`` workers can unpickle it)."""
-    return verify_answer(response, question, rel_tol=rel_tol, tolerance=tolerance, ensemble=ensemble)
+    return verify_extraction(extraction, question, config)
 
 
 class _WorkerPool:
@@ -146,8 +148,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
             raise ValueError("workers must be >= 1")
         if start_method not in ("spawn", "forkserver"):
             raise ValueError("start_method must be 'spawn' or 'forkserver' (fork is unsafe with threads)")
-        if tolerance not in (None, "default", "sig_figs", "scibench"):
-            raise ValueError("tolerance must be 'default', 'sig_figs' or 'scibench'")
+        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble)  # raises ValueError for an unknown policy
         super().__init__(timeout_s, memory_mb, workers, start_method)
         self.rel_tol = rel_tol
         self.tolerance = tolerance
@@ -160,10 +161,10 @@ class SandboxedAnswerVerifier(_WorkerPool):
         extraction, early = precheck(response, question)
         if early is not None:
             return None, early, extraction
+        assert extraction is not None
         payload = {k: question.get(k) for k in _QUESTION_KEYS if question.get(k) is not None}
         pool = self._get_pool()
-        fut = pool.schedule(_run_check, args=(response, payload, self.rel_tol, self.tolerance, self.ensemble),
-                            timeout=self.timeout_s)
+        fut = pool.schedule(_run_check, args=(extraction, payload, self.config), timeout=self.timeout_s)
         return fut, None, extraction
 
     def _from_exception(self, exc: BaseException, extraction: Any) -> Verdict:
