@@ -112,6 +112,20 @@ class _Cmp:
         self.cand_unparsed, self.ref_unparsed = cand_unparsed, ref_unparsed
 
 
+def _parse_pair(parse, c, r):
+    """``(parse(c), parse(r))``, or the comparison result when one side does not parse (reference first:
+    an unparseable reference is a text comparison, an unparseable candidate leaves it undecided)."""
+    try:
+        er = parse(r)
+    except Unparseable:
+        return _Cmp(False, "text", ref_unparsed=True)
+    try:
+        ec = parse(c)
+    except Unparseable:
+        return _Cmp(None, "parse", cand_unparsed=True)
+    return ec, er
+
+
 def _scalar_equiv(c: str, r: str, tol: float) -> _Cmp:
     """Compare two scalar answers (strings): string forms, plain numbers, then sympy (``docs/verifiers.md``)."""
     nc, nr = normalize_latex(c), normalize_latex(r)
@@ -130,14 +144,10 @@ def _scalar_equiv(c: str, r: str, tol: float) -> _Cmp:
         err = rel_error(pc.value, pr.value)
         return _Cmp(err <= tol, "number", f"relative error {err:.3g}")
     sp = sympy_module()
-    try:
-        er = latex_to_sympy(r)
-    except Unparseable:
-        return _Cmp(False, "text", ref_unparsed=True)
-    try:
-        ec = latex_to_sympy(c)
-    except Unparseable:
-        return _Cmp(None, "parse", cand_unparsed=True)
+    parsed = _parse_pair(latex_to_sympy, c, r)
+    if isinstance(parsed, _Cmp):
+        return parsed
+    ec, er = parsed
     if ec == er:
         return _Cmp(True, "structural")
     large = is_large(ec) or is_large(er)
@@ -236,15 +246,10 @@ def _compare(cn: _Node, rn: _Node, tol: float, ordered: bool = False) -> _Cmp:
     if rn.kind == "eq" and cn.kind == "eq":
         if normalize_latex("=".join(cn.items)) == normalize_latex("=".join(rn.items)):
             return _Cmp(True, "string")
-        try:
-            dr = _eq_expr(rn)
-        except Unparseable:
-            return _Cmp(False, "text", ref_unparsed=True)
-        try:
-            dc = _eq_expr(cn)
-        except Unparseable:
-            return _Cmp(None, "parse", cand_unparsed=True)
-        return _equation_equiv(dc, dr, tol)
+        parsed = _parse_pair(_eq_expr, cn, rn)
+        if isinstance(parsed, _Cmp):
+            return parsed
+        return _equation_equiv(*parsed, tol)
     return _Cmp(False, "structure", f"the answer is {_describe(cn)}, which does not have the reference's form")
 
 
