@@ -9,7 +9,7 @@ brackets and find matching brackets; all run in linear time.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..extract import strip_answer_delimiters
 
@@ -143,10 +143,10 @@ def split_top(s: str, sep: str = ",") -> list[str]:
     return [x.strip() for x in out]
 
 
-def closing_index(s: str, open_idx: int) -> int | None:
-    """Index of the bracket closing the one at ``open_idx`` (any of ``([{``; types may differ), or ``None``."""
+def _bracket_depths(s: str, start: int = 0) -> Iterator[tuple[int, int]]:
+    """``(index, depth after it)`` for every bracket of ``s`` from ``start`` on; escaped characters are skipped."""
     depth = 0
-    i = open_idx
+    i = start
     while i < len(s):
         ch = s[i]
         if ch == "\\":
@@ -154,27 +154,25 @@ def closing_index(s: str, open_idx: int) -> int | None:
             continue
         if ch in "([{":
             depth += 1
+            yield i, depth
         elif ch in ")]}":
             depth -= 1
-            if depth == 0:
-                return i
+            yield i, depth
         i += 1
+
+
+def closing_index(s: str, open_idx: int) -> int | None:
+    """Index of the bracket closing the one at ``open_idx`` (any of ``([{``; types may differ), or ``None``."""
+    for i, depth in _bracket_depths(s, open_idx):
+        if depth == 0 and s[i] in ")]}":
+            return i
     return None
 
 
 def balanced(s: str) -> bool:
     """Whether every bracket of ``s`` is closed and none closes early (escaped ones are skipped)."""
     depth = 0
-    i = 0
-    while i < len(s):
-        if s[i] == "\\":
-            i += 2
-            continue
-        if s[i] in "([{":
-            depth += 1
-        elif s[i] in ")]}":
-            depth -= 1
-            if depth < 0:
-                return False
-        i += 1
+    for _, depth in _bracket_depths(s):
+        if depth < 0:
+            return False
     return depth == 0
