@@ -153,3 +153,40 @@ def test_adversarial_unit_text_is_rejected_quickly_without_side_effects(tmp_path
         r = sv.verify("\\boxed{10^{10^{10}} \\mathrm{m}}", {"answer": "5", "unit": "m"})
         assert r.ok is not True
         assert time.perf_counter() - t0 < 40
+
+
+# --- notation that used to be rejected although the value is right (issue 14, item 13) -----------
+
+@pytest.mark.parametrize(("cand", "answer", "ok"), [
+    ("2.16 × 10⁻⁴", "0.000216", True),                 # Unicode times and superscript exponent
+    ("2.16\\times10⁻⁴", "2.16e-4", True),
+    ("6.02 × 10²³", "6.02e23", True),
+    ("2.16 × 10⁻³", "0.000216", False),
+    ("\\approx 100.1", "100.1", True),                  # an approximation sign inside the box
+    ("≈ 100.1", "100.1", True),
+    ("\\approx 100.7", "100.1", False),
+    ("e^{-1}", "0.368", True),                         # Euler's number against a decimal reference
+    ("\\mathrm{e}^{-1}", "0.3679", True),
+    ("e^{-1}", "0.5", False),
+    ("2e^{-1}", "0.736", True),
+])
+def test_notation_of_numbers(cand: str, answer: str, ok: bool) -> None:
+    r = v(cand, answer)
+    assert r.ok is ok, r
+
+
+ANGSTROM = "$\\AA$"
+
+
+@pytest.mark.parametrize("cand", ["1.54 Å", "1.54\\text{Å}", "1.54\\ \\text{Å}", "1.54\\,\\mathring{A}", "1.54 \u212b",
+                                  "1.54\\,\\mathrm{\\AA}", "154 pm", "0.154\\ \\mathrm{nm}"])
+def test_angstrom_spellings(cand: str) -> None:
+    for unit in (ANGSTROM, "Å", "$\\mathring{A}$", "\u212b"):
+        r = v(cand, "1.54", unit)
+        assert r.ok is True, (unit, r)
+
+
+def test_angstrom_is_not_the_ampere() -> None:
+    assert parse_unit("\\mathring{A}").pretty == parse_unit("Å").pretty
+    assert v("1.54\\,\\mathring{A}", "1.54", "$\\mathrm{A}$").reason == DIMENSION_MISMATCH  # A is the ampere
+    assert v("1.60 Å", "1.54", ANGSTROM).ok is False

@@ -134,12 +134,17 @@ def to_mpc(val) -> mpmath.mpc | mpmath.mpf:
     return mpmath.mpc(re_v, im_v) if im_v != 0 else re_v
 
 
-def sympy_number(text: str):
+def sympy_number(text: str, *, euler: bool = False):
     """The value of a constant LaTeX expression: ``Fraction`` if rational, else an mpmath number.
+
+    With ``euler``, a free ``e`` is Euler's number (``e^{-1}`` = 0.3679...): for a numeric reference,
+    where the answer cannot be an expression in a variable ``e``.
 
     Raises :class:`Unparseable` when it does not parse, ``NotANumber`` when it has free symbols.
     """
     expr = latex_to_sympy(text)
+    if euler and expr.free_symbols == {sympy_module().Symbol("e")}:
+        expr = expr.subs(sympy_module().Symbol("e"), sympy_module().E)
     if expr.free_symbols:
         raise NotANumber(", ".join(sorted(str(x) for x in expr.free_symbols)))
     if not is_large(expr):

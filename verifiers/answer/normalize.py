@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 
 from ..extract import strip_answer_delimiters
+from ..symbols import canonical_symbols
 
 WRAPPER_CMDS = ("text", "textbf", "textit", "textrm", "mathrm", "mathbf", "mathit", "mbox", "boldsymbol", "textnormal")
 """LaTeX commands whose argument is the answer itself (``\\text{(B)}`` is ``(B)``)."""
@@ -70,10 +71,9 @@ def light_normalize(s: str) -> str:
 
     Strips delimiters, ``\left``/``\right``, ``\!``/``\,``/``\;``/``~`` spacing, ``\displaystyle``,
     degree marks (``^\circ``, ``°``), ``\$``; maps ``\dfrac``/``\tfrac``/``\cfrac`` to ``\frac``,
-    unicode minus to ``-``; fixes ``\frac34`` and ``\sqrt3`` shorthands.
+    Unicode symbols to one spelling (:func:`~scireflect.verifiers.symbols.canonical_symbols`); fixes ``\frac34`` and ``\sqrt3`` shorthands.
     """
-    s = strip_answer_delimiters(s)
-    s = s.replace("\u2212", "-").replace("\u2013", "-").replace("\u00d7", "\\times ").replace("\u00b7", "\\cdot ")
+    s = canonical_symbols(strip_answer_delimiters(s))
     s = s.replace("\\right.", "").replace("\\left.", "")
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])", "", s)
     s = re.sub(r"\\(?:displaystyle|textstyle|quad|qquad)(?![a-zA-Z])", " ", s)

@@ -17,6 +17,7 @@ from typing import Any
 import mpmath
 
 from ..extract import strip_answer_delimiters
+from ..symbols import canonical_symbols
 from .common import MAX_ANSWER_CHARS, Unparseable
 from .normalize import fix_shorthand, normalize_latex, replace_command
 
@@ -86,7 +87,7 @@ _UNIT_BLOCKED_WORDS = {
     "minus", "times", "over", "more", "less", "than", "not", "no", "yes", "true", "false", "frac",
     "infty", "inf", "infinity", "cdot", "is", "equals", "approximately", "about",
 }
-_UNIT_SINGLE_LETTERS = set("mgsKNJWVACTFLhMlB")
+_UNIT_SINGLE_LETTERS = set("mgsKNJWVACTFLhMlB\u00c5")
 
 
 def trailing_unit(rest: str) -> str | None:
@@ -129,10 +130,10 @@ def trailing_unit(rest: str) -> str | None:
 
 def clean_number_text(text: str) -> str:
     r"""An answer cut down to the number it states: delimiters, ``\$``, ``\!``, ``\left`` removed,
-    ``x = 5`` -> ``5`` (a chain that starts with a single symbol keeps its last member), and
+    ``x = 5`` and ``\approx 5`` -> ``5`` (a chain that starts with a single symbol, or with nothing,
+    keeps its last member), Unicode symbols in one spelling (``10⁻⁴`` -> ``10^{-4}``), and
     ``\text{12 apples}`` unwrapped; ``""`` for an equation such as ``11x + 6y = 0``."""
-    s = strip_answer_delimiters(text)
-    s = s.replace("\u2212", "-").replace("\u2013", "-").replace("\u00d7", "\\times ").replace("\u00b7", "\\cdot ")
+    s = canonical_symbols(strip_answer_delimiters(text))
     s = s.replace("\\$", "").replace("$", "").replace("\\!", "").replace("{,}", ",")
     s = re.sub(r"(?<=\d)\\,(?=\d{3}(?!\d))", "", s)
     s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
@@ -142,7 +143,8 @@ def clean_number_text(text: str) -> str:
     # single symbol; "11x + 6y = 0" is an equation, not a number
     parts = re.split(r"\\approx|(?<![<>!\\])=(?!=)", s)
     if len(parts) > 1:
-        if not SINGLE_SYMBOL.match(normalize_latex(parts[0])):
+        head = normalize_latex(parts[0])
+        if head and not SINGLE_SYMBOL.match(head):  # "\approx 100.1": nothing before the sign is fine
             return ""
         s = parts[-1].strip()
     # a whole-answer wrapper: \text{12 apples} -> 12 apples

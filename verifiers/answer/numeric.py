@@ -57,7 +57,8 @@ def candidate_value(candidate: str) -> tuple[Any, ParsedNumber | None, str | Non
     """``(value, parsed plain number or None, unit text or None)`` of a candidate answer.
 
     A plain number is read by :func:`parse_number`; anything else by the LaTeX parser, with a
-    trailing ``\\mathrm{...}`` unit or a plain physical unit (``2\\sqrt{2} m``) split off.
+    trailing ``\\mathrm{...}`` unit or a plain physical unit (``2\\sqrt{2} m``) split off; a free
+    ``e`` is Euler's number (the reference is a number).
 
     Raises:
         Unparseable: neither reads (or the answer is a word such as ``none``).
@@ -75,8 +76,8 @@ def candidate_value(candidate: str) -> tuple[Any, ParsedNumber | None, str | Non
         if m and trailing_unit(" " + m.group("unit")) is not None:
             spec = parse_unit(m.group("unit"))
             if spec is not None and spec.physical:
-                return sympy_number(m.group("expr")), None, m.group("unit")
-    return sympy_number(text), None, unit
+                return sympy_number(m.group("expr"), euler=True), None, m.group("unit")
+    return sympy_number(text, euler=True), None, unit
 
 
 @dataclass(frozen=True)
