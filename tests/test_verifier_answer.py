@@ -138,6 +138,20 @@ def test_default_tolerance_and_rounding_rule() -> None:
     assert check("0.693", "0.69", question_type="Numeric").ok is True  # JEEBench "up to 2 decimals"
 
 
+@pytest.mark.parametrize(("cand", "ref", "ok"), [
+    # JEE Advanced asks for numeric answers "correct up to the 2nd decimal digit"; the data stores
+    # 0.50 as "0.5" and 2.00 as "2", so the allowance is 0.005 whatever digits are stored
+    ("0.55", "0.5", False), ("0.45", "0.5", False), ("0.54", "0.5", False), ("0.51", "0.5", False),
+    ("0.50", "0.5", True), ("0.504", "0.5", True), ("0.4951", "0.5", True), ("1/2", "0.5", True),
+    ("2.00", "2", True), ("2.004", "2", True), ("2.01", "2", False), ("1.99", "2", False),
+    ("4.472", "4.47", True), ("4.48", "4.47", False), ("-14.6", "-14.6", True), ("-14.61", "-14.6", False),
+])
+def test_jee_numeric_answers_are_judged_at_two_decimals(cand: str, ref: str, ok: bool) -> None:
+    v = check(cand, ref, question_type="Numeric")
+    assert v.ok is ok, v
+    assert v.details["rule"] == "correct to the 2nd decimal (JEE Numeric)"
+
+
 def test_scibench_tolerance() -> None:
     v = check("50.2", "50.7", rel_tol=SCIBENCH_REL_TOL)
     assert v.ok is True and v.details["rel_tol"] == 0.05

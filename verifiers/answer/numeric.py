@@ -247,7 +247,7 @@ def check_numeric(
         reference: the reference answer text; must satisfy :func:`parse_number`.
         tol: the tolerance (:class:`NumericTolerance`; default: policy ``default``, no fixed rel_tol).
         unit: the question's ``unit`` field (``%`` enables the percent reading; ``10^{k}`` a scale).
-        question_type: JEEBench ``Numeric`` enables the rounding rule for any decimal reference.
+        question_type: JEEBench ``Numeric``: correct to the 2nd decimal (0.005), the exam's precision.
 
     Returns:
         A :class:`Verdict` (checker ``numeric``): ``equal`` / ``unit_converted`` (equal after a unit

@@ -27,6 +27,8 @@ EXACT_REL_TOL = 1e-15
 """What "exactly equal" means when one side is only known as a 30-digit float (e.g. ``\\sqrt{5184}``)."""
 CONVERTED_EXACT_REL_TOL = 1e-12
 """What "exactly equal" means after a unit conversion (pint's factors are floats: 1e-12 relative)."""
+JEE_NUMERIC_ALLOWANCE = Fraction(1, 200)
+"""Half a unit in the 2nd decimal: JEE Advanced asks numeric answers "correct up to the 2nd decimal digit"."""
 
 POLICIES = ("default", "sig_figs", "scibench")
 """Tolerance policy names (``docs/verifiers.md``)."""
@@ -160,14 +162,15 @@ def judge(
         reading: the pair of values to compare.
         ref: the reference as parsed (its exactness, percent sign, last written digit).
         tol: the tolerance setting.
-        question_type: JEEBench ``Numeric`` applies the rounding rule to any decimal reference.
+        question_type: JEEBench ``Numeric``: the answer must be correct to the 2nd decimal
+            (``JEE_NUMERIC_ALLOWANCE`` = 0.005), however many digits the reference stores.
         candidate_rounding: half a unit in the candidate's last written digit, in the reference
             unit, when a rounded decimal (>= 4 significant digits) was converted from another unit;
             an exact reference within it is accepted (0.5236 rad for 30 degrees).
 
     Returns:
-        A :class:`Judgement`; ``rule`` is ``rel_tol X``, ``exact integer``, ``exact value``,
-        ``rounds to the reference's last written digit`` or ``the reference rounds to the converted
+        A :class:`Judgement`; ``rule`` is ``rel_tol X``, ``correct to the 2nd decimal (JEE
+        Numeric)``, ``exact integer``, ``exact value``, ``rounds to the reference's last written digit`` or ``the reference rounds to the converted
         answer's last written digit``; ``tol`` is the relative tolerance (0 for exact rules).
     """
     c, r, label = reading.candidate, reading.reference, reading.label
@@ -177,13 +180,17 @@ def judge(
         d = abs_diff(c, r)
         ok = _within(d, Fraction(fixed) * (abs(r) if r != 0 else Fraction(1, 10**12)))
         return Judgement(ok, err, f"rel_tol {fixed:g}", fixed, label)
+    factor = r / ref.value if ref.value != 0 else Fraction(1)  # 1/100 for a percent read as a fraction
+    if question_type == "Numeric":
+        # the exam's stated precision, not the digits the data happens to store ("0.5" is 0.50)
+        allowed = JEE_NUMERIC_ALLOWANCE * abs(factor)
+        return Judgement(_within(abs_diff(c, r), allowed), err, "correct to the 2nd decimal (JEE Numeric)", 0.0, label)
     if ref.exact and not ref.percent and label in (AS_WRITTEN, CONVERTED):
         return _judge_exact(reading, ref, err, candidate_rounding)
     allowed = Fraction(DEFAULT_REL_TOL) * abs(r)
     rule = f"rel_tol {DEFAULT_REL_TOL:g}"
-    if ref.ulp is not None and ((ref.sig_figs or 0) >= 3 or question_type == "Numeric" or tol.policy == "sig_figs"):
+    if ref.ulp is not None and ((ref.sig_figs or 0) >= 3 or tol.policy == "sig_figs"):
         # a visibly rounded reference: what rounds to it at its last written digit, no more
-        factor = r / ref.value if ref.value != 0 else Fraction(1)  # 1/100 for a percent read as a fraction
         allowed = ref.ulp / 2 * abs(factor)
         rule = "rounds to the reference's last written digit"
     return Judgement(_within(abs_diff(c, r), allowed), err, rule, DEFAULT_REL_TOL, label)
