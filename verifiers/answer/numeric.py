@@ -30,7 +30,7 @@ from .numbers import (
     parse_number,
     trailing_unit,
 )
-from .tolerance import AS_WRITTEN, CONVERTED, Judgement, NumericTolerance, Reading, judge
+from .tolerance import AS_WRITTEN, CONVERTED, CandidatePrecision, Judgement, NumericTolerance, Reading, judge
 
 _TRAILING_PLAIN_UNIT = re.compile(r"^(?P<expr>.*?[}\d)])(?:\s+|\\[,;: ]|~)+(?P<unit>[A-Za-z][A-Za-z/^{}\-\d\s]{0,30})$")
 
@@ -166,20 +166,34 @@ def _readings(cand: _Candidate, ref: ParsedNumber, unit: Any, units: _Units) -> 
     return out
 
 
-def _candidate_rounding(cand: _Candidate, converted: Fraction | None) -> Fraction | None:
-    """Half a unit in the last digit of a converted candidate with >= 4 significant digits, in the reference unit."""
+def _precision(cand: _Candidate) -> CandidatePrecision | None:
+    """The candidate's significant figures and last digit when it is a written number, else ``None``."""
     pn = cand.parsed
-    if converted is None or pn is None or pn.ulp is None or (pn.sig_figs or 0) < 4:
+    if pn is None:
         return None
-    return abs(pn.ulp / 2 * (converted / pn.value)) if pn.value else Fraction(0)
+    if pn.ulp is not None and pn.sig_figs is not None:
+        return CandidatePrecision(pn.value, pn.sig_figs, pn.ulp / 2, True)
+    if not pn.integer_literal:
+        return None  # a fraction or a power of ten: exact, not rounded
+    digits = str(abs(pn.value.numerator))
+    significant = digits.rstrip("0") or "0"  # 400: 1 significant figure (its trailing zeros may be placeholders)
+    return CandidatePrecision(pn.value, len(significant), Fraction(10) ** (len(digits) - len(significant)) / 2, False)
+
+
+def _is_measured(ref: ParsedNumber, units: _Units, unit: Any, science: bool, scibench: bool) -> bool:
+    """A measured quantity: a physical reference unit given by the question's unit field or, in a
+    science question, by the reference itself; or a decimal reference of a SciBench row."""
+    if units.reference is not None and units.reference.physical and (science or scibench or (isinstance(unit, str) and unit.strip())):
+        return True
+    return scibench and not ref.exact
 
 
 def _best(readings: list[Reading], ref: ParsedNumber, tol: NumericTolerance, question_type: str | None,
-          rounding: Fraction | None) -> Judgement:
+          measured: bool, precision: CandidatePrecision | None) -> Judgement:
     """The first reading that matches, else the one with the smallest relative error."""
     best: Judgement | None = None
     for reading in readings:
-        j = judge(reading, ref, tol, question_type=question_type, candidate_rounding=rounding)
+        j = judge(reading, ref, tol, question_type=question_type, measured=measured, candidate=precision)
         if j.ok:
             return j
         if best is None or j.rel_error < best.rel_error:
@@ -239,6 +253,8 @@ def check_numeric(
     tol: NumericTolerance | None = None,
     unit: Any = None,
     question_type: str | None = None,
+    science: bool = False,
+    scibench: bool = False,
 ) -> Verdict:
     r"""Compare a candidate number with a numeric reference, converting units when both sides have one.
 
@@ -248,6 +264,10 @@ def check_numeric(
         tol: the tolerance (:class:`NumericTolerance`; default: policy ``default``, no fixed rel_tol).
         unit: the question's ``unit`` field (``%`` enables the percent reading; ``10^{k}`` a scale).
         question_type: JEEBench ``Numeric``: correct to the 2nd decimal (0.005), the exam's precision.
+        science: a science question (not mathematics): a unit written with the reference makes it a
+            measured quantity (:func:`~.select.is_science`).
+        scibench: a SciBench row: its decimal references are measured quantities even without a
+            unit (:func:`~.select.is_scibench_row`).
 
     Returns:
         A :class:`Verdict` (checker ``numeric``): ``equal`` / ``unit_converted`` (equal after a unit
@@ -272,6 +292,6 @@ def check_numeric(
     units = _match_units(cand, ref, unit)
     if isinstance(units, Verdict):
         return units
-    rounding = _candidate_rounding(cand, units.converted)
-    best = _best(_readings(cand, ref, unit, units), ref, tol, question_type, rounding)
+    measured = _is_measured(ref, units, unit, science, scibench)
+    best = _best(_readings(cand, ref, unit, units), ref, tol, question_type, measured, _precision(cand))
     return _numeric_verdict(cand, ref, units, best)

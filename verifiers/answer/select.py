@@ -67,3 +67,20 @@ def asks_for_order(question: Mapping[str, Any]) -> bool:
     """Whether the question text asks for a list in order ("in increasing order", "in that order")."""
     text = question.get("question")
     return isinstance(text, str) and bool(_ORDER_WORDS.search(text))
+
+
+def is_scibench_row(question: Mapping[str, Any]) -> bool:
+    """Whether the question is a SciBench row (its ``source`` names the SciBench repository, or its id is ``scibench-...``).
+
+    SciBench references are computed results written in the question's ``unit`` (Wang et al. 2024),
+    so their decimals are measurements even when the unit field is empty.
+    """
+    source, qid = question.get("source"), question.get("id")
+    return (isinstance(source, str) and "scibench" in source.lower()) or (isinstance(qid, str) and qid.startswith("scibench-"))
+
+
+def is_science(question: Mapping[str, Any]) -> bool:
+    """Whether the question's ``subject`` is a science (physics, chemistry, ...), not mathematics."""
+    subject = question.get("subject")
+    return isinstance(subject, str) and subject.strip().lower() not in ("", "math", "mathematics")
+

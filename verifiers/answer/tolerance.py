@@ -29,6 +29,8 @@ CONVERTED_EXACT_REL_TOL = 1e-12
 """What "exactly equal" means after a unit conversion (pint's factors are floats: 1e-12 relative)."""
 JEE_NUMERIC_ALLOWANCE = Fraction(1, 200)
 """Half a unit in the 2nd decimal: JEE Advanced asks numeric answers "correct up to the 2nd decimal digit"."""
+MEASURED_MIN_SIG_FIGS = 3
+"""A measured answer judged at its own last digit needs at least this many significant figures."""
 
 POLICIES = ("default", "sig_figs", "scibench")
 """Tolerance policy names (``docs/verifiers.md``)."""
@@ -138,6 +140,29 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class CandidatePrecision:
+    """How a candidate written as a plain number was rounded (for the measured-quantity rules).
+
+    Attributes:
+        value: the candidate's value as written (before any conversion or percent reading).
+        sig_figs: its significant figures (``15.43`` -> 4; an integer's trailing zeros do not count).
+        half_ulp: half a unit in its last written digit, as written (``15.43`` -> 0.005).
+        decimal: written with a decimal point or exponent (not an integer literal).
+    """
+
+    value: Fraction
+    sig_figs: int
+    half_ulp: Fraction
+    decimal: bool
+
+    def half_ulp_in(self, reading: Reading) -> Fraction:
+        """Half a unit in the candidate's last digit, in the units of ``reading`` (converted, or /100 for a percent)."""
+        if not self.value or not isinstance(reading.candidate, Fraction):
+            return Fraction(0)
+        return abs(self.half_ulp * (reading.candidate / self.value))
+
+
+@dataclass(frozen=True)
 class Judgement:
     """The outcome of :func:`judge`: ``ok``, the relative error, the rule that applied, its tolerance."""
 
@@ -154,7 +179,8 @@ def judge(
     tol: NumericTolerance,
     *,
     question_type: str | None = None,
-    candidate_rounding: Fraction | None = None,
+    measured: bool = False,
+    candidate: CandidatePrecision | None = None,
 ) -> Judgement:
     """Decide whether one reading of a candidate equals the reference under ``tol``.
 
@@ -164,9 +190,13 @@ def judge(
         tol: the tolerance setting.
         question_type: JEEBench ``Numeric``: the answer must be correct to the 2nd decimal
             (``JEE_NUMERIC_ALLOWANCE`` = 0.005), however many digits the reference stores.
-        candidate_rounding: half a unit in the candidate's last written digit, in the reference
-            unit, when a rounded decimal (>= 4 significant digits) was converted from another unit;
-            an exact reference within it is accepted (0.5236 rad for 30 degrees).
+        measured: the reference is a measured quantity (a physical unit in a science question,
+            or a SciBench decimal): an integer reference is rounded at its last digit like a
+            decimal, and a candidate with at least ``MEASURED_MIN_SIG_FIGS`` significant figures
+            may also be the reference rounded at the candidate's own last digit (15.43 for 15.425).
+        candidate: the candidate's rounding when it is a written number. For an exact reference
+            a converted decimal with >= 4 significant figures may differ by half its last digit
+            (0.5236 rad for 30 degrees).
 
     Returns:
         A :class:`Judgement`; ``rule`` is ``rel_tol X``, ``correct to the 2nd decimal (JEE
@@ -185,8 +215,10 @@ def judge(
         # the exam's stated precision, not the digits the data happens to store ("0.5" is 0.50)
         allowed = JEE_NUMERIC_ALLOWANCE * abs(factor)
         return Judgement(_within(abs_diff(c, r), allowed), err, "correct to the 2nd decimal (JEE Numeric)", 0.0, label)
+    if measured and (ref.integer_literal or not ref.exact):
+        return _judge_measured(reading, ref, err, factor, candidate)
     if ref.exact and not ref.percent and label in (AS_WRITTEN, CONVERTED):
-        return _judge_exact(reading, ref, err, candidate_rounding)
+        return _judge_exact(reading, ref, err, candidate)
     allowed = Fraction(DEFAULT_REL_TOL) * abs(r)
     rule = f"rel_tol {DEFAULT_REL_TOL:g}"
     if ref.ulp is not None and ((ref.sig_figs or 0) >= 3 or tol.policy == "sig_figs"):
@@ -196,7 +228,20 @@ def judge(
     return Judgement(_within(abs_diff(c, r), allowed), err, rule, DEFAULT_REL_TOL, label)
 
 
-def _judge_exact(reading: Reading, ref: ParsedNumber, err: float, candidate_rounding: Fraction | None) -> Judgement:
+def _judge_measured(reading: Reading, ref: ParsedNumber, err: float, factor: Fraction,
+                    candidate: CandidatePrecision | None) -> Judgement:
+    """A measured reference: it rounds to the answer, or the answer rounds to it, at the coarser last digit."""
+    d = abs_diff(reading.candidate, reading.reference)
+    ulp = ref.ulp if ref.ulp is not None else Fraction(1)  # an integer with a unit: its last digit
+    if _within(d, ulp / 2 * abs(factor)):
+        return Judgement(True, err, "rounds to the reference's last written digit (a measured quantity)", 0.0, reading.label)
+    if candidate is not None and candidate.sig_figs >= MEASURED_MIN_SIG_FIGS and _within(d, candidate.half_ulp_in(reading)):
+        return Judgement(True, err, "the reference rounds to the answer's last written digit (a measured quantity)", 0.0,
+                         reading.label)
+    return Judgement(False, err, "rounds to the reference's last written digit (a measured quantity)", 0.0, reading.label)
+
+
+def _judge_exact(reading: Reading, ref: ParsedNumber, err: float, candidate: CandidatePrecision | None) -> Judgement:
     """An exact reference (integer, fraction, power of ten) against one reading."""
     c, r, label = reading.candidate, reading.reference, reading.label
     rule = "exact integer" if ref.integer_literal else "exact value"
@@ -204,10 +249,10 @@ def _judge_exact(reading: Reading, ref: ParsedNumber, err: float, candidate_roun
         return Judgement(c == r, err, rule, 0.0, label)
     # a float: the 30-digit value of a constant, or a conversion with pint's float factors
     ok = err <= (EXACT_REL_TOL if label == AS_WRITTEN else CONVERTED_EXACT_REL_TOL)
-    if not ok and label != AS_WRITTEN and candidate_rounding is not None:
+    if not ok and label != AS_WRITTEN and candidate is not None and candidate.decimal and candidate.sig_figs >= 4:
         # a rounded decimal in another unit: the reference must lie within half a unit of the
         # candidate's last written digit, converted
-        ok = bool(_within(abs_diff(c, r), candidate_rounding))
+        ok = bool(_within(abs_diff(c, r), candidate.half_ulp_in(reading)))
         if ok:
             rule = "the reference rounds to the converted answer's last written digit"
     return Judgement(ok, err, rule, 0.0, label)

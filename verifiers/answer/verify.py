@@ -20,7 +20,7 @@ from .common import MAX_ANSWER_CHARS, NotANumber, Unparseable, verdict
 from .latex import sympy_number
 from .numbers import fmt_fraction, parse_number
 from .numeric import check_numeric
-from .select import asks_for_order, reference_text, select_check
+from .select import asks_for_order, is_science, is_scibench_row, reference_text, select_check
 from .structured import check_boolean, check_list
 from .symbolic import check_symbolic
 from .tolerance import SYMBOLIC_REL_TOL, NumericTolerance, rel_error
@@ -137,7 +137,8 @@ def _check(ex: Extraction, question: Mapping[str, Any], config: VerifierConfig) 
         return check_list(cand, ref, tol=config.numeric)
     if kind == "numeric":
         return check_numeric(cand, ref, tol=config.numeric, unit=question.get("unit"),
-                             question_type=question.get("question_type"))
+                             question_type=question.get("question_type"), science=is_science(question),
+                             scibench=is_scibench_row(question))
     return _symbolic(cand, ref, question, config)
 
 
