@@ -330,8 +330,10 @@ def test_symbolic_details_name_the_method() -> None:
 
 
 def test_symbolic_unparseable_candidate() -> None:
-    v = check("\\frac{1}{", "x^2")
+    v = check("\\frac{1}{}", "x^2")
     assert v.ok is None and v.reason == UNPARSEABLE
+    v = check("\\frac{1}{", "x^2")  # the box itself is not closed: no final answer
+    assert v.ok is None and v.reason == NO_ANSWER and v.details["no_answer"] == "unclosed_box"
 
 
 def test_big_numbers_are_rejected_not_evaluated_exactly() -> None:
@@ -418,3 +420,42 @@ def test_no_eval_or_sympify_in_verifier_sources() -> None:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if re.search(r"\b(?:eval|exec|sympify|parse_expr)\(", line) and "# safe:" not in line:
                 pytest.fail(f"{path.relative_to(src_dir)}:{n}: {line.strip()}")
+
+
+# --- false accepts through the last-number fallback (issue 14, item 12) ----------------------------
+
+JEE_MCQ = {"answer": "D", "question_type": "MCQ",
+           "question": "An ideal gas ... The heat absorbed (in J) is\n\n(A) 50\n\n(B) 75\n\n(C) 350\n\n(D) 525"}
+# the shape of a real 1.5B response cut off at 1,536 tokens: no final answer, the options on a loop
+JEE_LOOP = ("Using the first law, Q = nC_v dT + W. With n = 2 and dT = 35 K we get about 525 J.\n"
+            + "Let's recheck the options:\n(A) 50\n(B) 75\n(C) 350\n(D) 525\n" * 40
+            + "Let's recheck the options:\n(A) 50\n(B) 75\n(C) 3")
+
+
+@pytest.mark.parametrize(("response", "question", "kind"), [
+    ("There are 3 cases to consider, one for each sign.\n\nSo the number of cases is \\boxed{}", {"answer": "3"}, "empty_box"),
+    ("There are 3 cases to consider.\n\nSo the number of cases is $\\boxed{ }$.", {"answer": "3"}, "empty_box"),
+    (JEE_LOOP, JEE_MCQ, "degenerate"),
+    ("Q = nC_v dT + W.\n\nLet's recheck the options: (A) 50 (B) 75 (C) 350 (D) 525", JEE_MCQ, "none"),
+    ("Q = 525 J, which matches one option.\n\nLet's recheck the options:\n(D) 525", JEE_MCQ, "none"),
+    ("Case 1 gives 2 solutions.\n\nNext I would check the remaining cases the same way.", {"answer": "2"}, "none"),
+])
+def test_no_final_answer_is_never_accepted(response: str, question: dict, kind: str) -> None:
+    v = verify_answer(response, question)
+    assert v.ok is None and v.reason == NO_ANSWER, v
+    assert v.details["no_answer"] == kind
+
+
+def test_a_response_cut_off_by_the_token_limit_has_no_final_answer() -> None:
+    v = verify_answer(JEE_LOOP, JEE_MCQ, finish_reason="length")
+    assert v.reason == NO_ANSWER and v.details["no_answer"] == "truncated"
+    boxed = "We get 48 + 24 = 72, so \\boxed{72}. To double-check, 72 - 24 = 4"
+    assert verify_answer(boxed, {"answer": "72"}, finish_reason="length").reason == NO_ANSWER
+    assert verify_answer(boxed, {"answer": "72"}, finish_reason="stop").ok is True
+    assert verify_answer(boxed, {"answer": "72"}).ok is True
+
+
+def test_an_accepted_answer_is_stated_as_the_answer() -> None:
+    assert verify_answer("Natalia sold 48 + 24 clips.\n\nIn total she sold 72 clips.", {"answer": "72"}).ok is True
+    assert verify_answer("Q = 525 J.\n\nSo the answer is (D) 525.", JEE_MCQ).ok is True
+    assert verify_answer("The heat is 525 J, option (D).\n\n\\boxed{D}", JEE_MCQ).ok is True

@@ -8,9 +8,11 @@ checker, user plugins) implement :class:`AnswerVerifier` and plug into the same 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
-from collections.abc import Mapping
 
 # Reason codes. Kept as plain strings so that traces stay readable JSON.
 EQUAL = "equal"
@@ -107,6 +109,11 @@ class AnswerVerifier(Protocol):
     ``unit``, ``choices`` (list of option texts, A first), ``answer_type``, ``question_type``.
     Implementations must never evaluate model text as code, and must return a :class:`Verdict`
     (never raise) for any response text, however malformed.
+
+    Optional: a keyword-only ``finish_reason`` (``verify(response, question, *, finish_reason=None)``),
+    the model server's reason for ending the response (``length`` = cut off by the token limit). Call
+    verifiers through :func:`verify_response` / :func:`averify_response`, which pass it only to
+    verifiers that accept it, so plugins without it keep working.
     """
 
     name: str
@@ -117,7 +124,44 @@ class AnswerVerifier(Protocol):
         ...
 
 
+def accepts_finish_reason(method: Callable[..., Any]) -> bool:
+    """Whether a ``verify``/``averify`` method takes a ``finish_reason`` keyword (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return "finish_reason" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def verify_response(verifier: Any, response: str, question: Mapping[str, Any], *,
+                    finish_reason: str | None = None) -> Verdict:
+    """``verifier.verify(response, question)``, with ``finish_reason`` when the verifier accepts it.
+
+    Args:
+        verifier: any :class:`AnswerVerifier` (built-in or plugin).
+        response: the full model output.
+        question: the question mapping.
+        finish_reason: the model server's ``finish_reason`` of the response (``stop``, ``length``,
+            ...), or ``None``. Verifiers without the keyword are called without it.
+    """
+    if finish_reason is not None and accepts_finish_reason(verifier.verify):
+        return verifier.verify(response, question, finish_reason=finish_reason)
+    return verifier.verify(response, question)
+
+
+async def averify_response(verifier: Any, response: str, question: Mapping[str, Any], *,
+                           finish_reason: str | None = None) -> Verdict:
+    """The asynchronous :func:`verify_response`: the verifier's ``averify`` when it has one (checks run
+    in its sandbox without blocking the event loop), else its ``verify`` in a worker thread."""
+    averify = getattr(verifier, "averify", None)
+    if averify is None:
+        return await asyncio.to_thread(verify_response, verifier, response, question, finish_reason=finish_reason)
+    if finish_reason is not None and accepts_finish_reason(averify):
+        return await averify(response, question, finish_reason=finish_reason)
+    return await averify(response, question)
+
+
 Verifier = AnswerVerifier
 """Alias: the verifier interface (``name``, ``version``, ``verify(response, question) -> Verdict``;
-optionally ``async averify(...)`` and ``close()``). Plugins register through the
+optionally a ``finish_reason`` keyword, ``async averify(...)`` and ``close()``). Plugins register through the
 ``scireflect.verifiers`` entry point group; see :mod:`scireflect.verifiers.registry`."""

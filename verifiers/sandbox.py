@@ -156,9 +156,10 @@ class SandboxedAnswerVerifier(_WorkerPool):
 
     # -- checking -------------------------------------------------------------------------------
 
-    def _submit(self, response: str, question: Mapping[str, Any]) -> tuple[Future | None, Verdict | None, Any]:
+    def _submit(self, response: str, question: Mapping[str, Any],
+                finish_reason: str | None) -> tuple[Future | None, Verdict | None, Any]:
         """Pre-check in the parent; return (future, None, extraction) or (None, verdict, extraction)."""
-        extraction, early = precheck(response, question)
+        extraction, early = precheck(response, question, finish_reason=finish_reason)
         if early is not None:
             return None, early, extraction
         assert extraction is not None
@@ -199,13 +200,15 @@ class SandboxedAnswerVerifier(_WorkerPool):
             **ex_kw,
         )
 
-    def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+    def verify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
         """Check ``response`` against ``question['answer']`` in a worker; blocks until done.
 
         Args:
             response: the full model output.
             question: mapping with ``answer`` and optionally ``choices``, ``unit``,
-                ``question_type``, ``answer_type``, ``question``.
+                ``question_type``, ``answer_type``, ``question``, ``subject``, ``source``, ``id``.
+            finish_reason: the model server's ``finish_reason`` of the response (``length``: cut
+                off by the token limit, so ``no_answer``, decided in the parent); ``None`` if unknown.
 
         Returns:
             The worker's :class:`Verdict` (``elapsed_s`` replaced by the parent's wall time), or
@@ -214,13 +217,13 @@ class SandboxedAnswerVerifier(_WorkerPool):
         t0 = perf_counter()
         extraction = None
         try:
-            fut, early, extraction = self._submit(response, question)
+            fut, early, extraction = self._submit(response, question, finish_reason)
             verdict = early if fut is None else fut.result()
         except Exception as exc:  # noqa: BLE001 - the contract is "never raises" (incl. CancelledError)
             verdict = self._from_exception(exc, extraction)
         return replace(verdict, elapsed_s=perf_counter() - t0)
 
-    async def averify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+    async def averify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
         """Asynchronous :meth:`verify`: awaits the worker without blocking the event loop.
 
         Safe to call from many coroutines at once (``asyncio.gather``) and from several threads,
@@ -230,7 +233,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
         t0 = perf_counter()
         extraction = None
         try:
-            fut, early, extraction = self._submit(response, question)
+            fut, early, extraction = self._submit(response, question, finish_reason)
             verdict = early if fut is None else await asyncio.wrap_future(fut)
         except asyncio.CancelledError:
             raise

@@ -14,7 +14,7 @@ from time import perf_counter
 from typing import Any
 
 from ..base import CHECK_ERROR, EQUAL, NO_ANSWER, NO_REFERENCE, NUMERIC_MISMATCH, TEXT_MISMATCH, UNPARSEABLE, Verdict
-from ..extract import Extraction, extract_final_answer
+from ..extract import Extraction, NoFinalAnswer, find_final_answer
 from .choice import check_choice
 from .common import MAX_ANSWER_CHARS, NotANumber, Unparseable, verdict
 from .latex import sympy_number
@@ -50,37 +50,41 @@ class VerifierConfig:
         return cls(NumericTolerance.of(rel_tol, tolerance), ensemble)
 
 
-def precheck(response: Any, question: Mapping[str, Any]) -> tuple[Extraction | None, Verdict | None]:
+def precheck(
+    response: Any, question: Mapping[str, Any], *, finish_reason: str | None = None
+) -> tuple[Extraction | None, Verdict | None]:
     """Extract the final answer and make the decisions that need no parser; safe in the parent process.
 
     Args:
         response: the full model output (anything; non-strings give ``no_answer``).
         question: the question mapping (``answer`` is read).
+        finish_reason: why generation stopped (the model server's ``finish_reason``; ``None`` when
+            unknown): ``length``/``max_tokens`` mean the response was cut off and has no final answer.
 
     Returns:
         ``(extraction, verdict)``: ``verdict`` is a final :class:`Verdict` when the answer can be
-        decided without parsing (``no_reference``, ``no_answer``, or ``unparseable`` when the
+        decided without parsing (``no_reference``; ``no_answer`` with ``details['no_answer']`` the
+        kind from :func:`~scireflect.verifiers.extract.find_final_answer`: ``truncated``,
+        ``degenerate``, ``empty_box``, ``unclosed_box``, ``none``; or ``unparseable`` when the
         extracted answer is longer than ``MAX_ANSWER_CHARS`` = 20,000 characters), else ``None``
         and ``extraction`` is what :func:`verify_extraction` checks.
     """
     if question is None or not hasattr(question, "get") or reference_text(question) is None:
         return None, verdict(None, NO_REFERENCE, "the question has no reference answer to compare with", "precheck")
-    ex = extract_final_answer(response) if isinstance(response, str) else None
-    if ex is None:
-        return None, verdict(
-            None, NO_ANSWER, "no final answer (\\boxed{...}, 'Answer: ...' or a number) was found in the response", "precheck"
-        )
-    if len(ex.text) > MAX_ANSWER_CHARS:
-        return ex, verdict(
+    found = find_final_answer(response, finish_reason=finish_reason)
+    if isinstance(found, NoFinalAnswer):
+        return None, verdict(None, NO_ANSWER, found.explanation, "precheck", details={"no_answer": found.kind})
+    if len(found.text) > MAX_ANSWER_CHARS:
+        return found, verdict(
             None,
             UNPARSEABLE,
-            f"the extracted answer is {len(ex.text)} characters long (limit {MAX_ANSWER_CHARS}); it was not parsed",
+            f"the extracted answer is {len(found.text)} characters long (limit {MAX_ANSWER_CHARS}); it was not parsed",
             "precheck",
-            extracted=ex.text[:200] + "...",
-            extraction_method=ex.method,
-            details={"length": len(ex.text), "limit": MAX_ANSWER_CHARS},
+            extracted=found.text[:200] + "...",
+            extraction_method=found.method,
+            details={"length": len(found.text), "limit": MAX_ANSWER_CHARS},
         )
-    return ex, None
+    return found, None
 
 
 def _symbolic(cand: str, ref: str, question: Mapping[str, Any], config: VerifierConfig) -> Verdict:
@@ -174,6 +178,7 @@ def verify_answer(
     response: str,
     question: Mapping[str, Any],
     *,
+    finish_reason: str | None = None,
     rel_tol: float | None = None,
     tolerance: str | None = None,
     ensemble: bool = True,
@@ -182,9 +187,13 @@ def verify_answer(
     r"""Check a model response against a question's reference answer, in this process.
 
     Args:
-        response: the full model output (the final answer is taken by :func:`extract_final_answer`).
+        response: the full model output (the final answer is taken by
+            :func:`~scireflect.verifiers.extract.find_final_answer`).
         question: a mapping with ``answer`` (str/None) and optionally ``choices``, ``unit``,
-            ``question_type``, ``answer_type``, ``question`` (the text, for options written in it).
+            ``question_type``, ``answer_type``, ``question`` (the text, for options written in it),
+            ``subject``, ``source``/``id`` (SciBench rows).
+        finish_reason: the model server's ``finish_reason`` for this response (``length``: cut off
+            by the token limit, so ``no_answer``); ``None`` when unknown.
         rel_tol: ``None`` for the default tolerance rules, or a relative tolerance (e.g.
             ``SCIBENCH_REL_TOL`` = 0.05, SciBench-style) for numeric answers.
         tolerance: the numeric tolerance policy: ``None``/``"default"``, ``"sig_figs"`` (derived
@@ -205,7 +214,7 @@ def verify_answer(
     t0 = perf_counter()
     config = config or VerifierConfig.of(rel_tol, tolerance, ensemble)
     try:
-        ex, early = precheck(response, question)
+        ex, early = precheck(response, question, finish_reason=finish_reason)
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises" (e.g. a question whose get() fails)
         early = verdict(None, CHECK_ERROR, f"the checker failed ({type(exc).__name__})", "error",
                         details={"error_type": type(exc).__name__})
