@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import replace
 from time import perf_counter
 from typing import Any
@@ -62,11 +62,21 @@ def _run_check(extraction: Extraction, question: dict[str, Any], config: Verifie
     return verify_extraction(extraction, question, config)
 
 
+_POLL_S = 0.01
+"""How often a caller looks whether its queued task has started (its time limit starts then)."""
+
+
 class _WorkerPool:
     """A lazily started pebble process pool of ``workers`` workers, each under ``RLIMIT_AS`` of
     ``memory_mb`` MiB (:func:`_init_worker`), started with ``start_method``; thread-safe.
     :meth:`close` stops it (running tasks are killed) and a later use starts a new one. The shared
-    machinery of :class:`SandboxedAnswerVerifier` and :class:`SandboxedRunner`."""
+    machinery of :class:`SandboxedAnswerVerifier` and :class:`SandboxedRunner`.
+
+    Time limit: a task gets ``timeout_s`` from the moment a worker starts it, and its caller gets
+    ``TimeoutError`` then (:meth:`_result` / :meth:`_aresult`). pebble kills the worker for the
+    same limit, but it sets the task's exception only after the kill (SIGTERM, then up to 3 s
+    before SIGKILL when the worker is stuck in C code); that kill and the worker's restart happen
+    in pebble's manager thread, off the caller's path."""
 
     def __init__(self, timeout_s: float, memory_mb: int | None, workers: int, start_method: str = "spawn") -> None:
         self.timeout_s = float(timeout_s)
@@ -88,6 +98,23 @@ class _WorkerPool:
                     context=multiprocessing.get_context(self.start_method),
                 )
             return self._pool
+
+    def _result(self, fut: Future) -> Any:
+        """``fut.result()``, or ``TimeoutError`` at ``timeout_s`` after a worker started the task."""
+        while not fut.running() and not fut.done():  # queued: the limit has not started
+            wait([fut], timeout=_POLL_S)
+        return fut.result(timeout=self.timeout_s)  # at most timeout_s (+ one poll) after the start
+
+    async def _aresult(self, fut: Future) -> Any:
+        """:meth:`_result` for asyncio. At the limit, or when the coroutine is cancelled, the task is
+        cancelled: pebble kills its worker in its own thread."""
+        try:
+            while not fut.running() and not fut.done():
+                await asyncio.sleep(_POLL_S)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout_s)  # cancels fut on timeout
 
     def close(self) -> None:
         """Stop the worker processes (running tasks are killed). Safe to call more than once."""
@@ -112,7 +139,9 @@ class SandboxedAnswerVerifier(_WorkerPool):
 
     Args:
         timeout_s: wall-clock limit, in seconds, for one check once a worker has started it; a
-            check past it is killed and returns ``Verdict(ok=None, reason="timeout")``.
+            check past it returns ``Verdict(ok=None, reason="timeout")`` at the limit, and its
+            worker is killed and replaced in the background (a check queued behind it waits for
+            the fresh worker; queueing does not count against its limit).
         memory_mb: address-space limit (``RLIMIT_AS``) of each worker, in MiB (``None``/0: none).
             A check that runs out of memory returns ``ok=None``, reason ``check_error``.
         workers: number of worker processes (checks beyond that wait in a queue).
@@ -218,7 +247,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
         extraction = None
         try:
             fut, early, extraction = self._submit(response, question, finish_reason)
-            verdict = early if fut is None else fut.result()
+            verdict = early if fut is None else self._result(fut)
         except Exception as exc:  # noqa: BLE001 - the contract is "never raises" (incl. CancelledError)
             verdict = self._from_exception(exc, extraction)
         return replace(verdict, elapsed_s=perf_counter() - t0)
@@ -234,7 +263,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
         extraction = None
         try:
             fut, early, extraction = self._submit(response, question, finish_reason)
-            verdict = early if fut is None else await asyncio.wrap_future(fut)
+            verdict = early if fut is None else await self._aresult(fut)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
@@ -277,7 +306,7 @@ class SandboxedRunner(_WorkerPool):
         """``fn(*args)`` in a worker; blocks. Raises ``TimeoutError`` past ``timeout_s``."""
         fut = self._get_pool().schedule(fn, args=args, timeout=self.timeout_s)
         try:
-            return fut.result()
+            return self._result(fut)
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc) from exc
 
@@ -285,9 +314,8 @@ class SandboxedRunner(_WorkerPool):
         """``fn(*args)`` in a worker without blocking the event loop."""
         fut = self._get_pool().schedule(fn, args=args, timeout=self.timeout_s)
         try:
-            return await asyncio.wrap_future(fut)
+            return await self._aresult(fut)
         except asyncio.CancelledError:
-            fut.cancel()
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc) from exc
