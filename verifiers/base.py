@@ -1,8 +1,9 @@
 """The verifier interface: a :class:`Verdict` record and the :class:`AnswerVerifier` protocol.
 
 Every answer check in scireflect returns a :class:`Verdict`. The annotation graph stores it with the
-attempt it judged, routes on ``ok`` and hands ``reason``/``explanation`` to the Critic as evidence
-(the Critic never sees the reference answer). New checkers (the unit-aware verifier, the Lean proof
+attempt it judged, routes on ``ok`` and hands :meth:`Verdict.evidence_for_critic` to the Critic: the
+kind of error and the candidate side only (the Critic never learns the reference answer, nor a
+magnitude, bound or property of it). New checkers (the unit-aware verifier, the Lean proof
 checker, user plugins) implement :class:`AnswerVerifier` and plug into the same place.
 """
 
@@ -45,8 +46,9 @@ class Verdict:
             when it cannot be decided (nothing extracted, unparseable, timeout, checker error).
             Only ``ok is True`` ever turns an attempt into training data.
         reason: a reason code (module constants: ``equal``, ``numeric_mismatch``, ``no_answer``, ...).
-        explanation: one human-readable sentence, safe to show to the Critic (it never contains
-            the reference answer).
+        explanation: one human-readable sentence for traces and people; it never contains the
+            reference answer but may hold a relative error or the rule applied. The Critic gets
+            :meth:`evidence_for_critic` instead.
         extracted: the final-answer text taken from the response (e.g. the content of ``\\boxed{}``),
             or ``None`` when nothing was found.
         extraction_method: how ``extracted`` was found (``boxed``, ``answer_line``, ``last_number``).
@@ -90,15 +92,78 @@ class Verdict:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def evidence_for_critic(self) -> str:
-        """The verifier's evidence as one line for the Critic, without the reference answer.
+        """The verifier's evidence as one line for the Critic: *that* the answer is wrong and *why in
+        kind*, never anything about the reference answer.
 
-        Unit evidence is included: for ``dimension_mismatch`` the explanation names the answer's
-        unit and dimension and the requested ones (``dimension mismatch: got m ([length]), expected
-        m/s ([length] / [time])``); for a converted answer the conversion. Units are part of the
-        question (SciBench's ``unit`` field), never the reference value.
+        Built from the reason code and the candidate side only (:func:`critic_evidence`): the
+        extracted answer, its unit and dimension, why no answer was found, and the unit the
+        question asks for (SciBench's ``unit`` field: part of the question). Never the reference,
+        a relative error, a tolerance or a property of the reference ("an exact integer match is
+        required" narrows it down); the ``explanation`` (for traces and people) may hold those.
         """
         got = self.extracted if self.extracted is not None else "(no final answer found)"
-        return f"verifier: {self.status} ({self.reason}); extracted final answer: {got}. {self.explanation}"
+        return f"verifier: {self.status} ({self.reason}); extracted final answer: {got}. {critic_evidence(self)}"
+
+
+_WHY = {
+    EQUAL: "The answer is correct.",
+    UNIT_CONVERTED: "The answer is correct once its unit is converted.",
+    NUMERIC_MISMATCH: "The value of the answer is wrong.",
+    CHOICE_MISMATCH: "The chosen option is not the correct one.",
+    SYMBOLIC_MISMATCH: "The answer is not equivalent to the correct answer.",
+    TEXT_MISMATCH: "The answer is wrong.",
+    DIMENSION_MISMATCH: "The unit of the answer has the wrong physical dimension.",
+    NO_ANSWER: "The response states no final answer; end with the answer in \\boxed{...}.",
+    UNPARSEABLE: "The final answer could not be read.",
+    NO_REFERENCE: "The question has nothing to check the answer against, so it was not checked.",
+    TIMEOUT: "Checking the answer took too long (a very large or deeply nested expression?).",
+    CHECK_ERROR: "The checker failed on this answer.",
+    UNDECIDED: "Whether the answer is equivalent to the correct one could not be decided.",
+}
+_NO_ANSWER_WHY = {
+    "truncated": "The response was cut off by the token limit before it finished, so it states no final answer; "
+                 "be shorter and end with the answer in \\boxed{...}.",
+    "degenerate": "The response ends in a loop, repeating the same passage, so it states no final answer.",
+    "empty_box": "The last \\boxed{} of the response is empty, so it states no final answer.",
+    "unclosed_box": "The last \\boxed{ of the response is not closed, so its final answer is cut off.",
+}
+_UNREADABLE_WHY = {
+    "choice": "The final answer names no option; answer with the letter of one option.",
+    "boolean": "The final answer is not true or false.",
+    "list": "The final answer is not a list.",
+    "numeric": "The final answer could not be read as a number.",
+    "symbolic": "The final answer could not be parsed as a LaTeX expression.",
+    "precheck": "The final answer is too long to be read.",
+}
+
+
+def critic_evidence(v: Verdict) -> str:
+    """Why, in kind, a verdict is what it is, from its reason code and the candidate side of its details.
+
+    Args:
+        v: any verdict (also one rebuilt from a trace by :meth:`Verdict.from_dict`).
+
+    Returns:
+        One or two sentences. For a reason code this module does not know (a plugin's own), the
+        plugin's ``explanation``, which by the plugin contract never contains the reference.
+    """
+    d = v.details or {}
+    if v.reason not in _WHY:
+        return v.explanation
+    if v.reason == NO_ANSWER:
+        return _NO_ANSWER_WHY.get(str(d.get("no_answer")), _WHY[NO_ANSWER])
+    if v.reason == DIMENSION_MISMATCH and d.get("candidate_unit"):
+        asked = f"{d['requested_unit']} ({d.get('requested_dimension')})" if d.get("requested_unit") else None
+        got = f"dimension mismatch: got {d['candidate_unit']} ({d.get('candidate_dimension')})"
+        return f"{got}, expected {asked}." if asked else f"{got}, which is not the dimension the question asks for."
+    if v.reason == UNPARSEABLE:
+        if d.get("candidate_unit_text"):
+            asked = f"; the question asks for {d['requested_unit']}" if d.get("requested_unit") else ""
+            return f"The unit '{d['candidate_unit_text']}' of the answer could not be read{asked}."
+        return _UNREADABLE_WHY.get(v.checker, _WHY[UNPARSEABLE])
+    if v.reason == NUMERIC_MISMATCH and d.get("not_a_number"):
+        return f"The answer is not a real number: it {d['not_a_number']}."
+    return _WHY[v.reason]
 
 
 @runtime_checkable

@@ -107,13 +107,13 @@ def _read_candidate(candidate: str, ref: ParsedNumber) -> _Candidate | Verdict:
     except NotANumber as exc:
         what = "has no finite value" if str(exc) == "no finite value" else f"contains the symbol(s) {exc}"
         return verdict(False, NUMERIC_MISMATCH, f"the extracted answer is not a number (it {what}) but a number is expected",
-                       "numeric", reference=ref_s)
+                       "numeric", reference=ref_s, details={"not_a_number": what})
     except Unparseable:
         return verdict(None, UNPARSEABLE, "the extracted answer could not be read as a number or a LaTeX expression",
                        "numeric", reference=ref_s)
     if isinstance(value, mpmath.mpc):
         return verdict(False, NUMERIC_MISMATCH, "the extracted answer is a complex number but a real number is expected",
-                       "numeric", candidate=fmt_value(value), reference=ref_s)
+                       "numeric", candidate=fmt_value(value), reference=ref_s, details={"not_a_number": "is a complex number"})
     return _Candidate(value, parsed, unit)
 
 
@@ -123,14 +123,18 @@ def _match_units(cand: _Candidate, ref: ParsedNumber, unit: Any) -> _Units | Ver
     Returns the verdict instead when the units have different dimensions, or when the candidate's
     unit cannot be read although a physical unit is requested.
     """
-    r_unit_text = unit if isinstance(unit, str) and unit.strip() else ref.unit
-    r_spec = parse_unit(r_unit_text) if r_unit_text else None
+    asked = isinstance(unit, str) and bool(unit.strip())  # the question's unit field: part of the question
+    r_spec = parse_unit(unit if asked else ref.unit) if (asked or ref.unit) else None
     c_spec = parse_unit(cand.unit) if cand.unit else None
+    # what the Critic may be told: the unit the question asks for, never one read off the reference
+    requested = {"requested_unit": r_spec.pretty, "requested_dimension": r_spec.dimensionality} \
+        if asked and r_spec is not None and r_spec.physical else {}
     details: dict[str, Any] = {}
     converted = None
     if c_spec is not None and c_spec.physical and r_spec is not None and r_spec.physical:
         details = {"candidate_unit": c_spec.pretty, "reference_unit": r_spec.pretty,
-                   "candidate_dimension": c_spec.dimensionality, "reference_dimension": r_spec.dimensionality}
+                   "candidate_dimension": c_spec.dimensionality, "reference_dimension": r_spec.dimensionality,
+                   **requested}
         try:
             converted = conversion(as_fraction(cand.value), c_spec, r_spec)
         except DimensionMismatch as exc:
@@ -145,7 +149,7 @@ def _match_units(cand: _Candidate, ref: ParsedNumber, unit: Any) -> _Units | Ver
                        f"the unit '{cand.unit}' of the extracted answer could not be read, so it cannot be compared with "
                        f"the requested unit {r_spec.pretty} ({r_spec.dimensionality})",
                        "numeric", candidate=fmt_value(cand.value), reference=fmt_fraction(ref.value),
-                       details={"candidate_unit_text": cand.unit, "reference_unit": r_spec.pretty})
+                       details={"candidate_unit_text": cand.unit, "reference_unit": r_spec.pretty, **requested})
     return _Units(c_spec, r_spec, converted, details)
 
 
