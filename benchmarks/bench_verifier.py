@@ -328,17 +328,17 @@ HARD = [
 ]
 
 
+def _hand(cases: list[tuple]) -> list[dict]:
+    """Pairs from hand-written ``(reference, unit, candidate, equal, category, note)`` rows."""
+    return [{"reference": ref, "unit": unit, "candidate": cand, "equal": eq, "category": cat, "source": "hard-case",
+             "note": note} for ref, unit, cand, eq, cat, note in cases]
+
+
 def build(path: Path = SUITE, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
-    pairs = _build_units(rng) + _build_numeric(rng) + _build_symbolic(rng) + _build_choice(rng)
-    for ref, unit, cand, eq, cat, note in HARD:
-        pairs.append({"reference": ref, "unit": unit, "candidate": cand, "equal": eq, "category": cat,
-                      "source": "hard-case", "note": note})
+    pairs = _build_units(rng) + _build_numeric(rng) + _build_symbolic(rng) + _build_choice(rng) + _hand(HARD)
     # issue 14: false accepts and rejects of the verifier (appended, so the first 758 pairs keep their ids)
-    pairs += _build_jee_numeric() + _build_measured() + _build_extraction()
-    for ref, unit, cand, eq, cat, note in NOTATION:
-        pairs.append({"reference": ref, "unit": unit, "candidate": cand, "equal": eq, "category": cat,
-                      "source": "hard-case", "note": note})
+    pairs += _build_jee_numeric() + _build_measured() + _build_extraction() + _hand(NOTATION)
     for i, p in enumerate(pairs):
         p["id"] = f"eq-{i:04d}"
         if p.get("unit") is None:
