@@ -1,7 +1,8 @@
 """Verifiers: deterministic checks of model answers against reference answers.
 
 Every check returns a :class:`Verdict` (``ok`` True/False/None, a reason code, an explanation that
-is safe to show to the Critic because it never contains the reference answer). The pieces:
+never contains the reference answer, and :meth:`Verdict.evidence_for_critic`, what the Critic may
+learn: the kind of error and the candidate side only). The pieces:
 
 * :func:`find_final_answer` (``extract.py``): the last ``\\boxed{}``, else an "Answer:" line,
   else the last number of the concluding line; or why there is none (truncated, a loop, an empty

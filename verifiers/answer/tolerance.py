@@ -199,9 +199,12 @@ def judge(
             (0.5236 rad for 30 degrees).
 
     Returns:
-        A :class:`Judgement`; ``rule`` is ``rel_tol X``, ``correct to the 2nd decimal (JEE
-        Numeric)``, ``exact integer``, ``exact value``, ``rounds to the reference's last written digit`` or ``the reference rounds to the converted
-        answer's last written digit``; ``tol`` is the relative tolerance (0 for exact rules).
+        A :class:`Judgement`; ``rule`` names what decided: ``rel_tol X``, ``correct to the 2nd
+        decimal (JEE Numeric)``, ``exact integer``, ``exact value``, ``rounds to the reference's
+        last written digit`` (with `` (a measured quantity)`` for measurements), ``the reference
+        rounds to the answer's last written digit (a measured quantity)`` or ``the reference rounds
+        to the converted answer's last written digit``; ``tol`` is the relative tolerance (0 for
+        the rules that are not relative).
     """
     c, r, label = reading.candidate, reading.reference, reading.label
     err = rel_error(c, r)
