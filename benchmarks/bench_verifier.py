@@ -12,11 +12,18 @@ a unit of another dimension (false), a value that rounds to the reference at its
 (false), plus the known hard cases of math-verify. Labels are what is mathematically/physically
 true, never what either checker says.
 
-Each pair is ``{"id", "category" (numeric|units|symbolic|choice), "reference", "unit"?, "candidate",
-"equal", "question"? (extra fields such as choices), "note"}``. Our verifier gets the question
-mapping (reference + unit field); math-verify gets the reference with its unit appended as LaTeX
-(the same information), through ``parse``/``verify`` with its timeouts disabled. Both run in this
-process on one core; "checks/s/core" is pairs per second of CPU time.
+Since issue 14 the suite also has JEEBench Numeric answers at the exam's 2 decimals, SciBench
+measured quantities (integers with a unit, results to 4 significant figures), Unicode and Ångström
+notation, and whole responses (category ``extraction``) that state an answer or do not (an empty
+last box, cut off by the token limit, a loop over the options, a number only in the reasoning).
+
+Each pair is ``{"id", "category" (numeric|units|symbolic|choice|extraction), "reference", "unit"?,
+"candidate", "equal", "question"? (extra fields such as choices, subject, source), "response"? (the
+whole model output, instead of ``\\boxed{candidate}``), "finish_reason"?, "note"}``. Our verifier
+gets the question mapping (reference + unit field) and the finish reason; math-verify gets the
+reference with its unit appended as LaTeX (the same information), through ``parse``/``verify`` with
+its timeouts disabled, and a cut-off response counts as rejected by it. Both run in this process
+on one core; "checks/s/core" is pairs per second of CPU time.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import random
 import re
 import sys
@@ -206,6 +214,103 @@ def _build_choice(rng: random.Random) -> list[dict]:
     return out
 
 
+def _build_jee_numeric() -> list[dict]:
+    """JEEBench Numeric answers, which the exam asks "correct up to the 2nd decimal digit" (0.50 is stored as "0.5")."""
+    out = []
+    rows = [r for r in _rows("jeebench/jee_adv_2016_2020.jsonl") if r.get("question_type") == "Numeric"]
+    for r in rows[:20]:
+        a, v = r["answer"], Fraction(r["answer"])
+        base = dict(reference=a, category="numeric", source=r["id"], question={"question_type": "Numeric"})
+        out.append({**base, "candidate": f"{float(v):.2f}", "equal": True, "note": "JEE: written to 2 decimals"})
+        out.append({**base, "candidate": f"{float(v + Fraction(4, 1000)):.3f}", "equal": True, "note": "JEE: within 0.005"})
+        out.append({**base, "candidate": f"{float(v + Fraction(5, 100)):.2f}", "equal": False, "note": "JEE: 0.05 off (0.55 for 0.5)"})
+        out.append({**base, "candidate": f"{float(v - Fraction(1, 100)):.2f}", "equal": False, "note": "JEE: 1 off in the 2nd decimal"})
+    return out
+
+
+def _build_measured() -> list[dict]:
+    """SciBench quantities: integers with a unit are measurements; long decimals may be given to 4 s.f."""
+    from scireflect.verifiers.answer import parse_number
+    from scireflect.verifiers.units import parse_unit
+
+    out = []
+    rows = _rows("scibench/scibench_dev.jsonl")
+    ints = [r for r in rows if re.fullmatch(r"-?\d+", r["answer"]) and r["answer"].lstrip("-") != "0"
+            and (spec := parse_unit(r["unit"])) is not None and spec.physical and "°" not in spec.pretty]
+    for r in ints[:15]:
+        n = int(r["answer"])
+        base = dict(reference=r["answer"], unit=r["unit"], category="units", source=r["id"])
+        out.append({**base, "candidate": f"{n - 0.3:.1f}", "equal": True, "note": "an integer with a unit is measured: rounds to it"})
+        out.append({**base, "candidate": f"{n + 0.6:.1f}", "equal": False, "note": "rounds to the next integer"})
+        out.append({**base, "candidate": str(n + 1), "equal": False, "note": "off by one"})
+    longs = [r for r in rows if (pn := parse_number(r["answer"])) is not None and pn.sig_figs and pn.sig_figs >= 6 and pn.value]
+    for r in longs[:15]:
+        x = float(Fraction(r["answer"]))
+        dec = 3 - math.floor(math.log10(abs(x)))  # decimals that keep 4 significant figures
+        if dec < 1:
+            continue  # 4 figures of a large number end in zeros whose significance is unclear
+        four = f"{x:.{dec}f}"
+        base = dict(reference=r["answer"], category="units" if r["unit"] else "numeric", source=r["id"],
+                    question={"subject": r["subject"], "source": r["source"]})
+        if r["unit"]:
+            base["unit"] = r["unit"]
+        out.append({**base, "candidate": four, "equal": True, "note": "SciBench: the reference to 4 significant figures"})
+        out.append({**base, "candidate": f"{float(four) + 2 * 10 ** -dec:.{dec}f}", "equal": False,
+                    "note": "SciBench: 2 off in the 4th figure"})
+    return out
+
+
+def _build_extraction() -> list[dict]:
+    """Whole responses: a final answer stated as such (true) or none at all (false, whatever number is in it)."""
+    out = []
+    for r in _rows("gsm8k/train.jsonl")[100:110]:
+        a = r["answer"]
+        base = dict(reference=a, category="extraction", source=r["id"], candidate=a)
+        out.append({**base, "response": f"Adding up the amounts gives {a}.\n\nSo the total is {a} dollars.", "equal": True,
+                    "note": "the concluding line states the answer"})
+        out.append({**base, "response": f"There are {a} cases to count.\n\nSo the answer is \\boxed{{}}", "equal": False,
+                    "note": "the last box is empty"})
+        out.append({**base, "response": f"We get {a}, so \\boxed{{{a}}}. To double-check, {a} - 1 = ", "finish_reason": "length",
+                    "equal": False, "note": "cut off by the token limit"})
+        out.append({**base, "response": f"Case 1 gives {a}.\n\nNext we check the other cases in the same way.", "equal": False,
+                    "note": "no answer in the concluding line"})
+    jee = [r for r in _rows("jeebench/jee_adv_2016_2020.jsonl") if r.get("question_type") == "MCQ"]
+    for r in jee:
+        opts = re.findall(r"\(([A-D])\) ([-\d.]+)\s*$", r["question"], re.M)
+        if len(opts) != 4:
+            continue
+        listing = "".join(f"({k}) {v}\n" for k, v in opts)
+        value = dict(opts)[r["answer"]]
+        base = dict(reference=r["answer"], category="extraction", source=r["id"], candidate=value,
+                    question={"question_type": "MCQ", "question": r["question"]})
+        out.append({**base, "response": f"The result is {value}.\n" + ("Let's recheck the options:\n" + listing) * 25,
+                    "equal": False, "note": "loops over the options (degenerate)"})
+        out.append({**base, "response": f"The result is {value}.\n\nLet's recheck the options: " + listing.replace("\n", " "),
+                    "equal": False, "note": "ends in the option listing"})
+        out.append({**base, "response": f"The result is {value}, option ({r['answer']}).\n\n\\boxed{{{r['answer']}}}",
+                    "equal": True, "note": "boxed option letter"})
+    return out
+
+
+NOTATION = [
+    ("0.000216", None, "2.16 × 10⁻⁴", True, "numeric", "Unicode times and superscript exponent"),
+    ("6.02e23", None, "6.02 × 10²³", True, "numeric", "Unicode superscript exponent"),
+    ("0.000216", None, "2.16 × 10⁻³", False, "numeric", "Unicode exponent, wrong power"),
+    ("100.1", None, "\\approx 100.1", True, "numeric", "\\approx inside the box"),
+    ("100.1", None, "≈ 100.1", True, "numeric", "≈ inside the box"),
+    ("100.1", None, "\\approx 101.1", False, "numeric", "\\approx inside the box, wrong value"),
+    ("0.368", None, "e^{-1}", True, "numeric", "Euler's number against a decimal reference"),
+    ("0.5", None, "e^{-1}", False, "numeric", "Euler's number, wrong value"),
+    ("1.54", "$\\AA$", "1.54\\ Å", True, "units", "Angstrom sign U+00C5"),
+    ("1.54", "$\\AA$", "1.54\\ \u212b", True, "units", "Angstrom sign U+212B"),
+    ("1.54", "$\\AA$", "1.54\\,\\mathring{A}", True, "units", "\\mathring{A}"),
+    ("1.54", "$\\AA$", "1.54\\,\\text{Å}", True, "units", "\\text{Å}"),
+    ("1.54", "$\\AA$", "154\\ \\mathrm{pm}", True, "units", "Angstrom converted"),
+    ("1.54", "$\\AA$", "1.54\\ \\mathrm{A}", False, "units", "A is the ampere"),
+    ("1.54", "$\\AA$", "1.64\\ Å", False, "units", "Angstrom, wrong value"),
+]
+
+
 HARD = [
     ("5 km", None, "5\\ \\mathrm{m}", False, "units", "math-verify strips units"),
     ("5 km", None, "5000\\ \\mathrm{m}", True, "units", "math-verify strips units"),
@@ -223,12 +328,17 @@ HARD = [
 ]
 
 
+def _hand(cases: list[tuple]) -> list[dict]:
+    """Pairs from hand-written ``(reference, unit, candidate, equal, category, note)`` rows."""
+    return [{"reference": ref, "unit": unit, "candidate": cand, "equal": eq, "category": cat, "source": "hard-case",
+             "note": note} for ref, unit, cand, eq, cat, note in cases]
+
+
 def build(path: Path = SUITE, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
-    pairs = _build_units(rng) + _build_numeric(rng) + _build_symbolic(rng) + _build_choice(rng)
-    for ref, unit, cand, eq, cat, note in HARD:
-        pairs.append({"reference": ref, "unit": unit, "candidate": cand, "equal": eq, "category": cat,
-                      "source": "hard-case", "note": note})
+    pairs = _build_units(rng) + _build_numeric(rng) + _build_symbolic(rng) + _build_choice(rng) + _hand(HARD)
+    # issue 14: false accepts and rejects of the verifier (appended, so the first 758 pairs keep their ids)
+    pairs += _build_jee_numeric() + _build_measured() + _build_extraction() + _hand(NOTATION)
     for i, p in enumerate(pairs):
         p["id"] = f"eq-{i:04d}"
         if p.get("unit") is None:
@@ -242,11 +352,16 @@ def build(path: Path = SUITE, seed: int = 7) -> list[dict]:
 # running
 # ------------------------------------------------------------------------------------------------
 
+def _response(pair: dict) -> str:
+    """The model output a pair stands for: its whole ``response`` when it has one, else the boxed candidate."""
+    return pair.get("response") or f"\\boxed{{{pair['candidate']}}}"
+
+
 def _ours(pair: dict, verify_answer) -> bool:
     q = {"answer": pair["reference"], **(pair.get("question") or {})}
     if pair.get("unit"):
         q["unit"] = pair["unit"]
-    return verify_answer(f"\\boxed{{{pair['candidate']}}}", q).ok is True
+    return verify_answer(_response(pair), q, finish_reason=pair.get("finish_reason")).ok is True
 
 
 def _mv(pair: dict, mv) -> bool:
@@ -254,9 +369,11 @@ def _mv(pair: dict, mv) -> bool:
     unit = pair.get("unit")
     if unit:
         ref = f"{ref}\\ {unit.strip().strip('$')}"
+    if pair.get("finish_reason") == "length":
+        return False  # cut off: math-verify has no notion of it, so it is given the benefit of the doubt
     try:
         gold = mv.parse(f"${ref}$", parsing_timeout=None)
-        pred = mv.parse(f"\\boxed{{{pair['candidate']}}}", parsing_timeout=None)
+        pred = mv.parse(_response(pair), parsing_timeout=None)
         return bool(mv.verify(gold, pred, timeout_seconds=None))
     except Exception:  # noqa: BLE001
         return False

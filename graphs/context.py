@@ -8,31 +8,30 @@ never checkpointed: it holds live objects (chat models, worker pools).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..agents.prompts import ANSWER_PROMPTS, PromptSet
 from ..agents.roles import AgentTeam
-from ..verifiers.base import AnswerVerifier, Verdict
+from ..verifiers.base import AnswerVerifier, Verdict, averify_response
 from .budget import Budget
 
-VerifyFn = Callable[[str, Mapping[str, Any]], Awaitable[Verdict]]
-"""``await verify(response, question) -> Verdict``: checks one attempt against the question."""
+VerifyFn = Callable[..., Awaitable[Verdict]]
+"""``await verify(response, question, finish_reason=None) -> Verdict``: checks one attempt; a response
+cut by the token limit (``finish_reason="length"``) states no final answer."""
 
 
 def verify_with(verifier: AnswerVerifier) -> VerifyFn:
-    """The verifier as a coroutine: its ``averify`` when it has one (checks run in its sandbox
-    without blocking the event loop), else its ``verify`` in a worker thread."""
-    averify = getattr(verifier, "averify", None)
-    if averify is not None:
-        return averify
+    """The verifier as a coroutine (:func:`~scireflect.verifiers.base.averify_response`): its ``averify``
+    when it has one (checks run in its sandbox without blocking the event loop), else its ``verify``
+    in a worker thread; ``finish_reason`` is passed to verifiers that take it (plugins may not)."""
 
-    async def verify_in_thread(response: str, question: Mapping[str, Any]) -> Verdict:
-        return await asyncio.to_thread(verifier.verify, response, question)
+    async def verify(response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
+        return await averify_response(verifier, response, question, finish_reason=finish_reason)
 
-    return verify_in_thread
+    verify.verifier = verifier  # type: ignore[attr-defined]  # for introspection (tests, logs)
+    return verify
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     """Judge the last attempt, attach the verdict to its step, and decide where the loop goes."""
     ctx = runtime.context
     step = dict(_last_attempt(state))
-    verdict = await ctx.verify(step["response"], state["question"])
+    verdict = await ctx.verify(step["response"], state["question"], finish_reason=step.get("finish_reason"))
     step["verdict"] = verdict.to_dict()
     step["parsed_answer"] = verdict.extracted
     judged: Step = step  # type: ignore[assignment]

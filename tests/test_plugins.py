@@ -15,10 +15,14 @@ from scireflect.verifiers import (
     SandboxedAnswerVerifier,
     SubjectRouter,
     UnknownVerifier,
+    Verdict,
     available_verifiers,
+    averify_response,
     build_verifier,
     get_verifier,
+    verify_response,
 )
+from scireflect.verifiers.base import accepts_finish_reason
 
 PLUGIN = "scireflect_test_plugin_xyz"
 
@@ -75,6 +79,9 @@ def test_plugin_from_a_separate_package_is_picked_up_by_name(installed_plugin) -
     assert router.verify("\\boxed{2}", {"answer": "1", "subject": "formal"}).ok is True
     assert router.verify("\\boxed{2}", {"answer": "1", "subject": "physics"}).ok is False
     assert "formal=always-yes/0.0.1" in router.version
+    # a plugin without the finish_reason keyword keeps working; the built-in one gets it
+    assert router.verify("\\boxed{2}", {"answer": "1", "subject": "formal"}, finish_reason="length").ok is True
+    assert router.verify("\\boxed{1}", {"answer": "1", "subject": "physics"}, finish_reason="length").reason == "no_answer"
 
 
 def test_builtins_are_registered_and_unknown_names_fail_clearly() -> None:
@@ -91,3 +98,41 @@ async def test_router_averify_uses_threads_for_sync_verifiers() -> None:
     q = {"answer": "9.81", "unit": "m/s^2", "subject": "physics"}
     assert (await router.averify("\\boxed{9.8 m/s^2}", q)).ok is True
     assert (await router.averify("\\boxed{9.8 m/s^2}", {**q, "subject": "math"})).ok is False
+
+
+class _OldStyle:
+    """A plugin written before finish_reason existed: verify(response, question) only."""
+
+    name, version = "old-style", "1"
+
+    def verify(self, response, question):
+        return Verdict(ok=True, reason="equal", explanation="old", checker="old-style")
+
+
+class _Aware:
+    name, version = "aware", "1"
+
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def verify(self, response, question, *, finish_reason=None):
+        self.seen.append(finish_reason)
+        return Verdict(ok=finish_reason != "length", reason="equal", explanation="aware", checker="aware")
+
+    async def averify(self, response, question, *, finish_reason=None):
+        return self.verify(response, question, finish_reason=finish_reason)
+
+
+async def test_finish_reason_reaches_the_verifiers_that_take_it() -> None:
+    old, aware = _OldStyle(), _Aware()
+    assert not accepts_finish_reason(old.verify) and accepts_finish_reason(aware.verify)
+    assert verify_response(old, "x", {"answer": "1"}, finish_reason="length").ok is True
+    assert verify_response(aware, "x", {"answer": "1"}, finish_reason="length").ok is False
+    assert (await averify_response(old, "x", {"answer": "1"}, finish_reason="length")).ok is True  # in a thread
+    assert (await averify_response(aware, "x", {"answer": "1"}, finish_reason="stop")).ok is True
+    assert aware.seen == ["length", "stop"]
+    sandboxed = SandboxedAnswerVerifier(timeout_s=5)
+    v = await averify_response(sandboxed, "so \\boxed{72}. Checking again: 7", {"answer": "72"}, finish_reason="length")
+    assert v.reason == "no_answer" and v.details["no_answer"] == "truncated" and sandboxed._pool is None  # decided in the parent
+    assert InProcessAnswerVerifier().verify("\\boxed{72}", {"answer": "72"}, finish_reason="length").reason == "no_answer"
+

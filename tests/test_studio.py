@@ -95,7 +95,7 @@ def test_the_studio_context_is_plain_values_and_builds_the_team_on_use(env):
     assert team.solver.llm.openai_api_base is None  # OpenAI's default endpoint when OPENAI_BASE_URL is unset
     assert context.budget.max_attempts == 2 and context.budget.max_reflections == 1
     assert StudioContext().agents.solver.model_name == "m"  # unset values come from the environment
-    assert context.verify.__self__.name == "answer"  # the sandboxed answer verifier's averify
+    assert context.verify.verifier.name == "answer"  # the sandboxed answer verifier
 
 
 def _tracers() -> list:

@@ -87,9 +87,12 @@ class Oracle:
 
     def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
         ok = "\\boxed{50.7}" in response
+        atm = "[mass] / [length] / [time] ** 2"
         return Verdict(ok=ok, reason="equal" if ok else "dimension_mismatch",
-                       explanation="matches" if ok else "dimension mismatch: got m ([length]), expected atm ([mass] / [length] / [time] ** 2)",
-                       extracted="50.7" if ok else "50.7 m")
+                       explanation="matches" if ok else f"dimension mismatch: got m ([length]), expected atm ({atm})",
+                       extracted="50.7" if ok else "50.7 m",
+                       details={} if ok else {"candidate_unit": "m", "candidate_dimension": "[length]",
+                                              "requested_unit": "atm", "requested_dimension": atm})
 
 
 QUESTION = {"id": "scibench-atkins-e1.17_a_a", "subject": "chemistry", "answer": "50.7", "unit": "$\\mathrm{atm}$",

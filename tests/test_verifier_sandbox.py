@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle  # noqa: TID251 - what multiprocessing does to a worker's arguments, in-process
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from scireflect.verifiers import AnswerVerifier, SandboxedAnswerVerifier, Verdict
+from scireflect.verifiers import AnswerVerifier, Extraction, SandboxedAnswerVerifier, SandboxedRunner, Verdict
+from scireflect.verifiers.answer import VerifierConfig
 from scireflect.verifiers.base import CHECK_ERROR, EQUAL, NO_ANSWER, TIMEOUT, UNPARSEABLE
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verifier"
@@ -40,6 +43,27 @@ def test_protocol_and_lazy_pool() -> None:
     v.close()
     with pytest.raises(ValueError):
         SandboxedAnswerVerifier(start_method="fork")
+
+
+def test_the_worker_gets_the_parents_extraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The response is scanned once, in the parent; the worker is sent the Extraction (picklable), not the text."""
+    sent: list[tuple] = []
+
+    class RecordingPool:
+        def schedule(self, fn, args, timeout):
+            sent.append(pickle.loads(pickle.dumps(args)))  # noqa: S301 - our own bytes: what a spawn worker would receive
+            fut: Future = Future()
+            fut.set_result(fn(*sent[-1]))
+            return fut
+
+    v = SandboxedAnswerVerifier(tolerance="sig_figs")
+    monkeypatch.setattr(v, "_get_pool", lambda: RecordingPool())
+    verdict = v.verify("There are 3 cases, so 4 + 5 = 9 and \\boxed{9.81}.", {"answer": "9.8", "question": "g?"})
+    ((extraction, question, config),) = sent
+    assert extraction == Extraction("9.81", "boxed")
+    assert question == {"answer": "9.8", "question": "g?"}
+    assert config == VerifierConfig.of(tolerance="sig_figs")
+    assert verdict.ok is True and verdict.extracted == "9.81" and verdict.extraction_method == "boxed"
 
 
 def test_basic_checks(verifier: SandboxedAnswerVerifier) -> None:
@@ -139,3 +163,44 @@ def test_memory_limit_is_applied_in_the_worker() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["600", "MemoryError"]
+
+
+# --- the time limit is the limit the caller sees (issue 14, item 14) ------------------------------
+
+def _stubborn(seconds: float) -> str:
+    """A task that ignores SIGTERM (as C code holding the GIL does), so only SIGKILL stops it."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "finished"
+
+
+SLACK_S = 0.6  # polling and IPC; the kill (up to 3 s when SIGTERM is ignored) and the restart are not in it
+
+
+def test_the_caller_gets_its_timeout_at_the_limit_even_when_the_kill_is_slow() -> None:
+    runner = SandboxedRunner(timeout_s=1.0, memory_mb=None, workers=1)
+    try:
+        assert runner.run(_stubborn, 0.0) == "finished"  # the worker is up
+        t0 = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            runner.run(_stubborn, 30.0)
+        assert time.perf_counter() - t0 < 1.0 + SLACK_S
+        assert runner.run(_stubborn, 0.0) == "finished"  # a fresh worker took over
+    finally:
+        runner.close()
+
+
+async def test_concurrent_bombs_each_time_out_at_the_limit() -> None:
+    with SandboxedAnswerVerifier(timeout_s=1.0, workers=2) as v:
+        await asyncio.gather(v.averify("\\boxed{1}", {"answer": "1"}), v.averify("\\boxed{2}", {"answer": "2"}))
+        t0 = time.perf_counter()
+        verdicts = await asyncio.gather(*[v.averify("\\boxed{9^{9^{9^{9}}}}", {"answer": "72"}) for _ in range(2)])
+        wall = time.perf_counter() - t0
+        assert [x.reason for x in verdicts] == [TIMEOUT, TIMEOUT]
+        assert wall < 1.0 + SLACK_S and all(1.0 <= x.elapsed_s < 1.0 + SLACK_S for x in verdicts), (wall, verdicts)
+        assert v.verify("\\boxed{9^{9^{9^{9}}}}", {"answer": "72"}).reason == TIMEOUT  # waits for a restarted worker
+        assert v.verify("\\boxed{72}", {"answer": "72"}).ok is True

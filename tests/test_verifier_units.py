@@ -7,7 +7,7 @@ import time
 import pytest
 
 from scireflect.verifiers import SandboxedAnswerVerifier, parse_unit, verify_answer
-from scireflect.verifiers.answer import check_numeric
+from scireflect.verifiers.answer import NumericTolerance, check_numeric
 from scireflect.verifiers.base import DIMENSION_MISMATCH, EQUAL, NUMERIC_MISMATCH, UNIT_CONVERTED, Verdict
 
 
@@ -79,7 +79,8 @@ def test_dimension_mismatch_explanation_names_both_dimensions_and_reaches_the_cr
     ("-87.8 \\mathrm{J\\,K^{-1}\\,mol^{-1}}", "-87.8", "$\\mathrm{J} \\mathrm{K}^{-1} \\mathrm{~mol}^{-1}$", True),
     ("1.6\\times 10^{-19} \\mathrm{J}", "1.6", "$10^{-19}$ J", True),
     ("1.6", "1.6", "$10^{-19}$ J", True),
-    ("1.0 \\mathrm{eV}", "1.6", "$10^{-19} \\mathrm{~J}$", False),  # 1 eV = 1.602e-19 J: 1e-4 default; see sig_figs below
+    ("1.0 \\mathrm{eV}", "1.6", "$10^{-19} \\mathrm{~J}$", True),   # 1 eV = 1.602e-19 J rounds to the measured 1.6e-19 J
+    ("1.1 \\mathrm{eV}", "1.6", "$10^{-19} \\mathrm{~J}$", False),  # 1.76e-19 J
     ("3 \\mathrm{m/s}", "3", "$\\mathrm{m} / \\mathrm{s}$", True),
     ("300 \\mathrm{cm/s}", "3", "$\\mathrm{m} / \\mathrm{s}$", True),
     ("3 \\mathrm{m}", "3", "$\\mathrm{m} / \\mathrm{s}$", False),
@@ -126,7 +127,7 @@ def test_units_without_a_reference_unit_are_ignored_as_before() -> None:
 
 
 def test_check_numeric_tolerance_argument() -> None:
-    assert check_numeric("52", "50.7", tolerance="scibench").ok is True
+    assert check_numeric("52", "50.7", tol=NumericTolerance(policy="scibench")).ok is True
     assert check_numeric("52", "50.7").ok is False
 
 
@@ -153,3 +154,85 @@ def test_adversarial_unit_text_is_rejected_quickly_without_side_effects(tmp_path
         r = sv.verify("\\boxed{10^{10^{10}} \\mathrm{m}}", {"answer": "5", "unit": "m"})
         assert r.ok is not True
         assert time.perf_counter() - t0 < 40
+
+
+# --- notation that used to be rejected although the value is right (issue 14, item 13) -----------
+
+@pytest.mark.parametrize(("cand", "answer", "ok"), [
+    ("2.16 × 10⁻⁴", "0.000216", True),                 # Unicode times and superscript exponent
+    ("2.16\\times10⁻⁴", "2.16e-4", True),
+    ("6.02 × 10²³", "6.02e23", True),
+    ("2.16 × 10⁻³", "0.000216", False),
+    ("\\approx 100.1", "100.1", True),                  # an approximation sign inside the box
+    ("≈ 100.1", "100.1", True),
+    ("\\approx 100.7", "100.1", False),
+    ("e^{-1}", "0.368", True),                         # Euler's number against a decimal reference
+    ("\\mathrm{e}^{-1}", "0.3679", True),
+    ("e^{-1}", "0.5", False),
+    ("2e^{-1}", "0.736", True),
+])
+def test_notation_of_numbers(cand: str, answer: str, ok: bool) -> None:
+    r = v(cand, answer)
+    assert r.ok is ok, r
+
+
+ANGSTROM = "$\\AA$"
+
+
+@pytest.mark.parametrize("cand", ["1.54 Å", "1.54\\text{Å}", "1.54\\ \\text{Å}", "1.54\\,\\mathring{A}", "1.54 \u212b",
+                                  "1.54\\,\\mathrm{\\AA}", "154 pm", "0.154\\ \\mathrm{nm}"])
+def test_angstrom_spellings(cand: str) -> None:
+    for unit in (ANGSTROM, "Å", "$\\mathring{A}$", "\u212b"):
+        r = v(cand, "1.54", unit)
+        assert r.ok is True, (unit, r)
+
+
+def test_angstrom_is_not_the_ampere() -> None:
+    assert parse_unit("\\mathring{A}").pretty == parse_unit("Å").pretty
+    assert v("1.54\\,\\mathring{A}", "1.54", "$\\mathrm{A}$").reason == DIMENSION_MISMATCH  # A is the ampere
+    assert v("1.60 Å", "1.54", ANGSTROM).ok is False
+
+
+# --- measured quantities follow significant figures; counts and pure math stay exact (item 16) -----
+
+KJ_MOL = "$\\mathrm{~kJ} \\mathrm{~mol}^{-1}$"
+SCIBENCH_SOURCE = "github:mandyyyyii/scibench@e14e0ca3d3db:dataset/original/atkins.json[3]"
+
+
+@pytest.mark.parametrize(("cand", "answer", "unit", "ok"), [
+    ("398.8\\ \\mathrm{kJ/mol}", "399", KJ_MOL, True),   # an integer with a unit is a measurement (3 s.f.)
+    ("398.8", "399", KJ_MOL, True),
+    ("398800\\ \\mathrm{J\\,mol^{-1}}", "399", KJ_MOL, True),
+    ("398.5", "399", KJ_MOL, True),
+    ("398.4", "399", KJ_MOL, False),
+    ("400", "399", KJ_MOL, False),
+    ("15.43\\ \\mathrm{kJ/mol}", "15.425", KJ_MOL, True),  # the reference rounded to the answer's 4 s.f.
+    ("15.4", "15.425", KJ_MOL, True),
+    ("15.44", "15.425", KJ_MOL, False),
+    ("15", "15.425", KJ_MOL, False),                      # fewer than 3 significant figures
+    ("9.81\\ \\mathrm{m/s^2}", "9.8", "m/s^2", True),       # 9.8 m/s^2 is 9.8 to its last digit
+    ("9.9", "9.8", "m/s^2", False),
+    ("50.2", "50.7", "$\\mathrm{atm}$", False),
+])
+def test_measured_quantities_follow_significant_figures(cand: str, answer: str, unit: str, ok: bool) -> None:
+    r = v(cand, answer, unit)
+    assert r.ok is ok, r
+
+
+def test_counts_and_pure_math_stay_exact() -> None:
+    assert v("398.8", "399").ok is False                                   # a count (GSM8K-style)
+    assert v("15.43", "15.425").ok is False                                # a pure number: its own last digit
+    assert verify_answer("\\boxed{30.4^\\circ}", {"answer": "30^\\circ", "subject": "math"}).ok is False
+    assert verify_answer("\\boxed{4.6\\ \\mathrm{km}}", {"answer": "5 km"}).ok is False
+    # the reference's own unit makes a measurement in a science question
+    assert verify_answer("\\boxed{4.6\\ \\mathrm{km}}", {"answer": "5 km", "subject": "physics"}).ok is True
+    assert verify_answer("\\boxed{4.4\\ \\mathrm{km}}", {"answer": "5 km", "subject": "physics"}).ok is False
+
+
+def test_scibench_rows_are_measured_even_without_a_unit() -> None:
+    row = {"answer": "0.6826", "unit": "", "subject": "math", "source": SCIBENCH_SOURCE}
+    assert verify_answer("\\boxed{0.683}", row).ok is True
+    assert verify_answer("\\boxed{0.68}", row).ok is False             # 2 significant figures
+    assert verify_answer("\\boxed{0.683}", {"answer": "0.6826"}).ok is False
+    assert verify_answer("\\boxed{7.4}", {**row, "answer": "7"}).ok is False  # an integer without a unit: exact
+    assert verify_answer("\\boxed{0.683}", {"answer": "0.6826", "id": "scibench-stat-1.2"}).ok is True

@@ -1,14 +1,16 @@
 """Verifiers: deterministic checks of model answers against reference answers.
 
 Every check returns a :class:`Verdict` (``ok`` True/False/None, a reason code, an explanation that
-is safe to show to the Critic because it never contains the reference answer). The pieces:
+never contains the reference answer, and :meth:`Verdict.evidence_for_critic`, what the Critic may
+learn: the kind of error and the candidate side only). The pieces:
 
-* :func:`extract_final_answer` (``extract.py``): the last ``\\boxed{}``, else an "Answer:" line,
-  else the last number of a model response.
-* :func:`verify_answer` (``answer.py``): the checks, in-process: numeric (tolerances, percent,
-  units converted with pint), multiple choice (letters, letter sets, option texts), symbolic LaTeX via sympy's
-  ANTLR parser (simplify + random-point sampling; tuples, intervals, sets, equations), TheoremQA
-  booleans and lists. The documented rules are in the docstring of ``answer.py``.
+* :func:`find_final_answer` (``extract.py``): the last ``\\boxed{}``, else an "Answer:" line,
+  else the last number of the concluding line; or why there is none (truncated, a loop, an empty
+  last box).
+* :func:`verify_answer` (``answer/``, one module per job): the checks, in-process: numeric
+  (tolerances, percent, units converted with pint), multiple choice (letters, letter sets, option
+  texts), symbolic LaTeX via sympy's ANTLR parser (simplify + random-point sampling; tuples,
+  intervals, sets, equations), TheoremQA booleans and lists. The rules: ``docs/verifiers.md``.
 * units (``units.py``): LaTeX/plain unit text -> pint units, conversion, dimension checks.
 * math-verify as an ensemble fallback for symbolic forms we cannot parse (``mathverify_backend.py``).
 * the registry (``registry.py``): verifiers by name, plugins through the ``scireflect.verifiers``
@@ -23,8 +25,8 @@ Import as ``scireflect.verifiers``.
 """
 
 from .answer import verify_answer
-from .base import AnswerVerifier, Verdict, Verifier
-from .extract import Extraction, extract_final_answer
+from .base import AnswerVerifier, Verdict, Verifier, averify_response, verify_response
+from .extract import Extraction, NoFinalAnswer, extract_final_answer, find_final_answer
 from .registry import (
     InProcessAnswerVerifier,
     SubjectRouter,
@@ -42,6 +44,7 @@ __all__ = [
     "DimensionMismatch",
     "Extraction",
     "InProcessAnswerVerifier",
+    "NoFinalAnswer",
     "SandboxedAnswerVerifier",
     "SandboxedRunner",
     "SubjectRouter",
@@ -50,10 +53,13 @@ __all__ = [
     "Verdict",
     "Verifier",
     "available_verifiers",
+    "averify_response",
     "build_verifier",
     "extract_final_answer",
+    "find_final_answer",
     "get_verifier",
     "parse_unit",
     "register_verifier",
     "verify_answer",
+    "verify_response",
 ]

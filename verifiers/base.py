@@ -1,16 +1,19 @@
 """The verifier interface: a :class:`Verdict` record and the :class:`AnswerVerifier` protocol.
 
 Every answer check in scireflect returns a :class:`Verdict`. The annotation graph stores it with the
-attempt it judged, routes on ``ok`` and hands ``reason``/``explanation`` to the Critic as evidence
-(the Critic never sees the reference answer). New checkers (the unit-aware verifier, the Lean proof
+attempt it judged, routes on ``ok`` and hands :meth:`Verdict.evidence_for_critic` to the Critic: the
+kind of error and the candidate side only (the Critic never learns the reference answer, nor a
+magnitude, bound or property of it). New checkers (the unit-aware verifier, the Lean proof
 checker, user plugins) implement :class:`AnswerVerifier` and plug into the same place.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
-from collections.abc import Mapping
 
 # Reason codes. Kept as plain strings so that traces stay readable JSON.
 EQUAL = "equal"
@@ -43,8 +46,9 @@ class Verdict:
             when it cannot be decided (nothing extracted, unparseable, timeout, checker error).
             Only ``ok is True`` ever turns an attempt into training data.
         reason: a reason code (module constants: ``equal``, ``numeric_mismatch``, ``no_answer``, ...).
-        explanation: one human-readable sentence, safe to show to the Critic (it never contains
-            the reference answer).
+        explanation: one human-readable sentence for traces and people; it never contains the
+            reference answer but may hold a relative error or the rule applied. The Critic gets
+            :meth:`evidence_for_critic` instead.
         extracted: the final-answer text taken from the response (e.g. the content of ``\\boxed{}``),
             or ``None`` when nothing was found.
         extraction_method: how ``extracted`` was found (``boxed``, ``answer_line``, ``last_number``).
@@ -92,19 +96,73 @@ class Verdict:
         return critic_evidence(self.to_dict())
 
 
-def critic_evidence(verdict: Mapping[str, Any]) -> str:
-    """A verdict (as stored in a trace step: :meth:`Verdict.to_dict`) as one line for the Critic,
-    without the reference answer.
+_WHY = {
+    EQUAL: "The answer is correct.",
+    UNIT_CONVERTED: "The answer is correct once its unit is converted.",
+    NUMERIC_MISMATCH: "The value of the answer is wrong.",
+    CHOICE_MISMATCH: "The chosen option is not the correct one.",
+    SYMBOLIC_MISMATCH: "The answer is not equivalent to the correct answer.",
+    TEXT_MISMATCH: "The answer is wrong.",
+    DIMENSION_MISMATCH: "The unit of the answer has the wrong physical dimension.",
+    NO_ANSWER: "The response states no final answer; end with the answer in \\boxed{...}.",
+    UNPARSEABLE: "The final answer could not be read.",
+    NO_REFERENCE: "The question has nothing to check the answer against, so it was not checked.",
+    TIMEOUT: "Checking the answer took too long (a very large or deeply nested expression?).",
+    CHECK_ERROR: "The checker failed on this answer.",
+    UNDECIDED: "Whether the answer is equivalent to the correct one could not be decided.",
+}
+_NO_ANSWER_WHY = {
+    "truncated": "The response was cut off by the token limit before it finished, so it states no final answer; "
+                 "be shorter and end with the answer in \\boxed{...}.",
+    "degenerate": "The response ends in a loop, repeating the same passage, so it states no final answer.",
+    "empty_box": "The last \\boxed{} of the response is empty, so it states no final answer.",
+    "unclosed_box": "The last \\boxed{ of the response is not closed, so its final answer is cut off.",
+}
+_UNREADABLE_WHY = {
+    "choice": "The final answer names no option; answer with the letter of one option.",
+    "boolean": "The final answer is not true or false.",
+    "list": "The final answer is not a list.",
+    "numeric": "The final answer could not be read as a number.",
+    "symbolic": "The final answer could not be parsed as a LaTeX expression.",
+    "precheck": "The final answer is too long to be read.",
+}
 
-    Unit evidence is included: for ``dimension_mismatch`` the explanation names the answer's
-    unit and dimension and the requested ones (``dimension mismatch: got m ([length]), expected
-    m/s ([length] / [time])``); for a converted answer the conversion. Units are part of the
-    question (SciBench's ``unit`` field), never the reference value.
+
+def critic_evidence(verdict: Mapping[str, Any]) -> str:
+    """A verdict, as stored in a trace step (:meth:`Verdict.to_dict`), as one line for the Critic:
+    *that* the answer is wrong and *why in kind*, never anything about the reference answer.
+
+    Built from the reason code and the candidate side only: the extracted answer, its unit and
+    dimension, why no answer was found, and the unit the question asks for (SciBench's ``unit``
+    field: part of the question). Never the reference, a relative error, a tolerance or a property
+    of the reference ("an exact integer match is required" narrows it down); the ``explanation``
+    (for traces and people) may hold those. For a reason code this module does not know (a
+    plugin's own), the plugin's ``explanation``, which by the plugin contract never contains the reference.
     """
     extracted = verdict.get("extracted")
     got = extracted if extracted is not None else "(no final answer found)"
     status = verdict.get("status") or {True: "accepted", False: "rejected"}.get(verdict.get("ok"), "unparseable")
-    return f"verifier: {status} ({verdict.get('reason')}); extracted final answer: {got}. {verdict.get('explanation', '')}"
+    return f"verifier: {status} ({verdict.get('reason')}); extracted final answer: {got}. {_why_in_kind(verdict)}"
+
+
+def _why_in_kind(verdict: Mapping[str, Any]) -> str:
+    d, reason = verdict.get("details") or {}, verdict.get("reason")
+    if reason not in _WHY:
+        return str(verdict.get("explanation") or "")
+    if reason == NO_ANSWER:
+        return _NO_ANSWER_WHY.get(str(d.get("no_answer")), _WHY[NO_ANSWER])
+    if reason == DIMENSION_MISMATCH and d.get("candidate_unit"):
+        asked = f"{d['requested_unit']} ({d.get('requested_dimension')})" if d.get("requested_unit") else None
+        got = f"dimension mismatch: got {d['candidate_unit']} ({d.get('candidate_dimension')})"
+        return f"{got}, expected {asked}." if asked else f"{got}, which is not the dimension the question asks for."
+    if reason == UNPARSEABLE:
+        if d.get("candidate_unit_text"):
+            asked = f"; the question asks for {d['requested_unit']}" if d.get("requested_unit") else ""
+            return f"The unit '{d['candidate_unit_text']}' of the answer could not be read{asked}."
+        return _UNREADABLE_WHY.get(str(verdict.get("checker")), _WHY[UNPARSEABLE])
+    if reason == NUMERIC_MISMATCH and d.get("not_a_number"):
+        return f"The answer is not a real number: it {d['not_a_number']}."
+    return _WHY[reason]
 
 
 @runtime_checkable
@@ -115,6 +173,11 @@ class AnswerVerifier(Protocol):
     ``unit``, ``choices`` (list of option texts, A first), ``answer_type``, ``question_type``.
     Implementations must never evaluate model text as code, and must return a :class:`Verdict`
     (never raise) for any response text, however malformed.
+
+    Optional: a keyword-only ``finish_reason`` (``verify(response, question, *, finish_reason=None)``),
+    the model server's reason for ending the response (``length`` = cut off by the token limit). Call
+    verifiers through :func:`verify_response` / :func:`averify_response`, which pass it only to
+    verifiers that accept it, so plugins without it keep working.
     """
 
     name: str
@@ -125,7 +188,44 @@ class AnswerVerifier(Protocol):
         ...
 
 
+def accepts_finish_reason(method: Callable[..., Any]) -> bool:
+    """Whether a ``verify``/``averify`` method takes a ``finish_reason`` keyword (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return "finish_reason" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def verify_response(verifier: Any, response: str, question: Mapping[str, Any], *,
+                    finish_reason: str | None = None) -> Verdict:
+    """``verifier.verify(response, question)``, with ``finish_reason`` when the verifier accepts it.
+
+    Args:
+        verifier: any :class:`AnswerVerifier` (built-in or plugin).
+        response: the full model output.
+        question: the question mapping.
+        finish_reason: the model server's ``finish_reason`` of the response (``stop``, ``length``,
+            ...), or ``None``. Verifiers without the keyword are called without it.
+    """
+    if finish_reason is not None and accepts_finish_reason(verifier.verify):
+        return verifier.verify(response, question, finish_reason=finish_reason)
+    return verifier.verify(response, question)
+
+
+async def averify_response(verifier: Any, response: str, question: Mapping[str, Any], *,
+                           finish_reason: str | None = None) -> Verdict:
+    """The asynchronous :func:`verify_response`: the verifier's ``averify`` when it has one (checks run
+    in its sandbox without blocking the event loop), else its ``verify`` in a worker thread."""
+    averify = getattr(verifier, "averify", None)
+    if averify is None:
+        return await asyncio.to_thread(verify_response, verifier, response, question, finish_reason=finish_reason)
+    if finish_reason is not None and accepts_finish_reason(averify):
+        return await averify(response, question, finish_reason=finish_reason)
+    return await averify(response, question)
+
+
 Verifier = AnswerVerifier
 """Alias: the verifier interface (``name``, ``version``, ``verify(response, question) -> Verdict``;
-optionally ``async averify(...)`` and ``close()``). Plugins register through the
+optionally a ``finish_reason`` keyword, ``async averify(...)`` and ``close()``). Plugins register through the
 ``scireflect.verifiers`` entry point group; see :mod:`scireflect.verifiers.registry`."""

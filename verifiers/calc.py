@@ -10,7 +10,7 @@ objects built with ``evaluate=False`` (so ``10^(10^10)`` is not expanded at pars
 (``\frac{1}{2}``, ``\sqrt{2}``) goes through sympy's ANTLR LaTeX grammar, as in the answer checks.
 Only whitelisted function names are callable; any other name becomes a ``Symbol``; there is no
 attribute access, indexing, string literal or keyword. Huge powers and factorials are evaluated
-numerically only (``_is_large``). No ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+numerically only (``is_large``). No ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
 
 Sources: sympy (https://docs.sympy.org), pint (https://pint.readthedocs.io).
 """
@@ -152,12 +152,13 @@ def parse_plain(text: str):
 
 
 def _parse(expression: str):
-    from .answer import _latex_to_sympy, _Unparseable
+    from .answer.common import Unparseable
+    from .answer.latex import latex_to_sympy
 
     if "\\" in expression or "{" in expression:
         try:
-            return _latex_to_sympy(expression), "latex"
-        except _Unparseable as exc:
+            return latex_to_sympy(expression), "latex"
+        except Unparseable as exc:
             raise CalcError(f"not a LaTeX expression sympy's grammar reads ({exc})") from exc
     return parse_plain(expression), "plain"
 
@@ -175,17 +176,17 @@ def calculate(expression: str) -> dict[str, Any]:
     Raises:
         CalcError: unreadable input or longer than ``MAX_EXPRESSION_CHARS``.
     """
-    from .answer import _evalf, _is_large, _sp
+    from .answer.latex import evalf, is_large, sympy_module
 
     if not isinstance(expression, str) or not expression.strip():
         raise CalcError("empty expression")
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise CalcError(f"expression is {len(expression)} characters long (limit {MAX_EXPRESSION_CHARS})")
-    sp = _sp()
+    sp = sympy_module()
     expr, how = _parse(expression)
     out: dict[str, Any] = {"expression": expression, "parsed_as": how, "free_symbols": sorted(str(s) for s in expr.free_symbols)}
-    if _is_large(expr):
-        val = _evalf(expr)
+    if is_large(expr):
+        val = evalf(expr)
         out["result"] = str(expr)
         out["value"] = None if val is None else sp.N(val, 15).__str__()
         out["note"] = "too large to evaluate exactly; value is a 15-digit approximation"
@@ -195,7 +196,7 @@ def calculate(expression: str) -> dict[str, Any]:
         exact = sp.simplify(exact)
     out["result"] = str(exact)
     if not exact.free_symbols:
-        val = _evalf(exact)
+        val = evalf(exact)
         out["value"] = None if val is None else str(sp.N(val, 15))
     return out
 
@@ -242,7 +243,9 @@ def check_answer_format(answer: str, unit: str | None = None) -> dict[str, Any]:
         ``converted`` (same dimension, other unit), ``dimension mismatch: got ..., expected ...``,
         ``no unit given (read in the requested unit)`` or ``unknown unit``.
     """
-    from .answer import _candidate_value, _fmt_short, _NotANumber, _Unparseable
+    from .answer.common import NotANumber, Unparseable
+    from .answer.numbers import fmt_short
+    from .answer.numeric import candidate_value
     from .extract import extract_final_answer
     from .units import parse_unit
 
@@ -254,16 +257,16 @@ def check_answer_format(answer: str, unit: str | None = None) -> dict[str, Any]:
         return {"extracted": None, "kind": "none", "note": "no final answer found"}
     out: dict[str, Any] = {"extracted": ex.text, "extraction_method": ex.method}
     try:
-        val, _pn, c_unit = _candidate_value(ex.text)
-        out.update(kind="number", value=_fmt_short(val), unit=c_unit)
-    except _NotANumber as exc:
+        val, _pn, c_unit = candidate_value(ex.text)
+        out.update(kind="number", value=fmt_short(val), unit=c_unit)
+    except NotANumber as exc:
         out.update(kind="expression", free_symbols=str(exc))
         c_unit = None
         try:
             out["parsed"] = str(_parse(ex.text)[0])
         except CalcError:
             pass
-    except (_Unparseable, CalcError):
+    except (Unparseable, CalcError):
         out.update(kind="unparseable")
         return out
     c_spec = parse_unit(c_unit) if c_unit else None

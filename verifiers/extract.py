@@ -1,10 +1,13 @@
-"""Final-answer extraction: find the answer a model response commits to.
+"""Final-answer extraction: find the answer a model response commits to, or say why there is none.
 
 The extraction order follows the conventions of the MATH benchmark (Hendrycks et al. 2021, the last
 ``\\boxed{}`` of a solution is its answer) and of the Qwen2.5-Math / math-evaluation-harness
-graders: first the last ``\\boxed{...}`` (or ``\\fbox{...}``), then a last "Answer: ..." line, then
-the last number in the text. Everything here is plain string scanning (linear time, no regex with
-nested quantifiers), so it is safe to run in the parent process on untrusted text of any length.
+graders: the last ``\\boxed{...}`` (or ``\\fbox{...}``), else a last "Answer: ..." line, else the
+last number of the response's concluding line. A response has no final answer when it was cut off
+by the token limit, ends in a loop (:mod:`.repetition`), or its last box is empty or unclosed; the
+last-number fallback never reads option listings (``(A) 50 (B) 75``). Everything here is plain
+string scanning (linear time, no regex with nested quantifiers), so it is safe to run in the parent
+process on untrusted text of any length. The rules: ``docs/verifiers.md``, "Extraction".
 """
 
 from __future__ import annotations
@@ -12,7 +15,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Extraction", "extract_final_answer", "strip_answer_delimiters"]
+from .repetition import repeating_tail
+
+__all__ = [
+    "TRUNCATED_FINISH_REASONS",
+    "Extraction",
+    "NoFinalAnswer",
+    "extract_final_answer",
+    "find_final_answer",
+    "strip_answer_delimiters",
+]
+
+TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens"})
+"""``finish_reason`` values that mean the model was stopped by the token limit (OpenAI / llama.cpp
+``length``; ``max_tokens`` in other APIs)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,21 @@ class Extraction:
 
     text: str
     method: str
+
+
+@dataclass(frozen=True)
+class NoFinalAnswer:
+    """Why a response states no final answer.
+
+    Attributes:
+        kind: ``truncated`` (cut off by the token limit), ``degenerate`` (it ends in a loop),
+            ``empty_box`` / ``unclosed_box`` (its last box is empty / not closed), ``none``
+            (no box, no answer line, no number in its concluding line).
+        explanation: one sentence about the response (never about a reference answer).
+    """
+
+    kind: str
+    explanation: str
 
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
@@ -90,28 +121,29 @@ def strip_answer_delimiters(text: str) -> str:
             return s
 
 
-def _last_boxed(text: str) -> str | None:
-    """The content of the last balanced, non-empty ``\\boxed``/``\\fbox`` in ``text``, or ``None``."""
+def _last_box(text: str) -> str | NoFinalAnswer | None:
+    """The content of the last ``\\boxed``/``\\fbox``; ``NoFinalAnswer`` when that box is empty or
+    unclosed (the response's own last statement of an answer is missing or cut off); ``None``
+    when there is no box."""
     matches = list(_BOX_RE.finditer(text))
     if not matches:
         return None
-    pairs = _matching_braces(text)
-    for m in reversed(matches):
-        j = m.end()
-        while j < len(text) and text[j] in " \t":
-            j += 1
-        if j < len(text) and text[j] == "{":
-            end = pairs.get(j)
-            if end is None:  # unbalanced (e.g. a truncated response): skip it
-                continue
-            content = text[j + 1 : end].strip()
-        else:  # "\boxed 5" without braces: the next token
-            tok = re.match(r"[^\s$]+", text[j:])
-            content = tok.group(0) if tok else ""
-        content = strip_answer_delimiters(content)
-        if content:
-            return content
-    return None
+    m = matches[-1]
+    j = m.end()
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    if j < len(text) and text[j] == "{":
+        end = _matching_braces(text).get(j)
+        if end is None:
+            return NoFinalAnswer("unclosed_box", "the last \\boxed{ of the response is not closed: its final answer is cut off")
+        content = text[j + 1 : end].strip()
+    else:  # "\boxed 5" without braces: the next token
+        tok = re.match(r"[^\s$]+", text[j:])
+        content = tok.group(0) if tok else ""
+    content = strip_answer_delimiters(content)
+    if not content:
+        return NoFinalAnswer("empty_box", "the last \\boxed{} of the response is empty: it states no final answer")
+    return content
 
 
 def _answer_line(text: str) -> str | None:
@@ -140,31 +172,78 @@ def _answer_line(text: str) -> str | None:
     return None
 
 
-def extract_final_answer(text: str) -> Extraction | None:
-    """Extract the final answer of a model response.
+_OPTION_LABEL = re.compile(r"\(\s*[A-H]\s*\)|\[\s*[A-H]\s*\]|(?:^|(?<=\s))[A-H]\)")
+_MATH_DELIMS = re.compile(r"\\[\[\]()]|\$")
+
+
+def _concluding_line(text: str) -> str:
+    """The last line with content besides math delimiters (``\\]``, ``$$``): the response's conclusion."""
+    for line in reversed(text.splitlines()):
+        if _MATH_DELIMS.sub("", line).strip():
+            return line
+    return ""
+
+
+def _last_number(text: str) -> str | None:
+    """The last number of the concluding line, before any option label (``(A) 50 (B) 75`` lists options)."""
+    line = _concluding_line(text)
+    label = _OPTION_LABEL.search(line)
+    if label is not None:
+        line = line[: label.start()]
+    numbers = list(_LAST_NUMBER_RE.finditer(line))
+    return numbers[-1].group(0).replace("\u2212", "-") if numbers else None
+
+
+_NONE = NoFinalAnswer(
+    "none", "no final answer (\\boxed{...}, 'Answer: ...' or a number in the concluding line) was found in the response"
+)
+
+
+def find_final_answer(text: str, *, finish_reason: str | None = None) -> Extraction | NoFinalAnswer:
+    """Find the final answer of a model response, or why it has none.
 
     Args:
         text: the full model output (any length; plain text, Markdown and LaTeX).
+        finish_reason: why generation stopped, as the model server reported it (``stop``,
+            ``length``...); ``None`` when unknown. ``length``/``max_tokens`` mean truncated.
 
     Returns:
-        An :class:`Extraction`, or ``None`` when the text has no boxed answer, no answer line and
-        no number. Order: the LAST balanced ``\\boxed{...}``/``\\fbox{...}`` (nested braces are
-        matched; ``\\boxed 5`` without braces is accepted; unbalanced/empty boxes are skipped), else
-        the last line like ``Answer: ...``, ``Final answer: ...``, ``... the answer is ...``, else
-        the last number (integers, decimals, ``1,000``, ``3/4``). Never raises for ``str`` input.
+        An :class:`Extraction`, or a :class:`NoFinalAnswer` when the response was truncated by the
+        token limit, ends in a loop (:func:`~scireflect.verifiers.repetition.repeating_tail`), its
+        last box is empty or unclosed, or it has no box, answer line or number in its concluding
+        line. Order: the LAST ``\\boxed{...}``/``\\fbox{...}`` (nested braces matched; ``\\boxed 5``
+        without braces is read), else the last line like ``Answer: ...``, ``Final answer: ...``,
+        ``... the answer is ...``, else the last number (integers, decimals, ``1,000``, ``3/4``) of
+        the concluding line, before any option label. Never raises for ``str`` input.
 
     Sources: the last-``\\boxed`` convention of Hendrycks et al. (2021) MATH and of the
     Qwen2.5-Math evaluation harness; the answer-line fallback as in lm-evaluation-harness.
     """
-    if not isinstance(text, str) or not text:
-        return None
-    boxed = _last_boxed(text)
+    if not isinstance(text, str) or not text.strip():
+        return _NONE
+    if finish_reason in TRUNCATED_FINISH_REASONS:
+        return NoFinalAnswer("truncated", f"the response was cut off by the token limit (finish_reason '{finish_reason}') "
+                                          "before it finished: it states no final answer")
+    loop = repeating_tail(text)
+    if loop is not None:
+        return NoFinalAnswer("degenerate", f"the response ends in a loop (a passage of {loop.period} characters repeated "
+                                           f"{loop.copies:.0f} times): it states no final answer")
+    boxed = _last_box(text)
+    if isinstance(boxed, NoFinalAnswer):
+        return boxed
     if boxed is not None:
         return Extraction(boxed, "boxed")
     line = _answer_line(text)
     if line is not None:
         return Extraction(line, "answer_line")
-    numbers = list(_LAST_NUMBER_RE.finditer(text))
-    if numbers:
-        return Extraction(numbers[-1].group(0).replace("\u2212", "-"), "last_number")
-    return None
+    number = _last_number(text)
+    return Extraction(number, "last_number") if number is not None else _NONE
+
+
+def extract_final_answer(text: str, *, finish_reason: str | None = None) -> Extraction | None:
+    """The final answer of a model response (:func:`find_final_answer`), or ``None`` when it has none.
+
+    Never raises for any input (non-strings give ``None``).
+    """
+    found = find_final_answer(text, finish_reason=finish_reason)
+    return found if isinstance(found, Extraction) else None

@@ -23,14 +23,13 @@ formal = "lean" }``, ``default = "answer"``); :func:`build_verifier` turns that 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from .base import AnswerVerifier, Verdict
+from .base import AnswerVerifier, Verdict, averify_response, verify_response
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -64,12 +63,16 @@ class InProcessAnswerVerifier:
     version = "2"
 
     def __init__(self, rel_tol: float | None = None, tolerance: str | None = None, ensemble: bool = True, **_: Any):
-        self.rel_tol, self.tolerance, self.ensemble = rel_tol, tolerance, ensemble
+        from .answer import VerifierConfig
 
-    def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+        self.rel_tol, self.tolerance, self.ensemble = rel_tol, tolerance, ensemble
+        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble)  # raises ValueError for an unknown policy
+
+    def verify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
+        """:func:`~scireflect.verifiers.answer.verify_answer` with this verifier's settings."""
         from .answer import verify_answer
 
-        return verify_answer(response, question, rel_tol=self.rel_tol, tolerance=self.tolerance, ensemble=self.ensemble)
+        return verify_answer(response, question, finish_reason=finish_reason, config=self.config)
 
 
 def _answer_factory(**settings: Any):
@@ -167,15 +170,13 @@ class SubjectRouter:
         subject = str(question.get("subject") or "").lower() if hasattr(question, "get") else ""
         return self.routes.get(subject, self.default)
 
-    def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
-        return self.pick(question).verify(response, question)
+    def verify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
+        """The routed verifier's verdict (``finish_reason`` passed only to verifiers that take it)."""
+        return verify_response(self.pick(question), response, question, finish_reason=finish_reason)
 
-    async def averify(self, response: str, question: Mapping[str, Any]) -> Verdict:
-        verifier = self.pick(question)
-        averify = getattr(verifier, "averify", None)
-        if averify is not None:
-            return await averify(response, question)
-        return await asyncio.to_thread(verifier.verify, response, question)
+    async def averify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
+        """The routed verifier's ``averify`` when it has one, else its ``verify`` in a thread."""
+        return await averify_response(self.pick(question), response, question, finish_reason=finish_reason)
 
     def close(self) -> None:
         seen: set[int] = set()

@@ -7,8 +7,10 @@ asyncio event loop and from threads. :class:`SandboxedAnswerVerifier` therefore 
 ``spawn`` method (``fork`` is unsafe in a process with threads and a running event loop): a task
 past ``timeout_s`` is killed with its worker (the pool starts a fresh one and goes on), and each
 worker runs under ``RLIMIT_AS`` = ``memory_mb`` so that a memory bomb raises ``MemoryError`` in the
-worker instead of taking the machine down. Cheap decisions (no reference, no answer, an answer
-longer than ``MAX_ANSWER_CHARS``) are made in the parent by :func:`precheck` without a round trip.
+worker instead of taking the machine down. The parent extracts the final answer once
+(:func:`precheck`), makes the cheap decisions there without a round trip (no reference, no answer,
+an answer longer than ``MAX_ANSWER_CHARS``) and sends the worker the
+:class:`~scireflect.verifiers.extract.Extraction`, never the whole response.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import replace
 from time import perf_counter
 from typing import Any
 from collections.abc import Mapping
 
-from .answer import precheck, verify_answer
+from .answer import VerifierConfig, precheck, verify_answer, verify_extraction
 from .base import CHECK_ERROR, TIMEOUT, Verdict
+from .extract import Extraction
 
 __all__ = ["SandboxedAnswerVerifier", "SandboxedRunner", "precheck"]
 
-_QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject")
+_QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject", "source", "id")
 
 
 def _init_worker(memory_mb: int | None) -> None:
@@ -54,17 +57,26 @@ def _init_worker(memory_mb: int | None) -> None:
         pass
 
 
-def _run_check(response: str, question: dict[str, Any], rel_tol: float | None, tolerance: str | None = None,
-               ensemble: bool = True) -> Verdict:
+def _run_check(extraction: Extraction, question: dict[str, Any], config: VerifierConfig) -> Verdict:
     """Worker entry point (top level so that ``spawn`` workers can unpickle it)."""
-    return verify_answer(response, question, rel_tol=rel_tol, tolerance=tolerance, ensemble=ensemble)
+    return verify_extraction(extraction, question, config)
+
+
+_POLL_S = 0.01
+"""How often a caller looks whether its queued task has started (its time limit starts then)."""
 
 
 class _WorkerPool:
     """A lazily started pebble process pool of ``workers`` workers, each under ``RLIMIT_AS`` of
     ``memory_mb`` MiB (:func:`_init_worker`), started with ``start_method``; thread-safe.
     :meth:`close` stops it (running tasks are killed) and a later use starts a new one. The shared
-    machinery of :class:`SandboxedAnswerVerifier` and :class:`SandboxedRunner`."""
+    machinery of :class:`SandboxedAnswerVerifier` and :class:`SandboxedRunner`.
+
+    Time limit: a task gets ``timeout_s`` from the moment a worker starts it, and its caller gets
+    ``TimeoutError`` then (:meth:`_result` / :meth:`_aresult`). pebble kills the worker for the
+    same limit, but it sets the task's exception only after the kill (SIGTERM, then up to 3 s
+    before SIGKILL when the worker is stuck in C code); that kill and the worker's restart happen
+    in pebble's manager thread, off the caller's path."""
 
     def __init__(self, timeout_s: float, memory_mb: int | None, workers: int, start_method: str = "spawn") -> None:
         self.timeout_s = float(timeout_s)
@@ -86,6 +98,23 @@ class _WorkerPool:
                     context=multiprocessing.get_context(self.start_method),
                 )
             return self._pool
+
+    def _result(self, fut: Future) -> Any:
+        """``fut.result()``, or ``TimeoutError`` at ``timeout_s`` after a worker started the task."""
+        while not fut.running() and not fut.done():  # queued: the limit has not started
+            wait([fut], timeout=_POLL_S)
+        return fut.result(timeout=self.timeout_s)  # at most timeout_s (+ one poll) after the start
+
+    async def _aresult(self, fut: Future) -> Any:
+        """:meth:`_result` for asyncio. At the limit, or when the coroutine is cancelled, the task is
+        cancelled: pebble kills its worker in its own thread."""
+        try:
+            while not fut.running() and not fut.done():
+                await asyncio.sleep(_POLL_S)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout_s)  # cancels fut on timeout
 
     def close(self) -> None:
         """Stop the worker processes (running tasks are killed). Safe to call more than once."""
@@ -110,7 +139,9 @@ class SandboxedAnswerVerifier(_WorkerPool):
 
     Args:
         timeout_s: wall-clock limit, in seconds, for one check once a worker has started it; a
-            check past it is killed and returns ``Verdict(ok=None, reason="timeout")``.
+            check past it returns ``Verdict(ok=None, reason="timeout")`` at the limit, and its
+            worker is killed and replaced in the background (a check queued behind it waits for
+            the fresh worker; queueing does not count against its limit).
         memory_mb: address-space limit (``RLIMIT_AS``) of each worker, in MiB (``None``/0: none).
             A check that runs out of memory returns ``ok=None``, reason ``check_error``.
         workers: number of worker processes (checks beyond that wait in a queue).
@@ -146,8 +177,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
             raise ValueError("workers must be >= 1")
         if start_method not in ("spawn", "forkserver"):
             raise ValueError("start_method must be 'spawn' or 'forkserver' (fork is unsafe with threads)")
-        if tolerance not in (None, "default", "sig_figs", "scibench"):
-            raise ValueError("tolerance must be 'default', 'sig_figs' or 'scibench'")
+        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble)  # raises ValueError for an unknown policy
         super().__init__(timeout_s, memory_mb, workers, start_method)
         self.rel_tol = rel_tol
         self.tolerance = tolerance
@@ -155,15 +185,16 @@ class SandboxedAnswerVerifier(_WorkerPool):
 
     # -- checking -------------------------------------------------------------------------------
 
-    def _submit(self, response: str, question: Mapping[str, Any]) -> tuple[Future | None, Verdict | None, Any]:
+    def _submit(self, response: str, question: Mapping[str, Any],
+                finish_reason: str | None) -> tuple[Future | None, Verdict | None, Any]:
         """Pre-check in the parent; return (future, None, extraction) or (None, verdict, extraction)."""
-        extraction, early = precheck(response, question)
+        extraction, early = precheck(response, question, finish_reason=finish_reason)
         if early is not None:
             return None, early, extraction
+        assert extraction is not None
         payload = {k: question.get(k) for k in _QUESTION_KEYS if question.get(k) is not None}
         pool = self._get_pool()
-        fut = pool.schedule(_run_check, args=(response, payload, self.rel_tol, self.tolerance, self.ensemble),
-                            timeout=self.timeout_s)
+        fut = pool.schedule(_run_check, args=(extraction, payload, self.config), timeout=self.timeout_s)
         return fut, None, extraction
 
     def _from_exception(self, exc: BaseException, extraction: Any) -> Verdict:
@@ -198,13 +229,15 @@ class SandboxedAnswerVerifier(_WorkerPool):
             **ex_kw,
         )
 
-    def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+    def verify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
         """Check ``response`` against ``question['answer']`` in a worker; blocks until done.
 
         Args:
             response: the full model output.
             question: mapping with ``answer`` and optionally ``choices``, ``unit``,
-                ``question_type``, ``answer_type``, ``question``.
+                ``question_type``, ``answer_type``, ``question``, ``subject``, ``source``, ``id``.
+            finish_reason: the model server's ``finish_reason`` of the response (``length``: cut
+                off by the token limit, so ``no_answer``, decided in the parent); ``None`` if unknown.
 
         Returns:
             The worker's :class:`Verdict` (``elapsed_s`` replaced by the parent's wall time), or
@@ -213,13 +246,13 @@ class SandboxedAnswerVerifier(_WorkerPool):
         t0 = perf_counter()
         extraction = None
         try:
-            fut, early, extraction = self._submit(response, question)
-            verdict = early if fut is None else fut.result()
+            fut, early, extraction = self._submit(response, question, finish_reason)
+            verdict = early if fut is None else self._result(fut)
         except Exception as exc:  # noqa: BLE001 - the contract is "never raises" (incl. CancelledError)
             verdict = self._from_exception(exc, extraction)
         return replace(verdict, elapsed_s=perf_counter() - t0)
 
-    async def averify(self, response: str, question: Mapping[str, Any]) -> Verdict:
+    async def averify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
         """Asynchronous :meth:`verify`: awaits the worker without blocking the event loop.
 
         Safe to call from many coroutines at once (``asyncio.gather``) and from several threads,
@@ -229,8 +262,8 @@ class SandboxedAnswerVerifier(_WorkerPool):
         t0 = perf_counter()
         extraction = None
         try:
-            fut, early, extraction = self._submit(response, question)
-            verdict = early if fut is None else await asyncio.wrap_future(fut)
+            fut, early, extraction = self._submit(response, question, finish_reason)
+            verdict = early if fut is None else await self._aresult(fut)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
@@ -273,7 +306,7 @@ class SandboxedRunner(_WorkerPool):
         """``fn(*args)`` in a worker; blocks. Raises ``TimeoutError`` past ``timeout_s``."""
         fut = self._get_pool().schedule(fn, args=args, timeout=self.timeout_s)
         try:
-            return fut.result()
+            return self._result(fut)
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc) from exc
 
@@ -281,9 +314,8 @@ class SandboxedRunner(_WorkerPool):
         """``fn(*args)`` in a worker without blocking the event loop."""
         fut = self._get_pool().schedule(fn, args=args, timeout=self.timeout_s)
         try:
-            return await asyncio.wrap_future(fut)
+            return await self._aresult(fut)
         except asyncio.CancelledError:
-            fut.cancel()
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc) from exc

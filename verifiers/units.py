@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from .symbols import canonical_symbols
+
 __all__ = [
     "DimensionMismatch",
     "UnitSpec",
@@ -134,7 +136,7 @@ _TOKEN = re.compile(
 
 
 def _clean(text: str) -> str:
-    s = text.replace("\r", " ").replace("\n", " ").strip()
+    s = canonical_symbols(text).replace("\r", " ").replace("\n", " ").strip()  # \mathring{A} -> Å before unwrapping
     # "$10^{16}$ photons", "$\mathrm{~kJ}$": the dollar signs of inline maths are delimiters unless a
     # lone "$" or "\$" is the whole unit (currency)
     if s not in ("$", "\\$") and s.count("$") % 2 == 0:

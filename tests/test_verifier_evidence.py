@@ -1,0 +1,130 @@
+"""The Critic's evidence never leaks the reference answer (issue 14, item 17).
+
+The Critic may learn *that* an answer is wrong and *why in kind* (wrong dimension, no option letter,
+no final answer, unreadable), never magnitudes, bounds or properties of the reference. Each case
+below is a verdict whose explanation or details carry something that would narrow the reference
+down (its digits, a relative error, a tolerance, "an exact integer match is required").
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import scireflect.verifiers.answer.verify as verify_mod
+from scireflect.verifiers import Verdict, verify_answer
+from scireflect.verifiers.base import (
+    CHECK_ERROR,
+    CHOICE_MISMATCH,
+    DIMENSION_MISMATCH,
+    EQUAL,
+    NO_ANSWER,
+    NO_REFERENCE,
+    NUMERIC_MISMATCH,
+    REASONS,
+    SYMBOLIC_MISMATCH,
+    TEXT_MISMATCH,
+    TIMEOUT,
+    UNDECIDED,
+    UNIT_CONVERTED,
+    UNPARSEABLE,
+)
+
+ATM = "$\\mathrm{atm}$"
+# (reason, response, question): references written with the digits 3 and 9 only; candidates avoid them
+CASES = [
+    (NUMERIC_MISMATCH, "\\boxed{15.6}", {"answer": "399"}),                                   # "exact integer"
+    (NUMERIC_MISMATCH, "\\boxed{15.6}", {"answer": "39.9"}),                                  # rounding allowance
+    (NUMERIC_MISMATCH, "\\boxed{15.6}", {"answer": "3.9"}, {"rel_tol": 0.05}),                # "tolerance 0.05"
+    (NUMERIC_MISMATCH, "\\boxed{\\frac{1}{7}}", {"answer": "\\frac{3}{9}"}),                   # "the reference is a fraction"
+    (NUMERIC_MISMATCH, "\\boxed{x+1}", {"answer": "399"}),
+    (NUMERIC_MISMATCH, "\\boxed{[1, 4]}", {"answer": "[3, 9, 33]", "answer_type": "list of integer"}),  # its length
+    (NUMERIC_MISMATCH, "\\boxed{15.6 \\mathrm{kPa}}", {"answer": "39.3", "unit": ATM}),
+    (DIMENSION_MISMATCH, "\\boxed{15.6\\ \\mathrm{m}}", {"answer": "39.3", "unit": ATM}),
+    (DIMENSION_MISMATCH, "\\boxed{15.6\\ \\mathrm{s}}", {"answer": "39 km", "subject": "physics"}),
+    (CHOICE_MISMATCH, "\\boxed{A, C}", {"answer": "ABD", "question_type": "MCQ(multiple)"}),  # the set's size
+    (CHOICE_MISMATCH, "\\boxed{A}", {"answer": "D", "choices": ["1", "2", "3", "39"]}),
+    (SYMBOLIC_MISMATCH, "\\boxed{x^{2}+1}", {"answer": "x^{3}+9"}),                           # a relative error
+    (SYMBOLIC_MISMATCH, "\\boxed{\\{1, 4\\}}", {"answer": "(3, 9)"}),                          # the reference's form
+    (TEXT_MISMATCH, "\\boxed{false}", {"answer": "true"}),
+    (TEXT_MISMATCH, "\\boxed{\\text{Monday}}", {"answer": "\\text{Thursday}"}),
+    (NO_ANSWER, "The pressure is large.", {"answer": "39.3", "unit": ATM}),
+    (NO_ANSWER, "There are 5 cases, so \\boxed{}", {"answer": "3"}),
+    (NO_ANSWER, "\\boxed{15}. Checking: 1", {"answer": "399"}, {"finish_reason": "length"}),
+    (UNPARSEABLE, "\\boxed{banana}", {"answer": "D", "question_type": "MCQ"}),
+    (UNPARSEABLE, "\\boxed{15.6\\ \\mathrm{zorks}}", {"answer": "39.3", "unit": ATM}),
+    (UNPARSEABLE, "\\boxed{\\frac{1}{}}", {"answer": "x^{3}+9"}),
+    (NO_REFERENCE, "\\boxed{15}", {"answer": None}),
+    (EQUAL, "\\boxed{50.68}", {"answer": "50.7"}),                                            # relative error in the explanation
+    (UNIT_CONVERTED, "\\boxed{5137 \\mathrm{kPa}}", {"answer": "50.7", "unit": ATM}),
+]
+# reasons only a sandbox or a checker failure produce: verdicts as they would come, with leaky text
+DIRECT = [
+    Verdict(ok=None, reason=TIMEOUT, explanation="the check ran past its 9 s wall-clock limit", extracted="15^{15^{15}}",
+            checker="sandbox", details={"timeout_s": 9.0}),
+    Verdict(ok=None, reason=CHECK_ERROR, explanation="the checker failed comparing with 399 (exact integer)", extracted="15",
+            checker="error", details={"error_type": "RuntimeError"}),
+    Verdict(ok=None, reason=UNDECIDED, explanation="equivalence could not be decided (relative error 0.393)",
+            extracted="\\sin(x)^{2}", checker="symbolic", reference="\\cos(3x)", details={"method": "undecided", "note": "0.393"}),
+]
+FORBIDDEN = ("relative error", "tolerance", "integer", "exact", "round", "allowance", "significant", "fraction",
+             "different number", "reference", "element", "form")
+
+
+def _verdicts() -> list[tuple[Verdict, str | None]]:
+    out = []
+    for reason, response, question, *kw in CASES:
+        v = verify_answer(response, question, **(kw[0] if kw else {}))
+        assert v.reason == reason, (response, question, v)
+        out.append((v, question.get("answer")))
+    return out + [(v, v.reference) for v in DIRECT]
+
+
+def test_every_reason_code_is_covered() -> None:
+    assert {v.reason for v, _ in _verdicts()} == set(REASONS)
+
+
+@pytest.mark.parametrize("index", range(len(CASES) + len(DIRECT)))
+def test_the_critic_learns_only_the_kind_of_error(index: int) -> None:
+    v, reference = _verdicts()[index]
+    evidence = v.evidence_for_critic()
+    evidence_from_trace = Verdict.from_dict(v.to_dict()).evidence_for_critic()  # the graph rebuilds it from the trace
+    assert evidence == evidence_from_trace
+    lowered = evidence.replace(f"({v.reason})", "").lower()  # the reason code itself is a fixed word (no_reference)
+    for word in FORBIDDEN:
+        assert word not in lowered, (word, evidence)
+    if "rel_error" in v.details:
+        assert f"{v.details['rel_error']:.3g}" not in evidence
+    if v.ok is not True and reference:
+        ref_digits = set(re.findall(r"\d", str(reference)))
+        assert not ref_digits & set(re.findall(r"\d", evidence)), (reference, evidence)
+        assert not re.search(r"(?<![A-Za-z])" + re.escape(str(reference)) + r"(?![A-Za-z])", evidence), evidence
+
+
+def test_the_kind_of_error_is_still_said() -> None:
+    by_reason = {}
+    for v, _ in _verdicts():
+        by_reason.setdefault(v.reason, []).append(v.evidence_for_critic())
+    assert any("dimension mismatch: got m ([length]), expected atm" in e for e in by_reason[DIMENSION_MISMATCH])
+    assert any("not the dimension the question asks for" in e for e in by_reason[DIMENSION_MISMATCH])  # unit of the reference itself
+    assert any("letter of one option" in e for e in by_reason[UNPARSEABLE])
+    assert any("could not be read; the question asks for atm" in e for e in by_reason[UNPARSEABLE])
+    assert any("cut off by the token limit" in e for e in by_reason[NO_ANSWER])
+    assert any("\\boxed{} of the response is empty" in e for e in by_reason[NO_ANSWER])
+    assert any("contains the symbol(s) x" in e for e in by_reason[NUMERIC_MISMATCH])
+    assert all("(numeric_mismatch)" in e and "extracted final answer: " in e for e in by_reason[NUMERIC_MISMATCH])
+
+
+def test_a_plugins_own_reason_keeps_its_explanation() -> None:
+    v = Verdict(ok=False, reason="proof_failed", explanation="line 3: unsolved goals", extracted="by simp")
+    assert v.evidence_for_critic().endswith("line 3: unsolved goals")
+
+
+def test_checker_errors_do_not_leak_through_the_critic(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a, **_k):
+        raise RuntimeError("the reference 399 must not leak")
+
+    monkeypatch.setattr(verify_mod, "_check", boom)
+    v = verify_answer("\\boxed{15}", {"answer": "399"})
+    assert v.reason == CHECK_ERROR and "399" not in v.evidence_for_critic()

@@ -1,0 +1,55 @@
+r"""Answer checks: compare an extracted final answer with a reference answer, in-process.
+
+Pure functions on strings, one job per module: :mod:`.normalize` (string forms), :mod:`.numbers`
+(plain numbers), :mod:`.latex` (LaTeX to sympy, the grammar parser only), :mod:`.select` (which
+check), :mod:`.tolerance` (:class:`NumericTolerance`), :mod:`.numeric` (numbers and units),
+:mod:`.choice` (multiple choice), :mod:`.structured` (booleans, lists), :mod:`.symbolic`
+(expressions, equations, sets, intervals) and :mod:`.verify` (the entry point,
+:class:`VerifierConfig`). Model text is never evaluated as code. These functions do NOT protect
+against pathological input (``9^{9^{9^{9}}}``): run them through
+:class:`scireflect.verifiers.sandbox.SandboxedAnswerVerifier`. The rules, with their reasons and
+sources, are in ``docs/verifiers.md``.
+"""
+
+from .choice import check_choice
+from .common import MAX_ANSWER_CHARS
+from .normalize import normalize_latex
+from .numbers import ParsedNumber, parse_number
+from .numeric import check_numeric
+from .select import select_check
+from .structured import check_boolean, check_list
+from .symbolic import check_symbolic
+from .tolerance import DEFAULT_REL_TOL, SCIBENCH_REL_TOL, SYMBOLIC_REL_TOL, NumericTolerance
+from .verify import VerifierConfig, precheck, verify_answer, verify_extraction
+
+__all__ = [
+    "DEFAULT_REL_TOL",
+    "SCIBENCH_REL_TOL",
+    "SYMBOLIC_REL_TOL",
+    "MAX_ANSWER_CHARS",
+    "NumericTolerance",
+    "ParsedNumber",
+    "VerifierConfig",
+    "parse_number",
+    "normalize_latex",
+    "precheck",
+    "select_check",
+    "check_numeric",
+    "check_choice",
+    "check_boolean",
+    "check_list",
+    "check_symbolic",
+    "verify_answer",
+    "verify_extraction",
+]
+
+# Private names that code imported from the single-file answer.py before the split (new code
+# imports them from their modules: .common, .latex, .numbers, .numeric).
+from .common import NotANumber as _NotANumber  # noqa: E402, F401
+from .common import Unparseable as _Unparseable  # noqa: E402, F401
+from .latex import evalf as _evalf  # noqa: E402, F401
+from .latex import is_large as _is_large  # noqa: E402, F401
+from .latex import latex_to_sympy as _latex_to_sympy  # noqa: E402, F401
+from .latex import sympy_module as _sp  # noqa: E402, F401
+from .numbers import fmt_short as _fmt_short  # noqa: E402, F401
+from .numeric import candidate_value as _candidate_value  # noqa: E402, F401

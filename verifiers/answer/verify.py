@@ -1,0 +1,224 @@
+r"""The entry point: extract the final answer once, pre-check the cheap cases, run the selected check.
+
+:func:`verify_answer` = :func:`precheck` (extraction, no reference, no answer, length cap; safe in
+the parent process) + :func:`verify_extraction` (the parsing checks; run it in the sandbox worker
+for model text). The settings travel as one frozen :class:`VerifierConfig`. The whole policy
+(extraction order, check selection, tolerance, units, ensemble): ``docs/verifiers.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from time import perf_counter
+from typing import Any
+
+from ..base import CHECK_ERROR, EQUAL, NO_ANSWER, NO_REFERENCE, NUMERIC_MISMATCH, TEXT_MISMATCH, UNPARSEABLE, Verdict
+from ..extract import Extraction, NoFinalAnswer, find_final_answer
+from .choice import check_choice
+from .common import MAX_ANSWER_CHARS, NotANumber, Unparseable, verdict
+from .latex import sympy_number
+from .numbers import fmt_fraction, parse_number
+from .numeric import check_numeric
+from .select import asks_for_order, is_science, is_scibench_row, reference_text, select_check
+from .structured import check_boolean, check_list
+from .symbolic import check_symbolic
+from .tolerance import SYMBOLIC_REL_TOL, NumericTolerance, rel_error
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """The settings of the answer checks, built once per verifier and passed down (picklable).
+
+    Attributes:
+        numeric: the numeric tolerance (:class:`NumericTolerance`: a fixed ``rel_tol`` and/or a
+            policy ``default``/``sig_figs``/``scibench``).
+        ensemble: consult math-verify (:mod:`~scireflect.verifiers.mathverify_backend`) when the
+            symbolic check cannot decide; it never overrides a decision, nor any numeric/unit one.
+    """
+
+    numeric: NumericTolerance = field(default_factory=NumericTolerance)
+    ensemble: bool = True
+
+    @classmethod
+    def of(cls, rel_tol: float | None = None, tolerance: str | None = None, ensemble: bool = True) -> VerifierConfig:
+        """The config for the loose keyword settings of the public API (``rel_tol``, ``tolerance``, ``ensemble``).
+
+        Raises:
+            ValueError: an unknown tolerance policy or a negative ``rel_tol``.
+        """
+        return cls(NumericTolerance.of(rel_tol, tolerance), ensemble)
+
+
+def precheck(
+    response: Any, question: Mapping[str, Any], *, finish_reason: str | None = None
+) -> tuple[Extraction | None, Verdict | None]:
+    """Extract the final answer and make the decisions that need no parser; safe in the parent process.
+
+    Args:
+        response: the full model output (anything; non-strings give ``no_answer``).
+        question: the question mapping (``answer`` is read).
+        finish_reason: why generation stopped (the model server's ``finish_reason``; ``None`` when
+            unknown): ``length``/``max_tokens`` mean the response was cut off and has no final answer.
+
+    Returns:
+        ``(extraction, verdict)``: ``verdict`` is a final :class:`Verdict` when the answer can be
+        decided without parsing (``no_reference``; ``no_answer`` with ``details['no_answer']`` the
+        kind from :func:`~scireflect.verifiers.extract.find_final_answer`: ``truncated``,
+        ``degenerate``, ``empty_box``, ``unclosed_box``, ``none``; or ``unparseable`` when the
+        extracted answer is longer than ``MAX_ANSWER_CHARS`` = 20,000 characters), else ``None``
+        and ``extraction`` is what :func:`verify_extraction` checks.
+    """
+    if question is None or not hasattr(question, "get") or reference_text(question) is None:
+        return None, verdict(None, NO_REFERENCE, "the question has no reference answer to compare with", "precheck")
+    found = find_final_answer(response, finish_reason=finish_reason)
+    if isinstance(found, NoFinalAnswer):
+        return None, verdict(None, NO_ANSWER, found.explanation, "precheck", details={"no_answer": found.kind})
+    if len(found.text) > MAX_ANSWER_CHARS:
+        return found, verdict(
+            None,
+            UNPARSEABLE,
+            f"the extracted answer is {len(found.text)} characters long (limit {MAX_ANSWER_CHARS}); it was not parsed",
+            "precheck",
+            extracted=found.text[:200] + "...",
+            extraction_method=found.method,
+            details={"length": len(found.text), "limit": MAX_ANSWER_CHARS},
+        )
+    return found, None
+
+
+def _symbolic(cand: str, ref: str, question: Mapping[str, Any], config: VerifierConfig) -> Verdict:
+    """The symbolic check, then math-verify where it cannot decide, then a plain-number fallback."""
+    ordered = asks_for_order(question)
+    v = check_symbolic(cand, ref, tol=config.numeric, ordered_lists=ordered)
+    undecided = v.ok is None or (v.reason == TEXT_MISMATCH and v.details.get("reference_parsed") is False)
+    if config.ensemble and undecided and not ordered:
+        from ..mathverify_backend import math_verify_equal
+
+        mv = math_verify_equal(cand, ref)
+        if mv is True:
+            return replace(v, ok=True, reason=EQUAL, checker="symbolic+math-verify",
+                           explanation="the extracted answer is equivalent to the reference (by the math-verify backend; "
+                                       f"our parser: {v.reason})",
+                           details={**dict(v.details), "backend": "math-verify", "ours": v.reason})
+        v = replace(v, details={**dict(v.details), "math_verify": mv})
+    pn = parse_number(cand)
+    if v.ok is None and v.reason == UNPARSEABLE and pn is not None:
+        # numeric fallback: a plain number with a unit against a constant reference
+        try:
+            ref_val = sympy_number(ref)
+        except (Unparseable, NotANumber):
+            return v
+        err = rel_error(pn.value, ref_val)
+        tol = SYMBOLIC_REL_TOL if config.numeric.rel_tol is None else config.numeric.rel_tol
+        ok = err <= tol
+        return verdict(ok, EQUAL if ok else NUMERIC_MISMATCH,
+                       ("the extracted answer matches the reference numerically" if ok else
+                        f"the extracted answer {fmt_fraction(pn.value)} differs numerically from the reference "
+                        f"(relative error {err:.3g} > tolerance {tol:g})"),
+                       "numeric", candidate=fmt_fraction(pn.value), reference=v.reference,
+                       details={"rel_error": err, "rel_tol": tol, "unit_ignored": pn.unit})
+    return v
+
+
+def _check(ex: Extraction, question: Mapping[str, Any], config: VerifierConfig) -> Verdict:
+    """Run the check :func:`select_check` picks on the extracted answer (may raise)."""
+    ref = reference_text(question)
+    assert ref is not None
+    kind = select_check(question)
+    cand = ex.text
+    if kind == "choice":
+        return check_choice(
+            cand,
+            ref,
+            choices=question.get("choices") or None,
+            question_text=question.get("question"),
+            multiple=str(question.get("question_type") or "") == "MCQ(multiple)",
+        )
+    if kind == "boolean":
+        return check_boolean(cand, ref)
+    if kind == "list":
+        return check_list(cand, ref, tol=config.numeric)
+    if kind == "numeric":
+        return check_numeric(cand, ref, tol=config.numeric, unit=question.get("unit"),
+                             question_type=question.get("question_type"), science=is_science(question),
+                             scibench=is_scibench_row(question))
+    return _symbolic(cand, ref, question, config)
+
+
+def verify_extraction(ex: Extraction, question: Mapping[str, Any], config: VerifierConfig | None = None) -> Verdict:
+    """Check an already extracted final answer against the question's reference answer.
+
+    Args:
+        ex: the :class:`~scireflect.verifiers.extract.Extraction` :func:`precheck` returned (the
+            sandbox sends it to its worker, so the response is scanned once, in the parent).
+        question: the question mapping (as for :func:`verify_answer`); it must have a reference.
+        config: the settings (default :class:`VerifierConfig`).
+
+    Returns:
+        A :class:`Verdict` with ``extracted``/``extraction_method`` from ``ex`` and ``elapsed_s``
+        the time spent here. Never raises: an exception becomes ``ok=None``, reason ``check_error``.
+    """
+    t0 = perf_counter()
+    ex_kw = {"extracted": ex.text, "extraction_method": ex.method}
+    try:
+        v = replace(_check(ex, question, config or VerifierConfig()), **ex_kw)
+    except MemoryError:
+        v = verdict(None, CHECK_ERROR, "the checker ran out of memory", "error", **ex_kw)
+    except RecursionError:
+        v = verdict(None, CHECK_ERROR, "the checker hit the recursion limit (the answer is too deeply nested)", "error",
+                    **ex_kw)
+    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+        v = verdict(None, CHECK_ERROR, f"the checker failed ({type(exc).__name__})", "error",
+                    details={"error_type": type(exc).__name__}, **ex_kw)
+    return replace(v, elapsed_s=perf_counter() - t0)
+
+
+def verify_answer(
+    response: str,
+    question: Mapping[str, Any],
+    *,
+    finish_reason: str | None = None,
+    rel_tol: float | None = None,
+    tolerance: str | None = None,
+    ensemble: bool = True,
+    config: VerifierConfig | None = None,
+) -> Verdict:
+    r"""Check a model response against a question's reference answer, in this process.
+
+    Args:
+        response: the full model output (the final answer is taken by
+            :func:`~scireflect.verifiers.extract.find_final_answer`).
+        question: a mapping with ``answer`` (str/None) and optionally ``choices``, ``unit``,
+            ``question_type``, ``answer_type``, ``question`` (the text, for options written in it),
+            ``subject``, ``source``/``id`` (SciBench rows).
+        finish_reason: the model server's ``finish_reason`` for this response (``length``: cut off
+            by the token limit, so ``no_answer``); ``None`` when unknown.
+        rel_tol: ``None`` for the default tolerance rules, or a relative tolerance (e.g.
+            ``SCIBENCH_REL_TOL`` = 0.05, SciBench-style) for numeric answers.
+        tolerance: the numeric tolerance policy: ``None``/``"default"``, ``"sig_figs"`` (derived
+            from the reference's significant figures) or ``"scibench"`` (5 %).
+        ensemble: consult math-verify when our symbolic check cannot decide.
+        config: all three settings as one :class:`VerifierConfig`; when given, the keywords above
+            are ignored.
+
+    Returns:
+        A :class:`Verdict`; ``elapsed_s`` is the time spent here. Never raises: any exception
+        becomes ``ok=None``, reason ``check_error``. The explanation never contains the reference
+        answer (it is in ``Verdict.reference`` only). Not protected against pathological input;
+        use :class:`~scireflect.verifiers.sandbox.SandboxedAnswerVerifier` for untrusted text.
+
+    Raises:
+        ValueError: an unknown ``tolerance`` policy or a negative ``rel_tol`` (settings, not input).
+    """
+    t0 = perf_counter()
+    config = config or VerifierConfig.of(rel_tol, tolerance, ensemble)
+    try:
+        ex, early = precheck(response, question, finish_reason=finish_reason)
+    except Exception as exc:  # noqa: BLE001 - the contract is "never raises" (e.g. a question whose get() fails)
+        early = verdict(None, CHECK_ERROR, f"the checker failed ({type(exc).__name__})", "error",
+                        details={"error_type": type(exc).__name__})
+    if early is not None:
+        return replace(early, elapsed_s=perf_counter() - t0)
+    assert ex is not None
+    return replace(verify_extraction(ex, question, config), elapsed_s=perf_counter() - t0)
