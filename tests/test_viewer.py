@@ -182,9 +182,9 @@ def test_question_ids_with_odd_characters(run_dir):
         srv.close()
 
 
-def test_diff_html_escapes_and_strips_difflib_markers():
+def test_diff_html_escapes_and_strips_control_characters():
     table = diff_html("plain\n\0+x", "<b onmouseover=alert(1)>bold</b>\n\1y", "<one>", "two")
-    assert "<b " not in table and "&lt;b&nbsp;onmouseover=alert(1)&gt;bold&lt;/b&gt;" in table
+    assert "<b " not in table and "onmouseover=a</span>l<span" in table and "ert(1)&gt;bold&lt;/b&gt;" in table
     assert "&lt;one&gt;" in table and "\0" not in table and "\1" not in table
     assert table.count("<span") == table.count("</span>")
 
@@ -257,3 +257,30 @@ def test_view_command_errors(tmp_path):
         busy.close()
     with pytest.raises(FileNotFoundError):
         serve(tmp_path / "missing", 0)
+
+
+def test_bad_static_paths_are_404_and_only_loopback_hosts_of_this_port_are_served(run_dir):
+    srv = serve(run_dir, 0)
+    try:
+        for path in ("/static/app.css%00.js", "/static/%2e%2e/server.py", "/static/../../etc/passwd", "/static/a%0ab.js"):
+            status, _ = raw_get(srv, path)
+            assert status == 404, path
+        assert raw_get(srv, "/static/app.css")[0] == 200
+        for host in ("[::1].evil", "localhost:evil", "localhost.evil.com", "127.0.0.1.nip.io", "evil:8765", "localhost:1"):
+            assert raw_get(srv, "/", host=host)[0] == 403, host
+        for host in ("localhost", "127.0.0.1", f"localhost:{srv.port}", f"127.0.0.1:{srv.port}", f"[::1]:{srv.port}"):
+            assert raw_get(srv, "/", host=host)[0] == 200, host
+    finally:
+        srv.close()
+
+
+@pytest.mark.timeout(60)
+def test_long_attempts_diff_by_lines_and_very_long_ones_are_not_diffed():
+    from scireflect.viewer.pages import MAX_DIFF_LINES
+
+    before = "\n".join(f"Step {i}: 12 * {i} = {12 * i}" for i in range(1000))
+    after = before.replace("Step 500: 12 * 500 = 6000", "Step 500: 12 * 500 = 6100 <b>")
+    table = diff_html(before, after, "attempt 1", "attempt 2")  # difflib.HtmlDiff did not finish this
+    assert table.count("<tr>") == 1001 and "6<span class=\"diff_chg\">1</span>00" in table and "&lt;b&gt;" in table
+    huge = "\n".join(["x"] * (MAX_DIFF_LINES + 1))
+    assert "too long to diff" in diff_html(huge, huge + "y", "attempt 1", "attempt 2")

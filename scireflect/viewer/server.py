@@ -29,6 +29,7 @@ from __future__ import annotations
 import html
 import json
 import mimetypes
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,6 +44,9 @@ from .pages import index_html, page, question_html
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 LOOPBACK = "127.0.0.1"
+
+_LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(?::(\d{1,5}))?")
+_SAFE_STATIC = re.compile(r"[A-Za-z0-9._/-]{1,200}")
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self'; "
        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -144,9 +148,10 @@ class ViewerHandler(BaseHTTPRequestHandler):
         self._send(404, body, "text/html; charset=utf-8")
 
     def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").strip().lower()
-        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-        return name in ("127.0.0.1", "localhost", "[::1]")
+        """The Host header names this server on loopback, nothing else (DNS rebinding): ``127.0.0.1``,
+        ``localhost`` or ``[::1]``, with no port or this server's port."""
+        match = _LOOPBACK_HOST.fullmatch((self.headers.get("Host") or "").strip().lower())
+        return match is not None and match.group(2) in (None, str(self.server.port))
 
     def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
         self.do_GET()
@@ -197,8 +202,11 @@ class ViewerHandler(BaseHTTPRequestHandler):
 
     def _static(self, rel: str) -> None:
         root = STATIC.resolve()
-        target = (root / rel).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
+        try:
+            target = (root / rel).resolve() if _SAFE_STATIC.fullmatch(rel) else None
+        except (OSError, ValueError):  # e.g. a NUL byte ("app.css%00.js")
+            target = None
+        if target is None or not target.is_relative_to(root) or not target.is_file():
             self._send(404, b"not found", "text/plain; charset=utf-8")
             return
         ctype = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".woff2": "font/woff2"}.get(
