@@ -109,7 +109,7 @@ def test_unreachable_endpoint_and_unknown_model_and_bad_budget(tmp_path, mock):
 
 
 @pytest.mark.slow  # kills and restarts the CLI many times (about a minute)
-def test_killed_run_resumes_with_every_question_exactly_once(tmp_path):
+def test_killed_run_resumes_with_every_question_exactly_once(tmp_path, spawn):
     rows = [{"id": f"k{i}", "subject": "math", "question": f"Question number {i}: what is 40 + 2?", "answer": "42" if i % 3 else "41"}
             for i in range(10)]
     questions = write_questions(tmp_path / "q.jsonl", rows)
@@ -119,7 +119,7 @@ def test_killed_run_resumes_with_every_question_exactly_once(tmp_path):
         cmd = [sys.executable, "-m", "scireflect.cli", "annotate", str(questions), "--out", str(run_dir),
                "--base-url", mock.base_url, "--model", "mock-model", "--concurrency", "3"]
         env = dict(os.environ, OPENAI_API_KEY="test")
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = spawn(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not traces.exists() or len(traces.read_text().splitlines()) < 3):
             time.sleep(0.05)

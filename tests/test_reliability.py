@@ -74,7 +74,7 @@ async def test_endpoint_down_stops_the_run_and_keeps_the_rest_pending(tmp_path):
 
 
 @pytest.mark.slow  # kills and restarts the CLI many times (about a minute)
-def test_twenty_random_kills_then_resume_every_question_exactly_once(tmp_path):
+def test_twenty_random_kills_then_resume_every_question_exactly_once(tmp_path, spawn):
     questions = make_questions(tmp_path / "q.jsonl", 30)
     run_dir = tmp_path / "run"
     traces = run_dir / "traces.jsonl"
@@ -90,7 +90,7 @@ def test_twenty_random_kills_then_resume_every_question_exactly_once(tmp_path):
             if len(done_before) == 30:
                 break
             n_requests = len(mock.requests)
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            proc = spawn(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.8, 2.5))  # the interpreter takes ~1.3 s to import; some kills land before work
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

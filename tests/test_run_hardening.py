@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -43,22 +42,19 @@ def test_the_run_directory_lock_names_its_holder(tmp_path):
         pass
 
 
-def test_two_annotate_processes_on_one_directory_make_each_model_call_once(tmp_path):
+def test_two_annotate_processes_on_one_directory_make_each_model_call_once(tmp_path, spawn):
     questions = questions_file(tmp_path, 6)
     run_dir = tmp_path / "run"
-    with MockOpenAI(latency_s=0.3, default_answer="72") as mock:
+    # Each call takes 4 s, so the first run holds the lock for ~12 s: long enough for a second process to start.
+    with MockOpenAI(latency_s=4.0, default_answer="72") as mock:
         args = _cli("annotate", str(questions), "--out", str(run_dir), "--base-url", mock.base_url, "--model", mock.model,
                     "--concurrency", "2")
-        first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while mock.stats.chat_requests == 0 and time.monotonic() < deadline:  # the first holds the lock and runs
-                time.sleep(0.05)
-            second = subprocess.run(args, capture_output=True, text=True, timeout=120)
-            out, _ = first.communicate(timeout=120)
-        finally:
-            if first.poll() is None:
-                os.killpg(first.pid, signal.SIGKILL)
+        first = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while mock.stats.chat_requests == 0 and time.monotonic() < deadline:  # the first holds the lock and runs
+            time.sleep(0.05)
+        second = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        out, _ = first.communicate(timeout=120)
         assert first.returncode == 0, out
         assert second.returncode == 1 and f"in use by another scireflect process (pid {first.pid})" in second.stderr
         assert mock.stats.chat_requests == 6  # one accepted attempt per question, each made once

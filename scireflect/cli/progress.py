@@ -35,6 +35,15 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def compact(n: int) -> str:
+    """``950``, ``12.3k``, ``4.56M``: a count in at most 6 characters."""
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k" if n < 100_000 else f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.2f}M" if n < 100_000_000 else f"{n / 1e6:.0f}M"
+
+
 def _short(text: Any, width: int) -> str:
     text = str(text)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -79,8 +88,9 @@ class LiveProgress:
         self._live.__exit__(*exc_info)
 
     def print(self, text: Text) -> None:
-        """One line above the live region."""
-        self._live.console.print(text, soft_wrap=False, overflow="fold")
+        """One line above the live region, cut to the console's width."""
+        text.truncate(self.console.width, overflow="ellipsis")
+        self._live.console.print(text, soft_wrap=False, no_wrap=True, overflow="ellipsis")
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -132,12 +142,12 @@ class LiveProgress:
     def _on_retry(self, data: Mapping[str, Any]) -> None:
         kind = str(data.get("kind", "fault"))
         wait = float(data.get("wait_s") or 0.0)
-        line = Text("↻ ", style="yellow") + Text(_short(data.get("id"), 36))
+        line = Text("↻ ", style="yellow") + Text(_short(data.get("id"), 28))
         line.append(f" {data.get('role', '')} #{data.get('attempt', 1)}: {kind}", style="yellow")
         if data.get("output_tokens"):
             line.append(f" after {data['output_tokens']} tokens", style="dim")
         if wait:
-            line.append(f" (try {data.get('try')}/{data.get('tries')}, retry in {wait:.1f} s)", style="dim")
+            line.append(f" (try {data.get('try')}/{data.get('tries')}, again in {wait:.1f} s)", style="dim")
         else:
             line.append(f" (try {data.get('try')}/{data.get('tries')}, giving up)", style="dim")
         self.print(line)
@@ -147,23 +157,22 @@ class LiveProgress:
         status = str(record.get("status"))
         self.counts[status] += 1
         self.done_now += 1
-        line = Text(f"{STATUS_MARK.get(status, '?')} {status}", style=STATUS_STYLE.get(status, ""))
-        if record.get("accepted_stage"):
-            line.append(f" ({record['accepted_stage']})")
-        elif status != "unverified":
-            line.append(f" ({_short(record.get('stop_reason') or '-', 34)})", style="dim")
-        line.append(" ")
-        line.append(_short(record.get("id"), 30))
-        line.append(f"  {record.get('n_attempts', 0)} att · {int(record.get('tokens') or 0):,} tok · "
+        line = Text(f"{STATUS_MARK.get(status, '?')} {status:<8} ", style=STATUS_STYLE.get(status, ""))
+        line.append(_short(record.get("id"), 32))
+        line.append(f"  {record.get('n_attempts', 0)} att · {compact(int(record.get('tokens') or 0))} tok · "
                     f"{clock(float(record.get('seconds') or 0))}", style="dim")
+        if record.get("accepted_stage"):
+            line.append(f" · {record['accepted_stage']}")
+        elif status != "unverified":
+            line.append(f" · {record.get('stop_reason') or '-'}", style="dim")
         self.print(line)
 
     # -- drawing ----------------------------------------------------------------------------------
 
     def rate(self) -> float | None:
-        """Questions per second finished in this invocation, once two have finished."""
+        """Questions per second finished in this invocation, once two have finished (and 10 s passed)."""
         elapsed = time.monotonic() - self.started
-        return self.done_now / elapsed if self.done_now >= 2 and elapsed > 0 else None
+        return self.done_now / elapsed if self.done_now >= 2 and elapsed >= 10 else None
 
     def render(self) -> RenderableType:
         """The live region: in-flight questions, then the overall line."""
@@ -195,4 +204,4 @@ class LiveProgress:
         return Group(table, line) if flights else line
 
 
-__all__ = ["InFlight", "LiveProgress", "clock"]
+__all__ = ["InFlight", "LiveProgress", "clock", "compact"]

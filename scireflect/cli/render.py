@@ -217,21 +217,25 @@ def summary_table(summary: Mapping[str, Any], title: str | None = None) -> Table
     """The per-subject outcome table (``{subject: Outcomes}``, ``all`` last), within 80 columns.
 
     Short headers (see :data:`SUMMARY_LEGEND`); the ``err`` and ``unv`` columns appear only when
-    some subject has errors or unverified proofs. Subjects are untrusted text.
+    some subject has errors or unverified proofs; tokens are compact (``12.3k``), time is ``H:MM:SS``
+    of model and verifier time. Subjects are untrusted text.
     """
     rows = list(summary.items())
     columns = [c for c in _SUMMARY_COLUMNS if c[2] or any(getattr(o, c[1]) for _, o in rows)]
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("subject", no_wrap=True, max_width=16, overflow="ellipsis")
-    for header, _, _ in columns:
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("tokens", justify="right", no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
+    from .progress import clock, compact
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    table.add_column("subject", no_wrap=True, width=min(16, max(len("subject"), *(len(str(k)) for k, _ in rows))),
+                     overflow="ellipsis")
+    for header, field, _ in columns:
+        width = max(len(header), *(len(str(getattr(o, field))) for _, o in rows))
+        table.add_column(header, justify="right", no_wrap=True, width=width)
+    table.add_column("tokens", justify="right", no_wrap=True, width=6)
+    table.add_column("time", justify="right", no_wrap=True, width=8)
     for subject, outcomes in rows:
         if subject == "all" and len(rows) > 1:
             table.add_section()
-        seconds = int(outcomes.seconds)
-        time_text = f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-        table.add_row(_t(subject), *(str(getattr(outcomes, field)) for _, field, _ in columns), f"{outcomes.tokens:,}", time_text,
+        table.add_row(_t(subject), *(str(getattr(outcomes, field)) for _, field, _ in columns), compact(outcomes.tokens),
+                      clock(outcomes.seconds),
                       style="bold" if subject == "all" else None)
     return table
