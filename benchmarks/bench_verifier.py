@@ -40,6 +40,8 @@ from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
 
+from scireflect.run.jsonl import read_jsonl
+
 HERE = Path(__file__).resolve().parent
 SUITE = HERE / "data" / "equivalence_suite.jsonl"
 DATA = Path("/work/shared/data")
@@ -50,7 +52,7 @@ DATA = Path("/work/shared/data")
 # ------------------------------------------------------------------------------------------------
 
 def _rows(name: str) -> list[dict]:
-    return [json.loads(line) for line in (DATA / name).read_text().split("\n") if line.strip()]
+    return read_jsonl(DATA / name)
 
 
 def _latex_unit(unit) -> str:
@@ -430,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", action="store_true", help="rebuild the suite from /work/shared/data first")
     ap.add_argument("--errors", action="store_true", help="list every misjudged pair")
     args = ap.parse_args(argv)
-    pairs = build() if args.build or not SUITE.exists() else [json.loads(x) for x in SUITE.read_text().split("\n") if x.strip()]
+    pairs = build() if args.build or not SUITE.exists() else read_jsonl(SUITE)
     res = run(pairs, args.errors)
     units = res["ours"]["cats"].get("units", {"far": 0.0})
     ok = units["far"] == 0.0 and res["ours"]["overall"]["acc"] > res["math-verify"]["overall"]["acc"]

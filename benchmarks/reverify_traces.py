@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 from collections import Counter
 from pathlib import Path
+
+from scireflect.run.jsonl import read_jsonl
 
 HERE = Path(__file__).resolve().parent
 REAL = [
@@ -32,7 +33,7 @@ _SFT_REAL_ROWS = 3
 
 def attempts(path: Path) -> list[tuple[str, str, dict, str | None]]:
     """``(id, response, question, finish_reason)`` of every real solution attempt in a file."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    rows = read_jsonl(path)
     out = []
     if rows and "steps" not in rows[0]:  # SFT export rows
         for r in rows[:_SFT_REAL_ROWS] if path.name == "sft_rows.jsonl" else rows:
