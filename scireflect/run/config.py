@@ -20,7 +20,7 @@ A TOML file may give each role its own endpoint and model::
     reflections = 2
     answer_guided = true
     tokens = 24000
-    seconds = 900
+    # seconds = 900         # optional wall-clock limit (off by default)
 
     [verifier]
     tolerance = "sig_figs"    # or "default", "scibench" (5% relative, as SciBench grades)
