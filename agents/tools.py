@@ -2,7 +2,7 @@
 
 Opt-in (``build_annotation_graph(..., tools=True)``): small local models call tools poorly. Each tool
 runs its function from :mod:`scireflect.verifiers.calc` in a killable worker process
-(:class:`~scireflect.verifiers.sandbox.SandboxedRunner`: ``TOOL_TIMEOUT_S`` seconds wall clock,
+(:class:`~scireflect.verifiers.workers.SandboxedRunner`: ``TOOL_TIMEOUT_S`` seconds wall clock,
 ``TOOL_MEMORY_MB`` MiB), so a sympy bomb in a tool call times out instead of stalling the run. No
 tool evaluates model text as code, and the answer check never sees the reference answer (it
 reports how the verifier will read the answer: extracted text, parsed form, unit and dimension).
@@ -21,7 +21,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, tool
 
 from ..verifiers import calc
-from ..verifiers.sandbox import SandboxedRunner
+from ..verifiers.workers import SandboxedRunner
 
 __all__ = ["TOOL_MEMORY_MB", "TOOL_TIMEOUT_S", "answer_format_check", "calculator", "default_tools", "set_runner", "unit_converter"]
 

@@ -19,7 +19,7 @@ from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.state import initial_state
 from scireflect.verifiers.base import Verdict
 from scireflect.verifiers.calc import CalcError, calculate, check_answer_format, convert_units, parse_plain
-from scireflect.verifiers.sandbox import SandboxedRunner
+from scireflect.verifiers.workers import SandboxedRunner
 from scireflect.verifiers.units import DimensionMismatch
 from tests.fakes import ScriptedChatModel
 

@@ -17,7 +17,7 @@ learn: the kind of error and the candidate side only). The pieces:
   entry point group, per-subject routing (:func:`build_verifier`).
 * tool functions for agents (``calc.py``): a safe sympy calculator, a unit converter, an answer
   format check; wrapped as LangChain tools in :mod:`scireflect.agents.tools`.
-* :class:`SandboxedAnswerVerifier` (``sandbox.py``): the :class:`AnswerVerifier` to use on model
+* :class:`SandboxedAnswerVerifier` (``workers.py``): the :class:`AnswerVerifier` to use on model
   text: every check in a ``spawn``-ed ``pebble`` worker with a wall-clock and a memory limit, with
   a sync ``verify`` and an asyncio ``averify``.
 
@@ -36,7 +36,7 @@ from .registry import (
     get_verifier,
     register_verifier,
 )
-from .sandbox import SandboxedAnswerVerifier, SandboxedRunner
+from .workers import SandboxedAnswerVerifier, SandboxedRunner
 from .units import DimensionMismatch, UnitSpec, parse_unit
 
 __all__ = [

@@ -2,7 +2,7 @@ r"""Tool functions for the agents: a safe calculator, a unit converter and an an
 
 These are plain functions returning JSON-serialisable dicts; :mod:`scireflect.agents.tools` wraps
 them as LangChain tools and runs each call in a killable worker
-(:class:`~scireflect.verifiers.sandbox.SandboxedRunner`, wall-clock and memory limits).
+(:class:`~scireflect.verifiers.workers.SandboxedRunner`, wall-clock and memory limits).
 
 Safety: model text is never evaluated. Plain expressions (``2*(3+4)^2``, ``sqrt(2)/2``,
 ``sin(pi/6)``) are read by the small recursive-descent parser :func:`parse_plain` below into sympy

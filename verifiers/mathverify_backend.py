@@ -7,7 +7,7 @@ answers it is strong on notation we do not parse, but it strips units instead of
 its own timeouts use ``signal.alarm`` and break outside the main thread. So here:
 
 * its timeouts are disabled (``parsing_timeout=None``, ``timeout_seconds=None``); ours apply (the
-  call runs inside the sandbox worker of :class:`~scireflect.verifiers.sandbox.SandboxedAnswerVerifier`);
+  call runs inside the sandbox worker of :class:`~scireflect.verifiers.workers.SandboxedAnswerVerifier`);
 * it is consulted only by the *symbolic* check, and only when our checker could not decide
   (candidate unparseable, ``undecided``, or a reference we cannot parse); it never overrides a
   decision of ours, and never a numeric, unit or dimension decision.

@@ -11,7 +11,7 @@ takes keyword settings and returns an object with ``name``, ``version`` and
 
 Built-ins, registered in code (and, in scireflect's own pyproject, as entry points too):
 
-``answer``            :class:`~scireflect.verifiers.sandbox.SandboxedAnswerVerifier` (numbers with
+``answer``            :class:`~scireflect.verifiers.workers.SandboxedAnswerVerifier` (numbers with
                       tolerance and units, choices, symbolic; sandboxed worker).
 ``answer-inprocess``  :class:`InProcessAnswerVerifier`: the same checks in this process, no limits
                       (for trusted text and benchmarks only).
@@ -76,7 +76,7 @@ class InProcessAnswerVerifier:
 
 
 def _answer_factory(**settings: Any):
-    from .sandbox import SandboxedAnswerVerifier
+    from .workers import SandboxedAnswerVerifier
 
     return SandboxedAnswerVerifier(**settings)
 

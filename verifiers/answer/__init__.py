@@ -7,7 +7,7 @@ check), :mod:`.tolerance` (:class:`NumericTolerance`), :mod:`.numeric` (numbers 
 (expressions, equations, sets, intervals) and :mod:`.verify` (the entry point,
 :class:`VerifierConfig`). Model text is never evaluated as code. These functions do NOT protect
 against pathological input (``9^{9^{9^{9}}}``): run them through
-:class:`scireflect.verifiers.sandbox.SandboxedAnswerVerifier`. The rules, with their reasons and
+:class:`scireflect.verifiers.workers.SandboxedAnswerVerifier`. The rules, with their reasons and
 sources, are in ``docs/verifiers.md``.
 """
 

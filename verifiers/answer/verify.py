@@ -206,7 +206,7 @@ def verify_answer(
         A :class:`Verdict`; ``elapsed_s`` is the time spent here. Never raises: any exception
         becomes ``ok=None``, reason ``check_error``. The explanation never contains the reference
         answer (it is in ``Verdict.reference`` only). Not protected against pathological input;
-        use :class:`~scireflect.verifiers.sandbox.SandboxedAnswerVerifier` for untrusted text.
+        use :class:`~scireflect.verifiers.workers.SandboxedAnswerVerifier` for untrusted text.
 
     Raises:
         ValueError: an unknown ``tolerance`` policy or a negative ``rel_tol`` (settings, not input).

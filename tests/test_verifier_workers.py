@@ -151,7 +151,7 @@ def test_memory_limit_is_applied_in_the_worker() -> None:
     """The worker initialiser sets RLIMIT_AS; a large allocation then fails with MemoryError."""
     code = (
         "import resource\n"
-        "from scireflect.verifiers.sandbox import _init_worker\n"
+        "from scireflect.verifiers.workers import _init_worker\n"
         "_init_worker(600)\n"
         "print(resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20)\n"
         "try:\n"
