@@ -142,6 +142,8 @@ def content_text(content: Any) -> str:
     """The text of a message's content: the string, or its text parts joined (image parts left out)."""
     if isinstance(content, str):
         return content
+    if not isinstance(content, list):
+        return "" if content is None else str(content)
     return "".join(str(p.get("text", "")) if isinstance(p, Mapping) and p.get("type") == "text" else (p if isinstance(p, str) else "")
                    for p in content or [])
 

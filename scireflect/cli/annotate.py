@@ -54,6 +54,9 @@ def annotate_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
     embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b, small)."),
     gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
+    mmproj: Path | None = typer.Option(None, "--mmproj", help="Multimodal projector GGUF served beside the embedded model, so that it takes the questions' figures (e.g. SmolVLM's or Qwen2.5-VL's mmproj file)."),
+    figures: str | None = typer.Option(None, "--figures", help="How questions' figures reach the models: image (the pixels), text (caption, OCR text and mentions, for text-only models) or both [default: image]."),
+    ocr: bool | None = typer.Option(None, "--ocr/--no-ocr", help="Read a figure question's missing 'ocr' text with Tesseract [default: on]."),
     rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="A fixed relative tolerance of numeric answers (SciBench grades with 0.05)."),
     tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),
     lean_project: Path | None = typer.Option(None, "--lean-project", help="Lean 4 project with Mathlib built, for rows with a Lean `statement` (see docs/lean.md)."),
@@ -90,6 +93,9 @@ def annotate_command(
             tolerance=tolerance,
             tools=tools,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
+            mmproj_path=mmproj,
+            figures=figures,
+            ocr=ocr,
         )
         from ..agents.prompts import subject_variant
 

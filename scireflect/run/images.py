@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import io
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,8 +72,10 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[st
             raise
         except UnidentifiedImageError:
             raise ImageError("not an image (Pillow cannot identify its format)") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"too many pixels for a figure ({exc})") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own check, at open
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+            raise ImageError(f"{size} (a decompression bomb?); the limit is {max_pixels / 1e6:.0f} megapixels") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"corrupt or truncated image ({exc})") from None
     return mime, width, height
