@@ -243,6 +243,47 @@ def train_command(
         out.print(f"done: {m.get('train_runtime', 0):.0f} s, final loss {m.get('train_loss', float('nan')):.4f}; model in {result.final_dir}")
 
 
+# -- convert --------------------------------------------------------------------------------------
+
+convert_app = typer.Typer(name="convert", no_args_is_help=True, add_completion=False,
+                          help="Convert downloaded ScienceQA or SciCap files (non-commercial licences: never shipped) for scireflect.")
+
+
+@convert_app.command("scienceqa")
+def convert_scienceqa_command(
+    root: Path = typer.Argument(..., help="ScienceQA folder with problems.json and images/ (captions.json optional)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Question file to write [default: ROOT/scienceqa-SPLIT.jsonl]; the images must be below its folder."),
+    split: str = typer.Option("test", "--split", help="train, val, minival or test."),
+    with_images_only: bool = typer.Option(False, "--with-images-only", help="Only questions with an image."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions."),
+) -> None:
+    """ScienceQA -> a question file (multiple choice; lecture and solution kept) for annotate, eval and train --stage instruct."""
+    from .convert import ConvertError, convert_scienceqa
+
+    try:
+        path, n = convert_scienceqa(root, out, split=split, with_images_only=with_images_only, limit=limit)
+    except ConvertError as exc:
+        _fail(str(exc))
+    console.print(f"{n} ScienceQA questions in {path}")
+
+
+@convert_app.command("scicap")
+def convert_scicap_command(
+    json_file: Path = typer.Argument(..., help="A SciCap Challenge split file (e.g. train.json) with 'images' and 'annotations'."),
+    images: Path | None = typer.Option(None, "--images", help="Folder of the split's images [default: the JSON's name without .json, beside it]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="File to write [default: scicap-SPLIT.jsonl beside the JSON]; the images must be below its folder."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many figures."),
+) -> None:
+    """SciCap -> figure rows (caption, OCR, mentions) for train --stage align."""
+    from .convert import ConvertError, convert_scicap
+
+    try:
+        path, n = convert_scicap(json_file, out, images=images, limit=limit)
+    except ConvertError as exc:
+        _fail(str(exc))
+    console.print(f"{n} SciCap figures in {path}")
+
+
 app = typer.Typer(name="scireflect-training", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="scireflect train / eval (also reachable as 'scireflect train' and 'scireflect eval').")
 app.command("train")(train_command)

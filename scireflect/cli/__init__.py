@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from ..filtering.cli import classify_app, export_command
-from ..training.cli import eval_command, train_command
+from ..training.cli import convert_app, eval_command, train_command
 from ..viewer import view_command
 from .annotate import annotate_command, out
 from .traces import traces_app
@@ -27,6 +27,7 @@ app.command("export")(export_command)
 app.add_typer(classify_app, name="classify")
 app.command("train")(train_command)
 app.command("eval")(eval_command)
+app.add_typer(convert_app, name="convert")
 
 
 @app.command()
