@@ -175,16 +175,22 @@ def train_command(
     num_gpus: int | None = typer.Option(None, "--num-gpus", min=1, help="GPUs per node for the launcher [default: all]."),
     num_nodes: int | None = typer.Option(None, "--num-nodes", min=1, help="Nodes for the launcher [default: all in --hostfile]."),
     master_port: int | None = typer.Option(None, "--master-port", help="Rendezvous port for the launcher."),
+    stage: str | None = typer.Option(None, "--stage", help="Vision-language model (AutoModelForImageTextToText), SciTune's stage: align (adapter only, on figures' caption, OCR, mentions) or instruct (adapter + LLM, on traces with figures)."),
+    align_targets: str = typer.Option("caption,ocr,mentions", "--align-targets", help="What --stage align learns to say about a figure (SciTune's ablations leave one out)."),
 ) -> None:
-    """Fine-tune a causal LM on verified traces (SFT, loss on responses only) with the HF Trainer and DeepSpeed ZeRO."""
+    """Fine-tune a causal LM, or a vision-language model (--stage), on verified traces (SFT, loss on responses only) with the HF Trainer and DeepSpeed ZeRO."""
     import subprocess
 
     from .data import OVERLENGTH_POLICIES, parse_stages
+    from .vision_data import VISION_STAGES, parse_targets
 
     try:
         stage_tuple = parse_stages(stages)
+        target_tuple = parse_targets(align_targets)
     except ValueError as exc:
         _fail(str(exc))
+    if stage is not None and stage not in VISION_STAGES:
+        _fail(f"--stage must be one of {', '.join(VISION_STAGES)}")
     if overlength not in OVERLENGTH_POLICIES:
         _fail(f"--overlength must be one of {', '.join(OVERLENGTH_POLICIES)}")
     for path in data:
@@ -223,6 +229,7 @@ def train_command(
             from .sft import single_process_env
 
             single_process_env(use_cpu)
+    from ..run.ocr import OcrUnavailable
     from .data import ChatTemplateError, SFTDataError
     from .sft import SFTConfig, TrainError, run_sft
 
@@ -233,10 +240,11 @@ def train_command(
         gguf_file=gguf_file, bf16=bf16, gradient_checkpointing=gradient_checkpointing, max_steps=max_steps,
         save_steps=save_steps, save_total_limit=save_total_limit, logging_steps=logging_steps, seed=seed,
         resume=str(resume_from) if resume_from else (True if resume else None), use_cpu=use_cpu,
+        stage=stage, align_targets=target_tuple,
     )
     try:
         result = run_sft(cfg, console=out)
-    except (TrainError, SFTDataError, ChatTemplateError, ValueError) as exc:
+    except (TrainError, SFTDataError, ChatTemplateError, ValueError, OcrUnavailable) as exc:
         _fail(str(exc), code=1)
     if os.environ.get("RANK", "0") == "0":
         m = result.train_metrics

@@ -101,6 +101,10 @@ class SFTConfig:
     resume: bool | str | None = None
     use_cpu: bool = False
     attn_implementation: str | None = None
+    stage: str | None = None
+    """A vision-language stage (SciTune): ``align`` or ``instruct`` (:mod:`.vision_sft`); ``None`` for a causal LM."""
+    align_targets: tuple[str, ...] = ("caption", "ocr", "mentions")
+    """What the ``align`` stage learns to say about a figure."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -292,6 +296,42 @@ def _as_dense_model(model: Any) -> None:
     model.is_quantized = False
 
 
+def training_arguments(cfg: SFTConfig, out: Path, ga: int, ds_config: dict[str, Any] | None, *, bf16: bool, cuda: bool) -> Any:
+    """The ``transformers.TrainingArguments`` of a run (text or vision-language): batch sizes,
+    schedule, precision, DeepSpeed config, checkpoints and logging from ``cfg``."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=ga,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=bf16,
+        deepspeed=ds_config,
+        use_cpu=not cuda,
+        ddp_backend="gloo" if not cuda else None,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if cfg.save_steps else "epoch",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=cfg.save_total_limit,
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        seed=cfg.seed,
+        disable_tqdm=True,
+        **_checkpointing_kwargs(cfg.gradient_checkpointing),
+        **cfg.extra,
+    )
+
+
 def _rank0() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
@@ -305,12 +345,18 @@ def run_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
     precision, optimizer hyper-parameters); load the model; train (resuming when asked); save the
     final model and tokenizer to ``output_dir/final``; write ``train_report.json``.
 
+    A vision-language stage (``cfg.stage``) goes to :func:`scireflect.training.vision_sft.run_vision_sft`.
+
     Raises:
         TrainError: no data left after filtering, bad batch sizes, unknown DeepSpeed config.
         scireflect.training.data.SFTDataError / ChatTemplateError: bad data or template.
     """
+    if cfg.stage is not None:
+        from .vision_sft import run_vision_sft
+
+        return run_vision_sft(cfg, console)
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 
     say = console.print if (console is not None and _rank0()) else (lambda *a, **k: None)
     cuda = torch.cuda.is_available() and not cfg.use_cpu
@@ -343,35 +389,7 @@ def run_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
     out.mkdir(parents=True, exist_ok=True)
 
     # TrainingArguments before the model: with ZeRO-3 it enables zero.Init so weights load sharded.
-    args = TrainingArguments(
-        output_dir=str(out),
-        per_device_train_batch_size=cfg.micro_batch_size,
-        gradient_accumulation_steps=ga,
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        bf16=bf16,
-        deepspeed=ds_config,
-        use_cpu=not cuda,
-        ddp_backend="gloo" if not cuda else None,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy="steps" if cfg.save_steps else "epoch",
-        save_steps=cfg.save_steps or 500,
-        save_total_limit=cfg.save_total_limit,
-        report_to="none",
-        include_num_input_tokens_seen="non_padding",
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        seed=cfg.seed,
-        disable_tqdm=True,
-        **_checkpointing_kwargs(cfg.gradient_checkpointing),
-        **cfg.extra,
-    )
+    args = training_arguments(cfg, out, ga, ds_config, bf16=bf16, cuda=cuda)
     if not cuda and world_size == 1:
         _skip_shm_comm_build()
     # DeepSpeed keeps fp32 master weights of a bf16 model; without it, load fp32 and let autocast do bf16.
