@@ -46,6 +46,8 @@ def eval_command(
     max_tokens: int = typer.Option(1536, "--max-tokens", min=16, help="Completion tokens per question."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Sampling temperature (0: greedy)."),
     compare: tuple[Path, Path] | None = typer.Option(None, "--compare", help="Compare two results files (before, after) instead of running a model."),
+    figures: str = typer.Option("image", "--figures", help="Questions' figures as: image (the pixels), text (caption, OCR text, mentions; text-only models) or both."),
+    mmproj: Path | None = typer.Option(None, "--mmproj", help="Projector GGUF for the embedded model (--gguf / --embedded-model), so that it takes figures."),
 ) -> None:
     """Evaluate a model on benchmark files with the Solver prompt and the project's verifier; or compare two runs."""
     from . import evaluate as E
@@ -81,6 +83,15 @@ def eval_command(
             _fail(str(exc))
     if gguf is not None:
         specs.append(E.ModelSpec(gguf=gguf))
+    from ..agents.prompts import FIGURE_MODES
+
+    if figures not in FIGURE_MODES:
+        _fail(f"--figures must be one of {', '.join(FIGURE_MODES)}")
+    if mmproj is not None:
+        embedded = [s for s in specs if s.kind == "embedded"] or ([] if specs else [E.ModelSpec()])
+        if not embedded:
+            _fail("--mmproj goes with the embedded model (--gguf or --embedded-model)")
+        specs = [E.ModelSpec(**{**s.__dict__, "mmproj": mmproj}) if s.kind == "embedded" else s for s in (specs or embedded)]
     if base_url and not model:
         _fail("--base-url needs --model")
     if not specs:
@@ -92,7 +103,7 @@ def eval_command(
     if not items:
         _fail("no question matches --subject")
     out_dir = out_dir or Path("runs") / f"eval-{datetime.now():%Y%m%d-%H%M%S}"
-    settings = E.GenerationSettings(temperature=temperature, max_tokens=max_tokens, concurrency=concurrency)
+    settings = E.GenerationSettings(temperature=temperature, max_tokens=max_tokens, concurrency=concurrency, figures=figures)
     runs: list[tuple[str, list[dict]]] = []
     names = _unique_names([s.display_name() for s in specs])
     for spec, name in zip(specs, names, strict=True):
@@ -120,6 +131,10 @@ def eval_command(
                 _fail(str(exc), code=1)
             raise
         out.print(E.accuracy_table(rows, f"scireflect eval: {name} ({time.perf_counter() - t0:.0f} s)"))
+        if any(r.get("figures") for r in rows):
+            from .vision_eval import figure_table
+
+            out.print(figure_table(rows, f"{name}: questions with and without a figure (figures sent as {figures})"))
         out.print(f"per-question results: {results_path}")
         runs.append((name, rows))
     if len(runs) >= 2:
