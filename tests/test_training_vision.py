@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,7 @@ from scireflect.run.runner import annotate  # noqa: E402
 from scireflect.testing.mock_openai import MockOpenAI  # noqa: E402
 from scireflect.training.vision_data import ALIGN_PROMPT, encode_example, load_align_rows, load_instruct_rows  # noqa: E402
 from tests.fixtures.training import tiny_llava, tiny_model  # noqa: E402
+from tests.test_training_sft import _train  # noqa: E402  (the same subprocess, environment and timeout)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "figures"
 N = 8  # figures used: enough to see the loss fall, few enough for Tesseract and 2 CPU cores
@@ -51,13 +49,6 @@ def data(tmp_path_factory):
     texts += [json.loads(line)["response"] for line in (root / "run" / "sft.jsonl").read_text().splitlines()]
     model = tiny_llava.build_tiny_llava(root / "tiny-llava", texts)
     return {"root": root, "align": root / "figures" / "questions.jsonl", "sft": root / "run" / "sft.jsonl", "model": model}
-
-
-def _train(args, cwd, timeout=600):
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env["CUDA_VISIBLE_DEVICES"] = ""
-    return subprocess.run([sys.executable, "-m", "scireflect.training.cli", "train", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
 def _losses(out_dir):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,12 @@ from .sft import (
     SFTResult,
     TrainError,
     _rank0,
-    _skip_shm_comm_build,
+    config_record,
     deepspeed_config_name,
     gradient_accumulation,
+    prepare_training,
     resolve_deepspeed_config,
-    training_arguments,
+    train_and_save,
 )
 from .vision_data import VISION_STAGES, VisionCollator, VisionDataset, encode_example, load_align_rows, load_instruct_rows
 
@@ -129,12 +129,7 @@ def run_vision_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
     if not kept:
         raise TrainError("no example left to train on (all over-length? raise --max-length or use --overlength keep)")
 
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    args = training_arguments(cfg, out, ga, ds_config, bf16=bf16, cuda=cuda)
-    if not cuda and world_size == 1:
-        _skip_shm_comm_build()
+    out, args, bf16 = prepare_training(cfg, ga, ds_config, cuda=cuda, world_size=world_size)
     model = AutoModelForImageTextToText.from_pretrained(
         cfg.model, dtype=torch.bfloat16 if (bf16 and ds_config is not None) else torch.float32)
     counts = set_trainable(model, cfg.stage)
@@ -142,26 +137,15 @@ def run_vision_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
     trainer = Trainer(model=model, args=args, train_dataset=VisionDataset(processor, kept),
                       data_collator=VisionCollator(pad_token_id=int(tokenizer.pad_token_id)), processing_class=processor,
                       callbacks=[logger.callback])
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
     say(f"model {cfg.model}: stage {cfg.stage}, {counts['trainable'] / 1e6:.2f} M trainable of "
         f"{(counts['trainable'] + counts['frozen']) / 1e6:.2f} M parameters (adapter {counts['adapter'] / 1e6:.2f} M); "
         f"{len(kept)} rows, {world_size} rank(s), micro batch {cfg.micro_batch_size}, accumulation {ga}, global batch "
         f"{cfg.global_batch_size}, DeepSpeed {deepspeed_config_name(cfg.deepspeed, cuda=cuda) if ds_config is not None else 'off'}, "
         f"lr {cfg.learning_rate:g} {cfg.lr_scheduler}, {'bf16' if bf16 else 'fp32'} on {'GPU' if cuda else 'CPU'}")
-    resume = cfg.resume
-    if resume is True and not any(out.glob("checkpoint-*")):
-        say("--resume: no checkpoint in the output directory; starting from the beginning")
-        resume = None
-    result = trainer.train(resume_from_checkpoint=resume)
-    final = out / "final"
-    trainer.save_model(str(final))
+    result, final = train_and_save(trainer, cfg, out, processor, say)
     if trainer.is_world_process_zero():
-        processor.save_pretrained(str(final))
         report = {
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "data"},
-            "data": [str(p) for p in cfg.data], "stage": cfg.stage, "rows": load_report.rows, "examples": len(kept),
+            **config_record(cfg), "stage": cfg.stage, "rows": load_report.rows, "examples": len(kept),
             "without_images": load_report.without_images, "without_target": load_report.without_target,
             "ocr_filled": load_report.ocr_filled, "overlength_ids": overlength, "tokens": tokens, "response_tokens": response_tokens,
             "parameters": counts, "world_size": world_size, "gradient_accumulation_steps": ga,

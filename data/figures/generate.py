@@ -62,13 +62,21 @@ def _g(x: float) -> str:
     return f"{x:g}"
 
 
+def _plot(name: str, xs: list[float], ys: list[float], axes: tuple[str, str], marks: list[int], units: tuple[str, str],
+          fields: dict[str, Any]) -> tuple[str, Callable[[Path], None], dict[str, Any]]:
+    """A line-plot item: its name, how to draw it (points ``marks`` written as ``(x unit, y unit)``), its question fields."""
+    def label(x: float, y: float) -> str:
+        return f"({_g(x)} {units[0]}, {_g(y)} {units[1]})"
+
+    return name, lambda path: _line_plot(path, xs, ys, *axes, marks, label), fields
+
+
 def motion_and_lines() -> Iterator[tuple[str, Callable[[Path], None], dict[str, Any]]]:
     """Position-time slopes, velocity-time areas and slopes, Hooke's law slopes, calibration intercepts."""
     for n, (x0, v) in enumerate([(0, 2.5), (4, 1.5), (10, 0.75), (2, 3.2), (5, 0.4)], start=1):
         ts = [0, 2, 4, 6, 8]
         xs = [x0 + v * t for t in ts]
-        yield (f"position-time-{n}", lambda p, ts=ts, xs=xs: _line_plot(p, ts, xs, "time t (s)", "position x (m)", [1, 4],
-                                                                        lambda a, b: f"({_g(a)} s, {_g(b)} m)"), {
+        yield _plot(f"position-time-{n}", ts, xs, ("time t (s)", "position x (m)"), [1, 4], ("s", "m"), {
             "subject": "physics", "topic": "kinematics", "unit": "m/s", "answer": _g(v),
             "question": "The graph shows the position of a cart on a straight track against time. What is the cart's velocity?",
             "caption": "Position of a cart against time.",
@@ -76,8 +84,7 @@ def motion_and_lines() -> Iterator[tuple[str, Callable[[Path], None], dict[str, 
     for n, (v1, t1, t2, t3) in enumerate([(6, 2, 6, 8), (10, 4, 10, 12), (4, 1, 5, 7), (8, 2, 4, 10)], start=1):
         ts, vs = [0, t1, t2, t3], [0, v1, v1, 0]
         distance = v1 * t1 / 2 + v1 * (t2 - t1) + v1 * (t3 - t2) / 2
-        yield (f"velocity-area-{n}", lambda p, ts=ts, vs=vs: _line_plot(p, ts, vs, "time t (s)", "velocity v (m/s)", [1, 2, 3],
-                                                                        lambda a, b: f"({_g(a)} s, {_g(b)} m/s)"), {
+        yield _plot(f"velocity-area-{n}", ts, vs, ("time t (s)", "velocity v (m/s)"), [1, 2, 3], ("s", "m/s"), {
             "subject": "physics", "topic": "kinematics", "unit": "m", "answer": _g(distance),
             "question": "The graph shows the velocity of a lift against time during one trip. How far does the lift travel during the trip?",
             "caption": "Velocity of a lift against time for one trip between floors.",
@@ -85,8 +92,7 @@ def motion_and_lines() -> Iterator[tuple[str, Callable[[Path], None], dict[str, 
     for n, (v0, a) in enumerate([(0, 1.5), (2, 0.5), (12, -1.5)], start=1):
         ts = [0, 2, 4, 6, 8]
         vs = [v0 + a * t for t in ts]
-        yield (f"velocity-slope-{n}", lambda p, ts=ts, vs=vs: _line_plot(p, ts, vs, "time t (s)", "velocity v (m/s)", [0, 4],
-                                                                         lambda a_, b: f"({_g(a_)} s, {_g(b)} m/s)"), {
+        yield _plot(f"velocity-slope-{n}", ts, vs, ("time t (s)", "velocity v (m/s)"), [0, 4], ("s", "m/s"), {
             "subject": "physics", "topic": "kinematics", "unit": "m/s^2", "answer": _g(a),
             "question": "The graph shows the velocity of a bicycle against time. What is its acceleration?",
             "caption": "Velocity of a bicycle against time.",
@@ -94,8 +100,7 @@ def motion_and_lines() -> Iterator[tuple[str, Callable[[Path], None], dict[str, 
     for n, k in enumerate([40, 25, 120], start=1):
         xs = [0, 2, 4, 6, 8, 10]  # extension in cm
         fs = [k * x / 100 for x in xs]
-        yield (f"hooke-{n}", lambda p, xs=xs, fs=fs: _line_plot(p, xs, fs, "extension (cm)", "force F (N)", [2, 5],
-                                                                lambda a, b: f"({_g(a)} cm, {_g(b)} N)"), {
+        yield _plot(f"hooke-{n}", xs, fs, ("extension (cm)", "force F (N)"), [2, 5], ("cm", "N"), {
             "subject": "physics", "topic": "elasticity", "unit": "N/m", "answer": _g(k),
             "question": "The graph shows the force needed to stretch a spring against its extension. What is the spring constant?",
             "caption": "Force against extension for a steel spring.",
@@ -103,8 +108,7 @@ def motion_and_lines() -> Iterator[tuple[str, Callable[[Path], None], dict[str, 
     for n, (l0, slope) in enumerate([(50.0, 0.06), (120.0, 0.15), (80.0, 0.1)], start=1):
         temps = [20, 40, 60, 80, 100]
         ls = [round(l0 + slope * t, 3) for t in temps]
-        yield (f"rod-intercept-{n}", lambda p, temps=temps, ls=ls: _line_plot(p, temps, ls, "temperature (°C)", "length L (cm)", [0, 4],
-                                                                              lambda a, b: f"({_g(a)} °C, {_g(b)} cm)"), {
+        yield _plot(f"rod-intercept-{n}", temps, ls, ("temperature (°C)", "length L (cm)"), [0, 4], ("°C", "cm"), {
             "subject": "physics", "topic": "thermal expansion", "unit": "cm", "answer": _g(l0),
             "question": "The graph shows the length of a metal rod against its temperature. The length changes linearly. What is the rod's length at 0 °C?",
             "caption": "Length of a metal rod heated in a water bath.",
