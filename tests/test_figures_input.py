@@ -168,3 +168,28 @@ def test_figures_become_references_and_their_bytes_come_from_the_store(tmp_path)
         prompts.solve(qs.questions[1], "physics")
     with pytest.raises(ImageError, match="sha256 differs"):
         read_figure(tmp_path, refs[1])
+
+
+def test_figure_settings_are_checked_before_anything_runs(tmp_path):
+    from scireflect.run.config import ConfigError, load_settings
+
+    assert load_settings(figures="text", ocr=False).figures == "text"
+    config = tmp_path / "c.toml"
+    config.write_text('[run]\nfigures = "both"\nocr_timeout_s = 5\n')
+    settings = load_settings(config)
+    assert settings.figures == "both" and settings.ocr and settings.ocr_timeout_s == 5.0
+    with pytest.raises(ConfigError, match="figures must be one of image, text, both, not 'pixels'"):
+        load_settings(figures="pixels")
+    with pytest.raises(ConfigError, match="--mmproj goes with the embedded model"):
+        load_settings(cli_llm={"base_url": ["http://127.0.0.1:9/v1"], "model": "m"}, mmproj_path=tmp_path / "p.gguf")
+
+
+def test_text_sft_refuses_rows_with_image_parts(tmp_path):
+    from scireflect.training.data import SFTDataError, load_sft_rows
+
+    rows = tmp_path / "train.jsonl"
+    rows.write_text(json.dumps({"id": "a", "messages": [{"role": "user", "content": [{"type": "image", "path": "images/x.png"},
+                                                                                      {"type": "text", "text": "q"}]},
+                                                        {"role": "assistant", "content": "a"}]}) + "\n")
+    with pytest.raises(SFTDataError, match="train.jsonl:1: the messages carry image parts: .*--stage instruct"):
+        load_sft_rows(rows)
