@@ -146,3 +146,15 @@ def test_export_writes_datasets_images_and_chat_image_parts(figure_run, tmp_path
     assert user[0]["type"] == "image" and user[0]["path"] == row["images"][0] and user[-1]["type"] == "text"
     assert (tmp_path / "msgs" / row["images"][0]).read_bytes() == (figure_run["root"] / "figures" / "images" / "hooke-1.png").read_bytes()
     assert len(list((tmp_path / "msgs" / "images").iterdir())) == 30
+
+
+def test_a_figure_replaced_during_a_run_stops_it_with_the_file_named(tmp_path):
+    shutil.copytree(SAMPLE, tmp_path / "figures", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    questions = load_questions(tmp_path / "figures" / "questions.jsonl", limit=1)
+    figure = tmp_path / "figures" / questions.questions[0]["images"][0]["path"]
+    figure.write_bytes((SAMPLE / "images" / "hooke-1.png").read_bytes())  # another figure under the same name
+    with MockOpenAI() as mock:
+        settings = load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model}, ocr=False)
+        with pytest.raises(RunError, match=f"figure {figure} changed since the question file was read"):
+            asyncio.run(annotate(questions, tmp_path / "run", settings))
+        assert mock.stats.chat_requests == 1  # the preflight's probe only: no figure went out unchecked

@@ -218,7 +218,10 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
                 contexts = _contexts(teams, settings, verifier, lean_checker, say, questions.figures if questions.has_figures else None)
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
                 say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
-                await _annotate_pending(pending, run_dir, settings, store, contexts, labels, statuses, say, questions.figures)
+                try:
+                    await _annotate_pending(pending, run_dir, settings, store, contexts, labels, statuses, say, questions.figures)
+                except FigureError as exc:  # a figure file vanished or changed during the run: stop, keep the checkpoints
+                    raise RunError(str(exc)) from None
         else:
             say("start", {"total": len(questions), "pending": 0, "skipped": skipped, "earlier": dict(earlier)})
     finally:
@@ -288,17 +291,14 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                 context = pool[stable_bucket(question["id"], len(pool))]
                 config = {"configurable": {"thread_id": question["id"]}, "recursion_limit": 100}
                 snapshot = await _resume_point(graph, saver, config, say) if question["id"] in checkpointed else None
-                try:
-                    if snapshot is not None and snapshot.next:  # interrupted mid-question: resume
-                        final = await graph.ainvoke(None, config, context=context)
-                    elif snapshot is not None and snapshot.values.get("status") in FINAL_STATUSES:
-                        final = snapshot.values  # finished, but its trace line was not written
-                    else:
-                        variant = P.subject_variant(question.get("subject"), settings.prompt_variant)
-                        question = await _with_ocr(question, settings, figures, ocr_state, say)
-                        final = await graph.ainvoke(initial_state(question, variant), config, context=context)
-                except FigureError as exc:  # a figure file vanished or changed during the run: stop, keep the checkpoints
-                    raise RunError(f"question {question['id']}: {exc}") from None
+                if snapshot is not None and snapshot.next:  # interrupted mid-question: resume
+                    final = await graph.ainvoke(None, config, context=context)
+                elif snapshot is not None and snapshot.values.get("status") in FINAL_STATUSES:
+                    final = snapshot.values  # finished, but its trace line was not written
+                else:
+                    variant = P.subject_variant(question.get("subject"), settings.prompt_variant)
+                    question = await _with_ocr(question, settings, figures, ocr_state, say)
+                    final = await graph.ainvoke(initial_state(question, variant), config, context=context)
                 if final.get("error_kind") == "transport":
                     transport_errors_in_a_row += 1
                     if transport_errors_in_a_row >= settings.abort_after_transport_errors:
