@@ -71,6 +71,7 @@ def test_a_text_only_endpoint_is_told_to_use_figures_text(mixed, tmp_path):
         assert result.exit_code == 0, result.output
         users = [m["content"] for r in mock.requests[1:] for m in r if m["role"] == "user"]
     assert len(users) == 5 and sum("Figure caption: " in u for u in users) == 4
+    assert sum("Text in the figure (OCR): " in u for u in users) == 4  # read by Tesseract: the sample has no ocr field
 
 
 def test_a_local_vision_language_model_receives_the_figure(mixed, tmp_path):

@@ -300,6 +300,19 @@ def _slug(text: str) -> str:
 # -- running --------------------------------------------------------------------------------------
 
 
+async def _with_ocr(item: BenchmarkItem, settings: GenerationSettings) -> dict[str, Any]:
+    """The item's question, with its missing ``ocr`` read by Tesseract when figures go as text
+    (:func:`scireflect.run.ocr.fill_ocr`); as it is without Tesseract."""
+    if settings.figures == "image" or item.figures is None or not item.question.get("images"):
+        return item.question
+    from ..run.ocr import OcrUnavailable, fill_ocr
+
+    try:
+        return await fill_ocr(item.question, item.figures)
+    except OcrUnavailable:
+        return item.question
+
+
 async def evaluate(
     items: Sequence[BenchmarkItem],
     spec: ModelSpec,
@@ -352,7 +365,7 @@ async def evaluate(
             sem = asyncio.Semaphore(max(1, settings.concurrency))
 
             async def one(i: int, item: BenchmarkItem) -> None:
-                q = item.question
+                q = await _with_ocr(item, settings)
                 async with sem:
                     t0 = time.perf_counter()
                     error = None
