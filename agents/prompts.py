@@ -18,6 +18,10 @@ extraction in :mod:`scireflect.verifiers` looks there first.
 Subject variants (``math``, ``physics``, ``chemistry``, ``general``) add a short block of
 subject-specific advice to the Solver and Reviser. ``PROMPT_VERSION`` is recorded in every trace;
 bump it whenever a prompt text changes so that data made with different prompts can be told apart.
+
+Questions with figures (SciTune, arXiv 2307.01139) use :class:`FigurePrompts`: the same texts, with
+the figures attached to every role's human message as ``image_url`` parts, or their caption, OCR
+text and mentions added to the problem (:data:`FIGURE_MODES`); ``FIGURE_PROMPT_VERSION`` marks them.
 """
 
 from __future__ import annotations
