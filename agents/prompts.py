@@ -18,6 +18,10 @@ extraction in :mod:`scireflect.verifiers` looks there first.
 Subject variants (``math``, ``physics``, ``chemistry``, ``general``) add a short block of
 subject-specific advice to the Solver and Reviser. ``PROMPT_VERSION`` is recorded in every trace;
 bump it whenever a prompt text changes so that data made with different prompts can be told apart.
+
+Questions with figures (SciTune, arXiv 2307.01139) use :class:`FigurePrompts`: the same texts, with
+the figures attached to every role's human message as ``image_url`` parts, or their caption, OCR
+text and mentions added to the problem (:data:`FIGURE_MODES`); ``FIGURE_PROMPT_VERSION`` marks them.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from ..verifiers.base import critic_evidence
+from .figures import FigureError, FigureStore, figure_refs, image_part
 
 PROMPT_VERSION = "2026-11-23.1"
 
@@ -187,8 +193,9 @@ def prompt_variables(question: Mapping[str, Any], variant: str) -> dict[str, str
     }
 
 
-Prompt = tuple[ChatPromptTemplate, dict[str, str]]
-"""A prompt template and the variables to format it with."""
+Prompt = tuple[Any, dict[str, str]]
+"""A prompt template (a ``ChatPromptTemplate``, or a :class:`FigurePrompt` carrying figures) and the
+variables to format it with."""
 
 
 class PromptSet(Protocol):
@@ -248,4 +255,120 @@ class AnswerPrompts:
 
 
 ANSWER_PROMPTS = AnswerPrompts()
+
+
+# -- figures (SciTune, Horawalavithana et al. 2023, arXiv 2307.01139) -----------------------------
+
+FIGURE_MODES = ("image", "text", "both")
+"""How a question's figures reach the models: ``image`` (the pixels, as ``image_url`` parts),
+``text`` (SciTune's text modalities instead: caption, OCR, mentions; for text-only models) or
+``both``."""
+
+FIGURE_PROMPT_VERSION = f"{PROMPT_VERSION}+figures.1"
+"""Recorded in the traces of questions with figures; bump the suffix when the figure texts change."""
+
+FIGURE_ATTACHED = "The figure of the problem is attached; read the values you need from it."
+
+
+def figure_text(question: Mapping[str, Any]) -> str:
+    """A question's caption, OCR text and mentions as one block of text (empty when it has none).
+
+    Shape: up to three parts, ``Figure caption: ...``, ``Text in the figure (OCR): ...`` and
+    ``The paper says about the figure:`` with one ``- mention`` line each.
+    """
+    parts = []
+    caption, ocr = str(question.get("caption") or "").strip(), str(question.get("ocr") or "").strip()
+    mentions = question.get("mentions") or []
+    mentions = [mentions] if isinstance(mentions, str) else [str(m).strip() for m in mentions if str(m).strip()]
+    if caption:
+        parts.append(f"Figure caption: {caption}")
+    if ocr:
+        parts.append(f"Text in the figure (OCR): {ocr}")
+    if mentions:
+        parts.append("The paper says about the figure:\n" + "\n".join(f"- {m}" for m in mentions))
+    return "\n".join(parts)
+
+
+class FigurePrompt:
+    """A chat prompt template whose human message also carries figures as ``image_url`` parts.
+
+    Formats like a ``ChatPromptTemplate`` (:meth:`format_messages`); the first human message becomes
+    ``[image_url part per figure, {"type": "text", "text": ...}]``. ``image_refs`` maps each data URL
+    to its figure reference, so that a trace records ``sha256`` and ``path``, never the bytes
+    (:func:`scireflect.agents.figures.recorded_content`).
+    """
+
+    def __init__(self, template: ChatPromptTemplate, urls: list[str], refs: list[Mapping[str, Any]]):
+        self.template = template
+        self.urls = list(urls)
+        self.image_refs = {url: {"sha256": ref.get("sha256"), "path": ref.get("path")} for url, ref in zip(urls, refs, strict=True)}
+
+    def format_messages(self, **variables: Any) -> list[BaseMessage]:
+        messages = self.template.format_messages(**variables)
+        for i, message in enumerate(messages):
+            if message.type == "human":
+                messages[i] = HumanMessage(content=[*map(image_part, self.urls), {"type": "text", "text": str(message.content)}])
+                break
+        return messages
+
+
+class FigurePrompts:
+    """:class:`PromptSet` for questions with figures: another prompt set's texts, plus the figures.
+
+    Args:
+        base: the prompt set whose texts are used (:data:`ANSWER_PROMPTS`).
+        store: where the figures' bytes are (``None``: only :meth:`problem` and ``version`` work).
+        mode: one of :data:`FIGURE_MODES`. ``image``/``both`` attach the figures to the human message
+            of every role's prompt (the Solver, the Critic and the Reviser all see them); ``text``/``both``
+            add :func:`figure_text` to the problem text the roles see.
+
+    Questions without figures get the base prompts unchanged. :meth:`problem` (the SFT instruction)
+    is the base problem in every mode: a training pair holds the question and the figure itself.
+
+    Raises:
+        ValueError: ``mode`` is not one of :data:`FIGURE_MODES`.
+    """
+
+    version = FIGURE_PROMPT_VERSION
+
+    def __init__(self, base: PromptSet, store: FigureStore | None = None, mode: str = "image"):
+        if mode not in FIGURE_MODES:
+            raise ValueError(f"unknown figure mode '{mode}'; choose one of {', '.join(FIGURE_MODES)}")
+        self.base, self.store, self.mode = base, store, mode
+
+    def problem(self, question: Mapping[str, Any]) -> str:
+        return self.base.problem(question)
+
+    def _with_figures(self, question: Mapping[str, Any], prompt: Prompt) -> Any:
+        refs = figure_refs(question)
+        template, variables = prompt
+        if not refs:
+            return prompt
+        text = figure_text(question) if self.mode in ("text", "both") else ""
+        if text:
+            variables = {**variables, "problem": f"{variables['problem']}\n\n{text}"}
+        if self.mode == "text":
+            return template, variables
+        if self.store is None:
+            raise FigureError("no figure store: the figures of this question cannot be sent")
+        variables = {**variables, "problem": f"{FIGURE_ATTACHED}\n\n{variables['problem']}"}
+        return FigurePrompt(template, self.store.data_urls(refs), refs), variables
+
+    def solve(self, question: Mapping[str, Any], variant: str) -> Prompt:
+        return self._with_figures(question, self.base.solve(question, variant))
+
+    def critique(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        return self._with_figures(question, self.base.critique(question, variant, attempt))
+
+    def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+               critique: Mapping[str, Any]) -> Prompt:
+        return self._with_figures(question, self.base.revise(question, variant, attempt, critique))
+
+    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        return self._with_figures(question, self.base.answer_guided(question, variant, attempt))
+
+
+FIGURE_PROMPTS = FigurePrompts(ANSWER_PROMPTS)
+"""The figure prompt set as records see it (its ``version`` and ``problem``); runs build their own
+with the run's figure store and mode."""
 

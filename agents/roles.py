@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from .figures import content_text, recorded_content
 from .names import ROLES
 from .retry import BadResponseBody, EmptyCompletion, ModelCallError, RetryPolicy, describe_error, failure_kind, is_transient
 
@@ -28,7 +29,9 @@ class AgentReply:
 
     Attributes:
         text: the response content (a string; empty when the model returned nothing).
-        messages: the prompt as sent, ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``.
+        messages: the prompt as sent, ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``;
+            a message with figures has a list of content parts, each figure recorded by its
+            reference (sha256, path), never its bytes (:func:`~scireflect.agents.figures.recorded_content`).
         input_tokens / output_tokens: token counts reported by the endpoint; when it reports none,
             an estimate of one token per 4 characters, with ``tokens_estimated`` set.
         latency_s: wall-clock seconds of the call.
@@ -37,7 +40,7 @@ class AgentReply:
     """
 
     text: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     input_tokens: int
     output_tokens: int
     latency_s: float
@@ -131,23 +134,15 @@ async def _stream(llm: Any, messages: list[BaseMessage], progress: CallProgress)
 _ROLE_NAMES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 
 
-def _as_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
-    return [{"role": _ROLE_NAMES.get(m.type, m.type), "content": str(m.content)} for m in messages]
+def _as_dicts(messages: list[BaseMessage], figures: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The messages as a trace records them; ``figures`` maps each attached data URL to its reference."""
+    return [{"role": _ROLE_NAMES.get(m.type, m.type),
+             "content": m.content if isinstance(m.content, str) else recorded_content(m.content, figures)} for m in messages]
 
 
 def _text(message: Any) -> str:
     """The text of a reply (string content, or the text parts of content blocks)."""
-    content = getattr(message, "content", message)
-    if isinstance(content, str):
-        return content
-    # Content blocks (list of dicts/strings): keep the text parts.
-    parts = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-    return "".join(parts)
+    return content_text(getattr(message, "content", message))
 
 
 class Agent:
@@ -231,6 +226,9 @@ class Agent:
     async def ainvoke(self, prompt: ChatPromptTemplate, variables: Mapping[str, Any], progress: CallProgress | None = None) -> AgentReply:
         """Format ``prompt`` with ``variables``, call the model (streamed, retrying transient faults), record it.
 
+        ``prompt`` is a ``ChatPromptTemplate``, or a :class:`~scireflect.agents.prompts.FigurePrompt`
+        whose figures go to the model as ``image_url`` parts and into the record as references.
+
         ``latency_s`` of the reply is the successful try's; the failed tries are in ``failures``
         (error, HTTP status, seconds, wait before the next try, tokens streamed before the failure).
         ``progress`` (optional) follows the call as it streams, for live display and for the graph
@@ -242,7 +240,7 @@ class Agent:
             the graph decides which end a question and which stop the run.
         """
         messages = prompt.format_messages(**variables)
-        sent = _as_dicts(messages)
+        sent = _as_dicts(messages, getattr(prompt, "image_refs", None))
         progress = progress if progress is not None else CallProgress()
         if self.tools:
             response, latency, failures, tool_calls, in_tok, out_tok = await self._tool_loop(list(messages), progress)
@@ -253,7 +251,7 @@ class Agent:
         usage = getattr(response, "usage_metadata", None) or {}
         meta = getattr(response, "response_metadata", None) or {}
         estimated = not usage
-        input_tokens = in_tok + (int(usage.get("input_tokens", 0)) if usage else sum(len(m["content"]) for m in sent) // 4)
+        input_tokens = in_tok + (int(usage.get("input_tokens", 0)) if usage else sum(len(content_text(m["content"])) for m in sent) // 4)
         output_tokens = out_tok + (int(usage.get("output_tokens", 0)) if usage else max(progress.tokens, len(text) // 4))
         model = meta.get("model_name") or self.model_name
         if not isinstance(model, str) or model in ("", "0"):

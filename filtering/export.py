@@ -24,6 +24,9 @@ Formats (``train.jsonl`` unless ``hf``), every row with the metadata ``id``, ``s
 ``hf``        a ``datasets.Dataset.save_to_disk`` folder with ``prompt``, ``response`` and ``messages``
               columns; load with ``datasets.load_from_disk(DIR)``.
 
+Examples of questions with figures carry them (:mod:`.figures`): an ``images`` list of files under
+``images/`` and image parts in ``messages``, or a ``datasets.Image`` column in ``hf``.
+
 The output folder also holds ``README.md`` (the dataset card), ``filter_report.json`` (options and
 counts) and ``dropped.jsonl`` (one line per dropped item with its step and reason).
 
@@ -55,6 +58,7 @@ from scireflect.run.records import prompts_for
 from .decontam import DEFAULT_N, EvalIndex, build_index, question_text
 from .dedup import QuestionGroups, select_diverse
 from .examples import Attempt, load_attempts
+from .figures import FigureExportError, FigureWriter, figure_key, hf_dataset, with_figures
 from .leakage import leakage_flags
 
 FORMATS = ("jsonl", "messages", "sharegpt", "hf")
@@ -213,12 +217,15 @@ def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -
     else:
         _step(steps, "classifier", len(items), len(items), note="no classifier given (--classifier)")
 
-    groups = QuestionGroups(threshold=options.question_threshold)
+    groups: dict[str, QuestionGroups] = {}  # questions are merged only when their figures are the same
     merged = Counter()
     by_group: dict[str, list[Item]] = {}
     for item in items:
         text = question_text(item.attempt.question) or ""
-        gid, how = groups.assign(f"{item.attempt.run}:{item.attempt.qid}", text)
+        key = figure_key(item.attempt.question)
+        group = groups.setdefault(key, QuestionGroups(threshold=options.question_threshold))
+        gid, how = group.assign(f"{item.attempt.run}:{item.attempt.qid}", text)
+        gid = f"{key}:{gid}" if key else gid
         if how:
             merged[how] += 1
         item.group = gid
@@ -232,7 +239,8 @@ def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -
         dropped += [{**i.ref, "filter": "dedup", "reason": reason, "group": i.group} for i, reason in drop]
     order = {id(i): n for n, i in enumerate(items)}
     items = sorted(kept, key=lambda i: order[id(i)])
-    _step(steps, "dedup", before, len(items), questions=len(by_group), merged_questions=dict(merged),
+    _step(steps, "dedup", before, len(items), questions=len(by_group), figure_sets=len([k for k in groups if k]),
+          merged_questions=dict(merged),
           max_per_question=options.max_per_question, question_threshold=options.question_threshold,
           solution_threshold=options.solution_threshold,
           reasons=dict(Counter(d["reason"] for d in dropped if d["filter"] == "dedup")))
@@ -358,7 +366,7 @@ def _card(result: FilterResult, options: ExportOptions, run_dirs: Sequence[str |
         lines.append("No classifier filter was applied.")
     lines += ["", "## Deduplication", "",
               f"Questions merged at word-3-gram Jaccard >= {options.question_threshold} (MinHash LSH) or equal normalised "
-              f"text; per question at most {options.max_per_question} solution paths, distinct by text (Jaccard < "
+              f"text (questions with figures only when their figures are the same); per question at most {options.max_per_question} solution paths, distinct by text (Jaccard < "
               f"{options.solution_threshold}) and by equation list (RFT, Yuan et al. 2023).", "",
               "## Files", ""] + [f"- `{f}`" for f in files] + [
               "", "Load: " + ("`datasets.load_from_disk(DIR)`" if options.format == "hf" else "`datasets.load_dataset('json', data_files='DIR/train.jsonl')`"),
@@ -450,13 +458,17 @@ def _publish(tmp: Path, out_dir: Path) -> None:
 
 def _write(out_dir: Path, result: FilterResult, options: ExportOptions, run_dirs: Sequence[str | Path]) -> None:
     """Write the rows, ``dropped.jsonl``, ``filter_report.json`` and the card into the (empty) ``out_dir``."""
-    rows = [_row(i, options.format) for i in result.kept]
-    files: list[str] = []
+    figures = FigureWriter(None if options.format == "hf" else out_dir)
+    try:
+        rows = [with_figures(_row(i, options.format), options.format, figures.figures(i.attempt)) for i in result.kept]
+    except FigureExportError as exc:
+        raise ExportError(str(exc)) from None
+    files: list[str] = [f"images/ ({len(figures.written)} figures)"] if figures.written else []
     if options.format == "hf":
         import datasets
 
         if rows:
-            ds = datasets.Dataset.from_list(rows)
+            ds = hf_dataset(rows)
         else:
             ds = datasets.Dataset.from_dict({k: [] for k in _row(Item(Attempt("x", 0, "", "", {"question": ""}, "", True)), "hf")})
         ds.save_to_disk(str(out_dir))

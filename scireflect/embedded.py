@@ -259,6 +259,9 @@ class EmbeddedServer:
             ``/v1/embeddings`` instead, returning the model's final-layer hidden state (after the final
             norm, not normalised) at the last token or averaged over the tokens. One input must then
             fit in ``context_per_slot`` tokens (llama.cpp embeds each input in one batch).
+        mmproj_path: a multimodal projector GGUF (llama.cpp's ``--mmproj``): the server then takes
+            images in chat messages (OpenAI ``image_url`` parts), e.g. SmolVLM or Qwen2.5-VL with
+            their ``mmproj-*.gguf``.
 
     The server process exits by itself within about a second if this process dies without stopping
     it (SIGKILL, out of memory), so a killed run never leaves a model server behind.
@@ -278,7 +281,9 @@ class EmbeddedServer:
         startup_timeout_s: float = 180.0,
         model_name: str | None = None,
         embedding_pooling: str | None = None,
+        mmproj_path: Path | None = None,
     ):
+        self.mmproj_path = Path(mmproj_path) if mmproj_path is not None else None
         if embedding_pooling not in (None, *EMBEDDING_POOLINGS):
             raise EmbeddedModelError(f"unknown pooling {embedding_pooling!r}; choose one of {', '.join(EMBEDDING_POOLINGS)}")
         self.embedding_pooling = embedding_pooling
@@ -309,6 +314,8 @@ class EmbeddedServer:
         ]
         if self.embedding_pooling:
             cmd += ["--embedding", self.embedding_pooling]
+        if self.mmproj_path is not None:
+            cmd += ["--mmproj", str(self.mmproj_path)]
         out = self._log if self._log is not None else subprocess.DEVNULL
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -387,6 +394,7 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--alias", default=None)
     parser.add_argument("--embedding", choices=EMBEDDING_POOLINGS, default=None,
                         help="serve /v1/embeddings (final-layer hidden states, this pooling) instead of chat")
+    parser.add_argument("--mmproj", default=None, help="multimodal projector GGUF: the model takes images")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit when this process is no longer our parent (it died, even by SIGKILL)")
     args = parser.parse_args(argv)
@@ -406,6 +414,8 @@ def _serve(argv: list[str]) -> int:
         params.pooling_type = getattr(xllamacpp.llama_pooling_type, f"LLAMA_POOLING_TYPE_{args.embedding.upper()}")
         params.embd_normalize = -1  # raw hidden states; the probe standardises them itself
         params.n_batch = params.n_ubatch = args.ctx // max(1, args.parallel)  # one input = one batch
+    if args.mmproj:
+        params.mmproj.path = args.mmproj
     if args.alias:
         params.model_alias = {args.alias}  # a set of names in llama.cpp's params
     server = xllamacpp.Server(params)  # starts serving; keep the reference alive

@@ -112,3 +112,53 @@ def test_filter_open_rejected_question_see_attempts_and_diff(browser, tmp_path):
         keep.mkdir(parents=True, exist_ok=True)
         for png in (index_png, question_png):
             shutil.copy(png, keep / png.name)
+
+
+@pytest.mark.timeout(180)
+def test_a_question_with_a_figure_shows_it_beside_the_question(browser, tmp_path):
+    """A run of the shipped figure sample (mock endpoint): the page shows the figure, loaded from the
+    question file's directory through the viewer, beside the question text, under the same CSP."""
+    import asyncio
+    import threading
+
+    from scireflect.run.config import load_settings
+    from scireflect.run.questions import load_questions
+    from scireflect.run.runner import annotate
+    from scireflect.testing.mock_openai import MockOpenAI
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "figures"
+    shutil.copytree(sample, tmp_path / "figures", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    questions = load_questions(tmp_path / "figures" / "questions.jsonl", limit=2)
+    with MockOpenAI(answers={"cart": "2.5"}, require_images=True) as mock:
+        settings = load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model}, ocr=False)
+        # Playwright's sync API holds an event loop in this thread: annotate in another one.
+        worker = threading.Thread(target=lambda: asyncio.run(annotate(questions, tmp_path / "run", settings)))
+        worker.start()
+        worker.join(120)
+    assert (tmp_path / "run" / "traces.jsonl").is_file()
+    qid = questions.questions[0]["id"]
+    server = serve(tmp_path / "run", 0)
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        page.goto(server.url + f"q/{qid}")
+        page.wait_for_selector("img.figure")
+        page.wait_for_function("document.querySelector('img.figure').complete && document.querySelector('img.figure').naturalWidth > 0",
+                               timeout=10_000)
+        assert page.evaluate("document.querySelector('img.figure').naturalWidth") == 500  # the PNG's own width
+        text_box = page.locator(".qtext").bounding_box()
+        figure_box = page.locator("img.figure").bounding_box()
+        assert figure_box["x"] > text_box["x"] + text_box["width"] - 1 and figure_box["y"] < text_box["y"] + 200  # beside it
+        assert "Position of a cart against time." in page.locator(".figures").inner_text()
+        assert errors == [] and all(url.startswith(server.url) for url in requests)
+        assert any(url.endswith(f"/figure/{qid}/0") for url in requests)
+        page.screenshot(path=str(tmp_path / "figure.png"))
+    finally:
+        page.close()
+        server.close()
+    assert png_size(tmp_path / "figure.png") == (WIDTH, HEIGHT)
+    if os.environ.get("SCIREFLECT_KEEP_SCREENSHOTS"):
+        shutil.copy(tmp_path / "figure.png", Path(os.environ["SCIREFLECT_KEEP_SCREENSHOTS"]) / "question-figure.png")

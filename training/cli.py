@@ -46,6 +46,8 @@ def eval_command(
     max_tokens: int = typer.Option(1536, "--max-tokens", min=16, help="Completion tokens per question.", metavar="N"),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Sampling temperature (0: greedy).", metavar="X"),
     compare: tuple[Path, Path] | None = typer.Option(None, "--compare", help="Compare two results files (before, after) instead of running a model.", metavar="FILE FILE"),
+    figures: str = typer.Option("image", "--figures", help="Questions' figures as: image (the pixels), text (caption, OCR text, mentions; text-only models) or both.", metavar="MODE"),
+    mmproj: Path | None = typer.Option(None, "--mmproj", help="Projector GGUF for the embedded model (--gguf / --embedded-model), so that it takes figures.", metavar="FILE"),
 ) -> None:
     """Evaluate a model on benchmark files with the Solver prompt and the project's verifier; or compare two runs."""
     from . import evaluate as E
@@ -81,6 +83,15 @@ def eval_command(
             _fail(str(exc))
     if gguf is not None:
         specs.append(E.ModelSpec(gguf=gguf))
+    from ..agents.prompts import FIGURE_MODES
+
+    if figures not in FIGURE_MODES:
+        _fail(f"--figures must be one of {', '.join(FIGURE_MODES)}")
+    if mmproj is not None:
+        embedded = [s for s in specs if s.kind == "embedded"] or ([] if specs else [E.ModelSpec()])
+        if not embedded:
+            _fail("--mmproj goes with the embedded model (--gguf or --embedded-model)")
+        specs = [E.ModelSpec(**{**s.__dict__, "mmproj": mmproj}) if s.kind == "embedded" else s for s in (specs or embedded)]
     if base_url and not model:
         _fail("--base-url needs --model")
     if not specs:
@@ -92,7 +103,7 @@ def eval_command(
     if not items:
         _fail("no question matches --subject")
     out_dir = out_dir or Path("runs") / f"eval-{datetime.now():%Y%m%d-%H%M%S}"
-    settings = E.GenerationSettings(temperature=temperature, max_tokens=max_tokens, concurrency=concurrency)
+    settings = E.GenerationSettings(temperature=temperature, max_tokens=max_tokens, concurrency=concurrency, figures=figures)
     runs: list[tuple[str, list[dict]]] = []
     names = _unique_names([s.display_name() for s in specs])
     for spec, name in zip(specs, names, strict=True):
@@ -120,6 +131,10 @@ def eval_command(
                 _fail(str(exc), code=1)
             raise
         out.print(E.accuracy_table(rows, f"scireflect eval: {name} ({time.perf_counter() - t0:.0f} s)"))
+        if any(r.get("figures") for r in rows):
+            from .vision_eval import figure_table
+
+            out.print(figure_table(rows, f"{name}: questions with and without a figure (figures sent as {figures})"))
         out.print(f"per-question results: {results_path}")
         runs.append((name, rows))
     if len(runs) >= 2:
@@ -175,16 +190,22 @@ def train_command(
     num_gpus: int | None = typer.Option(None, "--num-gpus", min=1, help="GPUs per node for the launcher [default: all].", metavar="N"),
     num_nodes: int | None = typer.Option(None, "--num-nodes", min=1, help="Nodes for the launcher [default: all in --hostfile].", metavar="N"),
     master_port: int | None = typer.Option(None, "--master-port", help="Rendezvous port for the launcher.", metavar="N"),
+    stage: str | None = typer.Option(None, "--stage", help="Vision-language model (AutoModelForImageTextToText), SciTune's stage: align (adapter only, on figures' caption, OCR, mentions) or instruct (adapter + LLM, on traces with figures).", metavar="STAGE"),
+    align_targets: str = typer.Option("caption,ocr,mentions", "--align-targets", help="What --stage align learns to say about a figure (SciTune's ablations leave one out).", metavar="LIST"),
 ) -> None:
-    """Fine-tune a causal LM on verified traces (SFT, loss on responses only) with the HF Trainer and DeepSpeed ZeRO."""
+    """Fine-tune a causal LM, or a vision-language model (--stage), on verified traces (SFT, loss on responses only) with the HF Trainer and DeepSpeed ZeRO."""
     import subprocess
 
     from .data import OVERLENGTH_POLICIES, parse_stages
+    from .vision_data import VISION_STAGES, parse_targets
 
     try:
         stage_tuple = parse_stages(stages)
+        target_tuple = parse_targets(align_targets)
     except ValueError as exc:
         _fail(str(exc))
+    if stage is not None and stage not in VISION_STAGES:
+        _fail(f"--stage must be one of {', '.join(VISION_STAGES)}")
     if overlength not in OVERLENGTH_POLICIES:
         _fail(f"--overlength must be one of {', '.join(OVERLENGTH_POLICIES)}")
     for path in data:
@@ -223,6 +244,7 @@ def train_command(
             from .sft import single_process_env
 
             single_process_env(use_cpu)
+    from ..run.ocr import OcrUnavailable
     from .data import ChatTemplateError, SFTDataError
     from .sft import SFTConfig, TrainError, run_sft
 
@@ -233,14 +255,56 @@ def train_command(
         gguf_file=gguf_file, bf16=bf16, gradient_checkpointing=gradient_checkpointing, max_steps=max_steps,
         save_steps=save_steps, save_total_limit=save_total_limit, logging_steps=logging_steps, seed=seed,
         resume=str(resume_from) if resume_from else (True if resume else None), use_cpu=use_cpu,
+        stage=stage, align_targets=target_tuple,
     )
     try:
         result = run_sft(cfg, console=out)
-    except (TrainError, SFTDataError, ChatTemplateError, ValueError) as exc:
+    except (TrainError, SFTDataError, ChatTemplateError, ValueError, OcrUnavailable) as exc:
         _fail(str(exc), code=1)
     if os.environ.get("RANK", "0") == "0":
         m = result.train_metrics
         out.print(f"done: {m.get('train_runtime', 0):.0f} s, final loss {m.get('train_loss', float('nan')):.4f}; model in {result.final_dir}")
+
+
+# -- convert --------------------------------------------------------------------------------------
+
+convert_app = typer.Typer(name="convert", no_args_is_help=True, add_completion=False,
+                          help="Convert downloaded ScienceQA or SciCap files (non-commercial licences: never shipped) for scireflect.")
+
+
+@convert_app.command("scienceqa")
+def convert_scienceqa_command(
+    root: Path = typer.Argument(..., help="ScienceQA folder with problems.json and images/ (captions.json optional).", metavar="ROOT"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Question file to write [default: ROOT/scienceqa-SPLIT.jsonl]; the images must be below its folder.", metavar="DIR"),
+    split: str = typer.Option("test", "--split", help="train, val, minival or test.", metavar="TEXT"),
+    with_images_only: bool = typer.Option(False, "--with-images-only", help="Only questions with an image."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions.", metavar="N"),
+) -> None:
+    """ScienceQA -> a question file (multiple choice; lecture and solution kept) for annotate, eval and train --stage instruct."""
+    from .convert import ConvertError, convert_scienceqa
+
+    try:
+        path, n = convert_scienceqa(root, out, split=split, with_images_only=with_images_only, limit=limit)
+    except ConvertError as exc:
+        _fail(str(exc))
+    console.print(f"{n} ScienceQA questions in {path}")
+
+
+@convert_app.command("scicap")
+def convert_scicap_command(
+    json_file: Path = typer.Argument(..., help="A SciCap Challenge split file (e.g. train.json) with 'images' and 'annotations'.", metavar="JSON_FILE"),
+    images: Path | None = typer.Option(None, "--images", help="Folder of the split's images [default: the JSON's name without .json, beside it].", metavar="PATH"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="File to write [default: scicap-SPLIT.jsonl beside the JSON]; the images must be below its folder.", metavar="DIR"),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many figures.", metavar="N"),
+) -> None:
+    """SciCap -> figure rows (caption, OCR, mentions) for train --stage align."""
+    from .convert import ConvertError, convert_scicap
+
+    try:
+        path, n = convert_scicap(json_file, out, images=images, limit=limit)
+    except ConvertError as exc:
+        _fail(str(exc))
+    console.print(f"{n} SciCap figures in {path}")
 
 
 app = typer.Typer(name="scireflect-training", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,

@@ -77,6 +77,9 @@ def _row_messages(row: Mapping[str, Any], where: str) -> list[dict[str, str]]:
             raise SFTDataError(f"{where}: 'messages' must be a non-empty list")
         out = []
         for m in msgs:
+            if isinstance(m, Mapping) and isinstance(m.get("content"), list):
+                raise SFTDataError(f"{where}: the messages carry image parts: train a vision-language model on them "
+                                   "(scireflect train --stage instruct)")
             if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
                 raise SFTDataError(f"{where}: each message needs string 'role' and 'content'")
             out.append({"role": m["role"], "content": m["content"]})

@@ -15,9 +15,15 @@ Three kinds of model (:class:`ModelSpec`):
 * a local transformers model directory (``hf_path``), run with greedy decoding through its chat
   template (or one supplied), e.g. the output of ``scireflect train``.
 
+Questions with figures (``images``; checked when the file is read) get them as ``image_url`` parts
+(:class:`scireflect.agents.prompts.FigurePrompts`), or, with ``figures="text"``, their caption, OCR
+text and mentions; the embedded model takes images with a projector (``mmproj``), a local
+vision-language model through :mod:`.vision_eval`.
+
 Per-question results go to a JSONL file (one line per question: ``file``, ``id``, ``subject``,
-``correct``, ``verdict``, ``response``, ``model``, tokens, seconds); :func:`accuracy_table` and
-:func:`compare_table` make the rich tables printed by ``scireflect eval``.
+``figures``, ``correct``, ``verdict``, ``response``, ``model``, tokens, seconds); :func:`accuracy_table`,
+:func:`compare_table` and :func:`~scireflect.training.vision_eval.figure_table` make the rich tables
+printed by ``scireflect eval``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any
 from rich.table import Table
 
 from ..agents import prompts as P
+from ..agents.figures import FigureStore
 from ..run.jsonl import JsonlError, dumps_line, iter_jsonl
 from ..run.questions import load_questions
 
@@ -64,6 +71,8 @@ class ModelSpec:
     hf_path: Path | None = None
     chat_template: Path | None = None
     label: str | None = None
+    mmproj: Path | None = None
+    """A projector GGUF served beside the embedded model, so that it takes figures."""
 
     @property
     def kind(self) -> str:
@@ -97,14 +106,18 @@ class GenerationSettings:
     max_tokens: int = 1536
     concurrency: int = 2
     request_timeout_s: float = 900.0
+    figures: str = "image"
+    """How figures reach the model: ``image``, ``text`` or ``both`` (:data:`scireflect.agents.prompts.FIGURE_MODES`)."""
 
 
 @dataclass
 class BenchmarkItem:
-    """One question of one benchmark file (``file`` is the file's stem, used to group results)."""
+    """One question of one benchmark file (``file`` is the file's stem, used to group results;
+    ``figures`` holds the bytes of the file's figures)."""
 
     file: str
     question: dict[str, Any]
+    figures: FigureStore | None = None
 
 
 def load_benchmarks(paths: Sequence[Path], *, limit: int | None = None, subjects: set[str] | None = None) -> list[BenchmarkItem]:
@@ -128,22 +141,27 @@ def load_benchmarks(paths: Sequence[Path], *, limit: int | None = None, subjects
             qs = load_questions(path, subjects=subjects, limit=limit)
         except QuestionFileError as exc:
             raise EvalError(str(exc)) from None
-        items.extend(BenchmarkItem(name, {k: v for k, v in q.items() if k != "_line"}) for q in qs.questions)
+        items.extend(BenchmarkItem(name, {k: v for k, v in q.items() if k != "_line"}, qs.figures) for q in qs.questions)
     return items
 
 
-def solver_messages(question: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The Solver prompt for one question as chat messages (system + user), subject variant applied."""
+def solver_messages(question: Mapping[str, Any], figures: FigureStore | None = None, mode: str = "image") -> list[dict[str, Any]]:
+    """The Solver prompt for one question as chat messages (system + user), subject variant applied;
+    a question with figures gets them (``mode``, see :class:`~scireflect.agents.prompts.FigurePrompts`)
+    as ``image_url`` parts with ``data:`` URLs, as an OpenAI-compatible endpoint takes them."""
     variant = P.subject_variant(question.get("subject"))
-    msgs = P.SOLVER_PROMPT.format_messages(**P.prompt_variables(question, variant))
+    template, variables = P.FigurePrompts(P.ANSWER_PROMPTS, figures, mode).solve(question, variant)
+    msgs = template.format_messages(**variables)
     roles = {"system": "system", "human": "user", "ai": "assistant"}
-    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in msgs]
+    return [{"role": roles.get(m.type, m.type), "content": m.content if isinstance(m.content, list) else str(m.content)} for m in msgs]
 
 
 # -- backends -------------------------------------------------------------------------------------
 
 class _EndpointBackend:
     """Chat completions on an OpenAI-compatible endpoint (``openai.AsyncOpenAI``)."""
+
+    takes_images = True  # checked by the preflight when figures are sent
 
     def __init__(self, base_url: str, model: str, settings: GenerationSettings):
         import openai
@@ -167,6 +185,8 @@ class _EndpointBackend:
 
 class _HFBackend:
     """Greedy (or sampled) generation with a local transformers causal LM, one question at a time."""
+
+    takes_images = False
 
     def __init__(self, path: Path, settings: GenerationSettings, chat_template: Path | None = None):
         try:
@@ -215,15 +235,22 @@ class _HFBackend:
 
 
 @contextlib.asynccontextmanager
-async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: Path | None = None) -> AsyncIterator[Any]:
+async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: Path | None = None, *,
+                       images: bool = False) -> AsyncIterator[Any]:
     """Start (embedded), check (endpoint) or load (transformers) the model; yields a backend with ``generate``.
+
+    ``images``: figures will be sent, so an endpoint (the embedded server included) must take an image.
 
     Raises:
         EvalError: endpoint unreachable or not serving the model, transformers model not loadable.
         scireflect.embedded.EmbeddedModelError: the embedded model is missing or fails to start.
     """
     if spec.kind == "hf":
-        backend = await asyncio.to_thread(_HFBackend, Path(spec.hf_path), settings, spec.chat_template)  # type: ignore[arg-type]
+        from .vision_eval import HFVisionBackend, is_vision_model
+
+        vision = await asyncio.to_thread(is_vision_model, Path(spec.hf_path))  # type: ignore[arg-type]
+        backend = await asyncio.to_thread(HFVisionBackend, Path(spec.hf_path), settings) if vision else \
+            await asyncio.to_thread(_HFBackend, Path(spec.hf_path), settings, spec.chat_template)  # type: ignore[arg-type]
         yield backend
         return
     if spec.kind == "endpoint":
@@ -233,7 +260,7 @@ async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: P
         if not spec.model:
             raise EvalError("--base-url needs --model")
         try:
-            await preflight({spec.base_url: (os.environ.get("OPENAI_API_KEY") or "local", {spec.model})})  # type: ignore[dict-item]
+            await preflight({spec.base_url: (os.environ.get("OPENAI_API_KEY") or "local", {spec.model})}, images=images)  # type: ignore[dict-item]
         except RunError as exc:
             raise EvalError(str(exc)) from None
         backend = _EndpointBackend(spec.base_url, spec.model, settings)  # type: ignore[arg-type]
@@ -243,17 +270,22 @@ async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: P
             await backend.aclose()
         return
     from ..embedded import DEFAULT_EMBEDDED_MODEL, EmbeddedServer
-    from ..run.endpoints import embedded_gguf
+    from ..run.endpoints import embedded_gguf, embedded_mmproj, preflight
     from ..run.errors import RunError
 
     try:
         gguf, _ = await embedded_gguf(None if spec.gguf else (spec.embedded_model or DEFAULT_EMBEDDED_MODEL), spec.gguf)
+        mmproj = embedded_mmproj(spec.mmproj)
     except RunError as exc:
         raise EvalError(str(exc)) from None
     name = spec.display_name()
     log_path = (log_dir / f"embedded-server-{_slug(name)}.log") if log_dir else None
     async with EmbeddedServer(gguf, parallel=settings.concurrency, context_per_slot=max(4096, settings.max_tokens + 2048),
-                              log_path=log_path, model_name=name) as server:
+                              log_path=log_path, model_name=name, mmproj_path=mmproj) as server:
+        try:
+            await preflight({server.base_url: ("local", {name})}, images=images)
+        except RunError as exc:
+            raise EvalError(str(exc)) from None
         backend = _EndpointBackend(server.base_url, name, settings)
         try:
             yield backend
@@ -266,6 +298,19 @@ def _slug(text: str) -> str:
 
 
 # -- running --------------------------------------------------------------------------------------
+
+
+async def _with_ocr(item: BenchmarkItem, settings: GenerationSettings) -> dict[str, Any]:
+    """The item's question, with its missing ``ocr`` read by Tesseract when figures go as text
+    (:func:`scireflect.run.ocr.fill_ocr`); as it is without Tesseract."""
+    if settings.figures == "image" or item.figures is None or not item.question.get("images"):
+        return item.question
+    from ..run.ocr import OcrUnavailable, fill_ocr
+
+    try:
+        return await fill_ocr(item.question, item.figures)
+    except OcrUnavailable:
+        return item.question
 
 
 async def evaluate(
@@ -291,7 +336,8 @@ async def evaluate(
         on_result: called with each result row as it is ready (progress display).
 
     Returns:
-        The result rows in item order: ``file``, ``id``, ``subject``, ``correct`` (bool: verdict
+        The result rows in item order: ``file``, ``id``, ``subject``, ``figures`` (how many the
+        question had), ``correct`` (bool: verdict
         ``ok is True``), ``status`` (``accepted``/``rejected``/``unparseable``/``error``),
         ``extracted``, ``reference``, ``verdict`` (dict), ``response``, ``model``,
         ``input_tokens``, ``output_tokens``, ``seconds``, ``error`` (message or ``None``).
@@ -310,17 +356,21 @@ async def evaluate(
         results_path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(results_path, "wb")
     name = spec.display_name()
+    images = settings.figures != "text" and any(item.question.get("images") for item in items)
     try:
-        async with open_backend(spec, settings, log_dir=log_dir) as backend:
+        async with open_backend(spec, settings, log_dir=log_dir, images=images) as backend:
+            if images and not getattr(backend, "takes_images", True):
+                raise EvalError(f"{name} is a text-only model and the benchmark has figures: pass --figures text "
+                                "(caption, OCR text and mentions instead of the pixels)")
             sem = asyncio.Semaphore(max(1, settings.concurrency))
 
             async def one(i: int, item: BenchmarkItem) -> None:
-                q = item.question
+                q = await _with_ocr(item, settings)
                 async with sem:
                     t0 = time.perf_counter()
                     error = None
                     try:
-                        text, n_in, n_out = await backend.generate(solver_messages(q))
+                        text, n_in, n_out = await backend.generate(solver_messages(q, item.figures, settings.figures))
                     except Exception as exc:  # noqa: BLE001 - one bad call must not end the evaluation
                         text, n_in, n_out, error = "", 0, 0, f"{type(exc).__name__}: {exc}"[:300]
                     seconds = time.perf_counter() - t0
@@ -329,6 +379,7 @@ async def evaluate(
                     "file": item.file,
                     "id": q["id"],
                     "subject": q.get("subject", "general"),
+                    "figures": len(q.get("images") or []),
                     "correct": bool(verdict is not None and verdict.ok is True),
                     "status": verdict.status if verdict is not None else "error",
                     "extracted": verdict.extracted if verdict is not None else None,

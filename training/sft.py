@@ -101,6 +101,10 @@ class SFTConfig:
     resume: bool | str | None = None
     use_cpu: bool = False
     attn_implementation: str | None = None
+    stage: str | None = None
+    """A vision-language stage (SciTune): ``align`` or ``instruct`` (:mod:`.vision_sft`); ``None`` for a causal LM."""
+    align_targets: tuple[str, ...] = ("caption", "ocr", "mentions")
+    """What the ``align`` stage learns to say about a figure."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -292,58 +296,12 @@ def _as_dense_model(model: Any) -> None:
     model.is_quantized = False
 
 
-def _rank0() -> bool:
-    return os.environ.get("RANK", "0") == "0"
+def training_arguments(cfg: SFTConfig, out: Path, ga: int, ds_config: dict[str, Any] | None, *, bf16: bool, cuda: bool) -> Any:
+    """The ``transformers.TrainingArguments`` of a run (text or vision-language): batch sizes,
+    schedule, precision, DeepSpeed config, checkpoints and logging from ``cfg``."""
+    from transformers import TrainingArguments
 
-
-def run_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
-    """Run SFT on this rank (the launcher starts one process per GPU; all run this function).
-
-    Steps: read and filter rows; load the tokenizer (chat template from ``cfg.chat_template`` if
-    given); tokenise with prompt masking and the over-length policy; build ``TrainingArguments``
-    with the DeepSpeed config (HF fills its ``"auto"`` values: batch sizes, accumulation, clipping,
-    precision, optimizer hyper-parameters); load the model; train (resuming when asked); save the
-    final model and tokenizer to ``output_dir/final``; write ``train_report.json``.
-
-    Raises:
-        TrainError: no data left after filtering, bad batch sizes, unknown DeepSpeed config.
-        scireflect.training.data.SFTDataError / ChatTemplateError: bad data or template.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
-
-    say = console.print if (console is not None and _rank0()) else (lambda *a, **k: None)
-    cuda = torch.cuda.is_available() and not cfg.use_cpu
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    ga = gradient_accumulation(cfg.global_batch_size, cfg.micro_batch_size, world_size)
-    ds_config = resolve_deepspeed_config(cfg.deepspeed, cuda=cuda)
-
-    rows, load_report = load_sft_rows(cfg.data, cfg.stages)
-    if load_report.filtered_out:
-        say(f"stage filter {','.join(cfg.stages)}: left out {dict(load_report.filtered_out)}")
-    if not rows:
-        raise TrainError(f"no SFT rows left in {', '.join(map(str, cfg.data))} after the stage filter {','.join(cfg.stages)}")
-
-    tok_kwargs: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model, **tok_kwargs)
-    if cfg.chat_template is not None:
-        tokenizer.chat_template = Path(cfg.chat_template).read_text()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    examples, enc_report = encode_rows(tokenizer, rows, max_length=cfg.max_length, overlength=cfg.overlength)
-    say(enc_report.describe(), highlight=False)
-    if not examples:
-        raise TrainError("no example left to train on (all over-length? raise --max-length or use --overlength keep)")
-    items = pack_examples(examples, cfg.max_length) if cfg.packing else [
-        {"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]
-    if cfg.packing:
-        say(f"packing: {len(examples)} examples in {len(items)} rows of <= {cfg.max_length} tokens")
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    # TrainingArguments before the model: with ZeRO-3 it enables zero.Init so weights load sharded.
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=cfg.micro_batch_size,
         gradient_accumulation_steps=ga,
@@ -372,8 +330,102 @@ def run_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
         **_checkpointing_kwargs(cfg.gradient_checkpointing),
         **cfg.extra,
     )
+
+
+def prepare_training(cfg: SFTConfig, ga: int, ds_config: dict[str, Any] | None, *, cuda: bool,
+                     world_size: int) -> tuple[Path, Any, bool]:
+    """The output folder (made), the ``TrainingArguments`` and whether bf16 is on; call it before
+    loading the model (with ZeRO-3 the arguments enable ``zero.Init``). On CPU with one process,
+    DeepSpeed's shared-memory op is kept from compiling (:func:`_skip_shm_comm_build`)."""
+    import torch
+
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    args = training_arguments(cfg, out, ga, ds_config, bf16=bf16, cuda=cuda)
     if not cuda and world_size == 1:
         _skip_shm_comm_build()
+    return out, args, bf16
+
+
+def train_and_save(trainer: Any, cfg: SFTConfig, out: Path, processing_class: Any, say: Any) -> tuple[Any, Path]:
+    """Train (resuming from the latest checkpoint when ``cfg.resume`` asks and one exists), then save the
+    model to ``out/final`` and, on rank 0, its tokenizer or processor; returns ``(train output, final dir)``."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # MetricsLogger prints a shorter line
+    resume = cfg.resume
+    if resume is True and not any(out.glob("checkpoint-*")):
+        say("--resume: no checkpoint in the output directory; starting from the beginning")
+        resume = None
+    result = trainer.train(resume_from_checkpoint=resume)
+    final = out / "final"
+    trainer.save_model(str(final))
+    if trainer.is_world_process_zero():
+        processing_class.save_pretrained(str(final))
+    return result, final
+
+
+def config_record(cfg: SFTConfig) -> dict[str, Any]:
+    """``{"config": every setting but the data, "data": [paths]}`` as ``train_report.json`` records them."""
+    return {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "data"},
+            "data": [str(p) for p in cfg.data]}
+
+
+def _rank0() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def run_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
+    """Run SFT on this rank (the launcher starts one process per GPU; all run this function).
+
+    Steps: read and filter rows; load the tokenizer (chat template from ``cfg.chat_template`` if
+    given); tokenise with prompt masking and the over-length policy; build ``TrainingArguments``
+    with the DeepSpeed config (HF fills its ``"auto"`` values: batch sizes, accumulation, clipping,
+    precision, optimizer hyper-parameters); load the model; train (resuming when asked); save the
+    final model and tokenizer to ``output_dir/final``; write ``train_report.json``.
+
+    A vision-language stage (``cfg.stage``) goes to :func:`scireflect.training.vision_sft.run_vision_sft`.
+
+    Raises:
+        TrainError: no data left after filtering, bad batch sizes, unknown DeepSpeed config.
+        scireflect.training.data.SFTDataError / ChatTemplateError: bad data or template.
+    """
+    if cfg.stage is not None:
+        from .vision_sft import run_vision_sft
+
+        return run_vision_sft(cfg, console)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
+
+    say = console.print if (console is not None and _rank0()) else (lambda *a, **k: None)
+    cuda = torch.cuda.is_available() and not cfg.use_cpu
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    ga = gradient_accumulation(cfg.global_batch_size, cfg.micro_batch_size, world_size)
+    ds_config = resolve_deepspeed_config(cfg.deepspeed, cuda=cuda)
+
+    rows, load_report = load_sft_rows(cfg.data, cfg.stages)
+    if load_report.filtered_out:
+        say(f"stage filter {','.join(cfg.stages)}: left out {dict(load_report.filtered_out)}")
+    if not rows:
+        raise TrainError(f"no SFT rows left in {', '.join(map(str, cfg.data))} after the stage filter {','.join(cfg.stages)}")
+
+    tok_kwargs: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model, **tok_kwargs)
+    if cfg.chat_template is not None:
+        tokenizer.chat_template = Path(cfg.chat_template).read_text()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    examples, enc_report = encode_rows(tokenizer, rows, max_length=cfg.max_length, overlength=cfg.overlength)
+    say(enc_report.describe(), highlight=False)
+    if not examples:
+        raise TrainError("no example left to train on (all over-length? raise --max-length or use --overlength keep)")
+    items = pack_examples(examples, cfg.max_length) if cfg.packing else [
+        {"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]
+    if cfg.packing:
+        say(f"packing: {len(examples)} examples in {len(items)} rows of <= {cfg.max_length} tokens")
+    # TrainingArguments before the model: with ZeRO-3 it enables zero.Init so weights load sharded.
+    out, args, bf16 = prepare_training(cfg, ga, ds_config, cuda=cuda, world_size=world_size)
     # DeepSpeed keeps fp32 master weights of a bf16 model; without it, load fp32 and let autocast do bf16.
     model_kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if (bf16 and ds_config is not None) else torch.float32, **tok_kwargs}
     if cfg.attn_implementation:
@@ -390,26 +442,15 @@ def run_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
         processing_class=tokenizer,
         callbacks=[logger.callback],
     )
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # MetricsLogger prints a shorter line
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model {cfg.model}: {n_params / 1e6:.1f} M parameters; {len(items)} training rows, {world_size} rank(s), "
         f"micro batch {cfg.micro_batch_size}, accumulation {ga}, global batch {cfg.global_batch_size}, "
         f"DeepSpeed {deepspeed_config_name(cfg.deepspeed, cuda=cuda) if ds_config is not None else 'off'}, lr {cfg.learning_rate:g} {cfg.lr_scheduler}, "
         f"{'bf16' if bf16 else 'fp32'} on {'GPU' if cuda else 'CPU'}")
-    resume = cfg.resume
-    if resume is True and not any(out.glob("checkpoint-*")):
-        say("--resume: no checkpoint in the output directory; starting from the beginning")
-        resume = None
-    result = trainer.train(resume_from_checkpoint=resume)
-    final = out / "final"
-    trainer.save_model(str(final))
+    result, final = train_and_save(trainer, cfg, out, tokenizer, say)
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(final))
         report = {
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "data"},
-            "data": [str(p) for p in cfg.data],
+            **config_record(cfg),
             "rows": load_report.rows,
             "rows_by_stage": dict(load_report.by_stage),
             "rows_filtered_out": dict(load_report.filtered_out),

@@ -80,6 +80,13 @@ def annotate_command(
     embedded_model: str | None = typer.Option(None, "--embedded-model", metavar="NAME",
                                               help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b)."),
     gguf: Path | None = typer.Option(None, "--gguf", metavar="FILE", help="Serve this GGUF file as the embedded model instead."),
+    mmproj: Path | None = typer.Option(None, "--mmproj", metavar="FILE",
+                                       help="Multimodal projector GGUF served beside the embedded model, so that it takes the "
+                                            "questions' figures (e.g. SmolVLM's or Qwen2.5-VL's mmproj file)."),
+    figures: str | None = typer.Option(None, "--figures", metavar="MODE",
+                                       help="How figures reach the models: image (the pixels), text (caption, OCR text and "
+                                            "mentions, for text-only models) or both [default: image]."),
+    ocr: bool | None = typer.Option(None, "--ocr/--no-ocr", help="Read a figure question's missing 'ocr' text with Tesseract [default: on]."),
     rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, metavar="X", help="A fixed relative tolerance of numeric answers."),
     tolerance: str | None = typer.Option(None, "--tolerance", metavar="POLICY", help="Numeric tolerance policy: default, sig_figs, scibench."),
     lean_project: Path | None = typer.Option(None, "--lean-project", metavar="DIR",
@@ -105,6 +112,9 @@ def annotate_command(
             budget_spec=budget, concurrency=concurrency, prompt_variant=prompt_variant, embedded_model=embedded_model,
             gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
+            mmproj_path=mmproj,
+            figures=figures,
+            ocr=ocr,
         )
         from ..agents.prompts import subject_variant
 

@@ -16,6 +16,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from ..agents.figures import content_figures, content_text, figure_refs
 from ..run.query import trace_row
 from ..run.records import tool_call_parts
 
@@ -175,6 +176,14 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
     for i, choice in enumerate(question.get("choices") or []):
         qtext.append(f"\n({chr(65 + i)}) ", style="bold")
         qtext.append(str(choice))
+    for n, ref in enumerate(figure_refs(question), start=1):
+        qtext.append(f"\nfigure {n}: ", style="bold")
+        qtext.append(f"{ref.get('path') or 'inline data URL'} (sha256 {str(ref.get('sha256') or '?')[:12]}, "
+                     f"{ref.get('width', '?')}x{ref.get('height', '?')} {ref.get('mime') or ''})")
+    for name in ("caption", "ocr"):
+        if question.get(name):
+            qtext.append(f"\n{name}: ", style="bold")
+            qtext.append(str(question[name]))
     parts.append(Panel(qtext, title="question", title_align="left", box=box.ROUNDED, border_style="blue"))
     ref = Text("reference answer: ", style="bold")
     ref.append(str(question.get("answer")), style="bold green")
@@ -190,7 +199,10 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
         parts.append(_step_meta(step))
         if prompts:
             for message in step.get("messages") or []:
-                parts.append(Panel(_t(message.get("content")), title=Text(f"prompt: {message.get('role', '?')}"),
+                content = message.get("content")
+                body = Text("".join(f"[figure {f.get('path') or 'inline'}, sha256 {str(f.get('sha256') or '?')[:12]}]\n"
+                                    for f in content_figures(content)), style="dim") + _t(content_text(content))
+                parts.append(Panel(body, title=Text(f"prompt: {message.get('role', '?')}"),
                                    title_align="left", box=box.SQUARE, border_style="dim"))
         if step.get("tool_calls"):
             parts.append(tool_calls_renderable(step["tool_calls"]))

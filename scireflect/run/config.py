@@ -132,6 +132,15 @@ class RunSettings:
     max_question_bytes: int = 1_000_000
     embedded_model: str | None = None
     gguf_path: Path | None = None
+    mmproj_path: Path | None = None
+    """A llama.cpp multimodal projector GGUF served beside ``gguf_path`` (the model then takes images)."""
+    figures: str = "image"
+    """How figures reach the models: ``image``, ``text`` (caption, OCR, mentions) or ``both``
+    (:data:`scireflect.agents.prompts.FIGURE_MODES`)."""
+    ocr: bool = True
+    """Fill a figure question's missing ``ocr`` with Tesseract before its first model call."""
+    ocr_timeout_s: float = 30.0
+    """Seconds Tesseract may take per figure."""
     lean: LeanSettings = field(default_factory=LeanSettings)
 
     @property
@@ -148,7 +157,8 @@ _LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperatu
 _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
                   "by_subject": "table", "ensemble": "bool"}
 _RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str", "tools": "bool",
-             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1"}
+             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "mmproj": "str", "figures": "str", "ocr": "bool",
+             "ocr_timeout_s": "num>0"}
 
 
 def _check_value(value: Any, kind: str, where: str, key: str) -> None:
@@ -228,6 +238,9 @@ def load_settings(
     tolerance: str | None = None,
     tools: bool | None = None,
     lean: dict[str, Any] | None = None,
+    mmproj_path: Path | None = None,
+    figures: str | None = None,
+    ocr: bool | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -236,6 +249,8 @@ def load_settings(
         cli_llm: LLM flags for every role (``base_url``, ``model``, ``temperature``, ``max_tokens``);
             ``None`` values are ignored.
         budget_spec: ``"attempts=4,tokens=20000,..."`` (see :meth:`Budget.parse`), applied over the file's.
+        mmproj_path / figures / ocr: ``--mmproj``, ``--figures`` and ``--ocr/--no-ocr`` (``[run]`` keys
+            ``mmproj``, ``figures``, ``ocr``, ``ocr_timeout_s``).
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -316,6 +331,14 @@ def load_settings(
             embedded_model = resolve_embedded_model(embedded_model)
         except EmbeddedModelError as exc:
             raise ConfigError(str(exc)) from None
+    figures = figures or run_table.get("figures", "image")
+    from ..agents.prompts import FIGURE_MODES
+
+    if figures not in FIGURE_MODES:
+        raise ConfigError(f"figures must be one of {', '.join(FIGURE_MODES)}, not {figures!r}")
+    mmproj_path = mmproj_path or (Path(run_table["mmproj"]) if run_table.get("mmproj") else None)
+    if mmproj_path is not None and not any(r.embedded for r in roles.values()):
+        raise ConfigError("--mmproj goes with the embedded model (--gguf or --embedded-model); every role has an endpoint")
     return RunSettings(
         roles=roles,
         budget=budget,
@@ -327,5 +350,9 @@ def load_settings(
         tools=bool(run_table.get("tools", False)) if tools is None else tools,
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
         max_question_bytes=int(run_table.get("max_question_bytes", RunSettings.max_question_bytes)),
+        mmproj_path=mmproj_path,
+        figures=figures,
+        ocr=bool(run_table.get("ocr", True)) if ocr is None else ocr,
+        ocr_timeout_s=float(run_table.get("ocr_timeout_s", RunSettings.ocr_timeout_s)),
         lean=lean_settings,
     )

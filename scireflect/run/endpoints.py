@@ -7,6 +7,7 @@ Used by ``scireflect annotate`` (:func:`open_teams`) and by ``scireflect eval`` 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -44,15 +45,37 @@ def chat_model(settings: LLMSettings, base_url: str, model: str) -> ChatOpenAI:
     )
 
 
-async def preflight(endpoints: Mapping[str, tuple[str, set[str]]]) -> None:
+PROBE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")
+"""A 1x1 PNG: what :func:`preflight` sends to learn whether a model takes images."""
+
+FIGURES_HINT = ("use --figures text to send the figures' caption, OCR text and mentions instead, or a vision-language "
+                "model (the embedded model takes images with --mmproj FILE: see README, 'Figures (SciTune)')")
+
+
+async def _probe_images(client: openai.AsyncOpenAI, base_url: str, model: str) -> None:
+    """Send :data:`PROBE_PNG` to ``model``; raise :class:`RunError` when the endpoint refuses it."""
+    url = "data:image/png;base64," + base64.b64encode(PROBE_PNG).decode("ascii")
+    try:
+        await client.chat.completions.create(model=model, max_tokens=1, temperature=0.0, messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Say ok."}]}])
+    except (openai.APIStatusError, openai.APIConnectionError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise RunError(f"model {model} at {redact_url(base_url)} cannot take images ({message}); {FIGURES_HINT}") from None
+
+
+async def preflight(endpoints: Mapping[str, tuple[str, set[str]]], *, images: bool = False) -> None:
     """Check that each endpoint answers and serves the models the run needs.
 
     Args:
         endpoints: ``{base_url: (api_key, {model names})}``.
+        images: also send each model a 1x1 image (the run's questions have figures to send).
 
     Raises:
-        RunError: unreachable endpoint, rejected key, or a model the endpoint does not list (the
-            message lists what it serves). Endpoints without a ``/models`` route are not checked.
+        RunError: unreachable endpoint, rejected key, a model the endpoint does not list (the
+            message lists what it serves), or (``images``) a model that refuses an image (the message
+            says to use ``--figures text``). Endpoints without a ``/models`` route are not checked
+            for names.
     """
     for base_url, (api_key, models) in endpoints.items():
         client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=15.0, max_retries=1)
@@ -63,16 +86,31 @@ async def preflight(endpoints: Mapping[str, tuple[str, set[str]]]) -> None:
         except openai.AuthenticationError:
             raise RunError(f"endpoint {redact_url(base_url)} rejected the API key; set it in OPENAI_API_KEY (or the role's api_key_env)") from None
         except (openai.NotFoundError, openai.UnprocessableEntityError):
-            continue  # no /models route: cannot check names here
+            listed = []  # no /models route: cannot check names here
         except openai.APIError as exc:
+            await client.close()
             raise RunError(f"endpoint {redact_url(base_url)} failed when listing models: {exc}") from None
+        try:
+            missing = sorted(m for m in models if m not in listed)
+            if missing and listed:
+                raise RunError(
+                    f"model not found: {', '.join(missing)} is not served by {redact_url(base_url)}; available: {', '.join(listed[:20])}"
+                )
+            for model in sorted(models) if images else []:
+                await _probe_images(client, base_url, model)
         finally:
             await client.close()
-        missing = sorted(m for m in models if m not in listed)
-        if missing and listed:
-            raise RunError(
-                f"model not found: {', '.join(missing)} is not served by {redact_url(base_url)}; available: {', '.join(listed[:20])}"
-            )
+
+
+def embedded_mmproj(mmproj_path: Path | None) -> Path | None:
+    """The multimodal projector GGUF to serve beside the embedded model, checked to exist.
+
+    Raises:
+        RunError: ``mmproj_path`` is not a file.
+    """
+    if mmproj_path is not None and not Path(mmproj_path).is_file():
+        raise RunError(f"--mmproj {mmproj_path}: no such file")
+    return mmproj_path
 
 
 async def embedded_gguf(embedded_model: str | None, gguf_path: Path | None) -> tuple[Path, str]:
@@ -105,11 +143,13 @@ def endpoint_urls(settings: LLMSettings, embedded_url: str | None) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def open_teams(settings: RunSettings, run_dir: Path, say: Say) -> AsyncIterator[tuple[list[AgentTeam], dict[str, str]]]:
+async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
+                     images: bool = False) -> AsyncIterator[tuple[list[AgentTeam], dict[str, str]]]:
     """Start the embedded model if a role needs it, check every endpoint, and build the agents.
 
     Yields ``([team per replica], {role: model name})``: team ``r`` uses endpoint ``r`` of each
     role's list (cycling when a role has fewer replicas). The embedded server stops on exit.
+    ``images``: the run sends figures, so every model must take an image (see :func:`preflight`).
 
     Raises:
         RunError: see :func:`preflight` and :func:`embedded_gguf`.
@@ -121,9 +161,11 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say) -> AsyncIte
 
         say("status", {"message": f"preparing embedded model {settings.gguf_path or settings.embedded_model or 'default'}"})
         gguf, embedded_name = await embedded_gguf(settings.embedded_model, settings.gguf_path)
-        say("status", {"message": f"starting embedded llama.cpp server ({embedded_name}, {settings.concurrency} slots)"})
+        mmproj = embedded_mmproj(settings.mmproj_path)
+        say("status", {"message": f"starting embedded llama.cpp server ({embedded_name}, {settings.concurrency} slots"
+                                  + (f", projector {mmproj.name})" if mmproj else ")")})
         server_cm = EmbeddedServer(gguf, parallel=settings.concurrency, context_per_slot=8192,
-                                   log_path=run_dir / SERVER_LOG, model_name=embedded_name)
+                                   log_path=run_dir / SERVER_LOG, model_name=embedded_name, mmproj_path=mmproj)
     async with server_cm as server:
         embedded_url = server.base_url if server is not None else None
         urls = {role: endpoint_urls(settings.roles[role], embedded_url) for role in ROLES}
@@ -132,7 +174,7 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say) -> AsyncIte
         for role in ROLES:
             for url in urls[role]:
                 endpoints.setdefault(url, (settings.roles[role].api_key(), set()))[1].add(names[role])
-        await preflight(endpoints)
+        await preflight(endpoints, images=images)
         teams = []
         for r in range(max(len(u) for u in urls.values())):
             agents = {}
@@ -146,4 +188,5 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say) -> AsyncIte
         yield teams, names
 
 
-__all__ = ["Say", "chat_model", "embedded_gguf", "endpoint_urls", "open_teams", "preflight"]
+__all__ = ["FIGURES_HINT", "PROBE_PNG", "Say", "chat_model", "embedded_gguf", "embedded_mmproj", "endpoint_urls", "open_teams",
+           "preflight"]

@@ -42,13 +42,15 @@ def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str,
     """The settings record of one invocation (``verifier`` has ``name`` and ``version``)."""
     return {
         "scireflect_version": __version__,
-        "input": {"path": str(questions.path), "sha256": questions.sha256},
+        "input": {"path": str(questions.path), "sha256": questions.sha256, "dir": str(Path(questions.path).resolve().parent)},
         "prompt_version": PROMPT_VERSION,
         "verifier": {"name": verifier.name, "version": verifier.version, **asdict(settings.verifier)},
         "budget": asdict(settings.budget),
         "concurrency": settings.concurrency,
         "tools": settings.tools,
         "prompt_variant": settings.prompt_variant,
+        **({"figures": settings.figures, "ocr": settings.ocr, "mmproj": str(settings.mmproj_path) if settings.mmproj_path else None}
+           if questions.has_figures else {}),
         "roles": {
             role: {"model": models[role], "base_url": redact_url(s.base_url) or "embedded", "replicas": [redact_url(u) for u in s.replicas],
                    "temperature": s.temperature, "max_tokens": s.max_tokens}

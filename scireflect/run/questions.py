@@ -6,6 +6,14 @@ numbers and booleans are accepted and turned into strings); optional ``subject``
 ``unit``, ``choices`` (list of option texts, A first), ``solution``, ``level``, ``source``,
 ``question_type``, ``answer_type`` and any other field, which is kept and passed through.
 
+Figures (SciTune, arXiv 2307.01139): optional ``images`` (a list of paths relative to the file's
+directory, or ``data:image/...;base64,...`` URLs; see :mod:`scireflect.run.images`) and the figure's
+text modalities ``caption`` (string), ``ocr`` (string) and ``mentions`` (a string or a list of
+strings: the paragraphs that mention the figure). Each figure is decoded and checked (format, bytes,
+pixels) and ``images`` becomes a list of references (sha256, path, type, size); the bytes stay in
+the set's :class:`~scireflect.agents.figures.FigureStore`. Figures are decoded for the rows kept by
+``subjects`` and ``limit``; the fields of every row are checked.
+
 Formal-proof rows (miniF2F) have a ``statement`` (a Lean 4 theorem ending ``:= by sorry``) and may
 have ``answer: null``: Lean checks the proof, there is no reference answer (``answer`` stays ``None``).
 
@@ -22,7 +30,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..agents.figures import FigureStore
 from ..verifiers.lean.source import statement_head
+from .images import MAX_FIGURES, ImageError, load_figures
 from .jsonl import JsonlError, parse_line
 
 REQUIRED_FIELDS = ("id", "question", "answer")
@@ -51,11 +61,18 @@ class QuestionSet:
         path: the file read.
         questions: one dict per question, in file order; ``answer`` is always a string.
         sha256: hex digest of the file's bytes (recorded in the run manifest for provenance).
+        figures: the bytes of the kept questions' figures, by sha256.
     """
 
     path: Path
     questions: list[dict[str, Any]]
     sha256: str
+    figures: FigureStore | None = None
+
+    @property
+    def has_figures(self) -> bool:
+        """Whether any question of the set has a figure."""
+        return any(q.get("images") for q in self.questions)
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -91,6 +108,23 @@ def _normalise_answer(value: Any) -> str | None:
     return None
 
 
+def _figure_fields_error(row: Mapping[str, Any]) -> str | None:
+    """Why a row's ``images``/``caption``/``ocr``/``mentions`` fields are malformed, else ``None``."""
+    images = row.get("images")
+    if images is not None:
+        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+            return "field 'images' must be a list of strings (paths relative to the question file, or data: URLs)"
+        if len(images) > MAX_FIGURES:
+            return f"field 'images' lists {len(images)} figures; the limit is {MAX_FIGURES}"
+    for name in ("caption", "ocr"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            return f"field '{name}' must be a string"
+    mentions = row.get("mentions")
+    if mentions is not None and not (isinstance(mentions, str) or (isinstance(mentions, list) and all(isinstance(m, str) for m in mentions))):
+        return "field 'mentions' must be a string or a list of strings"
+    return None
+
+
 def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit: int | None = None,
                    max_question_bytes: int = MAX_QUESTION_BYTES) -> QuestionSet:
     """Read and validate a JSONL question file.
@@ -109,7 +143,9 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
         QuestionFileError: the file is missing or unreadable, a line is not valid JSON or not an
             object, ``id``/``question``/``answer`` is missing or empty, ``choices`` is not a list
             of strings, or an ``id`` repeats (the message names both lines). The whole file is
-            checked first, so nothing is run on a file with any bad line.
+            checked first, so nothing is run on a file with any bad line. Also malformed figure
+            fields, and a figure that cannot be used (missing, not an image, over the byte or pixel
+            limits, outside the file's directory; see :mod:`scireflect.run.images`).
     """
     path = Path(path)
     try:
@@ -160,6 +196,9 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
         choices = row.get("choices")
         if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)):
             raise QuestionFileError(path, lineno, "field 'choices' must be a list of strings")
+        figure_error = _figure_fields_error(row)
+        if figure_error:
+            raise QuestionFileError(path, lineno, figure_error)
         if qid in seen:
             raise QuestionFileError(path, lineno, f"duplicate id '{qid}' (first seen on line {seen[qid]})")
         seen[qid] = lineno
@@ -172,7 +211,14 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
         rows = [r for r in rows if r["subject"] in subjects]
     if limit is not None:
         rows = rows[: max(0, limit)]
-    return QuestionSet(path=path, questions=rows, sha256=hashlib.sha256(raw).hexdigest())
+    store = FigureStore(path.parent)
+    for row in rows:
+        if row.get("images"):
+            try:
+                row["images"] = load_figures(row["images"], path.parent, store)
+            except ImageError as exc:
+                raise QuestionFileError(path, row["_line"], str(exc)) from None
+    return QuestionSet(path=path, questions=rows, sha256=hashlib.sha256(raw).hexdigest(), figures=store)
 
 
 def select_shard(questions: QuestionSet, spec: str) -> QuestionSet:

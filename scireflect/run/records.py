@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..graphs.state import BudgetStop, ErrorKind, Stage, Status, Step, solution_steps, total_seconds, total_tokens
+from ..agents.figures import figure_refs
 from .questions import is_formal_question
 
 if TYPE_CHECKING:
@@ -75,15 +76,22 @@ class SftPair(TypedDict):
     model: str | None
     prompt_version: str | None
     source: str | None
+    images: list[dict[str, Any]]
+    """The question's figure references (sha256, path relative to the question file's directory);
+    ``[]`` for a text question. The figure goes with the prompt: a vision-language model is trained
+    on the question and the figure (SciTune's instruction stage)."""
 
 
 def prompts_for(question: Mapping[str, Any]) -> PromptSet:
-    """The prompt set of a question: formal-proof prompts for rows with a Lean ``statement``, else answer prompts."""
+    """The prompt set of a question: formal-proof prompts for rows with a Lean ``statement``, figure
+    prompts (their version and problem text) for rows with figures, else answer prompts."""
     # Imported here: reading traces (the viewer, ``scireflect traces``) should not load LangChain.
-    from ..agents.prompts import ANSWER_PROMPTS
+    from ..agents.prompts import ANSWER_PROMPTS, FIGURE_PROMPTS
     from ..agents.prompts_formal import FORMAL_PROMPTS
 
-    return FORMAL_PROMPTS if is_formal_question(question) else ANSWER_PROMPTS
+    if is_formal_question(question):
+        return FORMAL_PROMPTS
+    return FIGURE_PROMPTS if figure_refs(question) else ANSWER_PROMPTS
 
 
 def trace_record(state: Mapping[str, Any], *, verifier: str) -> TraceRecord:
@@ -150,6 +158,7 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
         "model": step.get("model"),
         "prompt_version": record.get("prompt_version"),
         "source": question.get("source"),
+        "images": [{"sha256": r.get("sha256"), "path": r.get("path")} for r in figure_refs(question)],
     }
 
 

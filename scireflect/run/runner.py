@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agents import prompts as P
+from ..agents.figures import FigureError, FigureStore
 from ..agents.roles import ROLES, AgentTeam
 from ..graphs.annotation import build_annotation_graph
 from ..graphs.context import AnnotationContext, verify_with
@@ -41,6 +42,7 @@ from .files import CHECKPOINTS, SFT, SUMMARY, TRACES
 from .jsonl import write_json_atomic, write_jsonl_atomic
 from .lock import run_dir_lock
 from .manifest import manifest, record_invocation
+from .ocr import OcrUnavailable, fill_ocr
 from .questions import QuestionSet, is_formal_question, stable_bucket
 from .records import sft_pair, trace_record
 from .store import TraceFileError, TraceStore
@@ -89,8 +91,9 @@ def make_lean_checker(settings: RunSettings) -> AnswerVerifier:
 
 
 def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier, lean_checker: AnswerVerifier | None,
-              say: ProgressCallback) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
-    """The runtime contexts of the annotation and formal graphs, one per endpoint replica."""
+              say: ProgressCallback, figures: FigureStore | None = None) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
+    """The runtime contexts of the annotation and formal graphs, one per endpoint replica; questions
+    with figures get them through :class:`~scireflect.agents.prompts.FigurePrompts` (``settings.figures``)."""
     if settings.tools:
         from ..agents.tools import default_tools
 
@@ -98,7 +101,9 @@ def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVer
         answer_teams = [t.with_tools(tools, settings.max_tool_rounds) for t in teams]
     else:
         answer_teams = teams
-    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, report=say) for t in answer_teams]
+    prompts = P.FigurePrompts(P.ANSWER_PROMPTS, figures, settings.figures) if figures else P.ANSWER_PROMPTS
+    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say)
+              for t in answer_teams]
     formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say) for t in teams]
               if lean_checker is not None else [])
     return answer, formal
@@ -205,14 +210,18 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
             startup = getattr(lean_checker, "startup_event", None)
             say(*(startup() if startup else ("status", {"message": f"formal proofs checked by {lean_checker.name}"})))
         if pending:
-            teams_cm: Any = (open_teams(settings, run_dir, say) if team is None
+            images = settings.figures != "text" and any(q.get("images") for q in pending)
+            teams_cm: Any = (open_teams(settings, run_dir, say, images=images) if team is None
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
             async with teams_cm as (teams, models):
                 record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
-                contexts = _contexts(teams, settings, verifier, lean_checker, say)
+                contexts = _contexts(teams, settings, verifier, lean_checker, say, questions.figures if questions.has_figures else None)
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
                 say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
-                await _annotate_pending(pending, run_dir, settings, store, contexts, labels, statuses, say)
+                try:
+                    await _annotate_pending(pending, run_dir, settings, store, contexts, labels, statuses, say, questions.figures)
+                except FigureError as exc:  # a figure file vanished or changed during the run: stop, keep the checkpoints
+                    raise RunError(str(exc)) from None
         else:
             say("start", {"total": len(questions), "pending": 0, "skipped": skipped, "earlier": dict(earlier)})
     finally:
@@ -237,9 +246,25 @@ async def _resume_point(graph: Any, saver: Any, config: dict[str, Any], say: Pro
         return None
 
 
+async def _with_ocr(question: dict[str, Any], settings: RunSettings, figures: FigureStore | None, ocr_state: dict[str, bool],
+                    say: ProgressCallback) -> dict[str, Any]:
+    """``question`` with its missing ``ocr`` read by Tesseract (``settings.ocr``); without Tesseract,
+    one warning for the run and the question as it is."""
+    if not settings.ocr or figures is None or not question.get("images") or ocr_state.get("off"):
+        return question
+    try:
+        return await fill_ocr(question, figures, timeout_s=settings.ocr_timeout_s)
+    except OcrUnavailable as exc:
+        ocr_state["off"] = True
+        say("warning", {"message": f"no OCR of figures: {exc}"})
+    except FigureError as exc:
+        say("warning", {"message": f"question {question['id']}: no OCR ({exc})"})
+    return question
+
+
 async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settings: RunSettings, store: TraceStore,
                             contexts: tuple[list[AnnotationContext], list[AnnotationContext]], labels: dict[bool, str],
-                            statuses: Counter, say: ProgressCallback) -> None:
+                            statuses: Counter, say: ProgressCallback, figures: FigureStore | None = None) -> None:
     """Run the pending questions through their graphs, ``settings.concurrency`` at a time.
 
     ``contexts`` are the annotation and formal graphs' contexts (one per endpoint replica; a question
@@ -256,6 +281,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
         graphs = {False: (build_annotation_graph(saver), contexts[0]), True: (build_formal_graph(saver), contexts[1])}
         semaphore = asyncio.Semaphore(settings.concurrency)
         transport_errors_in_a_row = 0
+        ocr_state: dict[str, bool] = {}
 
         async def one(question: dict[str, Any]) -> None:
             nonlocal transport_errors_in_a_row
@@ -271,6 +297,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                     final = snapshot.values  # finished, but its trace line was not written
                 else:
                     variant = P.subject_variant(question.get("subject"), settings.prompt_variant)
+                    question = await _with_ocr(question, settings, figures, ocr_state, say)
                     final = await graph.ainvoke(initial_state(question, variant), config, context=context)
                 if final.get("error_kind") == "transport":
                     transport_errors_in_a_row += 1

@@ -11,6 +11,13 @@ answer-guided prompt ("The correct final answer is: X") gets ``\\boxed{X}``; eve
 gets ``\\boxed{<answer>}`` where ``<answer>`` comes from ``answers`` (a map from a substring of the
 question to its answer) or ``default_answer``.
 
+Figures: a message's content may be a list of OpenAI content parts; ``image_url`` parts must hold
+base64 ``data:image/...`` URLs, and the sha256 of each decoded image is kept per request
+(``request_images``). ``vision=False`` makes the mock a text-only model (a request with an image part
+gets HTTP 400, as OpenAI answers); ``require_images=True`` refuses (HTTP 400) any chat request that
+carries no image, so a run whose every question ends accepted proves that every call of every role
+sent its figure.
+
 Usage::
 
     with MockOpenAI(latency_s=0.05, faults=FaultPlan(rate=0.2, seed=1)) as server:
@@ -19,6 +26,9 @@ Usage::
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import random
 import re
@@ -61,6 +71,7 @@ class MockStats:
 
     chat_requests: int = 0
     faults: Counter = field(default_factory=Counter)
+    refused_images: int = 0
 
 
 class MockOpenAI:
@@ -75,9 +86,12 @@ class MockOpenAI:
         max_requests: chat requests served before answering 503 (a bound for runaway tests).
         token_latency_s: with ``"stream": true`` requests, the wait before each streamed token (word)
             after the first: a slow model that keeps producing tokens.
+        vision: whether the model takes images (``False``: a request with an image part gets 400).
+        require_images: refuse (400) every chat request without an image part.
 
     Attributes:
         requests: the messages of every chat request, in arrival order.
+        request_images: per chat request, the sha256 of each image it carried (same order as ``requests``).
         stats: :class:`MockStats`.
     """
 
@@ -91,6 +105,8 @@ class MockOpenAI:
         model: str = "mock-model",
         max_requests: int = 1_000_000,
         token_latency_s: float = 0.0,
+        vision: bool = True,
+        require_images: bool = False,
     ):
         self.latency_s = latency_s
         self.token_latency_s = token_latency_s
@@ -99,7 +115,10 @@ class MockOpenAI:
         self.faults = faults or FaultPlan()
         self.model = model
         self.max_requests = max_requests
+        self.vision = vision
+        self.require_images = require_images
         self.requests: list[list[dict]] = []
+        self.request_images: list[list[str]] = []
         self.stats = MockStats()
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
@@ -108,10 +127,43 @@ class MockOpenAI:
         self._thread = threading.Thread(target=self._server.serve_forever, name="mock-openai", daemon=True)
 
     # -- replies ---------------------------------------------------------------------------------
+    @staticmethod
+    def text(content: object) -> str:
+        """The text of a message's content (a string, or the text parts of a list of parts)."""
+        if isinstance(content, str):
+            return content
+        return "".join(str(p.get("text", "")) for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
+
+    @staticmethod
+    def images(messages: list[dict]) -> list[str]:
+        """The sha256 of every image part of a request's messages.
+
+        Raises:
+            ValueError: an ``image_url`` part that is not a base64 ``data:image/`` URL.
+        """
+        digests = []
+        for message in messages:
+            content = message.get("content")
+            for part in content if isinstance(content, list) else []:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    url = str((part.get("image_url") or {}).get("url") or "")
+                    head, _, payload = url.partition(",")
+                    if not (head.startswith("data:image/") and head.endswith(";base64")):
+                        raise ValueError(f"image_url is not a base64 data URL: {url[:40]!r}")
+                    try:
+                        digests.append(hashlib.sha256(base64.b64decode(payload, validate=True)).hexdigest())
+                    except binascii.Error:
+                        raise ValueError("image_url holds invalid base64") from None
+        return digests
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        """A prompt's token count: a token per 4 characters of text, 85 per image (OpenAI's low-detail cost)."""
+        return sum(len(self.text(m.get("content", ""))) for m in messages) // 4 + 85 * len(self.images(messages))
+
     def reply(self, messages: list[dict]) -> str:
         """The deterministic reply text for a chat request."""
-        system = messages[0]["content"] if messages else ""
-        user = messages[-1]["content"] if messages else ""
+        system = self.text(messages[0]["content"]) if messages else ""
+        user = self.text(messages[-1]["content"]) if messages else ""
         if "reviewer" in system:
             return "Step 1 is wrong: the quantity was misread."
         guided = re.search(r"The correct final answer is: (\S+)", user)
@@ -185,7 +237,7 @@ class MockOpenAI:
                                                 else {"content": word}, "finish_reason": None}]})
                 event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if usage:
-                    prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+                    prompt_tokens = mock.prompt_tokens(messages)
                     event({**base, "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
                                                             "total_tokens": prompt_tokens + len(words)}})
                 event("[DONE]")
@@ -203,15 +255,23 @@ class MockOpenAI:
                 try:
                     request = json.loads(self.rfile.read(length))
                     messages = request["messages"]
-                except (ValueError, KeyError):
-                    self._json(400, {"error": {"message": "bad request body"}})
+                    images = mock.images(messages)
+                except (ValueError, KeyError) as exc:
+                    self._json(400, {"error": {"message": f"bad request body ({exc})"}})
                     return
                 with mock._lock:
                     mock.stats.chat_requests += 1
                     over = mock.stats.chat_requests > mock.max_requests
                     mock.requests.append(messages)
+                    mock.request_images.append(images)
+                    refuse = (images and not mock.vision) or (mock.require_images and not images)
+                    mock.stats.refused_images += bool(refuse)
                 if over:
                     self._json(503, {"error": {"message": "mock server request bound reached"}})
+                    return
+                if refuse:
+                    why = "this model does not take image input" if images else "this request carries no image"
+                    self._json(400, {"error": {"message": why, "type": "invalid_request_error"}})
                     return
                 fault = mock._draw_fault()
                 if fault:
@@ -225,7 +285,7 @@ class MockOpenAI:
                     self._stream(text, messages, bool((request.get("stream_options") or {}).get("include_usage")),
                                  cut=fault == "truncated")
                     return
-                prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+                prompt_tokens = mock.prompt_tokens(messages)
                 payload = {
                     "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": mock.model,
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],

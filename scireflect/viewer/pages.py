@@ -13,6 +13,7 @@ from string import Template
 from typing import Any
 from urllib.parse import quote
 
+from ..agents.figures import content_figures, content_text, figure_refs
 from ..run.files import MANIFEST
 from ..run.jsonl import JsonlError, read_json
 from ..run.records import tool_call_parts
@@ -35,6 +36,34 @@ def page(title: str, body: str, script: str, body_attrs: str = "") -> bytes:
 def question_url(qid: str) -> str:
     """The viewer path of a question page (the id percent-encoded, ``/`` included)."""
     return "/q/" + quote(qid, safe="")
+
+
+def figure_url(qid: str, n: int) -> str:
+    """The viewer path of a question's ``n``-th figure (0-based), served by the viewer's server."""
+    return f"/figure/{quote(qid, safe='')}/{int(n)}"
+
+
+def _figures_html(qid: str, question: Mapping[str, Any]) -> str:
+    """The question's figures (``<img>`` from :func:`figure_url`) with the caption, OCR text and mentions."""
+    refs = figure_refs(question)
+    if not refs:
+        return ""
+    imgs = "".join(
+        f'<img class="figure" src="{_e(figure_url(qid, n))}" alt="figure {n + 1}: {_e(str(ref.get("path") or "inline image"))}" '
+        f'title="{_e(str(ref.get("path") or ""))} sha256 {_e(str(ref.get("sha256") or "")[:12])}">'
+        for n, ref in enumerate(refs))
+    mentions = question.get("mentions") or []
+    mentions = [mentions] if isinstance(mentions, str) else mentions
+    text = _kv([("caption", _e(str(question.get("caption") or ""))), ("OCR", _e(str(question.get("ocr") or ""))),
+                ("mentions", "<br>".join(_e(str(m)) for m in mentions))], cls="kv small")
+    return f'<div class="figures">{imgs}{text}</div>'
+
+
+def _content_html(content: Any) -> str:
+    """A recorded message's content: its text, and a line naming each figure it carried (no bytes)."""
+    figures = "".join(f'<div class="msg-figure">[figure {_e(str(f.get("path") or "inline"))}, sha256 '
+                      f'{_e(str(f.get("sha256") or "?")[:12])}…]</div>' for f in content_figures(content))
+    return f'{figures}<pre class="no-math">{_e(content_text(content))}</pre>'
 
 
 def _badge(text: Any, kind: str = "") -> str:
@@ -85,7 +114,7 @@ def _messages_html(step: Mapping[str, Any]) -> str:
     if not messages:
         return ""
     inner = "".join(
-        f'<div class="msg"><div class="msg-role">{_e(str(m.get("role", "?")))}</div><pre class="no-math">{_e(str(m.get("content", "")))}</pre></div>'
+        f'<div class="msg"><div class="msg-role">{_e(str(m.get("role", "?")))}</div>{_content_html(m.get("content", ""))}</div>'
         for m in messages
     )
     return f'<details class="prompt"><summary>prompt sent ({len(messages)} messages)</summary>{inner}</details>'
@@ -204,9 +233,10 @@ def question_html(record: Mapping[str, Any]) -> str:
                  ("verifier", _e(str(record.get("verifier") or ""))), ("finished", _e(str(record.get("finished_at") or "")))],
                 cls="kv small")
     qbox = (
-        f'<section class="question"><h2>Question</h2><div class="text math qtext">{_e(str(question.get("question") or ""))}</div>'
+        f'<section class="question"><h2>Question</h2><div class="qbody"><div class="qmain">'
+        f'<div class="text math qtext">{_e(str(question.get("question") or ""))}</div>'
         f'{choices_html}<div class="reference">reference answer: <span class="answer math">{reference}</span>'
-        f'{raw}{unit}</div>{extra}</section>'
+        f'{raw}{unit}</div>{extra}</div>{_figures_html(str(row["id"]), question)}</div></section>'
     )
 
     columns = []
@@ -258,4 +288,4 @@ def index_html(run_dir: Path, poll_ms: int) -> bytes:
     return page(f"scireflect · {run_dir.resolve().name}", body, "/static/index.js", f'data-poll-ms="{int(poll_ms)}"')
 
 
-__all__ = ["diff_html", "index_html", "page", "question_html", "question_url"]
+__all__ = ["diff_html", "figure_url", "index_html", "page", "question_html", "question_url"]

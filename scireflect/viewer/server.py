@@ -12,6 +12,10 @@ Pages and endpoints (all GET):
                            of generation ``G`` (all rows, with ``reset: true``, when ``G`` is not the
                            current generation), and the questions in progress.
 ``/api/question/<id>``     JSON: one full trace record (or the in-progress state of a question).
+``/figure/<id>/<n>``       the question's ``n``-th figure (0-based), read from the question file's
+                           directory recorded in ``run.json``: the trace's path must stay inside it
+                           and the bytes must have the trace's sha256; the type is Pillow's reading
+                           of the bytes, never the trace's word.
 ``/static/...``            CSS, JS and the vendored KaTeX (no CDN).
 
 ``traces.jsonl`` is re-read incrementally: each request reads only the bytes appended since the last
@@ -37,6 +41,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
+from ..agents.figures import figure_refs
+from ..run.images import ImageError, decode_image, figure_root, read_figure
 from ..run.query import trace_row
 from .index import InProgress, TraceIndex
 from .pages import index_html, page, question_html
@@ -94,6 +100,19 @@ class ViewerServer(ThreadingHTTPServer):
         """The finished record of ``qid``, else its in-progress state, else ``None``."""
         self.index.refresh()
         return self.index.records.get(qid) or self.in_progress.states().get(qid)
+
+    def figure(self, qid: str, n: int) -> tuple[bytes, str] | None:
+        """The bytes and MIME type of question ``qid``'s figure ``n``, or ``None`` when it cannot be had
+        (no such question or figure, no question-file directory, a path out of it, changed bytes)."""
+        record = self.lookup(qid)
+        refs = figure_refs((record or {}).get("question") or {})
+        if not 0 <= n < len(refs):
+            return None
+        try:
+            data = read_figure(figure_root(self.run_dir), refs[n])
+            return data, decode_image(data)[0]
+        except ImageError:
+            return None
 
     def questions_payload(self, generation: int | None, since: int) -> dict[str, Any]:
         """The ``/api/questions`` JSON (see the module docstring)."""
@@ -191,6 +210,13 @@ class ViewerHandler(BaseHTTPRequestHandler):
                          f'data-poll-ms="{int(self.server.poll_ms)}"')
                 self._send(200, page(f"{qid} · scireflect", question_html(record), "/static/question.js", attrs),
                            "text/html; charset=utf-8")
+            elif path.startswith("/figure/"):
+                qid, _, n = path[len("/figure/"):].rpartition("/")
+                found = self.server.figure(unquote(qid), int(n)) if n.isdigit() else None
+                if found is None:
+                    self._send(404, b"figure not found", "text/plain; charset=utf-8")
+                else:
+                    self._send(200, found[0], found[1])
             elif path.startswith("/static/"):
                 self._static(unquote(path[len("/static/"):]))
             elif path == "/favicon.ico":
