@@ -118,8 +118,34 @@ async def open_checkpointer(path: str | Path) -> AsyncIterator[AsyncSqliteSaver]
         yield saver
 
 
-async def checkpointed_threads(saver: AsyncSqliteSaver) -> set[str]:
+@contextlib.asynccontextmanager
+async def open_run_checkpointer(path: str | Path, url: str | None = None, schema: str | None = None, *,
+                                max_connections: int = 4) -> AsyncIterator[Any]:
+    """The run's checkpointer: SQLite at ``path`` (default), or PostgreSQL at ``url`` in ``schema``
+    (:mod:`scireflect.run.postgres`); both read with :class:`PlainDataSerializer`.
+
+    Raises:
+        RunError: PostgreSQL is asked for without a schema, or cannot be reached.
+    """
+    if not url:
+        async with open_checkpointer(path) as saver:
+            yield saver
+        return
+    from .errors import RunError
+    from .postgres import open_postgres_checkpointer
+
+    if not schema:
+        raise RunError("PostgreSQL checkpoints need the run's schema (set from run.json's run id)")
+    async with open_postgres_checkpointer(url, schema, max_connections=max_connections) as saver:
+        yield saver
+
+
+async def checkpointed_threads(saver: Any) -> set[str]:
     """The question ids that have checkpoints (one query; interrupted questions of an earlier run)."""
+    if not isinstance(saver, AsyncSqliteSaver):
+        from .postgres import postgres_threads
+
+        return await postgres_threads(saver)
     async with saver.conn.execute("SELECT DISTINCT thread_id FROM checkpoints") as cursor:
         return {row[0] async for row in cursor}
 
@@ -195,4 +221,5 @@ def read_in_progress(path: str | Path) -> tuple[dict[str, dict[str, Any]], list[
         conn.close()
 
 
-__all__ = ["CheckpointRejected", "PlainDataSerializer", "checkpointed_threads", "compact", "open_checkpointer", "read_in_progress"]
+__all__ = ["CheckpointRejected", "PlainDataSerializer", "checkpointed_threads", "compact", "open_checkpointer", "open_run_checkpointer",
+           "read_in_progress"]

@@ -133,6 +133,12 @@ class RunSettings:
     embedded_model: str | None = None
     gguf_path: Path | None = None
     lean: LeanSettings = field(default_factory=LeanSettings)
+    checkpoints: str | None = None
+    """A ``postgresql://`` URL: LangGraph's checkpoints go to that database (one schema per run,
+    :mod:`scireflect.run.postgres`); ``None``: a SQLite file in the run directory."""
+    checkpoint_schema: str | None = None
+    """The PostgreSQL schema; set by the Ray driver so that every shard shares the run's (by default
+    the runner names it after ``run.json``'s run id)."""
 
     @property
     def uses_embedded(self) -> bool:
@@ -148,7 +154,7 @@ _LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperatu
 _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
                   "by_subject": "table", "ensemble": "bool"}
 _RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str", "tools": "bool",
-             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1"}
+             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "checkpoints": "str"}
 
 
 def _check_value(value: Any, kind: str, where: str, key: str) -> None:
@@ -228,6 +234,7 @@ def load_settings(
     tolerance: str | None = None,
     tools: bool | None = None,
     lean: dict[str, Any] | None = None,
+    checkpoints: str | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -236,6 +243,7 @@ def load_settings(
         cli_llm: LLM flags for every role (``base_url``, ``model``, ``temperature``, ``max_tokens``);
             ``None`` values are ignored.
         budget_spec: ``"attempts=4,tokens=20000,..."`` (see :meth:`Budget.parse`), applied over the file's.
+        checkpoints: ``postgresql://...`` for PostgreSQL checkpoints (``[run] checkpoints``), else SQLite.
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -308,6 +316,9 @@ def load_settings(
     run_table = _check_table(data.get("run", {}), _RUN_SPEC, f"{where} [run]")
     concurrency = concurrency if concurrency is not None else run_table.get("concurrency", 2)
     _check_value(concurrency, "int>=1", "settings", "concurrency")
+    checkpoints = checkpoints or run_table.get("checkpoints")
+    if checkpoints and not str(checkpoints).startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"checkpoints must be a postgresql:// URL (SQLite in the run directory is the default), not {checkpoints!r}")
     embedded_model = embedded_model or run_table.get("embedded_model")
     if embedded_model:
         from ..embedded import EmbeddedModelError, resolve_embedded_model
@@ -328,4 +339,5 @@ def load_settings(
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
         max_question_bytes=int(run_table.get("max_question_bytes", RunSettings.max_question_bytes)),
         lean=lean_settings,
+        checkpoints=checkpoints,
     )

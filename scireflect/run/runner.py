@@ -33,18 +33,19 @@ from ..graphs.nodes import EndpointError
 from ..graphs.state import FINAL_STATUSES, initial_state
 from ..verifiers.base import AnswerVerifier
 from ..verifiers.lean.config import LeanUnavailable
-from .checkpoints import CheckpointRejected, checkpointed_threads, compact, open_checkpointer
+from .checkpoints import CheckpointRejected, checkpointed_threads, compact, open_run_checkpointer
 from .config import RunSettings
 from .endpoints import open_teams
 from .errors import RunError
-from .files import CHECKPOINTS, SFT, SUMMARY, TRACES
-from .jsonl import write_json_atomic, write_jsonl_atomic
+from .files import CHECKPOINTS, TRACES
 from .lock import run_dir_lock
 from .manifest import manifest, record_invocation
+from .outputs import write_outputs
+from .postgres import schema_name
 from .questions import QuestionSet, is_formal_question, stable_bucket
-from .records import sft_pair, trace_record
-from .store import TraceFileError, TraceStore
-from .summary import Outcomes, summarize
+from .records import trace_record
+from .store import Fence, TraceFileError, TraceStore
+from .summary import Outcomes
 
 ProgressCallback = Callable[[str, Mapping[str, Any] | None], None]
 
@@ -108,11 +109,7 @@ def _finish(run_dir: Path, store: TraceStore) -> tuple[dict[str, Outcomes], int]
     """Write ``sft.jsonl`` and ``summary.json`` from every finished question, and compact the checkpoints."""
     with contextlib.suppress(sqlite3.Error):  # best effort: a locked database is compacted next time
         compact(run_dir / CHECKPOINTS)
-    records = list(store.records.values())
-    sft_count = write_jsonl_atomic(run_dir / SFT, filter(None, map(sft_pair, records)))
-    summary = summarize(records)
-    write_json_atomic(run_dir / SUMMARY, {k: v.to_dict() for k, v in summary.items()})
-    return summary, sft_count
+    return write_outputs(run_dir, store.records.values())
 
 
 def _make_run_dir(run_dir: Path) -> None:
@@ -149,6 +146,7 @@ async def annotate(
     verifier: AnswerVerifier | None = None,
     team: AgentTeam | None = None,
     lean_checker: AnswerVerifier | None = None,
+    fence: Fence | None = None,
 ) -> RunResult:
     """Annotate every question of ``questions`` not yet in ``run_dir``'s traces.
 
@@ -164,6 +162,8 @@ async def annotate(
         lean_checker: the proof checker of formal rows (rows with a Lean ``statement``, which go to
             the formal-proof graph); by default :func:`make_lean_checker`, built only when such rows
             are pending. Its startup line is reported once.
+        fence: every commit of finished questions to ``traces.jsonl`` happens inside ``fence()``,
+            which may refuse it (a Ray shard's lease, :meth:`scireflect.run.lease.ShardLease.fence`).
 
     Returns:
         A :class:`RunResult`; ``traces.jsonl``, ``sft.jsonl`` and ``summary.json`` are written.
@@ -177,16 +177,16 @@ async def annotate(
     run_dir = Path(run_dir)
     _make_run_dir(run_dir)
     with run_dir_lock(run_dir):
-        return await _annotate_locked(questions, run_dir, settings, say, verifier, team, lean_checker)
+        return await _annotate_locked(questions, run_dir, settings, say, verifier, team, lean_checker, fence)
 
 
 async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunSettings, say: ProgressCallback,
                            verifier: AnswerVerifier | None, team: AgentTeam | None,
-                           lean_checker: AnswerVerifier | None) -> RunResult:
+                           lean_checker: AnswerVerifier | None, fence: Fence | None) -> RunResult:
     """:func:`annotate` once the run directory's lock is held."""
     _remove_leftovers(run_dir, say)
     try:
-        store = TraceStore(run_dir / TRACES)
+        store = TraceStore(run_dir / TRACES, fence=fence)
     except TraceFileError as exc:
         raise RunError(str(exc)) from None
     if store.repaired_bytes:
@@ -208,7 +208,9 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
             teams_cm: Any = (open_teams(settings, run_dir, say) if team is None
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
             async with teams_cm as (teams, models):
-                record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
+                run_id = record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
+                if settings.checkpoints and not settings.checkpoint_schema:
+                    settings = replace(settings, checkpoint_schema=schema_name(run_id))
                 contexts = _contexts(teams, settings, verifier, lean_checker, say)
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
                 say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
@@ -216,6 +218,7 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
         else:
             say("start", {"total": len(questions), "pending": 0, "skipped": skipped, "earlier": dict(earlier)})
     finally:
+        await store.drain()
         if own_verifier and hasattr(verifier, "close"):
             verifier.close()
         if own_lean and lean_checker is not None and hasattr(lean_checker, "close"):
@@ -249,10 +252,13 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
         EndpointError: the endpoint failed fatally, or ``abort_after_transport_errors`` questions in
             a row ended on transport faults (the endpoint is taken to be down).
     """
-    async with open_checkpointer(run_dir / CHECKPOINTS) as saver:
+    async with open_run_checkpointer(run_dir / CHECKPOINTS, settings.checkpoints, settings.checkpoint_schema,
+                                     max_connections=min(8, settings.concurrency)) as saver:
         # One query for the whole run instead of one state read per question: only questions with
         # checkpoints (interrupted last time) need their state read.
         checkpointed = await checkpointed_threads(saver)
+        for qid in checkpointed & set(store.records):  # committed, but killed before its checkpoints went
+            await saver.adelete_thread(qid)
         graphs = {False: (build_annotation_graph(saver), contexts[0]), True: (build_formal_graph(saver), contexts[1])}
         semaphore = asyncio.Semaphore(settings.concurrency)
         transport_errors_in_a_row = 0
