@@ -11,6 +11,7 @@ from ..filtering.cli import classify_app, export_command
 from ..training.cli import eval_command, train_command
 from ..viewer import view_command
 from .annotate import annotate_command, out
+from .merge import merge_command
 from .traces import traces_app
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("annotate")(annotate_command)
+app.command("merge")(merge_command)
 app.add_typer(traces_app, name="traces")
 app.command("view")(view_command)
 app.command("export")(export_command)

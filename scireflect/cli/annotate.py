@@ -59,6 +59,9 @@ def annotate_command(
     lean_project: Path | None = typer.Option(None, "--lean-project", help="Lean 4 project with Mathlib built, for rows with a Lean `statement` (see docs/lean.md)."),
     lean_backend: str | None = typer.Option(None, "--lean-backend", help="Lean checker: auto, repl, lake, leandojo, none [default: auto]."),
     tools: bool | None = typer.Option(None, "--tools/--no-tools", help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check (small models call tools poorly) [default: off]."),
+    ray: str | None = typer.Option(None, "--ray", help="Run on Ray: 'auto' (the cluster of RAY_ADDRESS or of 'ray start' here, else a local one), 'local', or a cluster address; shards run in restartable actors (needs scireflect[ray])."),
+    shards: int | None = typer.Option(None, "--shards", min=1, help="With --ray: split a new run into N shards [default: 4 per cluster CPU]."),
+    checkpoints: str | None = typer.Option(None, "--checkpoints", help="LangGraph checkpoints in PostgreSQL (postgresql://...) instead of SQLite in the run directory (needs scireflect[postgres])."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
     from ..graphs.nodes import EndpointError
@@ -67,6 +70,11 @@ def annotate_command(
     from ..run.questions import QuestionFileError, load_questions, select_shard
     from ..run.runner import annotate as run_annotate
 
+    if ray:
+        try:
+            import ray as _ray  # noqa: F401
+        except ImportError:
+            _fail("--ray needs Ray: pip install 'scireflect\\[ray]'")
     try:
         questions_set = load_questions(questions, subjects=set(subject) if subject else None, limit=limit)
         if shard:
@@ -90,6 +98,7 @@ def annotate_command(
             tolerance=tolerance,
             tools=tools,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
+            checkpoints=checkpoints,
         )
         from ..agents.prompts import subject_variant
 
@@ -135,6 +144,10 @@ def annotate_command(
         current = asyncio.current_task()
         # SIGTERM behaves like Ctrl-C: cancel, close the server and the checkpointer cleanly.
         loop.add_signal_handler(signal.SIGTERM, lambda: current.cancel() if current else None)
+        if ray:
+            from ..run.cluster import annotate_on_ray
+
+            return await annotate_on_ray(questions_set, out_dir, settings, address=ray, shards=shards, on_event=on_event)
         return await run_annotate(questions_set, out_dir, settings, on_event=on_event)
 
     try:

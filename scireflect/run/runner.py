@@ -63,14 +63,15 @@ class RunResult:
     status_counts: Counter = field(default_factory=Counter)
 
 
-def make_verifier(settings: RunSettings) -> AnswerVerifier:
+def make_verifier(settings: RunSettings, workers: int | None = None) -> AnswerVerifier:
     """The run's verifier: ``[verifier] default`` and ``by_subject`` resolved through the registry
-    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process."""
+    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process.
+    ``workers``: sandbox worker processes (default: one per core, at most ``concurrency``)."""
     from ..verifiers import build_verifier
 
     v = settings.verifier
     return build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
-                          workers=max(1, min(settings.concurrency, os.cpu_count() or 1)),
+                          workers=workers or max(1, min(settings.concurrency, os.cpu_count() or 1)),
                           rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble)
 
 
@@ -112,7 +113,7 @@ def _finish(run_dir: Path, store: TraceStore) -> tuple[dict[str, Outcomes], int]
     return write_outputs(run_dir, store.records.values())
 
 
-def _make_run_dir(run_dir: Path) -> None:
+def make_run_dir(run_dir: Path) -> None:
     """Create the run directory, or say in one line why it cannot be one.
 
     Raises:
@@ -129,7 +130,7 @@ def _make_run_dir(run_dir: Path) -> None:
         raise RunError(f"--out {run_dir}: the run directory is not writable")
 
 
-def _remove_leftovers(run_dir: Path, say: ProgressCallback) -> None:
+def remove_leftovers(run_dir: Path, say: ProgressCallback) -> None:
     """Delete temporary files a killed run left (``.NAME.PID.tmp`` of the atomic writers); the lock
     is held, so no other process is writing them."""
     for tmp in run_dir.glob(".*.tmp"):
@@ -175,7 +176,7 @@ async def annotate(
     """
     say = on_event or (lambda kind, data: None)
     run_dir = Path(run_dir)
-    _make_run_dir(run_dir)
+    make_run_dir(run_dir)
     with run_dir_lock(run_dir):
         return await _annotate_locked(questions, run_dir, settings, say, verifier, team, lean_checker, fence)
 
@@ -184,7 +185,7 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
                            verifier: AnswerVerifier | None, team: AgentTeam | None,
                            lean_checker: AnswerVerifier | None, fence: Fence | None) -> RunResult:
     """:func:`annotate` once the run directory's lock is held."""
-    _remove_leftovers(run_dir, say)
+    remove_leftovers(run_dir, say)
     try:
         store = TraceStore(run_dir / TRACES, fence=fence)
     except TraceFileError as exc:
@@ -303,4 +304,4 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
             raise
 
 
-__all__ = ["ProgressCallback", "RunResult", "annotate", "make_lean_checker", "make_verifier"]
+__all__ = ["ProgressCallback", "RunResult", "annotate", "make_lean_checker", "make_run_dir", "make_verifier", "remove_leftovers"]

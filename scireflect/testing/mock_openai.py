@@ -260,6 +260,19 @@ class MockOpenAI:
 
         return Handler
 
+    def request_counts(self, pattern: str) -> Counter:
+        """Chat requests per question: ``{first match of pattern's group 1 in a request's messages: count}``
+        (e.g. ``r"Item (\\d+):"``); requests without a match are not counted."""
+        regex = re.compile(pattern)
+        counts: Counter = Counter()
+        with self._lock:
+            requests = list(self.requests)
+        for messages in requests:
+            found = regex.search("\n".join(str(m.get("content", "")) for m in messages))
+            if found:
+                counts[found.group(1)] += 1
+        return counts
+
     # -- lifecycle -------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
