@@ -19,6 +19,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .names import ROLES
+from .openai_chat import OpenAIStreamingChat
 from .retry import BadResponseBody, EmptyCompletion, ModelCallError, RetryPolicy, describe_error, failure_kind, is_transient
 
 
@@ -109,9 +110,12 @@ async def _stream(llm: Any, messages: list[BaseMessage], progress: CallProgress)
     """One try: stream the reply, chunk by chunk, into ``progress``; returns the merged message.
 
     Streaming makes the client's timeout a timeout on silence (the read timeout between chunks), so a
-    long generation that keeps producing tokens is never cut by it. A model without streaming
+    long generation that keeps producing tokens is never cut by it. An :class:`OpenAIStreamingChat`
+    streams through its own lean event reader; any other LangChain chat model through ``astream``. A model without streaming
     support yields its whole reply as one message, returned as it is.
     """
+    if isinstance(llm, OpenAIStreamingChat):  # the lean client: one AIMessage per call, not one per chunk
+        return await llm.astream_reply(_as_dicts(messages), progress.add)
     merged = None
     try:
         async for chunk in llm.astream(messages):

@@ -42,6 +42,7 @@ from .lock import run_dir_lock
 from .manifest import manifest, record_invocation
 from .outputs import write_outputs
 from .postgres import schema_name
+from .quick_check import InlineCheapAnswers
 from .questions import QuestionSet, is_formal_question, stable_bucket
 from .records import trace_record
 from .store import Fence, TraceFileError, TraceStore
@@ -65,14 +66,15 @@ class RunResult:
 
 def make_verifier(settings: RunSettings, workers: int | None = None) -> AnswerVerifier:
     """The run's verifier: ``[verifier] default`` and ``by_subject`` resolved through the registry
-    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process.
+    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process,
+    except cheap ones (plain numbers, option letters: :mod:`scireflect.run.quick_check`).
     ``workers``: sandbox worker processes (default: one per core, at most ``concurrency``)."""
     from ..verifiers import build_verifier
 
     v = settings.verifier
-    return build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
+    return InlineCheapAnswers(build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
                           workers=workers or max(1, min(settings.concurrency, os.cpu_count() or 1)),
-                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble)
+                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble))
 
 
 def make_lean_checker(settings: RunSettings) -> AnswerVerifier:

@@ -1,0 +1,118 @@
+"""A lean streaming chat client for OpenAI-compatible endpoints (the agents' default model client).
+
+LangChain's ``ChatOpenAI.astream`` builds a pydantic chunk model in the openai SDK, then an
+``AIMessageChunk``, a ``ChatGenerationChunk`` and a callback event for every streamed token, and
+merges the chunks one by one: about 4.7 ms of CPU for a 15-chunk reply on the mock endpoint, and
+a cost per token for real models (issue 17's profile: the model call was over half of the runner's
+CPU per question). :class:`OpenAIStreamingChat` sends the same request through the openai SDK's
+low-level ``post`` (so HTTP errors are the SDK's own ``openai.APIStatusError`` subclasses, which
+the retries classify) and reads the server-sent events itself: one ``json.loads`` per event and
+one ``AIMessage`` per call (1.3 ms on the same reply).
+
+It is the model of a role without tools; with tools the agents use ``ChatOpenAI`` (``bind_tools``).
+Its timeout is httpx's read timeout, a timeout on silence between streamed chunks, as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import openai
+from langchain_core.messages import AIMessage
+
+try:  # the HTTP client of the installed openai SDK: httpx2 from openai 3 on, httpx before
+    import httpx2 as http
+except ImportError:  # pragma: no cover - older openai
+    import httpx as http
+
+from .retry import BadResponseBody, EmptyCompletion
+
+
+class OpenAIStreamingChat:
+    """One model on one OpenAI-compatible endpoint, streamed.
+
+    Args:
+        base_url: the endpoint (``.../v1``).
+        model: the model name sent with every request.
+        api_key: the bearer key (local servers accept any).
+        temperature / max_tokens: sampling settings of every call.
+        timeout_s: seconds without a streamed chunk before the call fails (``openai.APITimeoutError``).
+
+    The client never retries (the agent does, recording each try).
+    """
+
+    def __init__(self, *, base_url: str, model: str, api_key: str, temperature: float, max_tokens: int, timeout_s: float):
+        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+        self.model_name = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    def request(self, messages: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+        """The JSON body of one streamed chat completion."""
+        return {"model": self.model_name, "messages": [dict(m) for m in messages], "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True}}
+
+    async def astream_reply(self, messages: Sequence[Mapping[str, str]], on_text: Any) -> AIMessage:
+        """Stream one completion; ``on_text(text)`` is called with every chunk's text as it arrives.
+
+        Returns:
+            An ``AIMessage``: the text, ``usage_metadata`` (when the endpoint reported usage) and
+            ``response_metadata`` (``model_name``, ``finish_reason``).
+
+        Raises:
+            openai.APIStatusError (and subclasses): the endpoint answered with an HTTP error.
+            openai.APITimeoutError / openai.APIConnectionError: silence past the timeout, a refused
+                or dropped connection, a body cut mid-stream.
+            BadResponseBody: the body held no server-sent event, or an event that is not JSON.
+            EmptyCompletion: the stream ended without a completion chunk.
+        """
+        try:
+            response = await self.client.post("/chat/completions", cast_to=http.Response, body=self.request(messages),
+                                              stream=True, stream_cls=None)
+        except openai.APIResponseValidationError as exc:  # a 2xx body the SDK could not read
+            raise BadResponseBody(str(exc)) from None
+        parts: list[str] = []
+        usage: dict[str, Any] | None = None
+        model, finish, events = None, None, 0
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                events += 1
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    raise BadResponseBody(f"a streamed event is not JSON: {data[:80]!r}") from None
+                model = chunk.get("model") or model
+                for choice in chunk.get("choices") or ():
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        parts.append(text)
+                        on_text(text)
+                    finish = choice.get("finish_reason") or finish
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+        except http.TimeoutException as exc:
+            raise openai.APITimeoutError(request=response.request) from exc
+        except http.TransportError as exc:  # dropped connection, truncated chunked body
+            raise openai.APIConnectionError(message=f"the stream broke off: {type(exc).__name__}", request=response.request) from exc
+        finally:
+            await response.aclose()
+        if not events:
+            raise BadResponseBody("the endpoint's reply held no completion chunk (not an event stream?)")
+        if not parts and finish is None:
+            raise EmptyCompletion("the endpoint streamed no reply")
+        meta = {"model_name": model or self.model_name, "finish_reason": finish}
+        tokens = None
+        if usage:
+            prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            tokens = {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion}
+        return AIMessage(content="".join(parts), usage_metadata=tokens, response_metadata=meta)
+
+
+__all__ = ["OpenAIStreamingChat"]
