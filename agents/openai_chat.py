@@ -77,12 +77,12 @@ class OpenAIStreamingChat:
         usage: dict[str, Any] | None = None
         model, finish, events = None, None, 0
         try:
-            async for line in response.aiter_lines():
+            async for line in response.aiter_lines():  # read to the end, so that the connection is reused
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    break
+                    continue
                 events += 1
                 try:
                     chunk = json.loads(data)
