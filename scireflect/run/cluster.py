@@ -57,7 +57,7 @@ from .merge import commit_new, source_records
 from .outputs import write_outputs
 from .postgres import schema_name
 from .questions import QuestionSet, stable_bucket
-from .runner import ProgressCallback, RunResult, make_run_dir, remove_leftovers, make_verifier
+from .runner import ProgressCallback, RunResult, gather_or_cancel, make_run_dir, make_verifier, remove_leftovers
 from .store import TraceFileError, TraceStore
 
 SHARDS_DIR = "shards"
@@ -279,13 +279,9 @@ async def _drive(questions: QuestionSet, run_dir: Path, settings: RunSettings, s
         ray.kill(actor)  # frees its CPU for the next shard
         actors.pop(shard, None)
 
-    tasks = [asyncio.create_task(drive_shard(k, rows)) for k, rows in sorted(by_shard.items())]
     try:
-        await asyncio.gather(*tasks)
+        await gather_or_cancel([drive_shard(k, rows) for k, rows in sorted(by_shard.items())])
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for actor in actors.values():
             with contextlib.suppress(Exception):
                 ray.kill(actor)

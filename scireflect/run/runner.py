@@ -296,14 +296,20 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                 statuses[record["status"]] += 1
                 say("done", record)
 
-        tasks = [asyncio.create_task(one(q)) for q in pending]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await gather_or_cancel([one(q) for q in pending])
 
 
-__all__ = ["ProgressCallback", "RunResult", "annotate", "make_lean_checker", "make_run_dir", "make_verifier", "remove_leftovers"]
+async def gather_or_cancel(coroutines: list[Any]) -> None:
+    """Run ``coroutines`` as tasks; when one raises (or the caller is cancelled), cancel the others,
+    wait for them to finish, and re-raise."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+__all__ = ["ProgressCallback", "RunResult", "annotate", "gather_or_cancel", "make_lean_checker", "make_run_dir", "make_verifier", "remove_leftovers"]
