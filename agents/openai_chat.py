@@ -4,13 +4,14 @@ LangChain's ``ChatOpenAI.astream`` builds a pydantic chunk model in the openai S
 ``AIMessageChunk``, a ``ChatGenerationChunk`` and a callback event for every streamed token, and
 merges the chunks one by one: about 4.7 ms of CPU for a 15-chunk reply on the mock endpoint, and
 a cost per token for real models (issue 17's profile: the model call was over half of the runner's
-CPU per question). :class:`OpenAIStreamingChat` sends the same request through the openai SDK's
-low-level ``post`` (so HTTP errors are the SDK's own ``openai.APIStatusError`` subclasses, which
-the retries classify) and reads the server-sent events itself: one ``json.loads`` per event and
-one ``AIMessage`` per call (1.3 ms on the same reply).
+CPU per question). :class:`OpenAIStreamingChat` sends the same request with the openai SDK's own
+HTTP client library (``httpx2`` from openai 3 on), raises the SDK's public exceptions for HTTP
+errors, timeouts and broken connections (``openai.RateLimitError``, ``openai.APITimeoutError``, ...:
+what the retries classify), and reads the server-sent events itself: one ``json.loads`` per event
+and one ``AIMessage`` per call (about 1 ms on the same reply; 1.3 ms through the SDK's ``post``).
 
 It is the model of a role without tools; with tools the agents use ``ChatOpenAI`` (``bind_tools``).
-Its timeout is httpx's read timeout, a timeout on silence between streamed chunks, as before.
+Its timeout is the HTTP client's read timeout, a timeout on silence between streamed chunks, as before.
 """
 
 from __future__ import annotations
@@ -30,6 +31,24 @@ except ImportError:  # pragma: no cover - older openai
 from .retry import BadResponseBody, EmptyCompletion
 
 
+_STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
+    400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
+    404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError, 429: openai.RateLimitError,
+}
+
+
+def status_error(response: Any, body: bytes) -> openai.APIStatusError:
+    """The openai SDK's exception for an HTTP error reply (the same classes and message as the SDK's)."""
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        parsed = body.decode("utf-8", "replace")[:1000]
+    data = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
+    status = response.status_code
+    cls = _STATUS_ERRORS.get(status) or (openai.InternalServerError if status >= 500 else openai.APIStatusError)
+    return cls(f"Error code: {status} - {parsed}", response=response, body=data)
+
+
 class OpenAIStreamingChat:
     """One model on one OpenAI-compatible endpoint, streamed.
 
@@ -38,13 +57,17 @@ class OpenAIStreamingChat:
         model: the model name sent with every request.
         api_key: the bearer key (local servers accept any).
         temperature / max_tokens: sampling settings of every call.
-        timeout_s: seconds without a streamed chunk before the call fails (``openai.APITimeoutError``).
+        timeout_s: seconds without a streamed chunk (or to connect) before the call fails
+            (``openai.APITimeoutError``).
 
-    The client never retries (the agent does, recording each try).
+    The client never retries (the agent does, recording each try). Its connections are kept alive
+    and reused (up to 1,000 at once, as the openai SDK's).
     """
 
     def __init__(self, *, base_url: str, model: str, api_key: str, temperature: float, max_tokens: int, timeout_s: float):
-        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.http = http.AsyncClient(headers={"Authorization": f"Bearer {api_key}"}, timeout=http.Timeout(timeout_s),
+                                     limits=http.Limits(max_connections=1000, max_keepalive_connections=100))
         self.model_name = model
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -68,41 +91,41 @@ class OpenAIStreamingChat:
             BadResponseBody: the body held no server-sent event, or an event that is not JSON.
             EmptyCompletion: the stream ended without a completion chunk.
         """
-        try:
-            response = await self.client.post("/chat/completions", cast_to=http.Response, body=self.request(messages),
-                                              stream=True, stream_cls=None)
-        except openai.APIResponseValidationError as exc:  # a 2xx body the SDK could not read
-            raise BadResponseBody(str(exc)) from None
+        request = self.http.build_request("POST", self.url, json=self.request(messages))
         parts: list[str] = []
         usage: dict[str, Any] | None = None
         model, finish, events = None, None, 0
         try:
-            async for line in response.aiter_lines():  # read to the end, so that the connection is reused
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    continue
-                events += 1
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    raise BadResponseBody(f"a streamed event is not JSON: {data[:80]!r}") from None
-                model = chunk.get("model") or model
-                for choice in chunk.get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        parts.append(text)
-                        on_text(text)
-                    finish = choice.get("finish_reason") or finish
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
+            response = await self.http.send(request, stream=True)
+            try:
+                if response.status_code >= 400:
+                    raise status_error(response, await response.aread())
+                async for line in response.aiter_lines():  # read to the end, so that the connection is reused
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        continue
+                    events += 1
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise BadResponseBody(f"a streamed event is not JSON: {data[:80]!r}") from None
+                    model = chunk.get("model") or model
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            parts.append(text)
+                            on_text(text)
+                        finish = choice.get("finish_reason") or finish
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+            finally:
+                await response.aclose()
         except http.TimeoutException as exc:
-            raise openai.APITimeoutError(request=response.request) from exc
-        except http.TransportError as exc:  # dropped connection, truncated chunked body
-            raise openai.APIConnectionError(message=f"the stream broke off: {type(exc).__name__}", request=response.request) from exc
-        finally:
-            await response.aclose()
+            raise openai.APITimeoutError(request=request) from exc
+        except http.TransportError as exc:  # refused or dropped connection, truncated chunked body
+            raise openai.APIConnectionError(message=f"Connection error: {type(exc).__name__}", request=request) from exc
         if not events:
             raise BadResponseBody("the endpoint's reply held no completion chunk (not an event stream?)")
         if not parts and finish is None:
@@ -115,4 +138,4 @@ class OpenAIStreamingChat:
         return AIMessage(content="".join(parts), usage_metadata=tokens, response_metadata=meta)
 
 
-__all__ = ["OpenAIStreamingChat"]
+__all__ = ["OpenAIStreamingChat", "status_error"]
