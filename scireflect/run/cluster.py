@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import threading
 import time
 from collections import Counter
 from dataclasses import replace
@@ -51,7 +52,7 @@ from .errors import RunError
 from .files import TRACES
 from .jsonl import JsonlError, read_json, write_json_atomic
 from .lease import LeaseLost, ShardLease
-from .lock import run_dir_lock
+from .lock import RunDirBusy, run_dir_lock
 from .manifest import manifest, record_invocation
 from .merge import commit_new, source_records
 from .outputs import write_outputs
@@ -126,20 +127,22 @@ class _Commits:
         self.ids = set(self.records)
         self.offsets: dict[Path, int] = {}
         self.repaired_bytes = store.repaired_bytes
+        self._lock = threading.Lock()  # shards are absorbed from worker threads
 
     def absorb(self, shard_dir: Path) -> list[str]:
         """Commit the shard store's new complete lines whose ids are not committed; returns those ids."""
         store = shard_dir / TRACES
-        try:
-            candidates, self.offsets[store] = source_records(store, self.offsets.get(store, 0))
-        except TraceFileError as exc:
-            raise RunError(str(exc)) from None
-        added, _ = commit_new(self.path, self.ids, candidates)
-        fresh = set(added)
-        for _, record in candidates:
-            if record["id"] in fresh:
-                self.records[record["id"]] = record
-        return added
+        with self._lock:
+            try:
+                candidates, self.offsets[store] = source_records(store, self.offsets.get(store, 0))
+            except TraceFileError as exc:
+                raise RunError(str(exc)) from None
+            added, _ = commit_new(self.path, self.ids, candidates)
+            fresh = set(added)
+            for _, record in candidates:
+                if record["id"] in fresh:
+                    self.records[record["id"]] = record
+            return added
 
 
 def _ray_errors() -> tuple[tuple[type[BaseException], ...], type[BaseException]]:
@@ -249,12 +252,23 @@ async def _drive(questions: QuestionSet, run_dir: Path, settings: RunSettings, s
                     await forward(shard, await ref)
                     unavailable_since = None
                 break
-            except lost_errors as exc:
-                kind = type(exc).__name__
-                if kind == "ActorUnavailableError":  # its node is unreachable: Ray restarts it once it is declared dead
+            except (*lost_errors, task_error) as exc:
+                cause = getattr(exc, "cause", None)
+                if isinstance(exc, task_error) and not isinstance(cause, RunDirBusy):
+                    if isinstance(cause, (RunError, EndpointError)):
+                        raise type(cause)(str(cause)) from None
+                    if isinstance(cause, LeaseLost):
+                        raise RunError(f"shard {shard}: {cause}") from None
+                    raise
+                # The worker or its node was lost, or an earlier worker of the shard still holds the
+                # shard directory (a driver's orphan, until Ray stops it): try again.
+                kind = type(cause if isinstance(cause, RunDirBusy) else exc).__name__
+                if kind in ("ActorUnavailableError", "RunDirBusy"):  # wait for Ray to declare the node (or orphan) dead
                     if unavailable_since is None:
                         unavailable_since = time.monotonic()
-                        say("warning", {"message": f"shard {shard}: worker unreachable; waiting for Ray to restart it"})
+                        say("warning", {"message": f"shard {shard}: worker unreachable; waiting for Ray to restart it"
+                                                   if kind == "ActorUnavailableError" else
+                                                   f"shard {shard}: an earlier worker still holds the shard; waiting for it to stop"})
                     elif time.monotonic() - unavailable_since > UNAVAILABLE_GIVE_UP_S:
                         raise RunError(f"shard {shard}: its worker was unreachable for {UNAVAILABLE_GIVE_UP_S:.0f} s; "
                                        "finished questions are saved, re-run to continue") from None
@@ -267,13 +281,6 @@ async def _drive(questions: QuestionSet, run_dir: Path, settings: RunSettings, s
                     if kind == "ActorDiedError":  # gone for good (Ray's restarts spent): a new actor
                         actor = actors[shard] = worker_cls.remote()
                 await asyncio.sleep(RESTART_WAIT_S)
-            except task_error as exc:
-                cause = getattr(exc, "cause", None)
-                if isinstance(cause, (RunError, EndpointError)):
-                    raise type(cause)(str(cause)) from None
-                if isinstance(cause, LeaseLost):
-                    raise RunError(f"shard {shard}: {cause}") from None
-                raise
             finally:
                 await forward(shard, [])  # an empty batch commits what the shard stored, even on failure
         ray.kill(actor)  # frees its CPU for the next shard
