@@ -46,7 +46,7 @@ def test_the_run_directory_lock_names_its_holder(tmp_path):
 def test_two_annotate_processes_on_one_directory_make_each_model_call_once(tmp_path):
     questions = questions_file(tmp_path, 6)
     run_dir = tmp_path / "run"
-    with MockOpenAI(latency_s=0.3, default_answer="72") as mock:
+    with MockOpenAI(latency_s=1.5, default_answer="72") as mock:
         args = _cli("annotate", str(questions), "--out", str(run_dir), "--base-url", mock.base_url, "--model", mock.model,
                     "--concurrency", "2")
         first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
