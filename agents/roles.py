@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from .figures import content_text, recorded_content
 from .names import ROLES
+from .openai_chat import OpenAIStreamingChat
 from .retry import BadResponseBody, EmptyCompletion, ModelCallError, RetryPolicy, describe_error, failure_kind, is_transient
 
 
@@ -112,9 +113,12 @@ async def _stream(llm: Any, messages: list[BaseMessage], progress: CallProgress)
     """One try: stream the reply, chunk by chunk, into ``progress``; returns the merged message.
 
     Streaming makes the client's timeout a timeout on silence (the read timeout between chunks), so a
-    long generation that keeps producing tokens is never cut by it. A model without streaming
+    long generation that keeps producing tokens is never cut by it. An :class:`OpenAIStreamingChat`
+    streams through its own lean event reader; any other LangChain chat model through ``astream``. A model without streaming
     support yields its whole reply as one message, returned as it is.
     """
+    if isinstance(llm, OpenAIStreamingChat):  # the lean client: one AIMessage per call, not one per chunk
+        return await llm.astream_reply(_wire(messages), progress.add)
     merged = None
     try:
         async for chunk in llm.astream(messages):
@@ -132,6 +136,11 @@ async def _stream(llm: Any, messages: list[BaseMessage], progress: CallProgress)
 
 
 _ROLE_NAMES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+
+
+def _wire(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """The messages as the endpoint receives them (OpenAI chat format; ``image_url`` parts keep their data URLs)."""
+    return [{"role": _ROLE_NAMES.get(m.type, m.type), "content": m.content} for m in messages]
 
 
 def _as_dicts(messages: list[BaseMessage], figures: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -1,6 +1,12 @@
 """Framework-overhead benchmark of the annotation runner (prints figures; not a test).
 
-N questions go through the real runner (LangGraph graph, SQLite checkpointer, sandboxed verifier,
+With no arguments it prints, in one run, the figures README "Benchmarks" quotes: the runner's CPU
+per question, wall/ideal at concurrency 64 with 50 ms and with 1 s model calls, and the rate of a
+Ray run with 1 and with 2 shard workers against the mock endpoint (the Ray part runs in a
+loopback-only network namespace of its own, see scireflect.testing.netns; it is skipped where that
+cannot be made).
+
+N questions go through the real runner (LangGraph graph, SQLite checkpointer, the run's verifier,
 append-only traces) against the loopback mock OpenAI server with a fixed latency L per model call,
 at several concurrencies. For each run it prints the wall time beside the ideal
 ``N * L * calls_per_question / concurrency`` (what an infinitely fast framework would take), the
@@ -8,7 +14,8 @@ framework's CPU time per graph step and per question (runner process plus its ve
 mock server runs in a separate process and is not counted), how busy that CPU was, the ceiling rate
 that CPU cost allows, and the runner's peak memory.
 
-    python benchmarks/bench_runner.py --questions 2000 --latency 0.05 --concurrency 1,16,64,256
+    python benchmarks/bench_runner.py                              # the README figures
+    python benchmarks/bench_runner.py --grid --questions 2000 --latency 0.05 --concurrency 1,16,64,256
     python benchmarks/bench_runner.py --verifier-checks 500        # sandboxed checks per second
     python benchmarks/bench_runner.py --embedded 4                 # end-to-end rate, embedded model
 """
@@ -65,19 +72,19 @@ def _questions(path: Path, n: int) -> Path:
     return path
 
 
-async def _one_run(base_url: str, mock_pid: int, n: int, concurrency: int, workdir: Path, verifier) -> dict:
+async def _one_run(base_url: str, mock_pid: int, n: int, concurrency: int, workdir: Path, verifier, tag: str = "") -> dict:
     from scireflect.run.config import LLMSettings, RunSettings
     from scireflect.run.questions import load_questions
     from scireflect.run.runner import annotate
 
-    questions = load_questions(_questions(workdir / f"q{concurrency}.jsonl", n))
+    questions = load_questions(_questions(workdir / f"q{concurrency}{tag}.jsonl", n))
     llm = LLMSettings(base_url=base_url, model="mock-model", max_retries=2)
     settings = RunSettings(roles={r: llm for r in ("solver", "critic", "reviser")}, concurrency=concurrency)
     (cpu0, mock0), t0 = _cpu_seconds(mock_pid), time.perf_counter()
-    await annotate(questions, workdir / f"run{concurrency}", settings, verifier=verifier)
+    await annotate(questions, workdir / f"run{concurrency}{tag}", settings, verifier=verifier)
     wall, (cpu1, mock1) = time.perf_counter() - t0, _cpu_seconds(mock_pid)
     cpu, mock_cpu = cpu1 - cpu0, mock1 - mock0
-    records = [json.loads(line) for line in (workdir / f"run{concurrency}" / "traces.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (workdir / f"run{concurrency}{tag}" / "traces.jsonl").read_text().splitlines()]
     calls = sum(len(r["steps"]) for r in records)
     # graph steps: every node execution (solve/critique/revise/answer_guided = one call each,
     # plus one verify per solution and one finalize per question)
@@ -87,41 +94,119 @@ async def _one_run(base_url: str, mock_pid: int, n: int, concurrency: int, workd
             "accepted": sum(r["status"] == "accepted" for r in records)}
 
 
-def bench_runner(n: int, latency: float, concurrencies: list[int]) -> None:
+def _start_mock(latency: float):
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=_serve_mock, args=(latency, child), daemon=True)
     server.start()
-    base_url = parent.recv()
-    print(f"runner benchmark: {n} questions, mock latency {latency * 1000:.0f} ms per call, {os.cpu_count()} CPU cores")
-    print(f"{'conc.':>6} {'calls':>7} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} {'CPU ms/step':>12} {'CPU ms/q':>9} "
+    return server, parent, parent.recv()
+
+
+def _stop_mock(server, parent) -> None:
+    parent.send("stop")
+    server.join(timeout=10)
+
+
+HEADER = (f"{'conc.':>6} {'latency':>8} {'calls':>7} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} {'CPU ms/step':>12} {'CPU ms/q':>9} "
           f"{'CPU busy':>8} {'q/s':>8} {'ceiling q/s':>11} {'peak RSS MiB':>12} {'mock CPU ms/call':>16}")
-    try:
-        # One event loop for every run: langchain-openai caches its HTTP client per process.
-        asyncio.run(_all_runs(base_url, server.pid, n, latency, concurrencies))
-    finally:
-        parent.send("stop")
-        server.join(timeout=10)
 
 
-async def _all_runs(base_url: str, mock_pid: int, n: int, latency: float, concurrencies: list[int]) -> None:
-    from scireflect.verifiers import SandboxedAnswerVerifier
+def _row(r: dict, latency: float) -> str:
+    ideal = r["calls"] * latency / r["concurrency"]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu_per_question = r["cpu_s"] / r["n"]
+    # CPU busy: the runner's CPU seconds per wall second (1.0 = one core saturated);
+    # ceiling: questions per second if the runner did nothing but its own work.
+    return (f"{r['concurrency']:>6} {latency * 1000:>6.0f}ms {r['calls']:>7} {r['wall_s']:>8.2f} {ideal:>8.2f} {r['wall_s'] / ideal:>10.2f} "
+            f"{1000 * r['cpu_s'] / r['steps']:>12.2f} {1000 * cpu_per_question:>9.2f} {r['cpu_s'] / r['wall_s']:>8.0%} "
+            f"{r['n'] / r['wall_s']:>8.1f} {1 / cpu_per_question:>11.0f} {rss:>12.0f} {1000 * r['mock_cpu_s'] / r['calls']:>16.2f}")
 
-    with tempfile.TemporaryDirectory() as tmp, SandboxedAnswerVerifier(workers=max(1, (os.cpu_count() or 2) - 1)) as verifier:
-        await verifier.averify("\\boxed{42}", {"answer": "42"})  # start the worker before timing
-        for concurrency in concurrencies:
-            r = await _one_run(base_url, mock_pid, n, concurrency, Path(tmp), verifier)
-            ideal = r["calls"] * latency / concurrency
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            cpu_per_question = r["cpu_s"] / n
-            # CPU busy: the runner's CPU seconds per wall second (1.0 = one core saturated);
-            # ceiling: questions per second if the runner did nothing but its own work.
-            print(f"{concurrency:>6} {r['calls']:>7} {r['wall_s']:>8.2f} {ideal:>8.2f} {r['wall_s'] / ideal:>10.2f} "
-                  f"{1000 * r['cpu_s'] / r['steps']:>12.2f} {1000 * cpu_per_question:>9.2f} {r['cpu_s'] / r['wall_s']:>8.0%} "
-                  f"{n / r['wall_s']:>8.1f} {1 / cpu_per_question:>11.0f} {rss:>12.0f} {1000 * r['mock_cpu_s'] / r['calls']:>16.2f}", flush=True)
+
+def bench_runner(runs: list[tuple[int, float, int]]) -> None:
+    """``runs``: ``(questions, latency s, concurrency)``; one mock server per latency."""
+    print(f"runner benchmark: one process, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}")
+    print(HEADER)
+    for latency in dict.fromkeys(lat for _, lat, _ in runs):
+        server, parent, base_url = _start_mock(latency)
+        try:
+            # One event loop for every run of a latency: the HTTP clients are cached per process.
+            asyncio.run(_all_runs(base_url, server.pid, [(n, c) for n, lat, c in runs if lat == latency], latency))
+        finally:
+            _stop_mock(server, parent)
     print("wall/ideal nears 1 only while the ideal rate (concurrency / latency per question) stays well below the "
-          "ceiling q/s: the runner's event loop is one core. c=64 at 50 ms asks for 1,280 q/s, i.e. < 0.7 ms of "
-          "runner CPU per question, and as many calls/s from the mock.")
+          "ceiling q/s: the runner's event loop is one core.")
+
+
+async def _all_runs(base_url: str, mock_pid: int, runs: list[tuple[int, int]], latency: float) -> None:
+    from scireflect.run.config import RunSettings
+    from scireflect.run.runner import make_verifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        verifier = make_verifier(RunSettings(concurrency=64))  # the run's verifier: sandbox, cheap answers in-process
+        await verifier.averify("\\boxed{x+1}", {"answer": "1+x"})  # start the sandbox worker before timing
+        try:
+            for i, (n, concurrency) in enumerate(runs):
+                r = await _one_run(base_url, mock_pid, n, concurrency, Path(tmp), verifier, tag=f"-{i}")
+                print(_row(r, latency), flush=True)
+        finally:
+            verifier.close()
+
+
+def bench_ray(n: int, latency: float, concurrency: int, workers: list[int]) -> None:
+    """Questions per second of a Ray run (``annotate_on_ray``) with 1, 2, ... shard workers, in a
+    loopback-only network namespace (this script runs itself there with ``--ray-inside``)."""
+    import subprocess
+
+    from scireflect.testing.netns import loopback_only, why_no_netns
+
+    reason = why_no_netns()
+    if reason:
+        print(f"Ray: skipped ({reason})")
+        return
+    cmd = [sys.executable, __file__, "--ray-inside", "--ray-questions", str(n), "--latency", str(latency),
+           "--concurrency", str(concurrency), "--ray-workers", ",".join(map(str, workers))]
+    subprocess.run(loopback_only(cmd), check=True)
+
+
+def _ray_inside(n: int, latency: float, concurrency: int, workers: list[int]) -> None:
+    import logging
+
+    import ray
+
+    from scireflect.run.cluster import annotate_on_ray
+    from scireflect.run.config import LLMSettings, RunSettings
+    from scireflect.run.questions import load_questions
+
+    server, parent, base_url = _start_mock(latency)
+    ray.init(num_cpus=max(workers), object_store_memory=100 * 1024 * 1024, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
+    print(f"Ray: {n} questions, mock latency {latency * 1000:.0f} ms, concurrency {concurrency} per worker; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in workers:
+                questions = load_questions(_questions(Path(tmp) / f"q{k}.jsonl", n))
+                llm = LLMSettings(base_url=base_url, model="mock-model", max_retries=2)
+                settings = RunSettings(roles={r: llm for r in ("solver", "critic", "reviser")}, concurrency=concurrency)
+                stamps: list[float] = []
+
+                def on_event(kind, data, stamps=stamps):
+                    if kind == "done":
+                        stamps.append(time.perf_counter())
+
+                t0 = time.perf_counter()
+                result = asyncio.run(annotate_on_ray(questions, Path(tmp) / f"run{k}", settings, address="auto", shards=k,
+                                                     on_event=on_event))
+                wall = time.perf_counter() - t0
+                steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+                print(f"  {k} worker(s): {result.finished_now} questions in {wall:.1f} s = {n / wall:.0f} q/s with start-up; "
+                      f"{steady:.0f} q/s from the first answer to the last", flush=True)
+                if not ray.is_initialized():  # annotate_on_ray disconnects: start the next one afresh
+                    ray.init(num_cpus=max(workers), object_store_memory=100 * 1024 * 1024, include_dashboard=False,
+                             logging_level=logging.WARNING, log_to_driver=False)
+    finally:
+        ray.shutdown()
+        _stop_mock(server, parent)
 
 
 def bench_verifier(n: int) -> None:
@@ -162,16 +247,32 @@ def bench_embedded(n: int, model: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", action="store_true", help="run --questions at --latency for each of --concurrency instead")
     parser.add_argument("--questions", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.05, help="mock latency per model call, seconds")
-    parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated concurrencies")
+    parser.add_argument("--concurrency", default="1,16,64,256", help="comma-separated concurrencies (--grid)")
+    parser.add_argument("--fast-questions", type=int, default=1000, help="questions of the c=64, 50 ms run")
+    parser.add_argument("--slow-questions", type=int, default=640, help="questions of the c=64, 1 s run")
+    parser.add_argument("--ray-questions", type=int, default=1000)
+    parser.add_argument("--ray-workers", default="1,2")
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--ray-inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--verifier-checks", type=int, default=0, help="also time this many sandboxed verifier checks")
     parser.add_argument("--embedded", type=int, default=0, help="also annotate this many sample questions with the embedded model")
     parser.add_argument("--embedded-model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
     parser.add_argument("--skip-runner", action="store_true")
     args = parser.parse_args()
+    workers = [int(k) for k in args.ray_workers.split(",")]
+    if args.ray_inside:
+        _ray_inside(args.ray_questions, args.latency, int(args.concurrency.split(",")[0]), workers)
+        return
     if not args.skip_runner:
-        bench_runner(args.questions, args.latency, [int(c) for c in args.concurrency.split(",")])
+        if args.grid:
+            bench_runner([(args.questions, args.latency, int(c)) for c in args.concurrency.split(",")])
+        else:
+            bench_runner([(args.fast_questions, 0.05, 64), (args.slow_questions, 1.0, 64)])
+    if not args.skip_ray and not args.grid:
+        bench_ray(args.ray_questions, 0.05, 64, workers)
     if args.verifier_checks:
         bench_verifier(args.verifier_checks)
     if args.embedded:

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from ..filtering.cli import classify_app, export_command
 from ..training.cli import convert_app, eval_command, train_command
 from .annotate import annotate_command, out
+from .merge import merge_command
 from .traces import traces_app
 from .view import view_command
 
@@ -44,6 +45,7 @@ app.command("export", short_help="Export the filtered training set with a card."
 app.add_typer(classify_app, name="classify", short_help="Train and apply the quality classifier.")
 app.command("train", short_help="Fine-tune a model on verified traces (SFT).")(train_command)
 app.command("eval", short_help="Evaluate a model with the same verifiers.")(eval_command)
+app.command("merge", short_help="Merge run directories into one, once by id.")(merge_command)
 app.add_typer(convert_app, name="convert", short_help="Convert downloaded ScienceQA/SciCap files to questions.")
 
 

@@ -94,6 +94,14 @@ def annotate_command(
     lean_backend: str | None = typer.Option(None, "--lean-backend", metavar="NAME", help="Lean checker: auto, repl, lake, leandojo, none."),
     tools: bool | None = typer.Option(None, "--tools/--no-tools",
                                       help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check."),
+    ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS",
+                                   help="Run on Ray: auto (the cluster of RAY_ADDRESS or of 'ray start' here, else a local one), "
+                                        "local, or a cluster address; shards run in restartable actors (needs scireflect[ray])."),
+    shards: int | None = typer.Option(None, "--shards", min=1, metavar="N",
+                                      help="With --ray: split a new run into N shards [default: 4 per cluster CPU]."),
+    checkpoints: str | None = typer.Option(None, "--checkpoints", metavar="URL",
+                                           help="LangGraph checkpoints in PostgreSQL (postgresql://...) instead of SQLite in the run "
+                                                "directory (needs scireflect[postgres])."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
     from ..run.config import ConfigError, load_settings
@@ -101,6 +109,11 @@ def annotate_command(
     from ..run.questions import QuestionFileError, load_questions, select_shard
     from ..run.runner import make_run_dir
 
+    if ray:
+        try:
+            import ray as _ray  # noqa: F401
+        except ImportError:
+            _fail("--ray needs Ray: pip install 'scireflect[ray]'")
     if sample is not None and (sample not in SAMPLES or questions is not None):
         _fail(f"--sample takes {' or '.join(SAMPLES)}, instead of a QUESTIONS file")
     questions = questions or sample_path(sample or "quickstart")
@@ -112,6 +125,7 @@ def annotate_command(
             budget_spec=budget, concurrency=concurrency, prompt_variant=prompt_variant, embedded_model=embedded_model,
             gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
+            checkpoints=checkpoints,
             mmproj_path=mmproj,
             figures=figures,
             ocr=ocr,
@@ -136,10 +150,10 @@ def annotate_command(
         make_run_dir(out_dir)
     except RunError as exc:
         _fail(str(exc))
-    _run(question_set, out_dir, settings)
+    _run(question_set, out_dir, settings, ray=ray, shards=shards)
 
 
-def _run(question_set: Any, out_dir: Path, settings: Any) -> None:
+def _run(question_set: Any, out_dir: Path, settings: Any, *, ray: str | None = None, shards: int | None = None) -> None:
     """Run the annotation with the live display; print the summary however it ends."""
     from ..embedded import EmbeddedModelError
     from ..graphs.nodes import EndpointError
@@ -154,6 +168,10 @@ def _run(question_set: Any, out_dir: Path, settings: Any) -> None:
         current = asyncio.current_task()
         # SIGTERM behaves like Ctrl-C: cancel, stop the embedded server and close the checkpointer cleanly.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: current.cancel() if current else None)
+        if ray:
+            from ..run.cluster import annotate_on_ray
+
+            return await annotate_on_ray(question_set, out_dir, settings, address=ray, shards=shards, on_event=display.on_event)
         return await annotate(question_set, out_dir, settings, on_event=display.on_event)
 
     resume = Text("Finished questions are saved in ") + Text(str(out_dir)) + Text("; re-run the same command to continue.")

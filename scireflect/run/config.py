@@ -142,6 +142,12 @@ class RunSettings:
     ocr_timeout_s: float = 30.0
     """Seconds Tesseract may take per figure."""
     lean: LeanSettings = field(default_factory=LeanSettings)
+    checkpoints: str | None = None
+    """A ``postgresql://`` URL: LangGraph's checkpoints go to that database (one schema per run,
+    :mod:`scireflect.run.postgres`); ``None``: a SQLite file in the run directory."""
+    checkpoint_schema: str | None = None
+    """The PostgreSQL schema; set by the Ray driver so that every shard shares the run's (by default
+    the runner names it after ``run.json``'s run id)."""
 
     @property
     def uses_embedded(self) -> bool:
@@ -158,7 +164,7 @@ _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0",
                   "by_subject": "table", "ensemble": "bool"}
 _RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str", "tools": "bool",
              "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "mmproj": "str", "figures": "str", "ocr": "bool",
-             "ocr_timeout_s": "num>0"}
+             "ocr_timeout_s": "num>0", "checkpoints": "str"}
 
 
 def _check_value(value: Any, kind: str, where: str, key: str) -> None:
@@ -241,6 +247,7 @@ def load_settings(
     mmproj_path: Path | None = None,
     figures: str | None = None,
     ocr: bool | None = None,
+    checkpoints: str | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -251,6 +258,7 @@ def load_settings(
         budget_spec: ``"attempts=4,tokens=20000,..."`` (see :meth:`Budget.parse`), applied over the file's.
         mmproj_path / figures / ocr: ``--mmproj``, ``--figures`` and ``--ocr/--no-ocr`` (``[run]`` keys
             ``mmproj``, ``figures``, ``ocr``, ``ocr_timeout_s``).
+        checkpoints: ``postgresql://...`` for PostgreSQL checkpoints (``[run] checkpoints``), else SQLite.
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -323,6 +331,9 @@ def load_settings(
     run_table = _check_table(data.get("run", {}), _RUN_SPEC, f"{where} [run]")
     concurrency = concurrency if concurrency is not None else run_table.get("concurrency", 2)
     _check_value(concurrency, "int>=1", "settings", "concurrency")
+    checkpoints = checkpoints or run_table.get("checkpoints")
+    if checkpoints and not str(checkpoints).startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"checkpoints must be a postgresql:// URL (SQLite in the run directory is the default), not {checkpoints!r}")
     embedded_model = embedded_model or run_table.get("embedded_model")
     if embedded_model:
         from ..embedded import EmbeddedModelError, resolve_embedded_model
@@ -355,4 +366,5 @@ def load_settings(
         ocr=bool(run_table.get("ocr", True)) if ocr is None else ocr,
         ocr_timeout_s=float(run_table.get("ocr_timeout_s", RunSettings.ocr_timeout_s)),
         lean=lean_settings,
+        checkpoints=checkpoints,
     )

@@ -16,6 +16,7 @@ from typing import Any
 import openai
 from langchain_openai import ChatOpenAI
 
+from ..agents.openai_chat import OpenAIStreamingChat
 from ..agents.roles import ROLES, Agent, AgentTeam, RetryPolicy
 from .config import LLMSettings, RunSettings
 from .errors import RunError
@@ -26,13 +27,17 @@ Say = Callable[[str, Mapping[str, Any] | None], None]
 """A progress callback: ``say(kind, data)`` (see :func:`scireflect.run.runner.annotate`)."""
 
 
-def chat_model(settings: LLMSettings, base_url: str, model: str) -> ChatOpenAI:
-    """A ``ChatOpenAI`` for one role on one endpoint.
+def chat_model(settings: LLMSettings, base_url: str, model: str, *, tools: bool = False) -> Any:
+    """The chat model of one role on one endpoint: the lean :class:`OpenAIStreamingChat`, or
+    ``ChatOpenAI`` when the agents call tools (``bind_tools``).
 
     The agent streams its calls, so ``request_timeout_s`` is httpx's read timeout between streamed
     chunks: a timeout on silence (a stalled server), never on a long generation that keeps coming.
     The agent retries, so the client does not.
     """
+    if not tools:
+        return OpenAIStreamingChat(base_url=base_url, model=model, api_key=settings.api_key(), temperature=settings.temperature,
+                                   max_tokens=settings.max_tokens, timeout_s=settings.request_timeout_s)
     return ChatOpenAI(
         base_url=base_url,
         model=model,
@@ -181,7 +186,7 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
             for role in ROLES:
                 llm = settings.roles[role]
                 retry = RetryPolicy(max_retries=llm.max_retries, initial_backoff_s=llm.retry_backoff_s)
-                agents[role] = Agent(role, chat_model(llm, urls[role][r % len(urls[role])], names[role]), names[role], retry=retry)
+                agents[role] = Agent(role, chat_model(llm, urls[role][r % len(urls[role])], names[role], tools=settings.tools), names[role], retry=retry)
             teams.append(AgentTeam(**agents))
         if len(teams) > 1:
             say("status", {"message": f"spreading questions over {len(teams)} endpoint replicas"})

@@ -1,12 +1,14 @@
 """The files of a run directory (``--out``), by name.
 
-``traces.jsonl``        append-only; one :class:`~scireflect.run.records.TraceRecord` a line, written
-                        with one ``write`` + ``fsync`` when a question ends (the source of truth).
+``traces.jsonl``        append-only; one :class:`~scireflect.run.records.TraceRecord` a line, made
+                        durable (group-committed ``write`` + ``fsync``) when a question ends (the source of truth).
 ``sft.jsonl``           derived from the traces at the end of each run: one SFT pair per accepted question.
 ``checkpoints.sqlite``  LangGraph's SQLite checkpointer: unfinished questions resume at their last node.
 ``run.json``            the manifest: input file and hash, settings, prompt and verifier versions, per invocation.
 ``summary.json``        per-subject counts, written at the end of each run.
 ``embedded-server.log`` the embedded llama.cpp server's log, when the embedded model is used.
+``.lock``               the ``flock`` of the process writing the directory (:mod:`scireflect.run.lock`).
+``shards/``             a Ray run's shard directories while it is unfinished (:mod:`scireflect.run.cluster`).
 """
 
 from __future__ import annotations

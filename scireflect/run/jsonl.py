@@ -180,9 +180,19 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 def append_line(path: str | Path, row: Any) -> None:
     """Append one JSONL line with a single ``write`` and ``fsync`` (``O_APPEND``: a kill leaves at
     most a partial last line, which readers of complete lines ignore)."""
+    append_lines(path, [dumps_line(row)])
+
+
+def append_lines(path: str | Path, lines: list[bytes]) -> None:
+    """Append encoded lines (each ending in ``\n``, see :func:`dumps_line`) with one ``write`` and one
+    ``fsync`` (a group commit). A kill leaves a prefix of them: complete lines, then at most one
+    partial last line, which readers of complete lines ignore."""
+    data = b"".join(lines)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, dumps_line(row))
+        view = memoryview(data)
+        while view:  # a regular file takes it in one write; loop only for the rare short write
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -207,6 +217,7 @@ def read_json(path: str | Path, *, what: str = "file") -> Any:
 __all__ = [
     "JsonlError",
     "append_line",
+    "append_lines",
     "dumps_line",
     "fsync_dir",
     "iter_jsonl",

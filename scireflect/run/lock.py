@@ -20,12 +20,16 @@ from .errors import RunError
 LOCK_FILE = ".lock"
 
 
+class RunDirBusy(RunError):
+    """Another process holds the run directory's lock (the message names its pid)."""
+
+
 @contextlib.contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
     """Hold the exclusive lock of ``run_dir`` (which must exist) while the block runs.
 
     Raises:
-        RunError: another process holds it (the message names its pid).
+        RunDirBusy: another process holds it (the message names its pid).
     """
     path = Path(run_dir) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -34,7 +38,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise RunError(f"{run_dir} is in use by another scireflect process (pid {holder}); "
+            raise RunDirBusy(f"{run_dir} is in use by another scireflect process (pid {holder}); "
                            "wait for it to finish, or stop it, or use another --out") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -43,4 +47,4 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-__all__ = ["LOCK_FILE", "run_dir_lock"]
+__all__ = ["LOCK_FILE", "RunDirBusy", "run_dir_lock"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str,
         "verifier": {"name": verifier.name, "version": verifier.version, **asdict(settings.verifier)},
         "budget": asdict(settings.budget),
         "concurrency": settings.concurrency,
+        "checkpoints": redact_url(settings.checkpoints) or "sqlite",
         "tools": settings.tools,
         "prompt_variant": settings.prompt_variant,
         **({"figures": settings.figures, "ocr": settings.ocr, "mmproj": str(settings.mmproj_path) if settings.mmproj_path else None}
@@ -59,29 +61,35 @@ def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str,
     }
 
 
-def record_invocation(run_dir: Path, settings_record: dict[str, Any], warn: Any) -> None:
-    """Append one invocation to ``run_dir/run.json`` (written atomically).
+def record_invocation(run_dir: Path, settings_record: dict[str, Any], warn: Any) -> str:
+    """Append one invocation to ``run_dir/run.json`` (written atomically) and return the run's id.
 
     ``warn(message)`` is told when the input file or the settings changed since the last invocation.
+    The run id (``run_id``, 16 hex digits) is made on the first invocation and kept; it names the
+    run's schema of PostgreSQL checkpoints.
 
     Raises:
         RunError: ``run.json`` is not valid JSON (edited by hand).
     """
     path = run_dir / MANIFEST
     runs: list[dict[str, Any]] = []
+    run_id = None
     if path.exists():
         try:
             previous = read_json(path, what="the run manifest")
         except JsonlError as exc:
             raise RunError(f"{exc}; was the run directory edited by hand?") from None
         runs = previous.get("runs", []) if isinstance(previous, dict) else []
+        run_id = previous.get("run_id") if isinstance(previous, dict) else None
         last = runs[-1]["settings"] if runs else {}
         if last and last.get("input", {}).get("sha256") != settings_record["input"]["sha256"]:
             warn("the input file changed since the last run in this directory; questions are matched by id")
         if last and {k: v for k, v in last.items() if k != "input"} != {k: v for k, v in settings_record.items() if k != "input"}:
             warn("settings differ from the last run in this directory; each trace records its own models and versions")
     runs.append({"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "settings": settings_record})
-    write_json_atomic(path, {"runs": runs})
+    run_id = run_id if isinstance(run_id, str) and re.fullmatch(r"[0-9a-f]{16}", run_id) else uuid.uuid4().hex[:16]
+    write_json_atomic(path, {"run_id": run_id, "runs": runs})
+    return run_id
 
 
 __all__ = ["manifest", "record_invocation", "redact_url"]

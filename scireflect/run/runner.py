@@ -34,19 +34,21 @@ from ..graphs.nodes import EndpointError
 from ..graphs.state import FINAL_STATUSES, initial_state
 from ..verifiers.base import AnswerVerifier
 from ..verifiers.lean.config import LeanUnavailable
-from .checkpoints import CheckpointRejected, checkpointed_threads, compact, open_checkpointer
+from .checkpoints import CheckpointRejected, checkpointed_threads, compact, open_run_checkpointer
 from .config import RunSettings
 from .endpoints import open_teams
 from .errors import RunError
-from .files import CHECKPOINTS, SFT, SUMMARY, TRACES
-from .jsonl import write_json_atomic, write_jsonl_atomic
+from .files import CHECKPOINTS, TRACES
 from .lock import run_dir_lock
 from .manifest import manifest, record_invocation
 from .ocr import OcrUnavailable, fill_ocr
+from .outputs import write_outputs
+from .postgres import schema_name
+from .quick_check import InlineCheapAnswers
 from .questions import QuestionSet, is_formal_question, stable_bucket
-from .records import sft_pair, trace_record
-from .store import TraceFileError, TraceStore
-from .summary import Outcomes, summarize
+from .records import trace_record
+from .store import Fence, TraceFileError, TraceStore
+from .summary import Outcomes
 
 ProgressCallback = Callable[[str, Mapping[str, Any] | None], None]
 
@@ -64,15 +66,17 @@ class RunResult:
     status_counts: Counter = field(default_factory=Counter)
 
 
-def make_verifier(settings: RunSettings) -> AnswerVerifier:
+def make_verifier(settings: RunSettings, workers: int | None = None) -> AnswerVerifier:
     """The run's verifier: ``[verifier] default`` and ``by_subject`` resolved through the registry
-    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process."""
+    (built-ins and entry-point plugins); checks of model text run in a sandboxed worker process,
+    except cheap ones (plain numbers, option letters: :mod:`scireflect.run.quick_check`).
+    ``workers``: sandbox worker processes (default: one per core, at most ``concurrency``)."""
     from ..verifiers import build_verifier
 
     v = settings.verifier
-    return build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
-                          workers=max(1, min(settings.concurrency, os.cpu_count() or 1)),
-                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble)
+    return InlineCheapAnswers(build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
+                          workers=workers or max(1, min(settings.concurrency, os.cpu_count() or 1)),
+                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble))
 
 
 def make_lean_checker(settings: RunSettings) -> AnswerVerifier:
@@ -113,11 +117,7 @@ def _finish(run_dir: Path, store: TraceStore) -> tuple[dict[str, Outcomes], int]
     """Write ``sft.jsonl`` and ``summary.json`` from every finished question, and compact the checkpoints."""
     with contextlib.suppress(sqlite3.Error):  # best effort: a locked database is compacted next time
         compact(run_dir / CHECKPOINTS)
-    records = list(store.records.values())
-    sft_count = write_jsonl_atomic(run_dir / SFT, filter(None, map(sft_pair, records)))
-    summary = summarize(records)
-    write_json_atomic(run_dir / SUMMARY, {k: v.to_dict() for k, v in summary.items()})
-    return summary, sft_count
+    return write_outputs(run_dir, store.records.values())
 
 
 def make_run_dir(run_dir: Path) -> None:
@@ -137,7 +137,7 @@ def make_run_dir(run_dir: Path) -> None:
         raise RunError(f"--out {run_dir}: the run directory is not writable")
 
 
-def _remove_leftovers(run_dir: Path, say: ProgressCallback) -> None:
+def remove_leftovers(run_dir: Path, say: ProgressCallback) -> None:
     """Delete temporary files a killed run left (``.NAME.PID.tmp`` of the atomic writers); the lock
     is held, so no other process is writing them."""
     for tmp in run_dir.glob(".*.tmp"):
@@ -154,6 +154,7 @@ async def annotate(
     verifier: AnswerVerifier | None = None,
     team: AgentTeam | None = None,
     lean_checker: AnswerVerifier | None = None,
+    fence: Fence | None = None,
 ) -> RunResult:
     """Annotate every question of ``questions`` not yet in ``run_dir``'s traces.
 
@@ -169,6 +170,8 @@ async def annotate(
         lean_checker: the proof checker of formal rows (rows with a Lean ``statement``, which go to
             the formal-proof graph); by default :func:`make_lean_checker`, built only when such rows
             are pending. Its startup line is reported once.
+        fence: every commit of finished questions to ``traces.jsonl`` happens inside ``fence()``,
+            which may refuse it (a Ray shard's lease, :meth:`scireflect.run.lease.ShardLease.fence`).
 
     Returns:
         A :class:`RunResult`; ``traces.jsonl``, ``sft.jsonl`` and ``summary.json`` are written.
@@ -182,16 +185,16 @@ async def annotate(
     run_dir = Path(run_dir)
     make_run_dir(run_dir)
     with run_dir_lock(run_dir):
-        return await _annotate_locked(questions, run_dir, settings, say, verifier, team, lean_checker)
+        return await _annotate_locked(questions, run_dir, settings, say, verifier, team, lean_checker, fence)
 
 
 async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunSettings, say: ProgressCallback,
                            verifier: AnswerVerifier | None, team: AgentTeam | None,
-                           lean_checker: AnswerVerifier | None) -> RunResult:
+                           lean_checker: AnswerVerifier | None, fence: Fence | None) -> RunResult:
     """:func:`annotate` once the run directory's lock is held."""
-    _remove_leftovers(run_dir, say)
+    remove_leftovers(run_dir, say)
     try:
-        store = TraceStore(run_dir / TRACES)
+        store = TraceStore(run_dir / TRACES, fence=fence)
     except TraceFileError as exc:
         raise RunError(str(exc)) from None
     if store.repaired_bytes:
@@ -214,7 +217,9 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
             teams_cm: Any = (open_teams(settings, run_dir, say, images=images) if team is None
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
             async with teams_cm as (teams, models):
-                record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
+                run_id = record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
+                if settings.checkpoints and not settings.checkpoint_schema:
+                    settings = replace(settings, checkpoint_schema=schema_name(run_id))
                 contexts = _contexts(teams, settings, verifier, lean_checker, say, questions.figures if questions.has_figures else None)
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
                 say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
@@ -225,6 +230,7 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
         else:
             say("start", {"total": len(questions), "pending": 0, "skipped": skipped, "earlier": dict(earlier)})
     finally:
+        await store.drain()
         if own_verifier and hasattr(verifier, "close"):
             verifier.close()
         if own_lean and lean_checker is not None and hasattr(lean_checker, "close"):
@@ -274,10 +280,13 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
         EndpointError: the endpoint failed fatally, or ``abort_after_transport_errors`` questions in
             a row ended on transport faults (the endpoint is taken to be down).
     """
-    async with open_checkpointer(run_dir / CHECKPOINTS) as saver:
+    async with open_run_checkpointer(run_dir / CHECKPOINTS, settings.checkpoints, settings.checkpoint_schema,
+                                     max_connections=min(8, settings.concurrency)) as saver:
         # One query for the whole run instead of one state read per question: only questions with
         # checkpoints (interrupted last time) need their state read.
         checkpointed = await checkpointed_threads(saver)
+        for qid in checkpointed & set(store.records):  # committed, but killed before its checkpoints went
+            await saver.adelete_thread(qid)
         graphs = {False: (build_annotation_graph(saver), contexts[0]), True: (build_formal_graph(saver), contexts[1])}
         semaphore = asyncio.Semaphore(settings.concurrency)
         transport_errors_in_a_row = 0
@@ -314,14 +323,20 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                 statuses[record["status"]] += 1
                 say("done", record)
 
-        tasks = [asyncio.create_task(one(q)) for q in pending]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await gather_or_cancel([one(q) for q in pending])
 
 
-__all__ = ["ProgressCallback", "RunResult", "annotate", "make_lean_checker", "make_run_dir", "make_verifier"]
+async def gather_or_cancel(coroutines: list[Any]) -> None:
+    """Run ``coroutines`` as tasks; when one raises (or the caller is cancelled), cancel the others,
+    wait for them to finish, and re-raise."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+__all__ = ["ProgressCallback", "RunResult", "annotate", "gather_or_cancel", "make_lean_checker", "make_run_dir", "make_verifier", "remove_leftovers"]

@@ -1,21 +1,30 @@
 """``traces.jsonl``: the append-only store of finished questions, and the reading of it.
 
-Exactly once: a question's record is appended once, keyed by id (one ``write`` + ``fsync``), and a
-reader keeps the first record of an id. A last line without its ``\\n`` is a write cut by a kill:
-:class:`TraceStore` removes it when it opens the file (that question is redone) and
-:func:`load_traces` ignores it (a run in progress may be writing it).
+Exactly once: a question's record is appended once, keyed by id, and a reader keeps the first
+record of an id. Appends are group-committed: the lines of the questions that finish while an
+earlier ``fsync`` is in flight go out together in one ``write`` + ``fsync``, and each
+:meth:`TraceStore.append` returns only once its own line is durable (the runner deletes a question's
+checkpoints after that, never before). A last line without its ``\\n`` is a write cut by a kill:
+:class:`TraceStore` removes it when it opens the file (that question is redone, or taken from its
+final checkpoint) and :func:`load_traces` ignores it (a run in progress may be writing it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from .files import TRACES, traces_path
-from .jsonl import JsonlError, append_line, read_complete_lines
+from .jsonl import JsonlError, append_lines, dumps_line, read_complete_lines
+
+Fence = Callable[[], AbstractContextManager[Any]]
+"""``with fence(): write`` : the context a commit's write happens in; it raises when the writer may no
+longer commit (a shard lease taken over, :class:`scireflect.run.lease.LeaseLost`)."""
 
 
 class TraceFileError(JsonlError):
@@ -79,6 +88,8 @@ class TraceStore:
 
     Args:
         path: the traces file (created when missing).
+        fence: every group commit's write and ``fsync`` run inside ``fence()`` (see :data:`Fence`);
+            ``None``: no fencing (a local run, whose directory lock is enough).
 
     Attributes:
         records: ``{id: record}`` of every finished question, in file order.
@@ -88,8 +99,9 @@ class TraceStore:
         TraceFileError: on open, a complete line is not a trace record (the file was edited by hand).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, fence: Fence | None = None):
         self.path = Path(path)
+        self._fence = fence or contextlib.nullcontext
         self.repaired_bytes = 0
         self.path.touch(exist_ok=True)
         size = self.path.stat().st_size
@@ -105,19 +117,62 @@ class TraceStore:
         self.records: dict[str, dict[str, Any]] = {}
         for record in records:
             self.records.setdefault(record["id"], record)
-        self._lock = asyncio.Lock()
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._queued: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0
+        """Group commits made (``write`` + ``fsync`` pairs), for benchmarks."""
 
     def __contains__(self, qid: str) -> bool:
         return qid in self.records
 
     async def append(self, record: Mapping[str, Any]) -> bool:
-        """Append one finished question (one ``write`` + ``fsync``) unless its id is there; True if written."""
-        async with self._lock:
-            if record["id"] in self.records:
-                return False
-            await asyncio.to_thread(append_line, self.path, record)
-            self.records[record["id"]] = dict(record)
-            return True
+        """Commit one finished question unless its id is there (or on its way); returns once its line is
+        durable: True if written, False if the id was already stored.
+
+        Raises:
+            Whatever the fence raises (the line is then not written), or ``OSError`` from the write.
+        """
+        qid = record["id"]
+        if qid in self.records or qid in self._queued:
+            return False
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((dict(record), done))
+        self._queued.add(qid)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._commit_loop())
+        return await asyncio.shield(done)  # a cancelled caller does not cancel the group's write
+
+    async def _commit_loop(self) -> None:
+        """Write what is queued, one group per ``write`` + ``fsync``, until the queue stays empty."""
+        while self._queue:
+            group, self._queue = self._queue, []
+            lines = [dumps_line(record) for record, _ in group]
+            try:
+                await asyncio.to_thread(self._write, lines)
+            except BaseException as exc:  # noqa: BLE001 - each waiter gets the failure
+                for record, done in group:
+                    self._queued.discard(record["id"])
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(f"commit interrupted: {exc!r}"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            self.commits += 1
+            for record, done in group:
+                self.records[record["id"]] = record
+                self._queued.discard(record["id"])
+                if not done.done():
+                    done.set_result(True)
+
+    def _write(self, lines: list[bytes]) -> None:
+        with self._fence():
+            append_lines(self.path, lines)
+
+    async def drain(self) -> None:
+        """Wait until every queued line is written (or failed)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
 
 
 __all__ = ["TraceFileError", "TraceStore", "load_traces", "read_traces"]

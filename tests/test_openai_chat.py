@@ -1,0 +1,61 @@
+"""The lean streaming client (agents/openai_chat.py) against the fault-injecting mock: the reply, its
+usage, and each fault as the exception the agent's retries classify."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from scireflect.agents.openai_chat import OpenAIStreamingChat, http, status_error
+from scireflect.agents.retry import BadResponseBody, failure_kind, is_transient
+from scireflect.testing.mock_openai import FaultPlan, MockOpenAI
+
+MESSAGES = [{"role": "system", "content": "You solve."}, {"role": "user", "content": "What is 6 x 7?"}]
+
+
+def client(url: str, timeout_s: float = 5.0) -> OpenAIStreamingChat:
+    return OpenAIStreamingChat(base_url=url, model="mock-model", api_key="k", temperature=0.0, max_tokens=64, timeout_s=timeout_s)
+
+
+async def test_a_streamed_reply_with_usage_and_every_chunk_seen():
+    seen = []
+    with MockOpenAI(answers={"6 x 7": "42"}) as mock:
+        reply = await client(mock.base_url).astream_reply(MESSAGES, seen.append)
+        request = mock.requests[0]
+    assert reply.content.endswith("\\boxed{42}") and "".join(seen) == reply.content and len(seen) > 3
+    assert reply.usage_metadata["output_tokens"] == len(seen) and reply.usage_metadata["input_tokens"] > 0
+    assert reply.response_metadata == {"model_name": "mock-model", "finish_reason": "stop"}
+    assert request == MESSAGES
+
+
+@pytest.mark.parametrize(("fault", "error", "kind"), [
+    ("rate_limit", openai.RateLimitError, "rate_limit"),
+    ("server_error", openai.InternalServerError, "server_error"),
+    ("hang", openai.APITimeoutError, "timeout"),
+    ("truncated", openai.APIConnectionError, "connection"),
+    ("non_json", BadResponseBody, "bad_body"),
+])
+async def test_each_fault_is_the_exception_the_retries_expect(fault, error, kind):
+    with MockOpenAI(faults=FaultPlan(rate=1.0, kinds=(fault,), hang_s=3.0, retry_after_s=7)) as mock:
+        with pytest.raises(error) as caught:
+            await client(mock.base_url, timeout_s=1.0).astream_reply(MESSAGES, lambda text: None)
+    assert is_transient(caught.value) and failure_kind(caught.value) == kind
+    if fault == "rate_limit":
+        assert caught.value.response.headers["retry-after"] == "7"  # RetryPolicy.wait honours it
+
+
+async def test_an_empty_completion_comes_back_empty_for_the_agent_to_retry():
+    with MockOpenAI(faults=FaultPlan(rate=1.0, kinds=("empty",))) as mock:
+        reply = await client(mock.base_url).astream_reply(MESSAGES, lambda text: None)
+    assert reply.content == "" and reply.response_metadata["finish_reason"] == "stop"  # Agent raises EmptyCompletion
+
+
+@pytest.mark.parametrize(("status", "error", "transient"), [
+    (401, openai.AuthenticationError, False), (403, openai.PermissionDeniedError, False), (404, openai.NotFoundError, False),
+    (400, openai.BadRequestError, False), (429, openai.RateLimitError, True), (503, openai.InternalServerError, True),
+])
+def test_http_errors_are_the_sdks_exceptions(status, error, transient):
+    request = http.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    exc = status_error(http.Response(status, request=request), b'{"error": {"message": "no such model"}}')
+    assert type(exc) is error and exc.status_code == status and exc.body == {"message": "no such model"}
+    assert is_transient(exc) is transient and "no such model" in str(exc)
