@@ -43,7 +43,7 @@ def annotate_command(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory; re-run the same command to resume."),
     subject: list[str] | None = typer.Option(None, "--subject", "-s", help="Only questions of this subject (repeatable)."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --subject)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once [default: 2]."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once; with the embedded model, also its server slots [default: 2; embedded: 2 per core up to 4 cores]."),
     budget: str | None = typer.Option(None, "--budget", help="Per-question budget, e.g. 'attempts=4,reflections=2,answer_guided=yes,tokens=24000,seconds=900'."),
     base_url: list[str] | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model). Repeat it for replicas of one model: questions are spread over them."),
     shard: str | None = typer.Option(None, "--shard", help="Only shard K of N ('K/N', 0-based) of the questions, by a stable hash of their ids: run N processes or machines with their own --out, then export them together."),
@@ -54,6 +54,8 @@ def annotate_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
     embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b, small)."),
     gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
+    speculative: str | None = typer.Option(None, "--speculative", help="Embedded model's speculative decoding: auto (the 0.5B drafts for the 1.5B when both are installed), off, or a draft model name [default: auto]."),
+    embedded_threads: int | None = typer.Option(None, "--embedded-threads", min=1, help="CPU threads of the embedded server [default: one per core]."),
     rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="A fixed relative tolerance of numeric answers (SciBench grades with 0.05)."),
     tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),
     lean_project: Path | None = typer.Option(None, "--lean-project", help="Lean 4 project with Mathlib built, for rows with a Lean `statement` (see docs/lean.md)."),
@@ -89,6 +91,8 @@ def annotate_command(
             rel_tol=rel_tol,
             tolerance=tolerance,
             tools=tools,
+            speculative=speculative,
+            embedded_threads=embedded_threads,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
         )
         from ..agents.prompts import subject_variant

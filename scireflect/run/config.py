@@ -132,6 +132,14 @@ class RunSettings:
     max_question_bytes: int = 1_000_000
     embedded_model: str | None = None
     gguf_path: Path | None = None
+    speculative: str = "auto"
+    """Speculative decoding on the embedded server: ``auto``, ``off`` or a draft model name
+    (:func:`scireflect.run.endpoints.embedded_draft`)."""
+    slot_affinity: bool = True
+    """Keep each question's calls on one embedded-server slot (prompt-cache reuse;
+    :class:`scireflect.embedded.SlotAffinity`)."""
+    embedded_threads: int | None = None
+    """CPU threads of the embedded server (default: one per core)."""
     lean: LeanSettings = field(default_factory=LeanSettings)
 
     @property
@@ -148,7 +156,8 @@ _LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperatu
 _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
                   "by_subject": "table", "ensemble": "bool"}
 _RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str", "tools": "bool",
-             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1"}
+             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "speculative": "str",
+             "slot_affinity": "bool", "embedded_threads": "int>=1"}
 
 
 def _check_value(value: Any, kind: str, where: str, key: str) -> None:
@@ -228,6 +237,9 @@ def load_settings(
     tolerance: str | None = None,
     tools: bool | None = None,
     lean: dict[str, Any] | None = None,
+    speculative: str | None = None,
+    slot_affinity: bool | None = None,
+    embedded_threads: int | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -236,6 +248,10 @@ def load_settings(
         cli_llm: LLM flags for every role (``base_url``, ``model``, ``temperature``, ``max_tokens``);
             ``None`` values are ignored.
         budget_spec: ``"attempts=4,tokens=20000,..."`` (see :meth:`Budget.parse`), applied over the file's.
+        concurrency: questions in flight; default ``[run] concurrency``, else, when a role uses the
+            embedded model, :func:`scireflect.embedded.default_slots` of this machine's cores, else 2.
+        speculative / slot_affinity / embedded_threads: the embedded server's settings (see
+            :class:`RunSettings`), over ``[run]``'s.
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -306,16 +322,26 @@ def load_settings(
         raise ConfigError(str(exc)) from exc
 
     run_table = _check_table(data.get("run", {}), _RUN_SPEC, f"{where} [run]")
-    concurrency = concurrency if concurrency is not None else run_table.get("concurrency", 2)
+    uses_embedded = any(r.embedded for r in roles.values())
+    concurrency = concurrency if concurrency is not None else run_table.get("concurrency")
+    if concurrency is None:
+        from ..embedded import available_cores, default_slots
+
+        concurrency = default_slots(available_cores()) if uses_embedded else 2
     _check_value(concurrency, "int>=1", "settings", "concurrency")
     embedded_model = embedded_model or run_table.get("embedded_model")
-    if embedded_model:
+    speculative = (speculative or run_table.get("speculative") or "auto").strip().lower()
+    if embedded_model or speculative not in ("auto", "off"):
         from ..embedded import EmbeddedModelError, resolve_embedded_model
 
         try:  # checked here, before any model is joined or started
-            embedded_model = resolve_embedded_model(embedded_model)
+            embedded_model = resolve_embedded_model(embedded_model) if embedded_model else None
+            speculative = speculative if speculative in ("auto", "off") else resolve_embedded_model(speculative)
         except EmbeddedModelError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc) + "; speculative also takes auto or off") from None
+    embedded_threads = embedded_threads if embedded_threads is not None else run_table.get("embedded_threads")
+    if embedded_threads is not None:
+        _check_value(embedded_threads, "int>=1", "settings", "embedded_threads")
     return RunSettings(
         roles=roles,
         budget=budget,
@@ -327,5 +353,8 @@ def load_settings(
         tools=bool(run_table.get("tools", False)) if tools is None else tools,
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
         max_question_bytes=int(run_table.get("max_question_bytes", RunSettings.max_question_bytes)),
+        speculative=speculative,
+        slot_affinity=bool(run_table.get("slot_affinity", True)) if slot_affinity is None else slot_affinity,
+        embedded_threads=embedded_threads,
         lean=lean_settings,
     )

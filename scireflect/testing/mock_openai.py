@@ -100,6 +100,8 @@ class MockOpenAI:
         self.model = model
         self.max_requests = max_requests
         self.requests: list[list[dict]] = []
+        self.bodies: list[dict] = []
+        """Every chat request body as received (messages and the request's options)."""
         self.stats = MockStats()
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
@@ -210,6 +212,7 @@ class MockOpenAI:
                     mock.stats.chat_requests += 1
                     over = mock.stats.chat_requests > mock.max_requests
                     mock.requests.append(messages)
+                    mock.bodies.append(request)
                 if over:
                     self._json(503, {"error": {"message": "mock server request bound reached"}})
                     return
