@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--questions", type=int, default=10)
     q.add_argument("--configs", default="today,cache,speculative,tuned")
     q.add_argument("--model", default="1.5b")
-    q.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
+    q.add_argument("--keep", type=Path, default=None, help="keep the run directories and results here (the table then "
+                   "also shows results of earlier invocations with the same directory)")
     q.set_defaults(func=lambda a: loop(a))
     args = parser.parse_args(argv)
     args.func(args)
@@ -149,6 +151,7 @@ def _loop_one(name: str, questions_path: Path, run_dir: Path, model: str) -> dic
     from scireflect.run.runner import annotate
 
     settings = load_settings(embedded_model=model, **CONFIGS[name])
+    shutil.rmtree(run_dir, ignore_errors=True)  # a run directory left by an earlier invocation would resume
     questions = load_questions(questions_path)
     t0 = time.perf_counter()
     asyncio.run(annotate(questions, run_dir, settings))
@@ -182,9 +185,16 @@ def loop(args: argparse.Namespace) -> None:
     for name in names:
         r = _loop_one(name, qpath, work / f"run-{name}", args.model)
         results.append(r)
+        r["load_after"] = _load()
         print(f"  {name}: {r['questions']} questions in {r['wall_s']:.0f} s, accepted {r['accepted']}, "
-              f"load average {_load()}", flush=True)
+              f"load average {r['load_after']}", flush=True)
         (work / f"result-{name}.json").write_text(json.dumps(r, indent=1))
+    # Results of earlier invocations with the same --keep directory join the table, in config order.
+    done = {r["config"]: r for r in results}
+    for name in CONFIGS:
+        if name not in done and (work / f"result-{name}.json").exists():
+            done[name] = json.loads((work / f"result-{name}.json").read_text())
+    results = [done[n] for n in CONFIGS if n in done]
     base = results[0]["q_per_h"]
     print(f"{'config':<12} {'slots':>5} {'q/hour':>7} {'x':>5} {'accepted':>8} {'tok/s':>6} {'calls':>5} "
           f"{'prompt tok/call':>15} {'processed/call':>14} {'pp share':>8} {'slot idle':>9}")

@@ -56,7 +56,7 @@ def test_a_new_question_takes_the_slot_idle_longest():
     assert a["id_slot"] == 2
 
 
-@pytest.mark.parametrize("cores, slots", [(1, 2), (2, 4), (4, 8), (8, 10), (16, 14), (64, 16)])
+@pytest.mark.parametrize("cores, slots", [(1, 2), (2, 2), (4, 2), (8, 4), (16, 8), (64, 8)])
 def test_default_slots_grow_with_cores(cores, slots):
     assert default_slots(cores) == slots
     tuning = ServerTuning.for_machine(cores=cores)

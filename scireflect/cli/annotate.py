@@ -43,7 +43,7 @@ def annotate_command(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory; re-run the same command to resume."),
     subject: list[str] | None = typer.Option(None, "--subject", "-s", help="Only questions of this subject (repeatable)."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions (after --subject)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once; with the embedded model, also its server slots [default: 2; embedded: 2 per core up to 4 cores]."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, help="Questions in flight at once; with the embedded model, also its server slots [default: 2; with the embedded model on 6 or more cores: one per 2 cores, at most 8]."),
     budget: str | None = typer.Option(None, "--budget", help="Per-question budget, e.g. 'attempts=4,reflections=2,answer_guided=yes,tokens=24000,seconds=900'."),
     base_url: list[str] | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the embedded model). Repeat it for replicas of one model: questions are spread over them."),
     shard: str | None = typer.Option(None, "--shard", help="Only shard K of N ('K/N', 0-based) of the questions, by a stable hash of their ids: run N processes or machines with their own --out, then export them together."),

@@ -73,12 +73,9 @@ class ServerTuning:
     def for_machine(cls, cores: int | None = None, slots: int | None = None, threads: int | None = None) -> ServerTuning:
         """Settings for a machine with ``cores`` CPU cores (default: the cores this process may use).
 
-        ``slots`` (the run's ``--concurrency``) wins when given. Otherwise: 2 slots per core up to
-        4 cores, then 1 more per 2 cores, at most 16. On CPU a decode step reads every weight once
-        whatever the number of sequences in it, so more slots share that cost until the
-        arithmetic, not the memory traffic, is the limit (the benchmark found the knee; see
-        the module docstring). One thread per core: llama.cpp's threads spin while waiting, and a
-        second thread on a core only slows both.
+        ``slots`` (the run's ``--concurrency``) wins when given, else :func:`default_slots`. One
+        thread per core: llama.cpp's threads spin while they wait for each other, so a second
+        thread on a core only slows both.
         """
         n = max(1, cores or available_cores())
         return cls(slots=max(1, slots if slots is not None else default_slots(n)), threads=max(1, threads or n))
@@ -126,8 +123,16 @@ class SlotAffinity:
 
 
 def default_slots(cores: int) -> int:
-    """The embedded server's slots (and the run's concurrency) on ``cores`` CPU cores, when not given."""
-    return min(16, 2 * min(cores, 4) + max(0, cores - 4) // 2)
+    """The embedded server's slots (and the run's concurrency) on ``cores`` CPU cores, when not given.
+
+    2 up to 4 cores, then one per 2 cores, at most 8. Measured on 2 cores (``benchmarks/bench_embedded.py``):
+    2 slots generate more tokens per second than 4 there, because one decode step of 2 sequences,
+    or of 2 sequences with their drafted tokens, already keeps both cores busy; more slots only
+    add prompt processing that competes with generation. Above 4 cores the batch of one step is
+    split over more threads, so more sequences per step pay; that rule is an estimate, not
+    measured here (rerun the benchmark with ``--slots``).
+    """
+    return min(8, max(2, cores // 2))
 
 
 def available_cores() -> int:
