@@ -12,7 +12,7 @@ counters the time in prompt processing vs generation, prompt tokens processed pe
 from the prompt cache), and the slots' idle share (slot-seconds not spent on a request).
 
     python benchmarks/bench_embedded.py raw --model 1.5b --slots 1,2,4 --draft none,0.5b
-    python benchmarks/bench_embedded.py loop --questions 10 --configs today,cache,speculative,tuned
+    python benchmarks/bench_embedded.py loop --questions 10 --configs today,cache,speculative,slots3
 
 Run it under the shared measurement lock (``flock /work/measure.lock -c '...'``) and quote it with
 the load average it prints.
@@ -134,7 +134,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "today": {"concurrency": 2, "speculative": "off", "slot_affinity": False},
     "cache": {"concurrency": 2, "speculative": "off", "slot_affinity": True},
     "speculative": {"concurrency": 2, "speculative": "auto", "slot_affinity": True},
-    "tuned": {"concurrency": None, "speculative": "auto", "slot_affinity": True},
+    "tuned": {"concurrency": None, "speculative": "auto", "slot_affinity": True},  # slots from the core count
+    "slots3": {"concurrency": 3, "speculative": "auto", "slot_affinity": True},  # one slot more than 2 cores get
 }
 
 

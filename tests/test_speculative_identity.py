@@ -64,7 +64,7 @@ def _greedy(target: Path, draft: DraftSettings | None, prompts: list[list[dict[s
         server.stop()
 
 
-@pytest.mark.parametrize("target_name, max_tokens", [(SMALL, 160), (DEFAULT, 96)])
+@pytest.mark.parametrize("target_name, max_tokens", [(SMALL, 128), (DEFAULT, 96)])
 def test_greedy_output_is_identical_with_and_without_a_draft(target_name, max_tokens):
     installed = available_embedded_models()
     if SMALL not in installed or target_name not in installed:
