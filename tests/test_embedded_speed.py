@@ -73,8 +73,8 @@ def test_prometheus_counters_are_parsed():
 
 def test_speculative_setting_is_checked(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    assert load_settings().speculative == "auto"
-    assert load_settings(speculative="OFF").speculative == "off"
+    assert load_settings().speculative == "off"
+    assert load_settings(speculative="Auto").speculative == "auto"
     assert load_settings(speculative="0.5b").speculative == "qwen2.5-coder-0.5b-instruct-q4_k_m"
     with pytest.raises(ConfigError, match="unknown embedded model 'huge'.*speculative also takes auto or off"):
         load_settings(speculative="huge")

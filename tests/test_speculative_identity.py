@@ -1,16 +1,23 @@
-"""Speculative decoding never changes greedy output: the embedded server with and without a draft model
-gives byte-identical completions of five real Solver prompts (the first five questions of the shipped
-sample: GSM8K, MATH, SciBench, ...).
+"""Speculative decoding keeps the target model's greedy choices: with and without a draft model, the
+embedded server's greedy completions of five real Solver prompts (the first question of each source
+in the shipped sample: GSM8K, MATH, SciBench, ...) agree token for token, except where the plain run
+itself had a near-tie between its two best tokens.
+
+Why not byte-identical: with a draft, the target scores the drafted tokens in one batch instead of
+one at a time, and llama.cpp's CPU kernels are not batch-invariant (a batch of N tokens runs other
+matrix and attention kernels than a single token, which round differently in the last bits). Where
+the two best next tokens are within rounding of each other, the choice can flip, and the texts then
+go their own ways. Measured with the 0.5B drafting for itself: one of five prompts diverged, after
+476 characters, at such a tie; it stays so with CPU weight repacking off. Continuous batching of two
+slots changes the batch a sequence is scored in just the same, so greedy output in a run with
+several questions in flight was never reproducible to the byte either.
 
 Two pairs:
 
-* the 0.5B as its own draft (runs wherever the test extra is installed, CI included). The draft is
-  accepted almost always, so this checks the part of speculative decoding that could change output
-  without any rejection: the target scores drafted tokens in one batch instead of one by one, and
-  llama.cpp's CPU kernels must give the same argmax either way (batch invariance), with the
-  verification's accept/append bookkeeping on top.
+* the 0.5B as its own draft (wherever the test extra is installed, CI included): drafts are almost
+  always accepted, so this isolates the batched scoring of drafted tokens.
 * the default pair, 1.5B target with the 0.5B draft, when the 1.5B is installed (``.[embedded]``):
-  here drafts are also rejected part-way, which exercises the rollback of the target's KV cache.
+  drafts are also rejected part-way, which exercises the rollback of the target's cache.
 """
 
 from __future__ import annotations
@@ -48,34 +55,64 @@ def _prompts(n: int = 5) -> list[list[dict[str, str]]]:
     return out
 
 
-def _greedy(target: Path, draft: DraftSettings | None, prompts: list[list[dict[str, str]]], max_tokens: int) -> tuple[list[str], int]:
-    """Greedy completions, one request at a time; and the number of drafted tokens."""
+def _greedy(target: Path, draft: DraftSettings | None, prompts: list[list[dict[str, str]]],
+            max_tokens: int) -> tuple[list[str], list[list[dict]], int]:
+    """Greedy completions, one request at a time: texts, per-token top-2 log-probabilities (plain
+    runs only: llama.cpp does not draft for requests that ask for them) and the drafted token count."""
     server = EmbeddedServer(target, parallel=1, context_per_slot=2048, draft=draft).start()
     try:
-        texts, drafted = [], 0
-        with httpx.Client(timeout=600.0) as client:
+        texts, tokens, drafted = [], [], 0
+        with httpx.Client(timeout=900.0) as client:
             for messages in prompts:
                 body = {"model": "m", "messages": messages, "temperature": 0.0, "max_tokens": max_tokens, "cache_prompt": False}
+                if draft is None:
+                    body.update(logprobs=True, top_logprobs=2)
                 reply = client.post(f"{server.base_url}/chat/completions", json=body).raise_for_status().json()
                 texts.append(reply["choices"][0]["message"]["content"])
+                tokens.append(((reply["choices"][0].get("logprobs") or {}).get("content")) or [])
                 drafted += int(reply.get("timings", {}).get("draft_n", 0))
-        return texts, drafted
+        return texts, tokens, drafted
     finally:
         server.stop()
 
 
+def _gap_at(tokens: list[dict], offset: int) -> float:
+    """The log-probability gap between the two best candidates of the token that holds character
+    ``offset`` of the text (the token where two texts first differ)."""
+    seen = 0
+    for token in tokens:
+        seen += len(token["token"])
+        if seen > offset:
+            best = sorted((t["logprob"] for t in token["top_logprobs"]), reverse=True)
+            return best[0] - best[1] if len(best) > 1 else float("inf")
+    return float("inf")
+
+
+#: Largest top-2 log-probability gap that rounding can flip. The kernels differ in the last bits
+#: of the logits (relative 1e-3 at most), so a real choice (a gap of whole nats) can never flip.
+NEAR_TIE = 0.1
+
+
 @pytest.mark.parametrize("target_name, max_tokens", [(SMALL, 128), (DEFAULT, 96)])
-def test_greedy_output_is_identical_with_and_without_a_draft(target_name, max_tokens):
+def test_greedy_choices_are_the_targets_with_and_without_a_draft(target_name, max_tokens):
     installed = available_embedded_models()
     if SMALL not in installed or target_name not in installed:
         pytest.skip(f"needs {target_name} and the 0.5B draft installed")
     target = materialise_embedded_model(target_name)
     draft = DraftSettings(path=materialise_embedded_model(SMALL), name=SMALL)
     prompts = _prompts()
-    plain, none_drafted = _greedy(target, None, prompts, max_tokens)
-    speculative, drafted = _greedy(target, draft, prompts, max_tokens)
+    plain, tokens, none_drafted = _greedy(target, None, prompts, max_tokens)
+    speculative, _, drafted = _greedy(target, draft, prompts, max_tokens)
     assert none_drafted == 0
     assert drafted > 0, "the draft model proposed no token: speculative decoding did not run"
-    assert all(len(t) > 50 for t in plain)
+    assert all(len(t) > 50 for t in plain) and all(tokens)
+    identical = 0
     for i, (a, b) in enumerate(zip(plain, speculative, strict=True)):
-        assert a == b, f"prompt {i}: outputs differ from character {len(os.path.commonprefix([a, b]))}: {a!r} vs {b!r}"
+        if a == b:
+            identical += 1
+            continue
+        offset = len(os.path.commonprefix([a, b]))
+        gap = _gap_at(tokens[i], offset)
+        assert gap < NEAR_TIE, f"prompt {i}: with a draft the text differs at character {offset}, where the plain run's " \
+                               f"best token led by {gap:.3f} nats (not a tie): {a[offset - 40:offset + 40]!r} vs {b[offset - 40:offset + 40]!r}"
+    assert identical >= 3, f"only {identical} of 5 completions identical"

@@ -54,7 +54,7 @@ def annotate_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML file: per-role endpoints and models, budget, verifier."),
     embedded_model: str | None = typer.Option(None, "--embedded-model", help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b, small)."),
     gguf: Path | None = typer.Option(None, "--gguf", help="Serve this GGUF file as the embedded model instead."),
-    speculative: str | None = typer.Option(None, "--speculative", help="Embedded model's speculative decoding: auto (the 0.5B drafts for the 1.5B when both are installed), off, or a draft model name [default: auto]."),
+    speculative: str | None = typer.Option(None, "--speculative", help="Embedded model's speculative decoding: auto (the 0.5B drafts for the 1.5B when both are installed), off, or a draft model name; greedy output can differ at near-ties [default: off]."),
     embedded_threads: int | None = typer.Option(None, "--embedded-threads", min=1, help="CPU threads of the embedded server [default: one per core]."),
     rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, help="A fixed relative tolerance of numeric answers (SciBench grades with 0.05)."),
     tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),

@@ -6,9 +6,11 @@ The figures behind each default are in ``benchmarks/bench_embedded.py`` and the 
 Speculative decoding (Leviathan et al. 2023, "Fast Inference from Transformers via Speculative
 Decoding", arXiv 2211.17192; llama.cpp's ``draft-simple``): a small draft model of the same
 tokenizer proposes up to ``n_max`` tokens, the target model checks them in one batch and keeps the
-longest prefix it would itself have produced, plus its own next token. Under greedy decoding the
-output is the target's own; llama.cpp samples each position with the target's sampler and stops at
-the first mismatch, so sampled output follows the target's distribution too.
+longest prefix it would itself have produced, plus its own next token. llama.cpp samples each
+position with the target's sampler and stops at the first mismatch, so the output follows the
+target's choices; but scoring N tokens in one batch runs other CPU kernels than scoring one, which
+round differently, so at a near-tie of the two best tokens greedy output can differ from a run
+without a draft (``tests/test_speculative_identity.py``). That is why it is not on by default.
 """
 
 from __future__ import annotations
@@ -43,14 +45,14 @@ class DraftSettings:
 
 #: The draft model of each embedded model that has one: a smaller model of the same family and
 #: tokenizer (Qwen2.5-Coder's 151k vocabulary). Used when both are installed and ``speculative``
-#: is ``auto``.
+#: is ``auto`` (``--speculative auto``).
 DRAFT_MODELS: dict[str, str] = {
     "qwen2.5-coder-1.5b-instruct-q4_k_m": "qwen2.5-coder-0.5b-instruct-q4_k_m",
 }
 
-#: ``speculative`` settings: ``auto`` (a draft when one is installed for the model), ``off``, or a
-#: draft model name/alias to use whatever the served model.
-SPECULATIVE_CHOICES = ("auto", "off")
+#: ``speculative`` settings: ``off`` (the default), ``auto`` (a draft when one is installed for the
+#: model), or a draft model name/alias to use whatever the served model.
+SPECULATIVE_CHOICES = ("off", "auto")
 
 
 @dataclass(frozen=True)

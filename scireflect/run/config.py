@@ -132,9 +132,11 @@ class RunSettings:
     max_question_bytes: int = 1_000_000
     embedded_model: str | None = None
     gguf_path: Path | None = None
-    speculative: str = "auto"
-    """Speculative decoding on the embedded server: ``auto``, ``off`` or a draft model name
-    (:func:`scireflect.run.endpoints.embedded_draft`)."""
+    speculative: str = "off"
+    """Speculative decoding on the embedded server: ``off``, ``auto`` or a draft model name
+    (:func:`scireflect.run.endpoints.embedded_draft`). Off by default: llama.cpp's CPU kernels are
+    not batch-invariant, so greedy output with a draft can differ at near-ties (see
+    ``tests/test_speculative_identity.py``)."""
     slot_affinity: bool = True
     """Keep each question's calls on one embedded-server slot (prompt-cache reuse;
     :class:`scireflect.embedded.SlotAffinity`)."""
@@ -330,7 +332,7 @@ def load_settings(
         concurrency = default_slots(available_cores()) if uses_embedded else 2
     _check_value(concurrency, "int>=1", "settings", "concurrency")
     embedded_model = embedded_model or run_table.get("embedded_model")
-    speculative = (speculative or run_table.get("speculative") or "auto").strip().lower()
+    speculative = (speculative or run_table.get("speculative") or "off").strip().lower()
     if embedded_model or speculative not in ("auto", "off"):
         from ..embedded import EmbeddedModelError, resolve_embedded_model
 
