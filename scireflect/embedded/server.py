@@ -86,7 +86,6 @@ class EmbeddedServer:
         batch: int | None = None,
         ubatch: int | None = None,
         draft: DraftSettings | None = None,
-        repack: bool = True,
     ):
         if embedding_pooling not in (None, *EMBEDDING_POOLINGS):
             raise EmbeddedModelError(f"unknown pooling {embedding_pooling!r}; choose one of {', '.join(EMBEDDING_POOLINGS)}")
@@ -98,7 +97,7 @@ class EmbeddedServer:
         self.log_path = log_path
         self.startup_timeout_s = startup_timeout_s
         self.model_name = model_name or self.gguf_path.stem
-        self.batch, self.ubatch, self.draft, self.repack = batch, ubatch, draft, repack
+        self.batch, self.ubatch, self.draft = batch, ubatch, draft
         self.final_metrics: dict[str, float] = {}
         """The server's counters read just before it stopped (see :meth:`metrics`)."""
         self.port: int | None = None
@@ -124,8 +123,6 @@ class EmbeddedServer:
         for flag, value in (("--batch", self.batch), ("--ubatch", self.ubatch)):
             if value:
                 cmd += [flag, str(value)]
-        if not self.repack:
-            cmd += ["--no-repack"]
         if self.draft is not None:
             cmd += ["--draft", str(self.draft.path), "--draft-max", str(self.draft.n_max),
                     "--draft-min", str(self.draft.n_min), "--draft-p-min", str(self.draft.p_min)]
@@ -245,8 +242,6 @@ def _serve(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=None, help="llama.cpp n_batch (logical batch, tokens)")
     parser.add_argument("--ubatch", type=int, default=None, help="llama.cpp n_ubatch (physical batch, tokens)")
     parser.add_argument("--draft", default=None, help="draft GGUF model: speculative decoding")
-    parser.add_argument("--no-repack", action="store_true",
-                        help="keep weights in their GGUF layout (no CPU repacking): the same kernels for 1 and N tokens")
     parser.add_argument("--draft-max", type=int, default=8)
     parser.add_argument("--draft-min", type=int, default=0)
     parser.add_argument("--draft-p-min", type=float, default=0.75)
@@ -267,8 +262,6 @@ def _serve(argv: list[str]) -> int:
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.endpoint_metrics = True  # /metrics on loopback: the run's prompt/generation counters
-    if args.no_repack:
-        params.no_extra_bufts = True
     if args.batch:
         params.n_batch = args.batch
     if args.ubatch:
