@@ -78,11 +78,20 @@ class OpenAIStreamingChat:
         self.model_name = model
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.extra_body: dict[str, Any] = {}
+
+    def with_extra_body(self, options: Mapping[str, Any]) -> OpenAIStreamingChat:
+        """A copy (sharing this one's connections) whose requests also carry ``options`` in their
+        JSON body, e.g. llama.cpp's ``id_slot``/``cache_prompt`` (as ``ChatOpenAI``'s ``extra_body``)."""
+        copy = object.__new__(OpenAIStreamingChat)
+        copy.__dict__.update(self.__dict__)
+        copy.extra_body = {**self.extra_body, **options}
+        return copy
 
     def request(self, messages: Sequence[Mapping[str, str]]) -> dict[str, Any]:
         """The JSON body of one streamed chat completion."""
         return {"model": self.model_name, "messages": [dict(m) for m in messages], "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True}}
+                "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True}, **self.extra_body}
 
     async def astream_reply(self, messages: Sequence[Mapping[str, str]], on_text: Any) -> AIMessage:
         """Stream one completion; ``on_text(text)`` is called with every chunk's text as it arrives.

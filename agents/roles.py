@@ -9,6 +9,7 @@ messages sent, the response text, token counts and latency.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -161,10 +162,14 @@ class Agent:
         role: one of :data:`ROLES`.
         llm: any LangChain chat model (``ChatOpenAI``, a fake chat model in tests).
         model_name: the name recorded in traces when the endpoint reports none.
+        llm_for_affinity: ``with llm_for_affinity(llm, affinity) as call_llm:`` gives the model for
+            one call of an affinity key (a question id), e.g. with request options of its endpoint,
+            and learns when the call ends; see :meth:`ainvoke`. ``None``: every call uses ``llm``.
     """
 
     def __init__(self, role: str, llm: BaseChatModel, model_name: str, retry: RetryPolicy | None = None,
-                 tools: list[Any] | None = None, max_tool_rounds: int = 4):
+                 tools: list[Any] | None = None, max_tool_rounds: int = 4,
+                 llm_for_affinity: Callable[[BaseChatModel, str], AbstractContextManager[BaseChatModel]] | None = None):
         if role not in ROLES:
             raise ValueError(f"unknown role '{role}'; expected one of {ROLES}")
         self.role = role
@@ -173,6 +178,7 @@ class Agent:
         self.retry = retry or RetryPolicy()
         self.tools = list(tools or [])
         self.max_tool_rounds = int(max_tool_rounds)
+        self.llm_for_affinity = llm_for_affinity
 
     def with_tools(self, tools: list[Any], max_tool_rounds: int = 4) -> Agent:
         """A copy of this agent whose model is bound to ``tools`` (``llm.bind_tools``).
@@ -181,7 +187,8 @@ class Agent:
         the calls) for at most ``max_tool_rounds`` rounds; a model still calling tools after that
         gets one last call without tools and must answer.
         """
-        return Agent(self.role, self.llm, self.model_name, self.retry, tools=tools, max_tool_rounds=max_tool_rounds)
+        return Agent(self.role, self.llm, self.model_name, self.retry, tools=tools, max_tool_rounds=max_tool_rounds,
+                     llm_for_affinity=self.llm_for_affinity)
 
     async def _call_with_retries(self, messages: list[BaseMessage], llm: Any, progress: CallProgress) -> tuple[Any, float, list[dict[str, Any]]]:
         """One model call, streamed, with tenacity retries of transient faults; each failed try is recorded.
@@ -232,7 +239,8 @@ class Agent:
             return last["response"], time.perf_counter() - last["started"], failures
         raise ModelCallError(f"{self.role} call failed after {len(failures)} tries: {describe_error(exc)}", failures) from exc
 
-    async def ainvoke(self, prompt: ChatPromptTemplate, variables: Mapping[str, Any], progress: CallProgress | None = None) -> AgentReply:
+    async def ainvoke(self, prompt: ChatPromptTemplate, variables: Mapping[str, Any], progress: CallProgress | None = None,
+                      affinity: str | None = None) -> AgentReply:
         """Format ``prompt`` with ``variables``, call the model (streamed, retrying transient faults), record it.
 
         ``prompt`` is a ``ChatPromptTemplate``, or a :class:`~scireflect.agents.prompts.FigurePrompt`
@@ -241,13 +249,18 @@ class Agent:
         ``latency_s`` of the reply is the successful try's; the failed tries are in ``failures``
         (error, HTTP status, seconds, wait before the next try, tokens streamed before the failure).
         ``progress`` (optional) follows the call as it streams, for live display and for the graph
-        to keep what a call it cuts had produced.
+        to keep what a call it cuts had produced. ``affinity`` (a question id) selects the model of
+        ``llm_for_affinity`` for this call only.
 
         Raises:
             ModelCallError: every try failed with a transient fault.
             openai.APIStatusError and others: non-transient errors (400, 401, 403, 404, ...), at once;
             the graph decides which end a question and which stop the run.
         """
+        if affinity is not None and self.llm_for_affinity is not None:
+            with self.llm_for_affinity(self.llm, affinity) as llm:
+                agent = Agent(self.role, llm, self.model_name, self.retry, tools=self.tools, max_tool_rounds=self.max_tool_rounds)
+                return await agent.ainvoke(prompt, variables, progress)
         messages = prompt.format_messages(**variables)
         sent = _as_dicts(messages, getattr(prompt, "image_refs", None))
         progress = progress if progress is not None else CallProgress()

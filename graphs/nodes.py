@@ -100,7 +100,8 @@ async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role,
     progress = CallProgress(on_update=(lambda kind, data: report(kind, {**where, **data})) if report else None)
     progress.report("call", {"phase": "start"})
     try:
-        reply = await asyncio.wait_for(getattr(ctx.agents, role).ainvoke(*prompt, progress=progress), timeout=remaining)
+        agent = getattr(ctx.agents, role)
+        reply = await asyncio.wait_for(agent.ainvoke(*prompt, progress=progress, affinity=where["id"]), timeout=remaining)
     except TimeoutError:
         step = _cut_step(index, role, stage, attempt, progress)
         progress.report("call", {"phase": "cut", "tokens": step["output_tokens"], "seconds": step["latency_s"]})

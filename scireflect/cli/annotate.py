@@ -59,7 +59,8 @@ def annotate_command(
                                       help="A shipped sample instead of QUESTIONS: quickstart (5 questions) or full (40)."),
     subject: list[str] | None = typer.Option(None, "--subject", "-s", metavar="NAME", help="Only questions of this subject (repeatable)."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, metavar="N", help="At most N questions (after --subject)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, metavar="K", help="Questions in flight at once [default: 2]."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, metavar="K", help="Questions in flight at once; with the embedded model also its server slots "
+                                                  "[default: 2; embedded model on 6+ cores: one per 2 cores, at most 8]."),
     budget: str | None = typer.Option(None, "--budget", metavar="SPEC",
                                       help="Per-question limits, e.g. attempts=4,reflections=2,answer_guided=yes,tokens=24000 "
                                            "(seconds=S adds a time limit; off by default)."),
@@ -80,6 +81,12 @@ def annotate_command(
     embedded_model: str | None = typer.Option(None, "--embedded-model", metavar="NAME",
                                               help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b)."),
     gguf: Path | None = typer.Option(None, "--gguf", metavar="FILE", help="Serve this GGUF file as the embedded model instead."),
+    speculative: str | None = typer.Option(None, "--speculative", metavar="MODE",
+                                           help="Embedded model's speculative decoding: auto (the 0.5B drafts for the 1.5B when both "
+                                                "are installed), off, or a draft model name; greedy output can differ at near-ties "
+                                                "[default: off]."),
+    embedded_threads: int | None = typer.Option(None, "--embedded-threads", min=1, metavar="N",
+                                                help="CPU threads of the embedded server [default: one per core]."),
     mmproj: Path | None = typer.Option(None, "--mmproj", metavar="FILE",
                                        help="Multimodal projector GGUF served beside the embedded model, so that it takes the "
                                             "questions' figures (e.g. SmolVLM's or Qwen2.5-VL's mmproj file)."),
@@ -123,7 +130,8 @@ def annotate_command(
             cli_llm={"base_url": base_url or None, "model": model, "temperature": temperature, "max_tokens": max_tokens,
                      "request_timeout_s": request_timeout},
             budget_spec=budget, concurrency=concurrency, prompt_variant=prompt_variant, embedded_model=embedded_model,
-            gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools,
+            gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools, speculative=speculative,
+            embedded_threads=embedded_threads,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
             checkpoints=checkpoints,
             mmproj_path=mmproj,

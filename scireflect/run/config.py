@@ -141,6 +141,16 @@ class RunSettings:
     """Fill a figure question's missing ``ocr`` with Tesseract before its first model call."""
     ocr_timeout_s: float = 30.0
     """Seconds Tesseract may take per figure."""
+    speculative: str = "off"
+    """Speculative decoding on the embedded server: ``off``, ``auto`` or a draft model name
+    (:func:`scireflect.run.endpoints.embedded_draft`). Off by default: llama.cpp's CPU kernels are
+    not batch-invariant, so greedy output with a draft can differ at near-ties (see
+    ``tests/test_speculative_identity.py``)."""
+    slot_affinity: bool = True
+    """Keep each question's calls on one embedded-server slot (prompt-cache reuse;
+    :class:`scireflect.embedded.SlotAffinity`)."""
+    embedded_threads: int | None = None
+    """CPU threads of the embedded server (default: one per core)."""
     lean: LeanSettings = field(default_factory=LeanSettings)
     checkpoints: str | None = None
     """A ``postgresql://`` URL: LangGraph's checkpoints go to that database (one schema per run,
@@ -164,7 +174,7 @@ _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0",
                   "by_subject": "table", "ensemble": "bool"}
 _RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str", "tools": "bool",
              "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "mmproj": "str", "figures": "str", "ocr": "bool",
-             "ocr_timeout_s": "num>0", "checkpoints": "str"}
+             "ocr_timeout_s": "num>0", "checkpoints": "str", "speculative": "str", "slot_affinity": "bool", "embedded_threads": "int>=1"}
 
 
 def _check_value(value: Any, kind: str, where: str, key: str) -> None:
@@ -248,6 +258,9 @@ def load_settings(
     figures: str | None = None,
     ocr: bool | None = None,
     checkpoints: str | None = None,
+    speculative: str | None = None,
+    slot_affinity: bool | None = None,
+    embedded_threads: int | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -259,6 +272,10 @@ def load_settings(
         mmproj_path / figures / ocr: ``--mmproj``, ``--figures`` and ``--ocr/--no-ocr`` (``[run]`` keys
             ``mmproj``, ``figures``, ``ocr``, ``ocr_timeout_s``).
         checkpoints: ``postgresql://...`` for PostgreSQL checkpoints (``[run] checkpoints``), else SQLite.
+        concurrency: questions in flight; default ``[run] concurrency``, else, when a role uses the
+            embedded model, :func:`scireflect.embedded.default_slots` of this machine's cores, else 2.
+        speculative / slot_affinity / embedded_threads: the embedded server's settings (see
+            :class:`RunSettings`), over ``[run]``'s.
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -329,26 +346,36 @@ def load_settings(
         raise ConfigError(str(exc)) from exc
 
     run_table = _check_table(data.get("run", {}), _RUN_SPEC, f"{where} [run]")
-    concurrency = concurrency if concurrency is not None else run_table.get("concurrency", 2)
+    uses_embedded = any(r.embedded for r in roles.values())
+    concurrency = concurrency if concurrency is not None else run_table.get("concurrency")
+    if concurrency is None:
+        from ..embedded import available_cores, default_slots
+
+        concurrency = default_slots(available_cores()) if uses_embedded else 2
     _check_value(concurrency, "int>=1", "settings", "concurrency")
     checkpoints = checkpoints or run_table.get("checkpoints")
     if checkpoints and not str(checkpoints).startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"checkpoints must be a postgresql:// URL (SQLite in the run directory is the default), not {checkpoints!r}")
     embedded_model = embedded_model or run_table.get("embedded_model")
-    if embedded_model:
+    speculative = (speculative or run_table.get("speculative") or "off").strip().lower()
+    if embedded_model or speculative not in ("auto", "off"):
         from ..embedded import EmbeddedModelError, resolve_embedded_model
 
         try:  # checked here, before any model is joined or started
-            embedded_model = resolve_embedded_model(embedded_model)
+            embedded_model = resolve_embedded_model(embedded_model) if embedded_model else None
+            speculative = speculative if speculative in ("auto", "off") else resolve_embedded_model(speculative)
         except EmbeddedModelError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc) + "; speculative also takes auto or off") from None
+    embedded_threads = embedded_threads if embedded_threads is not None else run_table.get("embedded_threads")
+    if embedded_threads is not None:
+        _check_value(embedded_threads, "int>=1", "settings", "embedded_threads")
     figures = figures or run_table.get("figures", "image")
     from ..agents.prompts import FIGURE_MODES
 
     if figures not in FIGURE_MODES:
         raise ConfigError(f"figures must be one of {', '.join(FIGURE_MODES)}, not {figures!r}")
     mmproj_path = mmproj_path or (Path(run_table["mmproj"]) if run_table.get("mmproj") else None)
-    if mmproj_path is not None and not any(r.embedded for r in roles.values()):
+    if mmproj_path is not None and not uses_embedded:
         raise ConfigError("--mmproj goes with the embedded model (--gguf or --embedded-model); every role has an endpoint")
     return RunSettings(
         roles=roles,
@@ -365,6 +392,9 @@ def load_settings(
         figures=figures,
         ocr=bool(run_table.get("ocr", True)) if ocr is None else ocr,
         ocr_timeout_s=float(run_table.get("ocr_timeout_s", RunSettings.ocr_timeout_s)),
+        speculative=speculative,
+        slot_affinity=bool(run_table.get("slot_affinity", True)) if slot_affinity is None else slot_affinity,
+        embedded_threads=embedded_threads,
         lean=lean_settings,
         checkpoints=checkpoints,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,45 @@ async def embedded_gguf(embedded_model: str | None, gguf_path: Path | None) -> t
     return await asyncio.to_thread(materialise_embedded_model, name), name
 
 
+async def embedded_draft(speculative: str, served: str, gguf_path: Path | None) -> Any:
+    """The draft model for speculative decoding, as :class:`~scireflect.embedded.DraftSettings`, or ``None``.
+
+    ``speculative`` is ``off``; ``auto`` (the served embedded model's draft of
+    :data:`~scireflect.embedded.DRAFT_MODELS` when it is installed; none for a ``--gguf`` file); or
+    an embedded model name or alias, used as the draft whatever is served.
+
+    Raises:
+        scireflect.embedded.EmbeddedModelError: a named draft is unknown, not installed or corrupt.
+    """
+    from ..embedded import DRAFT_MODELS, DraftSettings, available_embedded_models, materialise_embedded_model, resolve_embedded_model
+
+    if speculative == "off":
+        return None
+    if speculative == "auto":
+        name = DRAFT_MODELS.get(served) if gguf_path is None else None
+        if name is None or name not in available_embedded_models():
+            return None
+    else:
+        name = resolve_embedded_model(speculative)
+    return DraftSettings(path=await asyncio.to_thread(materialise_embedded_model, name), name=name)
+
+
+def _with_slot(affinity: Any) -> Callable[[Any, str], contextlib.AbstractContextManager[Any]]:
+    """``llm_for_affinity`` of the agents on the embedded server: each call of a question carries its
+    slot (``id_slot``, ``cache_prompt``) in the request body (``extra_body``); other endpoints never
+    see these options."""
+
+    @contextlib.contextmanager
+    def llm_for_affinity(llm: Any, key: str) -> Iterator[Any]:
+        with affinity.request_options(key) as options:
+            if isinstance(llm, OpenAIStreamingChat):
+                yield llm.with_extra_body(options)
+            else:
+                yield llm.model_copy(update={"extra_body": {**(llm.extra_body or {}), **options}})
+
+    return llm_for_affinity
+
+
 def endpoint_urls(settings: LLMSettings, embedded_url: str | None) -> list[str]:
     """The endpoints one role spreads its questions over: ``base_url`` then its replicas (or the embedded server)."""
     if settings.base_url is None:
@@ -160,17 +199,22 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
         RunError: see :func:`preflight` and :func:`embedded_gguf`.
     """
     server_cm: Any = contextlib.nullcontext()
-    embedded_name = None
+    embedded_name = affinity = None
     if settings.uses_embedded:
-        from ..embedded import EmbeddedServer
+        from ..embedded import EmbeddedServer, ServerTuning, SlotAffinity
 
         say("status", {"message": f"preparing embedded model {settings.gguf_path or settings.embedded_model or 'default'}"})
         gguf, embedded_name = await embedded_gguf(settings.embedded_model, settings.gguf_path)
         mmproj = embedded_mmproj(settings.mmproj_path)
-        say("status", {"message": f"starting embedded llama.cpp server ({embedded_name}, {settings.concurrency} slots"
-                                  + (f", projector {mmproj.name})" if mmproj else ")")})
-        server_cm = EmbeddedServer(gguf, parallel=settings.concurrency, context_per_slot=8192,
-                                   log_path=run_dir / SERVER_LOG, model_name=embedded_name, mmproj_path=mmproj)
+        draft = await embedded_draft(settings.speculative, embedded_name, settings.gguf_path)
+        tuning = ServerTuning.for_machine(slots=settings.concurrency, threads=settings.embedded_threads)
+        extras = (f", draft {draft.name}" if draft else "") + (f", projector {mmproj.name}" if mmproj else "")
+        say("status", {"message": f"starting embedded llama.cpp server ({embedded_name}, {tuning.slots} slots, "
+                                  f"{tuning.threads} threads{extras})"})
+        server_cm = EmbeddedServer(gguf, parallel=tuning.slots, threads=tuning.threads, batch=tuning.batch, ubatch=tuning.ubatch,
+                                   draft=draft, context_per_slot=8192, log_path=run_dir / SERVER_LOG, model_name=embedded_name,
+                                   mmproj_path=mmproj)
+        affinity = SlotAffinity(tuning.slots) if settings.slot_affinity else None
     async with server_cm as server:
         embedded_url = server.base_url if server is not None else None
         urls = {role: endpoint_urls(settings.roles[role], embedded_url) for role in ROLES}
@@ -186,12 +230,15 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
             for role in ROLES:
                 llm = settings.roles[role]
                 retry = RetryPolicy(max_retries=llm.max_retries, initial_backoff_s=llm.retry_backoff_s)
-                agents[role] = Agent(role, chat_model(llm, urls[role][r % len(urls[role])], names[role], tools=settings.tools), names[role], retry=retry)
+                url = urls[role][r % len(urls[role])]
+                hook = _with_slot(affinity) if affinity is not None and url == embedded_url else None
+                agents[role] = Agent(role, chat_model(llm, url, names[role], tools=settings.tools), names[role], retry=retry,
+                                     llm_for_affinity=hook)
             teams.append(AgentTeam(**agents))
         if len(teams) > 1:
             say("status", {"message": f"spreading questions over {len(teams)} endpoint replicas"})
         yield teams, names
 
 
-__all__ = ["FIGURES_HINT", "PROBE_PNG", "Say", "chat_model", "embedded_gguf", "embedded_mmproj", "endpoint_urls", "open_teams",
-           "preflight"]
+__all__ = ["FIGURES_HINT", "PROBE_PNG", "Say", "chat_model", "embedded_draft", "embedded_gguf", "embedded_mmproj", "endpoint_urls",
+           "open_teams", "preflight"]

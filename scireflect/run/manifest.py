@@ -58,6 +58,8 @@ def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str,
                    "temperature": s.temperature, "max_tokens": s.max_tokens}
             for role, s in settings.roles.items()
         },
+        **({"embedded_server": {"speculative": settings.speculative, "slot_affinity": settings.slot_affinity,
+                                "threads": settings.embedded_threads}} if settings.uses_embedded else {}),
     }
 
 

@@ -125,6 +125,8 @@ class MockOpenAI:
         self.require_images = require_images
         self.requests: list[list[dict]] = []
         self.request_images: list[list[str]] = []
+        self.bodies: list[dict] = []
+        """Every chat request body as received (messages and the request's options)."""
         self.stats = MockStats()
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
@@ -272,6 +274,7 @@ class MockOpenAI:
                     mock.request_images.append(images)
                     refuse = (images and not mock.vision) or (mock.require_images and not images)
                     mock.stats.refused_images += bool(refuse)
+                    mock.bodies.append(request)
                 if over:
                     self._json(503, {"error": {"message": "mock server request bound reached"}})
                     return
