@@ -18,6 +18,10 @@ extraction in :mod:`scireflect.verifiers` looks there first.
 Subject variants (``math``, ``physics``, ``chemistry``, ``general``) add a short block of
 subject-specific advice to the Solver and Reviser. ``PROMPT_VERSION`` is recorded in every trace;
 bump it whenever a prompt text changes so that data made with different prompts can be told apart.
+
+:data:`PYTHON_PROMPTS` is the prompt set of runs whose Solver and Reviser run Python in plain text
+(``--tools python`` on a model that writes Qwen's ```python / ```output format): the same prompts
+plus a block that teaches the format; its version is ``PROMPT_VERSION + "+python.N"``.
 """
 
 from __future__ import annotations
@@ -248,4 +252,43 @@ class AnswerPrompts:
 
 
 ANSWER_PROMPTS = AnswerPrompts()
+
+PYTHON_PROMPT_VERSION = f"{PROMPT_VERSION}+python.1"
+
+# Qwen2.5-Math's tool-integrated reasoning format (ToRA, arXiv 2309.17452): the model writes the code
+# and the output fence; generation stops there and the sandbox's real output is inserted.
+_PYTHON_TOOL = (
+    "\nYou can run Python 3 with sympy, numpy, scipy and pint. To compute a value, write a short "
+    "```python block that prints what you need, then write ```output on the next line and stop: the "
+    "real output of the code is inserted after that line and you continue from it. For example:\n"
+    "```python\nimport math\nprint(2 * math.pi * 6.371e6 / 86400)\n```\n```output\n463.31219435232805\n```\n"
+    "Never write an output yourself. Use code for every calculation (arithmetic, unit conversions, "
+    "solving equations); if the code fails, fix it and run it again. Use the printed values in the "
+    "next steps, and end with the final answer in \\boxed{{ANSWER}} as above."
+)
+
+SOLVER_PYTHON_PROMPT = ChatPromptTemplate.from_messages([("system", SOLVER_SYSTEM + _PYTHON_TOOL), ("human", SOLVER_USER)])
+REVISER_PYTHON_PROMPT = ChatPromptTemplate.from_messages([("system", REVISER_SYSTEM + _PYTHON_TOOL), ("human", REVISER_USER)])
+ANSWER_GUIDED_PYTHON_PROMPT = ChatPromptTemplate.from_messages([("system", REVISER_SYSTEM + _PYTHON_TOOL),
+                                                                ("human", ANSWER_GUIDED_USER)])
+
+
+class PythonToolPrompts(AnswerPrompts):
+    """:class:`AnswerPrompts` whose Solver and Reviser are taught the plain-text Python format
+    (:mod:`scireflect.agents.code_blocks`); the Critic's prompt and the problem text are unchanged."""
+
+    version = PYTHON_PROMPT_VERSION
+
+    def solve(self, question: Mapping[str, Any], variant: str) -> Prompt:
+        return SOLVER_PYTHON_PROMPT, super().solve(question, variant)[1]
+
+    def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+               critique: Mapping[str, Any]) -> Prompt:
+        return REVISER_PYTHON_PROMPT, super().revise(question, variant, attempt, critique)[1]
+
+    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        return ANSWER_GUIDED_PYTHON_PROMPT, super().answer_guided(question, variant, attempt)[1]
+
+
+PYTHON_PROMPTS = PythonToolPrompts()
 

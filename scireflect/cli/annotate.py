@@ -58,7 +58,8 @@ def annotate_command(
     tolerance: str | None = typer.Option(None, "--tolerance", help="Numeric tolerance policy: default, sig_figs, scibench."),
     lean_project: Path | None = typer.Option(None, "--lean-project", help="Lean 4 project with Mathlib built, for rows with a Lean `statement` (see docs/lean.md)."),
     lean_backend: str | None = typer.Option(None, "--lean-backend", help="Lean checker: auto, repl, lake, leandojo, none [default: auto]."),
-    tools: bool | None = typer.Option(None, "--tools/--no-tools", help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check (small models call tools poorly) [default: off]."),
+    tools: str | None = typer.Option(None, "--tools", help="Tools by name, comma-separated: python (the Solver and Reviser run Python in a sandbox), calculator, unit_converter, answer_format_check (the Solver and Critic); 'basic' is the last three, 'all' every tool, 'none' none [default: none]."),
+    tool_format: str | None = typer.Option(None, "--tool-format", help="How python reaches the model: text (```python/```output blocks), calls (tool calling), auto (text on the embedded model) [default: auto]."),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
     from ..graphs.nodes import EndpointError
@@ -89,6 +90,7 @@ def annotate_command(
             rel_tol=rel_tol,
             tolerance=tolerance,
             tools=tools,
+            tool_format=tool_format,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
         )
         from ..agents.prompts import subject_variant

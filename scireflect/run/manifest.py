@@ -38,16 +38,19 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, "" if not parts.fragment else "***"))
 
 
-def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: Any) -> dict[str, Any]:
-    """The settings record of one invocation (``verifier`` has ``name`` and ``version``)."""
+def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: Any, *,
+             prompt_version: str = PROMPT_VERSION) -> dict[str, Any]:
+    """The settings record of one invocation (``verifier`` has ``name`` and ``version``; ``prompt_version``
+    is that of the answer prompt set in use, e.g. the Python-tool variant's)."""
     return {
         "scireflect_version": __version__,
         "input": {"path": str(questions.path), "sha256": questions.sha256},
-        "prompt_version": PROMPT_VERSION,
+        "prompt_version": prompt_version,
         "verifier": {"name": verifier.name, "version": verifier.version, **asdict(settings.verifier)},
         "budget": asdict(settings.budget),
         "concurrency": settings.concurrency,
-        "tools": settings.tools,
+        "tools": list(settings.tools),
+        "tool_format": settings.tool_format,
         "prompt_variant": settings.prompt_variant,
         "roles": {
             role: {"model": models[role], "base_url": redact_url(s.base_url) or "embedded", "replicas": [redact_url(u) for u in s.replicas],

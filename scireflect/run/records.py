@@ -81,12 +81,14 @@ def prompts_for(question: Mapping[str, Any]) -> PromptSet:
     return FORMAL_PROMPTS if is_formal_question(question) else ANSWER_PROMPTS
 
 
-def trace_record(state: Mapping[str, Any], *, verifier: str) -> TraceRecord:
+def trace_record(state: Mapping[str, Any], *, verifier: str, prompt_version: str | None = None) -> TraceRecord:
     """The ``traces.jsonl`` line of one finished question: its final graph state plus totals.
 
     Args:
         state: the final :class:`~scireflect.graphs.state.AnnotationState`.
         verifier: ``name/version`` of the verifier that judged it.
+        prompt_version: the version of the prompt set the run used (default: that of
+            :func:`prompts_for` the question, i.e. the plain answer or formal prompts).
     """
     question = {k: v for k, v in state["question"].items() if not k.startswith("_")}
     steps = list(state.get("steps", []))
@@ -102,7 +104,7 @@ def trace_record(state: Mapping[str, Any], *, verifier: str) -> TraceRecord:
         "n_attempts": len(solution_steps(steps)),
         "tokens": total_tokens(steps),
         "seconds": round(total_seconds(steps), 3),
-        "prompt_version": prompts_for(question).version,
+        "prompt_version": prompt_version or prompts_for(question).version,
         "verifier": verifier,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "question": question,

@@ -88,17 +88,55 @@ def make_lean_checker(settings: RunSettings) -> AnswerVerifier:
         raise RunError(f"Lean checker: {exc}") from None
 
 
+def equip_tools(teams: list[AgentTeam], settings: RunSettings, say: ProgressCallback) -> tuple[list[AgentTeam], P.PromptSet]:
+    """The answer teams with the tools of ``settings.tools``, and the prompt set they need.
+
+    The basic tools (calculator, unit converter, answer-format check) go to the Solver and the
+    Critic, by tool calling. ``python`` goes to the Solver and the Reviser: as plain-text code
+    execution with :data:`~scireflect.agents.prompts.PYTHON_PROMPTS` (``tool_format`` ``text``, the
+    default on the embedded model), or as a LangChain tool (``calls``). It is offered only where the
+    code sandbox starts; otherwise the run says so once (a ``warning`` event) and goes on without it:
+    model code is never run unsandboxed.
+    """
+    from ..agents.code_loop import CodeExecution
+    from ..agents.tools import tools_named
+    from ..sandbox import sandbox_available
+
+    names = settings.tools
+    if "python" in names:
+        available, reason = sandbox_available()
+        if not available:
+            say("warning", {"message": f"the python tool is not offered: the code sandbox cannot start here ({reason}); "
+                                       "model code is never run outside it"})
+            names = tuple(n for n in names if n != "python")
+    if not names:
+        return teams, P.ANSWER_PROMPTS
+    basic = [n for n in names if n != "python"]
+    text = "python" in names and (settings.tool_format == "text" or
+                                  (settings.tool_format == "auto" and settings.roles["solver"].embedded))
+    rounds = settings.max_tool_rounds
+    equipped = []
+    for team in teams:
+        if text:
+            team = team.with_code_execution(CodeExecution(max_executions=rounds))
+        elif "python" in names:
+            team = team.with_tools(tools_named(["python"]), rounds, roles=("solver", "reviser"))
+        if basic:  # a Solver that writes Python in plain text calls no other tool
+            team = team.with_tools(tools_named(basic), rounds, roles=("critic",) if text else ("solver", "critic"))
+        equipped.append(team)
+    message = f"tools: {', '.join(names)}"
+    if text:
+        message += " (python: ```python/```output blocks run in the sandbox" + ("; the basic tools go to the Critic only)" if basic else ")")
+    say("status", {"message": message})
+    return equipped, (P.PYTHON_PROMPTS if text else P.ANSWER_PROMPTS)
+
+
 def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier, lean_checker: AnswerVerifier | None,
               say: ProgressCallback) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
     """The runtime contexts of the annotation and formal graphs, one per endpoint replica."""
-    if settings.tools:
-        from ..agents.tools import default_tools
-
-        tools = default_tools()
-        answer_teams = [t.with_tools(tools, settings.max_tool_rounds) for t in teams]
-    else:
-        answer_teams = teams
-    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, report=say) for t in answer_teams]
+    answer_teams, prompts = equip_tools(teams, settings, say)
+    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say)
+              for t in answer_teams]
     formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say) for t in teams]
               if lean_checker is not None else [])
     return answer, formal
@@ -208,8 +246,10 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
             teams_cm: Any = (open_teams(settings, run_dir, say) if team is None
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
             async with teams_cm as (teams, models):
-                record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
                 contexts = _contexts(teams, settings, verifier, lean_checker, say)
+                prompt_version = contexts[0][0].prompts.version
+                record_invocation(run_dir, manifest(questions, settings, models, verifier, prompt_version=prompt_version),
+                                  lambda m: say("warning", {"message": m}))
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
                 say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
                 await _annotate_pending(pending, run_dir, settings, store, contexts, labels, statuses, say)
@@ -281,7 +321,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                                             f"last: {final.get('stop_reason')}")
                 else:
                     transport_errors_in_a_row = 0
-                record = trace_record(final, verifier=labels[formal])
+                record = trace_record(final, verifier=labels[formal], prompt_version=None if formal else context.prompts.version)
                 await store.append(record)
                 await saver.adelete_thread(question["id"])
                 statuses[record["status"]] += 1
