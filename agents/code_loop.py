@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -50,6 +50,13 @@ class CodeExecution:
     max_executions: int = 4
     limits: SandboxLimits = CODE_LIMITS
     output_chars: int = 2000
+
+    @classmethod
+    def with_timeout(cls, max_executions: int, timeout_s: float) -> CodeExecution:
+        """Settings whose executions have ``timeout_s`` of wall clock and three quarters of it (at
+        least 1 s) of CPU time, the other limits as in :data:`CODE_LIMITS`."""
+        limits = replace(CODE_LIMITS, wall_s=float(timeout_s), cpu_s=max(1, int(timeout_s * 0.75)))
+        return cls(max_executions=max_executions, limits=limits)
 
     def __post_init__(self) -> None:
         if self.max_executions < 1:
@@ -173,7 +180,8 @@ async def generate_with_code(call: CallFn, llm: Any, messages: list[BaseMessage]
     turn = CodeTurn(response=None, text="")
     max_tokens = getattr(llm, "max_tokens", None)
     executions = 0
-    for _ in range(settings.max_executions + 2):
+    rounds = settings.max_executions + 2  # each execution, one request past the limit (answered with a note), the answer
+    for round_no in range(rounds):
         kwargs: dict[str, Any] = {"stop": list(STOP_SEQUENCES)}
         if isinstance(max_tokens, int):
             kwargs["max_tokens"] = max_tokens - turn.output_tokens
@@ -194,7 +202,7 @@ async def generate_with_code(call: CallFn, llm: Any, messages: list[BaseMessage]
         turn.text += new
         finish = (getattr(response, "response_metadata", None) or {}).get("finish_reason")
         code = _wants_output(new, fenced, finish)
-        if code is None:
+        if code is None or round_no == rounds - 1:
             break
         if executions >= settings.max_executions:
             shown, error, execution = (f"not run: the limit of {settings.max_executions} executions per answer is reached; "

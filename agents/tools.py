@@ -22,14 +22,14 @@ import json
 import threading
 from typing import Any
 
-from langchain_core.tools import BaseTool, tool
+from langchain_core.tools import BaseTool, StructuredTool, tool
 
 from ..verifiers import calc
 from ..verifiers.sandbox import SandboxedRunner
 from .code_loop import CodeExecution, execute_code
 
-__all__ = ["BASIC_TOOLS", "TOOL_MEMORY_MB", "TOOL_NAMES", "TOOL_TIMEOUT_S", "answer_format_check", "calculator", "default_tools",
-           "parse_tool_names", "python", "set_runner", "tools_named", "unit_converter"]
+__all__ = ["BASIC_TOOLS", "PYTHON_DESCRIPTION", "TOOL_MEMORY_MB", "TOOL_NAMES", "TOOL_TIMEOUT_S", "answer_format_check", "calculator", "default_tools",
+           "parse_tool_names", "python", "python_tool", "set_runner", "tools_named", "unit_converter"]
 
 TOOL_TIMEOUT_S = 10.0
 TOOL_MEMORY_MB = 1024
@@ -96,16 +96,29 @@ async def answer_format_check(answer: str, unit: str = "") -> str:
     return await _run(calc.check_answer_format, answer, unit or None)
 
 
-@tool(response_format="content_and_artifact")
-async def python(code: str) -> tuple[str, dict[str, Any]]:
-    """Run a Python 3 program and return what it prints (stdout; the error's last lines if it fails).
+PYTHON_DESCRIPTION = (
+    "Run a Python 3 program and return what it prints (stdout; the error's last lines if it fails). "
+    "Use it for arithmetic, unit conversions and solving equations: sympy, numpy, scipy and pint are "
+    "installed. Print every value you need, e.g. print(10.0 * 0.08206 * 300.15 / 4.860). Each call is a "
+    "fresh program (nothing is kept between calls), with no files and no network."
+)
 
-    Use it for arithmetic, unit conversions and solving equations: sympy, numpy, scipy and pint are
-    installed. Print every value you need, e.g. print(10.0 * 0.08206 * 300.15 / 4.860). Each call is a
-    fresh program (nothing is kept between calls), with no files, no network and a 20 s limit.
-    """
-    shown, error, execution = await execute_code(code, CodeExecution())
-    return shown, {"error": error, "execution": execution}
+
+def python_tool(settings: CodeExecution | None = None) -> BaseTool:
+    """The ``python`` tool: runs ``code`` in a fresh sandbox with ``settings.limits``; the model gets
+    :func:`~scireflect.agents.code_loop.feedback`, the artifact is ``{"error", "execution"}``."""
+    settings = settings or CodeExecution()
+
+    async def run(code: str) -> tuple[str, dict[str, Any]]:
+        shown, error, execution = await execute_code(code, settings)
+        return shown, {"error": error, "execution": execution}
+
+    return StructuredTool.from_function(coroutine=run, name="python", description=PYTHON_DESCRIPTION,
+                                        response_format="content_and_artifact")
+
+
+python = python_tool()
+"""The ``python`` tool with the default limits (:data:`~scireflect.agents.code_loop.CODE_LIMITS`)."""
 
 
 BASIC_TOOLS = ("calculator", "unit_converter", "answer_format_check")
@@ -143,9 +156,10 @@ def parse_tool_names(spec: str | bool | list[str] | tuple[str, ...] | None) -> t
     return tuple(n for n in TOOL_NAMES if n in names)
 
 
-def tools_named(names: tuple[str, ...] | list[str]) -> list[BaseTool]:
-    """The LangChain tools of ``names`` (see :data:`TOOL_NAMES`), in that order."""
-    return [_TOOLS[n] for n in names]
+def tools_named(names: tuple[str, ...] | list[str], code: CodeExecution | None = None) -> list[BaseTool]:
+    """The LangChain tools of ``names`` (see :data:`TOOL_NAMES`), in that order; ``python`` runs with
+    the limits of ``code`` when given."""
+    return [python_tool(code) if n == "python" and code is not None else _TOOLS[n] for n in names]
 
 
 def default_tools() -> list[BaseTool]:

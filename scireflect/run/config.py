@@ -22,6 +22,10 @@ A TOML file may give each role its own endpoint and model::
     tokens = 24000
     seconds = 900
 
+    [run]
+    tools = ["python"]        # or "python,calculator", "basic", "all"; the Solver and Reviser run Python in a sandbox
+    python_timeout_s = 20     # per execution of model code
+
     [verifier]
     tolerance = "sig_figs"    # or "default", "scibench" (5% relative, as SciBench grades)
     rel_tol = 1e-4            # a fixed relative tolerance of numeric answers instead
@@ -135,6 +139,8 @@ class RunSettings:
     calling) or ``auto`` (``text`` on the embedded model, else ``calls``)."""
     max_tool_rounds: int = 4
     """Tool rounds per model call; with ``tool_format = "text"``, code executions per call."""
+    python_timeout_s: float = 20.0
+    """Wall-clock seconds of one execution of model code in the sandbox (CPU time: three quarters of it)."""
     prompt_variant: str | None = None
     max_question_bytes: int = 1_000_000
     embedded_model: str | None = None
@@ -155,7 +161,7 @@ _LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperatu
 _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
                   "by_subject": "table", "ensemble": "bool"}
 _RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str",
-             "tool_format": "str", "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1"}
+             "tool_format": "str", "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "python_timeout_s": "num>0"}
 TOOL_FORMATS = ("auto", "text", "calls")
 
 
@@ -352,6 +358,7 @@ def load_settings(
         tools=tool_names,
         tool_format=tool_format,
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
+        python_timeout_s=float(run_table.get("python_timeout_s", RunSettings.python_timeout_s)),
         max_question_bytes=int(run_table.get("max_question_bytes", RunSettings.max_question_bytes)),
         lean=lean_settings,
     )

@@ -115,12 +115,13 @@ def equip_tools(teams: list[AgentTeam], settings: RunSettings, say: ProgressCall
     text = "python" in names and (settings.tool_format == "text" or
                                   (settings.tool_format == "auto" and settings.roles["solver"].embedded))
     rounds = settings.max_tool_rounds
+    code = CodeExecution.with_timeout(rounds, settings.python_timeout_s)
     equipped = []
     for team in teams:
         if text:
-            team = team.with_code_execution(CodeExecution(max_executions=rounds))
+            team = team.with_code_execution(code)
         elif "python" in names:
-            team = team.with_tools(tools_named(["python"]), rounds, roles=("solver", "reviser"))
+            team = team.with_tools(tools_named(["python"], code), rounds, roles=("solver", "reviser"))
         if basic:  # a Solver that writes Python in plain text calls no other tool
             team = team.with_tools(tools_named(basic), rounds, roles=("critic",) if text else ("solver", "critic"))
         equipped.append(team)
