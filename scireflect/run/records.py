@@ -168,4 +168,26 @@ def tool_call_parts(call: Any) -> tuple[str, str, str]:
     return str(name), args_text, out_text
 
 
-__all__ = ["SftPair", "TraceRecord", "accepted_step", "last_verdict", "prompts_for", "sft_pair", "tool_call_parts", "trace_record"]
+def execution_status(call: Any) -> tuple[str, str] | None:
+    """``(status line, stderr)`` of a tool call that ran code in the sandbox (it has ``execution``), else ``None``.
+
+    The line reads ``exit 0 · 0.41 s (cpu 0.20 s)``, ``exit 1: ZeroDivisionError: ...``, ``killed:
+    wall-clock limit of 20 s · 20.0 s`` or ``not run: ...``.
+    """
+    if not isinstance(call, Mapping) or "execution" not in call:
+        return None
+    ex = call.get("execution")
+    if not isinstance(ex, Mapping):
+        return f"not run: {call.get('error') or 'no execution'}", ""
+    if ex.get("killed_reason"):
+        head = f"killed: {ex['killed_reason']}"
+    elif ex.get("exit_status") is not None:
+        head = f"exit {ex['exit_status']}" + (f": {call['error']}" if ex["exit_status"] != 0 and call.get("error") else "")
+    else:
+        head = f"signal {ex.get('signal')}"
+    cpu = f" (cpu {float(ex['cpu_s']):.2f} s)" if isinstance(ex.get("cpu_s"), (int, float)) else ""
+    return f"{head} · {float(ex.get('duration_s') or 0):.2f} s{cpu}", str(ex.get("stderr") or "")
+
+
+__all__ = ["SftPair", "TraceRecord", "accepted_step", "execution_status", "last_verdict", "prompts_for", "sft_pair",
+           "tool_call_parts", "trace_record"]
