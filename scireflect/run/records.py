@@ -66,8 +66,9 @@ class SftPair(TypedDict):
     """The problem as the Solver saw it (no critique, no reference answer), whatever the stage."""
     response: str
     """The accepted attempt's text."""
-    messages: list[dict[str, str]]
-    """``[{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]``."""
+    messages: list[dict[str, Any]]
+    """``[{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]``, with the
+    tool turns between them when the attempt called tools (:func:`attempt_messages`)."""
     reference_answer: str | None
     extracted_answer: str | None
     """The final answer the verifier extracted from the response."""
@@ -141,13 +142,40 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
         "stage": step["stage"],
         "prompt": prompt,
         "response": step["response"],
-        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": step["response"]}],
+        "messages": attempt_messages(prompt, step),
         "reference_answer": question.get("answer"),
         "extracted_answer": step.get("parsed_answer"),
         "model": step.get("model"),
         "prompt_version": record.get("prompt_version"),
         "source": question.get("source"),
     }
+
+
+def attempt_messages(prompt: str, step: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One solution attempt as the chat a model is trained on: the problem, then the assistant's turns.
+
+    Without tool calls, and with Python in plain text, ``[user, assistant]``: the ```output blocks stay
+    inside the assistant message, where the sandbox wrote them (``scireflect train`` masks them from
+    the loss, :mod:`scireflect.agents.code_blocks`). With tool calling, each round is an assistant
+    message with its text and ``tool_calls`` (OpenAI form: ``{"id", "type": "function", "function":
+    {"name", "arguments": JSON text}}``) followed by one ``{"role": "tool", "tool_call_id", "name",
+    "content"}`` message per call (its result, or its error), and the final response closes the chat.
+    """
+    messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    rounds: dict[int, list[Mapping[str, Any]]] = {}
+    for call in step.get("tool_calls") or []:
+        if isinstance(call, Mapping) and call.get("format") != "text":
+            rounds.setdefault(int(call.get("round") or 1), []).append(call)
+    for number, calls in sorted(rounds.items()):
+        ids = [str(c.get("id") or f"call-{number}-{i}") for i, c in enumerate(calls)]
+        messages.append({"role": "assistant", "content": str(calls[0].get("text") or ""), "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": str(c.get("name")), "arguments": json.dumps(c.get("args") or {}, ensure_ascii=False)}}
+            for cid, c in zip(ids, calls, strict=True)]})
+        messages += [{"role": "tool", "tool_call_id": cid, "name": str(c.get("name")),
+                      "content": str(c["result"] if c.get("result") is not None else c.get("error") or "")}
+                     for cid, c in zip(ids, calls, strict=True)]
+    messages.append({"role": "assistant", "content": step["response"]})
+    return messages
 
 
 def tool_call_parts(call: Any) -> tuple[str, str, str]:
@@ -189,5 +217,5 @@ def execution_status(call: Any) -> tuple[str, str] | None:
     return f"{head} · {float(ex.get('duration_s') or 0):.2f} s{cpu}", str(ex.get("stderr") or "")
 
 
-__all__ = ["SftPair", "TraceRecord", "accepted_step", "execution_status", "last_verdict", "prompts_for", "sft_pair",
+__all__ = ["SftPair", "TraceRecord", "accepted_step", "attempt_messages", "execution_status", "last_verdict", "prompts_for", "sft_pair",
            "tool_call_parts", "trace_record"]
