@@ -172,8 +172,7 @@ def attempt_messages(prompt: str, step: Mapping[str, Any]) -> list[dict[str, Any
             {"id": cid, "type": "function", "function": {"name": str(c.get("name")), "arguments": json.dumps(c.get("args") or {}, ensure_ascii=False)}}
             for cid, c in zip(ids, calls, strict=True)]})
         messages += [{"role": "tool", "tool_call_id": cid, "name": str(c.get("name")),
-                      "content": str(c["result"] if c.get("result") is not None else c.get("error") or "")}
-                     for cid, c in zip(ids, calls, strict=True)]
+                      "content": tool_call_parts(c)[2] or str(c.get("error") or "")} for cid, c in zip(ids, calls, strict=True)]
     messages.append({"role": "assistant", "content": step["response"]})
     return messages
 
