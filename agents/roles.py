@@ -188,12 +188,18 @@ class Agent:
         the calls) for at most ``max_tool_rounds`` rounds; a model still calling tools after that
         gets one last call without tools and must answer.
         """
-        return Agent(self.role, self.llm, self.model_name, self.retry, tools=[*self.tools, *tools], max_tool_rounds=max_tool_rounds)
+        return Agent(self.role, self.llm, self.model_name, self.retry, tools=[*self.tools, *tools], max_tool_rounds=max_tool_rounds,
+                     code_execution=self.code_execution)
 
     def with_code_execution(self, settings: CodeExecution) -> Agent:
         """A copy of this agent that runs the ```python blocks it writes in the sandbox and reads their
-        output before it goes on (:func:`scireflect.agents.code_loop.generate_with_code`)."""
-        return Agent(self.role, self.llm, self.model_name, self.retry, code_execution=settings)
+        output before it goes on (:func:`scireflect.agents.code_loop.generate_with_code`).
+
+        Raises:
+            ValueError: the agent calls tools (one call cannot mix the two forms).
+        """
+        return Agent(self.role, self.llm, self.model_name, self.retry, tools=self.tools, max_tool_rounds=self.max_tool_rounds,
+                     code_execution=settings)
 
     async def _call_with_retries(self, messages: list[BaseMessage], llm: Any, progress: CallProgress) -> tuple[Any, float, list[dict[str, Any]]]:
         """One model call, streamed, with tenacity retries of transient faults; each failed try is recorded.

@@ -11,8 +11,8 @@ rows keep their units), drawn with ``random.Random(SEED)`` and committed as
     scireflect annotate q.jsonl -o runs/python --budget attempts=1 --tools python
     python benchmarks/bench_python_tool.py compare runs/plain runs/python
 
-``compare`` prints, per run: questions, accepted at chain of thought, accepted by source, mean and
-median tokens and seconds per question, code executions (and how many failed or were killed), and
+``compare`` prints, per run: questions, accepted at chain of thought, accepted by source, mean
+completion tokens, mean and median tokens (prompt + completion, every round) and seconds per question, code executions (and how many failed or were killed), and
 questions whose answer only one of the runs got right.
 """
 
@@ -73,10 +73,12 @@ def _stats(records: dict[str, dict]) -> dict:
     calls = [c for s in steps for c in s.get("tool_calls") or [] if c.get("name") == "python"]
     cot = {r["id"] for r in recs if r["status"] == "accepted" and r.get("accepted_stage") == "cot"}
     tokens = [r["tokens"] for r in recs]
+    completion = [sum(int(s.get("output_tokens") or 0) for s in r["steps"]) for r in recs]
     seconds = [r["seconds"] for r in recs]
     return {
         "questions": len(recs), "accepted_cot": len(cot), "cot_ids": cot,
         "by_source": {src: sum(1 for i in cot if i.startswith(src)) for src in SOURCES},
+        "completion_mean": statistics.mean(completion) if completion else 0,
         "tokens_mean": statistics.mean(tokens) if tokens else 0, "tokens_median": statistics.median(tokens) if tokens else 0,
         "seconds_mean": statistics.mean(seconds) if seconds else 0, "seconds_median": statistics.median(seconds) if seconds else 0,
         "questions_with_code": sum(1 for r in recs if any(s.get("tool_calls") for s in r["steps"])),
@@ -92,7 +94,7 @@ def compare(runs: list[Path]) -> None:
     stats = {str(run): _stats(_records(run)) for run in runs}
     rows = [("questions", "questions"), ("accepted at CoT", "accepted_cot")]
     rows += [(f"  of {src}", f"by_source.{src}") for src in SOURCES]
-    rows += [("tokens / question (mean)", "tokens_mean"), ("tokens / question (median)", "tokens_median"),
+    rows += [("completion tokens / question (mean)", "completion_mean"), ("tokens / question (mean, prompt + completion)", "tokens_mean"), ("tokens / question (median)", "tokens_median"),
              ("seconds / question (mean)", "seconds_mean"), ("seconds / question (median)", "seconds_median"),
              ("questions that ran code", "questions_with_code"), ("code executions", "executions"),
              ("  failed (exception or killed)", "failed"), ("  killed by a limit", "killed"),

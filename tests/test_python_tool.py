@@ -202,6 +202,18 @@ async def test_python_as_a_langchain_tool_records_the_execution() -> None:
     assert isinstance(models["solver"].calls[-1][-1], ToolMessage) and models["solver"].bound_tools == ["python"]
 
 
+def test_one_agent_cannot_mix_tool_calling_and_plain_text_code() -> None:
+    from scireflect.agents.tools import calculator
+
+    team, _ = _team([])
+    with pytest.raises(ValueError, match="solver: tool calling and plain-text code execution cannot be combined"):
+        team.with_code_execution(CodeExecution()).with_tools([calculator], roles=("solver",))
+    with pytest.raises(ValueError, match="critic: tool calling and plain-text code execution"):
+        team.with_tools([calculator]).with_code_execution(CodeExecution(), roles=("critic",))
+    mixed = team.with_code_execution(CodeExecution()).with_tools([calculator], roles=("critic",))
+    assert mixed.solver.code_execution and not mixed.solver.tools and mixed.critic.tools == [calculator]
+
+
 # ------------------------------------------------------------------------------------------ settings
 
 
