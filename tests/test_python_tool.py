@@ -100,6 +100,19 @@ def test_feedback_shows_output_errors_and_kills() -> None:
     assert len(shown) < 1100 and "characters left out" in shown
 
 
+@requires_sandbox
+async def test_the_scientific_stack_imports_inside_the_sandbox() -> None:
+    """numpy, scipy, sympy and pint are declared dependencies, so a fresh install has them in the sandbox."""
+    from scireflect.agents.code_loop import execute_code
+
+    code = ("import numpy as np, scipy.optimize as so, sympy as sp, pint\n"
+            "u = pint.UnitRegistry()\n"
+            "print(round(so.brentq(lambda x: x**2 - 2, 0, 2), 6), sp.factorint(360), np.arange(3).sum(),"
+            " (3 * u.km / u.hour).to(u.m / u.s).magnitude.__round__(4))")
+    shown, error, execution = await execute_code(code, CodeExecution())
+    assert error is None and shown == "1.414214 {2: 3, 3: 2, 5: 1} 3 0.8333", (shown, execution)
+
+
 # ------------------------------------------------------------------------------------------ the loop
 
 
