@@ -137,8 +137,11 @@ async def test_stop_run_continue_and_the_verifier_reads_the_model_only() -> None
     assert [o["stop"] for o in models["solver"].options] == [["```output"], ["```output"]]
     assert "180.0" not in step["response"]  # the invented output never reached the trace
     assert step["output_tokens"] == len(ASK.split("```output")[0].split()) + len("So p = 50.7 atm.\n\\boxed{50.7}".split())
-    # the system prompt taught the format, and the trace says which prompt set it was
-    assert "```output" in models["solver"].calls[0][0].content
+    # the system prompt and a worked example (a previous turn) taught the format
+    system, example_q, example_a, problem = models["solver"].calls[0]
+    assert "```output" in system.content and isinstance(example_a, AIMessage) and "```output\n121.5\n```" in example_a.content
+    assert problem.content.startswith(QUESTION["question"]) and "integrate natural language reasoning with programs" in problem.content
+    assert [m["role"] for m in step["messages"]] == ["system", "user", "assistant", "user"]
 
 
 @requires_sandbox
