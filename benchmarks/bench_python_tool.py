@@ -9,7 +9,7 @@ rows keep their units), drawn with ``random.Random(SEED)`` and committed as
     python benchmarks/bench_python_tool.py questions -o q.jsonl   # the 30 rows, in id order
     scireflect annotate q.jsonl -o runs/plain --budget attempts=1
     scireflect annotate q.jsonl -o runs/python --budget attempts=1 --tools python
-    python benchmarks/bench_python_tool.py compare runs/plain runs/python
+    python benchmarks/bench_python_tool.py compare runs/plain runs/python [--paired]
 
 ``compare`` prints, per run: questions, accepted at chain of thought, accepted by source, mean
 completion tokens, mean and median tokens (prompt + completion, every round) and seconds per question, code executions (and how many failed or were killed), and
@@ -62,9 +62,13 @@ def questions(data: Path, ids: list[str]) -> list[dict]:
     return [by_id[i] for i in ids]
 
 
-def _records(run: Path) -> dict[str, dict]:
-    with open(run / "traces.jsonl", encoding="utf-8") as f:
-        return {r["id"]: r for r in map(json.loads, filter(str.strip, f))}
+def _records(spec: str) -> dict[str, dict]:
+    """The trace records of ``DIR`` or ``DIR+DIR...`` (one configuration run in several pieces), by id."""
+    records: dict[str, dict] = {}
+    for run in spec.split("+"):
+        with open(Path(run) / "traces.jsonl", encoding="utf-8") as f:
+            records.update({r["id"]: r for r in map(json.loads, filter(str.strip, f))})
+    return records
 
 
 def _stats(records: dict[str, dict]) -> dict:
@@ -89,9 +93,13 @@ def _stats(records: dict[str, dict]) -> dict:
     }
 
 
-def compare(runs: list[Path]) -> None:
-    """Print the runs side by side (markdown)."""
-    stats = {str(run): _stats(_records(run)) for run in runs}
+def compare(runs: list[str], paired: bool = False) -> None:
+    """Print the runs side by side (markdown); ``paired``: only the questions every run finished."""
+    records = {run: _records(run) for run in runs}
+    if paired:
+        common = set.intersection(*(set(r) for r in records.values()))
+        records = {run: {i: r for i, r in recs.items() if i in common} for run, recs in records.items()}
+    stats = {run: _stats(recs) for run, recs in records.items()}
     rows = [("questions", "questions"), ("accepted at CoT", "accepted_cot")]
     rows += [(f"  of {src}", f"by_source.{src}") for src in SOURCES]
     rows += [("completion tokens / question (mean)", "completion_mean"), ("tokens / question (mean, prompt + completion)", "tokens_mean"), ("tokens / question (median)", "tokens_median"),
@@ -120,8 +128,9 @@ def main() -> None:
     sub.add_parser("select", help=f"draw the ids (seed {SEED}) into {IDS}")
     q = sub.add_parser("questions", help="write the rows of the committed ids")
     q.add_argument("-o", "--out", type=Path, required=True)
-    c = sub.add_parser("compare", help="runs side by side")
-    c.add_argument("runs", type=Path, nargs="+")
+    c = sub.add_parser("compare", help="runs side by side (a run may be DIR+DIR: one configuration in pieces)")
+    c.add_argument("runs", nargs="+")
+    c.add_argument("--paired", action="store_true", help="only the questions that every run finished")
     args = parser.parse_args()
     if args.command == "select":
         IDS.write_text("\n".join(select(args.data)) + "\n")
@@ -132,7 +141,7 @@ def main() -> None:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in questions(args.data, ids))
         print(f"wrote {len(ids)} questions to {args.out}")
     else:
-        compare(args.runs)
+        compare(args.runs, paired=args.paired)
 
 
 if __name__ == "__main__":
