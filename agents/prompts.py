@@ -22,6 +22,10 @@ bump it whenever a prompt text changes so that data made with different prompts 
 Questions with figures (SciTune, arXiv 2307.01139) use :class:`FigurePrompts`: the same texts, with
 the figures attached to every role's human message as ``image_url`` parts, or their caption, OCR
 text and mentions added to the problem (:data:`FIGURE_MODES`); ``FIGURE_PROMPT_VERSION`` marks them.
+
+:data:`PYTHON_PROMPTS` is the prompt set of runs whose Solver and Reviser run Python in plain text
+(``--tools python`` on a model that writes Qwen's ```python / ```output format): the same prompts
+plus a block that teaches the format; its version is ``PROMPT_VERSION + "+python.N"``.
 """
 
 from __future__ import annotations
@@ -73,15 +77,20 @@ _SUBJECT_ADVICE = {
     ),
 }
 
-_FORMAT_RULES = (
+_STEP_RULES = (
     "Reason step by step: number the steps; in each step state what you compute and why, write the "
     "formula, substitute the values with their units, and give the intermediate result. Do not "
     "round intermediate results; round only the final answer, to the precision of the data. "
+)
+
+_ANSWER_FORM = (
     "End with one line holding exactly one final answer in the form \\boxed{{ANSWER}}. Inside the box "
     "put only the final value: for a multiple-choice question only the letter of the correct "
     "option; when the problem gives the unit of the answer, only the number expressed in that "
     "unit, without the unit."
 )
+
+_FORMAT_RULES = _STEP_RULES + _ANSWER_FORM
 
 SOLVER_SYSTEM = (
     "You are an expert {subject_name} teacher who writes careful, correct worked solutions.\n"
@@ -256,6 +265,78 @@ class AnswerPrompts:
 
 ANSWER_PROMPTS = AnswerPrompts()
 
+PYTHON_PROMPT_VERSION = f"{PROMPT_VERSION}+python.3"
+
+# Qwen2.5-Math's tool-integrated reasoning format (ToRA, arXiv 2309.17452): the model writes the code
+# and the output fence; generation stops there and the sandbox's real output is inserted. Told only in
+# words (python.1: the plain prompts plus a paragraph; python.2: step rules without hand arithmetic),
+# the 1.5B coder model still did its arithmetic by hand; so, as PAL does (Gao et al. 2022), one worked
+# example shows the format as a previous turn of the conversation.
+_PYTHON_RULES = (
+    "Solve the problem step by step. Reason in words, and do every calculation (arithmetic, unit "
+    "conversions, solving equations) in Python, never by hand: write a short ```python block that "
+    "prints the values you need (sympy, numpy, scipy and pint are installed), then write ```output "
+    "on the next line and stop. The real output of the code is then inserted after that line and "
+    "you continue from it, using the printed values. Never write an output yourself. If the code "
+    "fails, fix it and run it again. Round only the final answer, to the precision of the data. "
+)
+
+SOLVER_PYTHON_SYSTEM = (
+    "You are an expert {subject_name} teacher who writes careful, correct worked solutions and computes with Python.\n"
+    "{advice}\n" + _PYTHON_RULES + _ANSWER_FORM
+)
+
+REVISER_PYTHON_SYSTEM = SOLVER_PYTHON_SYSTEM + (
+    "\nYou are revising a solution that was found to be wrong. Write a complete corrected solution "
+    "from the first step, not only the fix."
+)
+
+PYTHON_EXAMPLE_USER = (
+    "A car starts from rest and accelerates uniformly to 27.0 m/s in 9.00 s. How far does it travel in that time?\n\n"
+    "Express the final answer as a number in the unit m; put only the number in \\boxed{{}}."
+)
+
+PYTHON_EXAMPLE_ASSISTANT = (
+    "1. With uniform acceleration from rest, the distance is the average speed times the time: "
+    "d = (0 + v) / 2 * t.\n"
+    "```python\nv = 27.0  # m/s\nt = 9.00  # s\nd = (0 + v) / 2 * t  # m\nprint(d)\n```\n"
+    "```output\n121.5\n```\n"
+    "2. The car travels 121.5 m, which is 122 m to the three significant figures of the data.\n\n"
+    "\\boxed{{122}}"
+)
+
+# Appended to the problem (Qwen2.5-Math's own tool-integrated reasoning instruction); the problem text
+# of the SFT pair (PromptSet.problem) is unchanged.
+_PYTHON_ASK = "\n\nPlease integrate natural language reasoning with programs to solve the problem above, and put your final answer within \\boxed{{}}."
+
+_EXAMPLE = [("human", PYTHON_EXAMPLE_USER + _PYTHON_ASK), ("ai", PYTHON_EXAMPLE_ASSISTANT)]
+
+SOLVER_PYTHON_PROMPT = ChatPromptTemplate.from_messages([("system", SOLVER_PYTHON_SYSTEM), *_EXAMPLE,
+                                                         ("human", SOLVER_USER + _PYTHON_ASK)])
+REVISER_PYTHON_PROMPT = ChatPromptTemplate.from_messages([("system", REVISER_PYTHON_SYSTEM), *_EXAMPLE, ("human", REVISER_USER)])
+ANSWER_GUIDED_PYTHON_PROMPT = ChatPromptTemplate.from_messages([("system", REVISER_PYTHON_SYSTEM), *_EXAMPLE,
+                                                                ("human", ANSWER_GUIDED_USER)])
+
+
+class PythonToolPrompts(AnswerPrompts):
+    """:class:`AnswerPrompts` whose Solver and Reviser are taught the plain-text Python format
+    (:mod:`scireflect.agents.code_blocks`); the Critic's prompt and the problem text are unchanged."""
+
+    version = PYTHON_PROMPT_VERSION
+
+    def solve(self, question: Mapping[str, Any], variant: str) -> Prompt:
+        return SOLVER_PYTHON_PROMPT, super().solve(question, variant)[1]
+
+    def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+               critique: Mapping[str, Any]) -> Prompt:
+        return REVISER_PYTHON_PROMPT, super().revise(question, variant, attempt, critique)[1]
+
+    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+        return ANSWER_GUIDED_PYTHON_PROMPT, super().answer_guided(question, variant, attempt)[1]
+
+
+PYTHON_PROMPTS = PythonToolPrompts()
+
 
 # -- figures (SciTune, Horawalavithana et al. 2023, arXiv 2307.01139) -----------------------------
 
@@ -335,6 +416,7 @@ class FigurePrompts:
         if mode not in FIGURE_MODES:
             raise ValueError(f"unknown figure mode '{mode}'; choose one of {', '.join(FIGURE_MODES)}")
         self.base, self.store, self.mode = base, store, mode
+        self.version = f"{base.version}+figures.1"
 
     def problem(self, question: Mapping[str, Any]) -> str:
         return self.base.problem(question)

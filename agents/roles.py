@@ -20,6 +20,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .figures import content_text, recorded_content
+from .code_loop import CodeExecution, generate_with_code
 from .names import ROLES
 from .openai_chat import OpenAIStreamingChat
 from .retry import BadResponseBody, EmptyCompletion, ModelCallError, RetryPolicy, describe_error, failure_kind, is_transient
@@ -68,7 +69,11 @@ class CallProgress:
             the endpoint reports usage).
         discarded_tokens: completion tokens of earlier tries that failed part-way.
         on_update: ``on_update(kind, data)`` for live display: ``tokens`` (``{"tokens", "seconds"}``,
-            at most every ``interval_s``) and ``retry`` (a failed try: ``kind``, ``error``, ``wait_s``, ``try``).
+            at most every ``interval_s``), ``retry`` (a failed try: ``kind``, ``error``, ``wait_s``, ``try``)
+            and ``tool`` (a code block ran: ``name``, ``round``, ``error``, ``seconds``).
+        prefix / prefix_tokens / tool_calls: a call made of several rounds (code execution,
+            :mod:`scireflect.agents.code_loop`): the message and completion tokens of the rounds
+            before the one in progress, and the executions so far.
     """
 
     started: float = field(default_factory=time.perf_counter)
@@ -77,13 +82,16 @@ class CallProgress:
     discarded_tokens: int = 0
     on_update: Callable[[str, dict[str, Any]], None] | None = None
     interval_s: float = 0.5
+    prefix: str = ""
+    prefix_tokens: int = 0
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     _last_update: float = 0.0
     _open: bool = False
 
     @property
     def text(self) -> str:
-        """The text streamed by the try in progress (or by the last try)."""
-        return "".join(self.parts)
+        """The text of the call so far: earlier rounds' (``prefix``) and the try in progress (or the last try)."""
+        return self.prefix + "".join(self.parts)
 
     def start_try(self) -> None:
         """A try starts; what an unfinished earlier try streamed is discarded (and counted as such)."""
@@ -168,10 +176,12 @@ class Agent:
     """
 
     def __init__(self, role: str, llm: BaseChatModel, model_name: str, retry: RetryPolicy | None = None,
-                 tools: list[Any] | None = None, max_tool_rounds: int = 4,
+                 tools: list[Any] | None = None, max_tool_rounds: int = 4, code_execution: CodeExecution | None = None,
                  llm_for_affinity: Callable[[BaseChatModel, str], AbstractContextManager[BaseChatModel]] | None = None):
         if role not in ROLES:
             raise ValueError(f"unknown role '{role}'; expected one of {ROLES}")
+        if tools and code_execution is not None:
+            raise ValueError(f"{role}: tool calling and plain-text code execution cannot be combined in one agent")
         self.role = role
         self.llm = llm
         self.model_name = model_name
@@ -179,16 +189,27 @@ class Agent:
         self.tools = list(tools or [])
         self.max_tool_rounds = int(max_tool_rounds)
         self.llm_for_affinity = llm_for_affinity
+        self.code_execution = code_execution
 
     def with_tools(self, tools: list[Any], max_tool_rounds: int = 4) -> Agent:
-        """A copy of this agent whose model is bound to ``tools`` (``llm.bind_tools``).
+        """A copy of this agent whose model is bound to its tools and ``tools`` (``llm.bind_tools``).
 
         Each :meth:`ainvoke` then runs "model -> tools -> model" (a LangGraph ``ToolNode`` executes
         the calls) for at most ``max_tool_rounds`` rounds; a model still calling tools after that
         gets one last call without tools and must answer.
         """
-        return Agent(self.role, self.llm, self.model_name, self.retry, tools=tools, max_tool_rounds=max_tool_rounds,
-                     llm_for_affinity=self.llm_for_affinity)
+        return Agent(self.role, self.llm, self.model_name, self.retry, tools=[*self.tools, *tools], max_tool_rounds=max_tool_rounds,
+                     code_execution=self.code_execution, llm_for_affinity=self.llm_for_affinity)
+
+    def with_code_execution(self, settings: CodeExecution) -> Agent:
+        """A copy of this agent that runs the ```python blocks it writes in the sandbox and reads their
+        output before it goes on (:func:`scireflect.agents.code_loop.generate_with_code`).
+
+        Raises:
+            ValueError: the agent calls tools (one call cannot mix the two forms).
+        """
+        return Agent(self.role, self.llm, self.model_name, self.retry, tools=self.tools, max_tool_rounds=self.max_tool_rounds,
+                     code_execution=settings, llm_for_affinity=self.llm_for_affinity)
 
     async def _call_with_retries(self, messages: list[BaseMessage], llm: Any, progress: CallProgress) -> tuple[Any, float, list[dict[str, Any]]]:
         """One model call, streamed, with tenacity retries of transient faults; each failed try is recorded.
@@ -259,22 +280,28 @@ class Agent:
         """
         if affinity is not None and self.llm_for_affinity is not None:
             with self.llm_for_affinity(self.llm, affinity) as llm:
-                agent = Agent(self.role, llm, self.model_name, self.retry, tools=self.tools, max_tool_rounds=self.max_tool_rounds)
+                agent = Agent(self.role, llm, self.model_name, self.retry, tools=self.tools, max_tool_rounds=self.max_tool_rounds,
+                              code_execution=self.code_execution)
                 return await agent.ainvoke(prompt, variables, progress)
         messages = prompt.format_messages(**variables)
         sent = _as_dicts(messages, getattr(prompt, "image_refs", None))
         progress = progress if progress is not None else CallProgress()
-        if self.tools:
-            response, latency, failures, tool_calls, in_tok, out_tok = await self._tool_loop(list(messages), progress)
+        if self.code_execution is not None:
+            turn = await generate_with_code(self._call_with_retries, self.llm, list(messages), progress, self.code_execution)
+            response, latency, failures, tool_calls, text = turn.response, turn.latency_s, turn.failures, turn.tool_calls, turn.text
+            input_tokens, output_tokens, estimated = turn.input_tokens, turn.output_tokens, turn.tokens_estimated
         else:
-            response, latency, failures = await self._call_with_retries(messages, self.llm, progress)
-            tool_calls, in_tok, out_tok = [], 0, 0
-        text = _text(response)
-        usage = getattr(response, "usage_metadata", None) or {}
+            if self.tools:
+                response, latency, failures, tool_calls, in_tok, out_tok = await self._tool_loop(list(messages), progress)
+            else:
+                response, latency, failures = await self._call_with_retries(messages, self.llm, progress)
+                tool_calls, in_tok, out_tok = [], 0, 0
+            text = _text(response)
+            usage = getattr(response, "usage_metadata", None) or {}
+            estimated = not usage
+            input_tokens = in_tok + (int(usage.get("input_tokens", 0)) if usage else sum(len(content_text(m["content"])) for m in sent) // 4)
+            output_tokens = out_tok + (int(usage.get("output_tokens", 0)) if usage else max(progress.tokens, len(text) // 4))
         meta = getattr(response, "response_metadata", None) or {}
-        estimated = not usage
-        input_tokens = in_tok + (int(usage.get("input_tokens", 0)) if usage else sum(len(content_text(m["content"])) for m in sent) // 4)
-        output_tokens = out_tok + (int(usage.get("output_tokens", 0)) if usage else max(progress.tokens, len(text) // 4))
         model = meta.get("model_name") or self.model_name
         if not isinstance(model, str) or model in ("", "0"):
             model = self.model_name
@@ -327,10 +354,16 @@ class Agent:
             for call in calls:
                 msg = by_id.get(call.get("id"))
                 content = str(msg.content) if msg is not None else ""
+                artifact = getattr(msg, "artifact", None)
+                if isinstance(artifact, dict) and "execution" in artifact:  # the python tool: shown output + its run
+                    records.append({"round": round_no + 1, "id": call.get("id"), "name": call.get("name"), "format": "calls",
+                                    "args": dict(call.get("args") or {}), "result": content, "error": artifact.get("error"),
+                                    "execution": artifact["execution"], "text": _text(response)})
+                    continue
                 failed = msg is None or getattr(msg, "status", "success") == "error" or content.startswith("error:")
                 records.append({"round": round_no + 1, "id": call.get("id"), "name": call.get("name"),
                                 "args": dict(call.get("args") or {}), "result": None if failed else content,
-                                "error": (content or "no result") if failed else None})
+                                "error": (content or "no result") if failed else None, "text": _text(response)})
             messages.extend(results)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -343,17 +376,23 @@ class AgentTeam:
     critic: Agent
     reviser: Agent
 
-    def with_tools(self, tools: list[Any], max_tool_rounds: int = 4) -> AgentTeam:
-        """A team whose Solver and Critic may call ``tools`` (see :meth:`Agent.with_tools`); the
-        Reviser never gets tools.
+    def with_tools(self, tools: list[Any], max_tool_rounds: int = 4, roles: tuple[str, ...] = ("solver", "critic")) -> AgentTeam:
+        """A team whose ``roles`` (by default the Solver and the Critic) may also call ``tools`` (see
+        :meth:`Agent.with_tools`).
 
         Raises:
-            ValueError: ``max_tool_rounds`` < 1.
+            ValueError: ``max_tool_rounds`` < 1, or a role runs plain-text code execution.
         """
         if max_tool_rounds < 1:
             raise ValueError("max_tool_rounds must be >= 1")
-        return AgentTeam(solver=self.solver.with_tools(tools, max_tool_rounds),
-                         critic=self.critic.with_tools(tools, max_tool_rounds), reviser=self.reviser)
+        return AgentTeam(**{r: getattr(self, r).with_tools(tools, max_tool_rounds) if r in roles else getattr(self, r)
+                            for r in ROLES})
+
+    def with_code_execution(self, settings: CodeExecution, roles: tuple[str, ...] = ("solver", "reviser")) -> AgentTeam:
+        """A team whose ``roles`` (by default the Solver and the Reviser) run the ```python blocks they
+        write in the sandbox (see :meth:`Agent.with_code_execution`)."""
+        return AgentTeam(**{r: getattr(self, r).with_code_execution(settings) if r in roles else getattr(self, r)
+                            for r in ROLES})
 
     @classmethod
     def from_models(cls, models: Mapping[str, tuple[BaseChatModel, str]], retry: RetryPolicy | None = None) -> AgentTeam:

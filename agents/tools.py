@@ -1,7 +1,11 @@
-"""LangChain tools for the Solver and the Critic: a sympy calculator, a unit converter, an answer format check.
+"""LangChain tools: a sympy calculator, a unit converter, an answer format check, and Python in a sandbox.
 
-Opt-in (``build_annotation_graph(..., tools=True)``): small local models call tools poorly. Each tool
-runs its function from :mod:`scireflect.verifiers.calc` in a killable worker process
+Opt-in, by name (``scireflect annotate --tools python,calculator``; :data:`TOOL_NAMES`, :func:`tools_named`):
+small local models call tools poorly. ``python`` runs the model's program in the code sandbox
+(:mod:`scireflect.sandbox`: bubblewrap, seccomp, rlimits) and is offered only where that sandbox
+starts; it returns what the program printed and keeps the whole execution (exit status, stderr,
+killed reason, time) as the tool message's artifact, which the agent records in the trace.
+The other tools run their function from :mod:`scireflect.verifiers.calc` in a killable worker process
 (:class:`~scireflect.verifiers.workers.SandboxedRunner`: ``TOOL_TIMEOUT_S`` seconds wall clock,
 ``TOOL_MEMORY_MB`` MiB), so a sympy bomb in a tool call times out instead of stalling the run. No
 tool evaluates model text as code, and the answer check never sees the reference answer (it
@@ -18,12 +22,14 @@ import json
 import threading
 from typing import Any
 
-from langchain_core.tools import BaseTool, tool
+from langchain_core.tools import BaseTool, StructuredTool, tool
 
 from ..verifiers import calc
 from ..verifiers.workers import SandboxedRunner
+from .code_loop import CodeExecution, execute_code
 
-__all__ = ["TOOL_MEMORY_MB", "TOOL_TIMEOUT_S", "answer_format_check", "calculator", "default_tools", "set_runner", "unit_converter"]
+__all__ = ["BASIC_TOOLS", "PYTHON_DESCRIPTION", "TOOL_MEMORY_MB", "TOOL_NAMES", "TOOL_TIMEOUT_S", "answer_format_check", "calculator", "default_tools",
+           "parse_tool_names", "python", "python_tool", "set_runner", "tools_named", "unit_converter"]
 
 TOOL_TIMEOUT_S = 10.0
 TOOL_MEMORY_MB = 1024
@@ -90,6 +96,72 @@ async def answer_format_check(answer: str, unit: str = "") -> str:
     return await _run(calc.check_answer_format, answer, unit or None)
 
 
+PYTHON_DESCRIPTION = (
+    "Run a Python 3 program and return what it prints (stdout; the error's last lines if it fails). "
+    "Use it for arithmetic, unit conversions and solving equations: sympy, numpy, scipy and pint are "
+    "installed. Print every value you need, e.g. print(10.0 * 0.08206 * 300.15 / 4.860). Each call is a "
+    "fresh program (nothing is kept between calls), with no files and no network."
+)
+
+
+def python_tool(settings: CodeExecution | None = None) -> BaseTool:
+    """The ``python`` tool: runs ``code`` in a fresh sandbox with ``settings.limits``; the model gets
+    :func:`~scireflect.agents.code_loop.feedback`, the artifact is ``{"error", "execution"}``."""
+    settings = settings or CodeExecution()
+
+    async def run(code: str) -> tuple[str, dict[str, Any]]:
+        shown, error, execution = await execute_code(code, settings)
+        return shown, {"error": error, "execution": execution}
+
+    return StructuredTool.from_function(coroutine=run, name="python", description=PYTHON_DESCRIPTION,
+                                        response_format="content_and_artifact")
+
+
+python = python_tool()
+"""The ``python`` tool with the default limits (:data:`~scireflect.agents.code_loop.CODE_LIMITS`)."""
+
+
+BASIC_TOOLS = ("calculator", "unit_converter", "answer_format_check")
+"""The tools of the old ``--tools`` switch (and of ``--tools basic``): the Solver and the Critic get them."""
+
+TOOL_NAMES = (*BASIC_TOOLS, "python")
+"""Every tool by name; ``--tools all`` is all of them, ``--tools none`` none."""
+
+_TOOLS: dict[str, BaseTool] = {"calculator": calculator, "unit_converter": unit_converter,
+                               "answer_format_check": answer_format_check, "python": python}
+
+
+def parse_tool_names(spec: str | bool | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Tool names from ``"python,calculator"``, a list of names, ``"all"``, ``"basic"``, ``"none"``, or a
+    boolean (the old switch: ``True`` is ``basic``, ``False`` none). Order of :data:`TOOL_NAMES`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    if spec is None or spec is False:
+        return ()
+    if spec is True:
+        return BASIC_TOOLS
+    items = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec)]
+    names: set[str] = set()
+    for item in filter(None, items):
+        if item == "all":
+            names.update(TOOL_NAMES)
+        elif item == "basic":
+            names.update(BASIC_TOOLS)
+        elif item in _TOOLS:
+            names.add(item)
+        elif item != "none":
+            raise ValueError(f"unknown tool '{item}'; known: {', '.join(TOOL_NAMES)}, or all, basic, none")
+    return tuple(n for n in TOOL_NAMES if n in names)
+
+
+def tools_named(names: tuple[str, ...] | list[str], code: CodeExecution | None = None) -> list[BaseTool]:
+    """The LangChain tools of ``names`` (see :data:`TOOL_NAMES`), in that order; ``python`` runs with
+    the limits of ``code`` when given."""
+    return [python_tool(code) if n == "python" and code is not None else _TOOLS[n] for n in names]
+
+
 def default_tools() -> list[BaseTool]:
-    """The tools given to the Solver and the Critic: calculator, unit_converter, answer_format_check."""
-    return [calculator, unit_converter, answer_format_check]
+    """The basic tools given to the Solver and the Critic: calculator, unit_converter, answer_format_check."""
+    return tools_named(BASIC_TOOLS)

@@ -72,6 +72,8 @@ class Attempt:
     prompt_version: str | None = None
     verifier: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The attempt's tool calls and code executions, as in its trace step (``tool_calls``)."""
 
     @property
     def key(self) -> str:
@@ -98,6 +100,7 @@ def record_attempts(record: Mapping[str, Any], run: str = "") -> list[Attempt]:
             response=step["response"], label=ok if isinstance(ok, bool) else None, reason=verdict.get("reason"),
             model=step.get("model"), run=run, prompt_version=record.get("prompt_version"),
             verifier=record.get("verifier") if isinstance(record.get("verifier"), str) else None,
+            tool_calls=[c for c in step.get("tool_calls") or [] if isinstance(c, Mapping)],
         ))
     return out
 

@@ -19,8 +19,12 @@ Formats (``train.jsonl`` unless ``hf``), every row with the metadata ``id``, ``s
 ``source``:
 
 ``jsonl``     SciInstruct's form (THUDM/SciGLM): ``content`` (the problem) and ``summary`` (the solution).
-``messages``  OpenAI chat: ``messages`` = [user problem, assistant solution] (read by ``scireflect train``).
-``sharegpt``  ``conversations`` = [{"from": "human", ...}, {"from": "gpt", ...}].
+``messages``  OpenAI chat: ``messages`` = [user problem, assistant solution] (read by ``scireflect train``);
+              an attempt that called tools has its tool turns in between (assistant ``tool_calls``, then
+              ``tool`` results; :func:`scireflect.run.records.attempt_messages`). Python run in plain text
+              stays inside the assistant message as ```output blocks: tool output, masked by ``train``.
+``sharegpt``  ``conversations`` = [{"from": "human", ...}, {"from": "gpt", ...}]; tool turns as
+              ``function_call`` (``{"name", "arguments"}`` JSON) and ``observation`` (LLaMA-Factory's names).
 ``hf``        a ``datasets.Dataset.save_to_disk`` folder with ``prompt``, ``response`` and ``messages``
               columns; load with ``datasets.load_from_disk(DIR)``.
 
@@ -53,7 +57,7 @@ from typing import Any
 from scireflect.run.files import MANIFEST, TRACES
 from scireflect.run.jsonl import JsonlError, read_json, write_jsonl_atomic
 from scireflect.run.manifest import redact_url
-from scireflect.run.records import prompts_for
+from scireflect.run.records import attempt_messages, prompts_for
 
 from .decontam import DEFAULT_N, EvalIndex, build_index, question_text
 from .dedup import QuestionGroups, select_diverse
@@ -256,15 +260,33 @@ def _row(item: Item, fmt: str) -> dict[str, Any]:
     meta = {"id": a.qid, "subject": a.subject, "stage": a.stage, "weight": item.weight, "leakage": item.leakage,
             "classifier_score": item.score, "model": a.model, "prompt_version": a.prompt_version, "verifier": a.verifier,
             "run": a.run, "step": a.step, "source": a.question.get("source"),
-            "reference_answer": None if a.question.get("answer") is None else str(a.question.get("answer"))}
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": a.response}]
+            "reference_answer": None if a.question.get("answer") is None else str(a.question.get("answer")),
+            "n_tool_calls": len(a.tool_calls)}
+    messages = attempt_messages(prompt, {"response": a.response, "tool_calls": a.tool_calls})
     if fmt == "jsonl":
         return {"content": prompt, "summary": a.response, **meta}
     if fmt == "messages":
         return {"messages": messages, **meta}
     if fmt == "sharegpt":
-        return {"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": a.response}], **meta}
+        return {"conversations": _sharegpt(messages), **meta}
     return {"prompt": prompt, "response": a.response, "messages": messages, **meta}
+
+
+def _sharegpt(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """OpenAI messages as ShareGPT turns: human, gpt, function_call (one per call), observation."""
+    turns = []
+    for m in messages:
+        if m["role"] == "user":
+            turns.append({"from": "human", "value": m["content"]})
+        elif m["role"] == "tool":
+            turns.append({"from": "observation", "value": m["content"]})
+        elif m.get("tool_calls"):
+            turns += [{"from": "function_call", "value": json.dumps({"name": c["function"]["name"],
+                                                                     "arguments": json.loads(c["function"]["arguments"])},
+                                                                    ensure_ascii=False)} for c in m["tool_calls"]]
+        else:
+            turns.append({"from": "gpt", "value": m["content"]})
+    return turns
 
 
 def _redacted_roles(roles: Any) -> Any:

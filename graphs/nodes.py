@@ -27,6 +27,7 @@ from typing import Any, Literal
 import openai
 from langgraph.runtime import Runtime
 
+from ..agents.code_blocks import without_tool_output
 from ..agents.prompts import Prompt
 from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
@@ -129,8 +130,8 @@ def _cut_step(index: int, role: Role, stage: Stage, attempt: int, progress: Call
     step = new_step(index, role, stage, attempt, None, latency_s=time.perf_counter() - progress.started,
                     error=f"cut by the time budget after {time.perf_counter() - progress.started:.0f} s "
                           f"({progress.tokens} tokens streamed)")
-    step.update(response=progress.text, output_tokens=progress.tokens, discarded_tokens=progress.discarded_tokens,
-                finish_reason="cut")
+    step.update(response=progress.text, output_tokens=progress.prefix_tokens + progress.tokens,
+                discarded_tokens=progress.discarded_tokens, finish_reason="cut", tool_calls=list(progress.tool_calls))
     return step
 
 
@@ -145,10 +146,15 @@ async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> 
 
 
 async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
-    """Judge the last attempt, attach the verdict to its step, and decide where the loop goes."""
+    """Judge the last attempt, attach the verdict to its step, and decide where the loop goes.
+
+    The verifier reads what the model wrote: the ```output blocks that code execution inserted are
+    left out (an answer the code printed counts only once the model writes it).
+    """
     ctx = runtime.context
     step = dict(_last_attempt(state))
-    verdict = await ctx.verify(step["response"], state["question"], finish_reason=step.get("finish_reason"))
+    written = without_tool_output(step["response"]) if step.get("tool_calls") else step["response"]
+    verdict = await ctx.verify(written, state["question"], finish_reason=step.get("finish_reason"))
     step["verdict"] = verdict.to_dict()
     step["parsed_answer"] = verdict.extracted
     judged: Step = step  # type: ignore[assignment]

@@ -21,10 +21,15 @@ class ScriptedChatModel(BaseChatModel):
     (raised), or a function of the messages returning either.
     Reports usage like an OpenAI endpoint: input tokens = characters/4, output tokens = words.
     ``bind_tools`` records the tool names in ``bound_tools`` and returns the model itself.
+    Like a server, a text reply stops before the first of the call's ``stop`` sequences (unless
+    ``ignore_stop``, as some endpoints do); each call's ``stop`` and other options are in ``options``.
     """
 
     replies: list[Any] = Field(default_factory=list)
     calls: list[list[BaseMessage]] = Field(default_factory=list)
+    options: list[dict[str, Any]] = Field(default_factory=list)
+    ignore_stop: bool = False
+    max_tokens: int | None = None
     bound_tools: list[str] = Field(default_factory=list)
     name_: str = "scripted"
 
@@ -36,8 +41,9 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
-    def _next(self, messages: list[BaseMessage]) -> ChatResult:
+    def _next(self, messages: list[BaseMessage], stop: Sequence[str] | None = None, **options: Any) -> ChatResult:
         self.calls.append(list(messages))
+        self.options.append({"stop": list(stop) if stop else None, **options})
         if not self.replies:
             raise AssertionError("ScriptedChatModel: no scripted reply left")
         reply = self.replies.pop(0)
@@ -52,6 +58,8 @@ class ScriptedChatModel(BaseChatModel):
                 "response_metadata": {"model_name": self.name_, "finish_reason": "tool_calls" if text.tool_calls else "stop"},
             })
             return ChatResult(generations=[ChatGeneration(message=message)])
+        for sequence in ([] if self.ignore_stop else stop or []):
+            text = text.split(sequence, 1)[0]
         message = AIMessage(
             content=text,
             usage_metadata={"input_tokens": prompt_chars // 4, "output_tokens": len(text.split()), "total_tokens": prompt_chars // 4 + len(text.split())},
@@ -61,8 +69,8 @@ class ScriptedChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: Sequence[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        return self._next(messages)
+        return self._next(messages, stop, **kwargs)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: Sequence[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        return self._next(messages)
+        return self._next(messages, stop, **kwargs)

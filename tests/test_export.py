@@ -73,8 +73,12 @@ def test_hf_export_loads_and_its_card_counts_every_step(tmp_path, runs):
     # accepted: frac (2 runs, one an exact copy), algebra (2 distinct paths), scibench (answer-guided); gsm8k decontaminated
     assert ids == ["math-algebra-0105", "math-algebra-0105", "math-frac-0001", "scibench-class-0007"]
     assert {"prompt", "response", "messages", "weight", "stage", "leakage"} <= set(ds.column_names)
-    row = ds[ids.index("math-frac-0001")]
+    row = ds[ds["id"].index("math-frac-0001")]
     assert row["messages"][0]["role"] == "user" and row["messages"][1]["content"] == row["response"]
+    # the algebra attempt called the python tool: its turns sit between the problem and the answer
+    tool_row = ds[ds["id"].index("math-algebra-0105")]
+    assert [m["role"] for m in tool_row["messages"]] == ["user", "assistant", "tool", "assistant"]
+    assert tool_row["messages"][2]["content"] == "[2, 3]" and tool_row["messages"][3]["content"] == tool_row["response"]
 
     report = json.loads((out / "filter_report.json").read_text())
     steps = {s["step"]: s for s in report["steps"]}

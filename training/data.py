@@ -2,13 +2,20 @@
 
 Input rows come from ``scireflect annotate``'s ``sft.jsonl`` (``prompt``/``response``/``messages``,
 ``stage``, ``id``) or from any exported file whose rows carry OpenAI-style ``messages``
-(``[{"role": "system"|"user"|"assistant", "content": str}, ...]``) or ``prompt`` + ``response``.
+(``[{"role": "system"|"user"|"assistant"|"tool", "content": str}, ...]``; assistant messages may carry
+``tool_calls``, tool messages ``tool_call_id`` and ``name``) or ``prompt`` + ``response``.
 
 Tokenisation (:func:`encode_messages`) renders the conversation with the tokenizer's chat template
 (or one supplied) and computes the loss on assistant tokens only: every token of the rendered
 prompt (system and user turns, the template's role headers, the generation prompt) is labelled
 ``-100``, as in SciGLM's SFT and the HF ``DataCollatorForCompletionOnlyLM`` recipe. The assistant
 turn keeps its end-of-turn tokens, so the model learns to stop.
+
+Tool output is never trained on: ``tool`` messages (tool-calling results) are prompt-side, like user
+turns, and inside an assistant message every ```output block of the plain-text Python format is
+labelled ``-100`` from the newline after its fence to its closing fence (the sandbox wrote it; the
+model wrote the code and the fence that asked for it, which stay trained;
+:func:`scireflect.agents.code_blocks.tool_output_spans`).
 
 SciGLM cut questions at 128 tokens and answers at 512 without saying so; here nothing is ever cut:
 an example longer than ``max_length`` is reported (count and ids) and skipped (``overlength="skip"``,
@@ -22,12 +29,14 @@ mask (``masking_utils.find_packed_sequence_indices``), so packed examples never 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..agents.code_blocks import tool_output_spans
 from ..graphs.state import STAGES
 from ..run.jsonl import JsonlError, iter_jsonl
 
@@ -48,7 +57,7 @@ class SFTRow:
     """One training conversation: ``messages`` (role/content dicts), ``id``, ``stage`` (or ``None``)."""
 
     id: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     stage: str | None = None
     subject: str | None = None
 
@@ -70,7 +79,32 @@ def parse_stages(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _row_messages(row: Mapping[str, Any], where: str) -> list[dict[str, str]]:
+def _tool_calls(calls: Any, where: str) -> list[dict[str, Any]]:
+    """An assistant message's ``tool_calls`` in the form chat templates render: ``arguments`` as a dict
+    (OpenAI files hold it as JSON text, parsed here with ``json``, never evaluated)."""
+    if not isinstance(calls, list):
+        raise SFTDataError(f"{where}: 'tool_calls' must be a list")
+    out = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise SFTDataError(f"{where}: each tool call needs a 'function' with a string 'name'")
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError:
+                raise SFTDataError(f"{where}: tool call '{function['name']}': 'arguments' is not JSON") from None
+        if not isinstance(arguments, Mapping):
+            raise SFTDataError(f"{where}: tool call '{function['name']}': 'arguments' must be an object")
+        entry = {"type": "function", "function": {"name": function["name"], "arguments": dict(arguments)}}
+        if isinstance(call.get("id"), str):
+            entry["id"] = call["id"]
+        out.append(entry)
+    return out
+
+
+def _row_messages(row: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     msgs = row.get("messages")
     if msgs is not None:
         if not isinstance(msgs, list) or not msgs:
@@ -80,10 +114,18 @@ def _row_messages(row: Mapping[str, Any], where: str) -> list[dict[str, str]]:
             if isinstance(m, Mapping) and isinstance(m.get("content"), list):
                 raise SFTDataError(f"{where}: the messages carry image parts: train a vision-language model on them "
                                    "(scireflect train --stage instruct)")
-            if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            if not isinstance(m, Mapping) or not isinstance(m.get("role"), str):
                 raise SFTDataError(f"{where}: each message needs string 'role' and 'content'")
-            out.append({"role": m["role"], "content": m["content"]})
-        if not any(m["role"] == "assistant" and m["content"].strip() for m in out):
+            content = "" if m.get("content") is None and m.get("tool_calls") else m.get("content")
+            if not isinstance(content, str):
+                raise SFTDataError(f"{where}: each message needs string 'role' and 'content'")
+            message: dict[str, Any] = {"role": m["role"], "content": content}
+            if m["role"] == "assistant" and m.get("tool_calls"):
+                message["tool_calls"] = _tool_calls(m["tool_calls"], where)
+            if m["role"] == "tool":
+                message.update({k: m[k] for k in ("tool_call_id", "name") if isinstance(m.get(k), str)})
+            out.append(message)
+        if not any(m["role"] == "assistant" and (m["content"].strip() or m.get("tool_calls")) for m in out):
             raise SFTDataError(f"{where}: no non-empty assistant message to train on")
         return out
     prompt, response = row.get("prompt"), row.get("response")
@@ -145,17 +187,29 @@ def load_sft_rows(paths: Path | Sequence[Path], stages: Sequence[str] | None = N
     return rows, report
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
 
-def encode_messages(tokenizer: Any, messages: list[dict[str, str]]) -> dict[str, list[int]]:
-    """Token ids and labels of one conversation; loss on assistant turns only.
+def _response_pieces(text: str) -> list[tuple[str, bool]]:
+    """``text`` (an assistant turn as rendered) as ``(piece, trained)``: the ```output blocks' bodies untrained."""
+    pieces, at = [], 0
+    for start, end in tool_output_spans(text):
+        pieces += [(text[at:start], True), (text[start:end], False)]
+        at = end
+    pieces.append((text[at:], True))
+    return [(p, trained) for p, trained in pieces if p]
+
+
+def encode_messages(tokenizer: Any, messages: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Token ids and labels of one conversation; loss on assistant turns only, never on tool output.
 
     For each assistant message at index ``i``, the text the template renders for ``messages[:i]``
     with the generation prompt is the prompt part (labels ``-100``) and what ``messages[:i+1]``
-    adds to it is the response part (labels = ids). Each part is tokenised on its own
-    (``add_special_tokens=False``; the template writes BOS and role tokens), so the boundary is exact.
+    adds to it is the response part (labels = ids), less its ```output blocks' bodies (tool output,
+    labels ``-100``). Each part is tokenised on its own (``add_special_tokens=False``; the template
+    writes BOS and role tokens), so the boundaries are exact; ``tool`` messages fall in the next
+    assistant message's prompt part.
 
     Returns:
         ``{"input_ids": [int], "labels": [int]}`` of equal length (no truncation).
@@ -181,9 +235,12 @@ def encode_messages(tokenizer: Any, messages: list[dict[str, str]]) -> dict[str,
                 "(e.g. it rewrites earlier turns); use a template that does (--chat-template FILE)"
             )
         p_ids = tokenizer(prefix[len(done):], add_special_tokens=False)["input_ids"]
-        r_ids = tokenizer(full[len(prefix):], add_special_tokens=False)["input_ids"]
-        ids += p_ids + r_ids
-        labels += [IGNORE_INDEX] * len(p_ids) + list(r_ids)
+        ids += p_ids
+        labels += [IGNORE_INDEX] * len(p_ids)
+        for piece, trained in _response_pieces(full[len(prefix):]):
+            r_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+            ids += r_ids
+            labels += list(r_ids) if trained else [IGNORE_INDEX] * len(r_ids)
         done = full
     return {"input_ids": ids, "labels": labels}
 

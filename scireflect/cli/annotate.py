@@ -99,8 +99,13 @@ def annotate_command(
     lean_project: Path | None = typer.Option(None, "--lean-project", metavar="DIR",
                                              help="Lean 4 project with Mathlib built, for rows with a Lean statement."),
     lean_backend: str | None = typer.Option(None, "--lean-backend", metavar="NAME", help="Lean checker: auto, repl, lake, leandojo, none."),
-    tools: bool | None = typer.Option(None, "--tools/--no-tools",
-                                      help="Let the Solver and Critic call a calculator, a unit converter and an answer-format check."),
+    tools: str | None = typer.Option(None, "--tools", metavar="NAMES",
+                                     help="Tools by name, comma-separated: python (the Solver and Reviser run Python in a sandbox), "
+                                          "calculator, unit_converter, answer_format_check (the Solver and Critic); 'basic' is the "
+                                          "last three, 'all' every tool, 'none' none [default: none]."),
+    tool_format: str | None = typer.Option(None, "--tool-format", metavar="FORMAT",
+                                           help="How python reaches the model: text (```python/```output blocks), calls (tool "
+                                                "calling), auto (text on the embedded model) [default: auto]."),
     ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS",
                                    help="Run on Ray: auto (the cluster of RAY_ADDRESS or of 'ray start' here, else a local one), "
                                         "local, or a cluster address; shards run in restartable actors (needs scireflect[ray])."),
@@ -130,7 +135,7 @@ def annotate_command(
             cli_llm={"base_url": base_url or None, "model": model, "temperature": temperature, "max_tokens": max_tokens,
                      "request_timeout_s": request_timeout},
             budget_spec=budget, concurrency=concurrency, prompt_variant=prompt_variant, embedded_model=embedded_model,
-            gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools, speculative=speculative,
+            gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools, tool_format=tool_format, speculative=speculative,
             embedded_threads=embedded_threads,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
             checkpoints=checkpoints,

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from ..agents.figures import content_figures, content_text, figure_refs
 from ..run.query import trace_row
-from ..run.records import tool_call_parts
+from ..run.records import execution_status, tool_call_parts
 
 _STATUS_STYLE = {"accepted": "green", "rejected": "red", "error": "magenta", "running": "yellow", "unverified": "yellow"}
 
@@ -94,17 +94,24 @@ def stats_tables(stats: Mapping[str, Any]) -> list[Table]:
 
 
 def tool_calls_renderable(calls: Sequence[Any]) -> RenderableType:
-    """A step's ``tool_calls`` as one small panel per call (name, arguments, output)."""
+    """A step's ``tool_calls`` as one small panel per call (name, arguments, output); code run in the
+    sandbox also shows how it ended (exit status or killed reason, time) and its stderr."""
     parts: list[RenderableType] = []
     for call in calls:
         name, args, output = tool_call_parts(call)
+        ran = execution_status(call)
         body = Text()
-        body.append("args: ", style="bold")
+        body.append("code: " if ran else "args: ", style="bold")
         body.append(args)
         if output:
             body.append("\noutput: ", style="bold")
             body.append(output)
-        parts.append(Panel(body, title=Text(f"tool call: {name}"), title_align="left", border_style="cyan", box=box.SQUARE))
+        if ran and ran[1].strip() and ran[1].strip() not in output:
+            body.append("\nstderr: ", style="bold")
+            body.append(ran[1].strip()[-2000:])
+        title = f"tool call: {name}" + (f" ({ran[0]})" if ran else "")
+        style = "red" if ran and not ran[0].startswith("exit 0") else "cyan"
+        parts.append(Panel(body, title=Text(title), title_align="left", border_style=style, box=box.SQUARE))
     return Group(*parts)
 
 

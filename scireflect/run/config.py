@@ -22,6 +22,10 @@ A TOML file may give each role its own endpoint and model::
     tokens = 24000
     # seconds = 900         # optional wall-clock limit (off by default)
 
+    [run]
+    tools = ["python"]        # or "python,calculator", "basic", "all"; the Solver and Reviser run Python in a sandbox
+    python_timeout_s = 20     # per execution of model code
+
     [verifier]
     tolerance = "sig_figs"    # or "default", "scibench" (5% relative, as SciBench grades)
     rel_tol = 1e-4            # a fixed relative tolerance of numeric answers instead
@@ -126,8 +130,17 @@ class RunSettings:
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
     concurrency: int = 2
     abort_after_transport_errors: int = 8
-    tools: bool = False
+    tools: tuple[str, ...] = ()
+    """Tools by name (:data:`scireflect.agents.tools.TOOL_NAMES`): ``calculator``, ``unit_converter``,
+    ``answer_format_check`` (the Solver and the Critic) and ``python`` (the Solver and the Reviser)."""
+    tool_format: str = "auto"
+    """How ``python`` reaches the model: ``text`` (it writes ```python / ```output blocks, run by
+    :mod:`scireflect.agents.code_loop`), ``calls`` (a LangChain tool, for endpoints with tool
+    calling) or ``auto`` (``text`` on the embedded model, else ``calls``)."""
     max_tool_rounds: int = 4
+    """Tool rounds per model call; with ``tool_format = "text"``, code executions per call."""
+    python_timeout_s: float = 20.0
+    """Wall-clock seconds of one execution of model code in the sandbox (CPU time: three quarters of it)."""
     prompt_variant: str | None = None
     max_question_bytes: int = 1_000_000
     embedded_model: str | None = None
@@ -172,9 +185,11 @@ _LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperatu
              "request_timeout_s": "num>0", "max_retries": "int>=0", "retry_backoff_s": "num>=0"}
 _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
                   "by_subject": "table", "ensemble": "bool"}
-_RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str", "tools": "bool",
-             "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "mmproj": "str", "figures": "str", "ocr": "bool",
-             "ocr_timeout_s": "num>0", "checkpoints": "str", "speculative": "str", "slot_affinity": "bool", "embedded_threads": "int>=1"}
+_RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str",
+             "tool_format": "str", "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "python_timeout_s": "num>0",
+             "mmproj": "str", "figures": "str", "ocr": "bool", "ocr_timeout_s": "num>0", "checkpoints": "str", "speculative": "str",
+             "slot_affinity": "bool", "embedded_threads": "int>=1"}
+TOOL_FORMATS = ("auto", "text", "calls")
 
 
 def _check_value(value: Any, kind: str, where: str, key: str) -> None:
@@ -252,7 +267,8 @@ def load_settings(
     gguf_path: Path | None = None,
     rel_tol: float | None = None,
     tolerance: str | None = None,
-    tools: bool | None = None,
+    tools: str | bool | tuple[str, ...] | None = None,
+    tool_format: str | None = None,
     lean: dict[str, Any] | None = None,
     mmproj_path: Path | None = None,
     figures: str | None = None,
@@ -276,6 +292,10 @@ def load_settings(
             embedded model, :func:`scireflect.embedded.default_slots` of this machine's cores, else 2.
         speculative / slot_affinity / embedded_threads: the embedded server's settings (see
             :class:`RunSettings`), over ``[run]``'s.
+        tools: tool names, ``"python,calculator"`` or a tuple (also ``all``, ``basic``, ``none``; see
+            :func:`scireflect.agents.tools.parse_tool_names`), over ``[run] tools`` (a list, such a
+            string, or the old ``true``/``false``).
+        tool_format: ``auto``, ``text`` or ``calls`` (see :attr:`RunSettings.tool_format`).
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -377,6 +397,18 @@ def load_settings(
     mmproj_path = mmproj_path or (Path(run_table["mmproj"]) if run_table.get("mmproj") else None)
     if mmproj_path is not None and not uses_embedded:
         raise ConfigError("--mmproj goes with the embedded model (--gguf or --embedded-model); every role has an endpoint")
+    from ..agents.tools import parse_tool_names
+
+    tool_spec = tools if tools is not None else run_table.get("tools")
+    if tool_spec is not None and not isinstance(tool_spec, (str, bool, list, tuple)):
+        raise ConfigError(f"{where} [run]: tools must be a list of tool names, not {tool_spec!r}")
+    try:
+        tool_names = parse_tool_names(tool_spec)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"tools: {exc}") from None
+    tool_format = tool_format or run_table.get("tool_format", "auto")
+    if tool_format not in TOOL_FORMATS:
+        raise ConfigError(f"tool_format must be one of {', '.join(TOOL_FORMATS)}, not {tool_format!r}")
     return RunSettings(
         roles=roles,
         budget=budget,
@@ -385,8 +417,10 @@ def load_settings(
         prompt_variant=prompt_variant or run_table.get("prompt_variant"),
         embedded_model=embedded_model,
         gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),
-        tools=bool(run_table.get("tools", False)) if tools is None else tools,
+        tools=tool_names,
+        tool_format=tool_format,
         max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
+        python_timeout_s=float(run_table.get("python_timeout_s", RunSettings.python_timeout_s)),
         max_question_bytes=int(run_table.get("max_question_bytes", RunSettings.max_question_bytes)),
         mmproj_path=mmproj_path,
         figures=figures,

@@ -232,7 +232,7 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
                 retry = RetryPolicy(max_retries=llm.max_retries, initial_backoff_s=llm.retry_backoff_s)
                 url = urls[role][r % len(urls[role])]
                 hook = _with_slot(affinity) if affinity is not None and url == embedded_url else None
-                agents[role] = Agent(role, chat_model(llm, url, names[role], tools=settings.tools), names[role], retry=retry,
+                agents[role] = Agent(role, chat_model(llm, url, names[role], tools=bool(settings.tools)), names[role], retry=retry,
                                      llm_for_affinity=hook)
             teams.append(AgentTeam(**agents))
         if len(teams) > 1:

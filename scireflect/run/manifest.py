@@ -39,17 +39,20 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, "" if not parts.fragment else "***"))
 
 
-def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: Any) -> dict[str, Any]:
-    """The settings record of one invocation (``verifier`` has ``name`` and ``version``)."""
+def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str, str], verifier: Any, *,
+             prompt_version: str = PROMPT_VERSION) -> dict[str, Any]:
+    """The settings record of one invocation (``verifier`` has ``name`` and ``version``; ``prompt_version``
+    is that of the answer prompt set in use, e.g. the Python-tool variant's)."""
     return {
         "scireflect_version": __version__,
         "input": {"path": str(questions.path), "sha256": questions.sha256, "dir": str(Path(questions.path).resolve().parent)},
-        "prompt_version": PROMPT_VERSION,
+        "prompt_version": prompt_version,
         "verifier": {"name": verifier.name, "version": verifier.version, **asdict(settings.verifier)},
         "budget": asdict(settings.budget),
         "concurrency": settings.concurrency,
         "checkpoints": redact_url(settings.checkpoints) or "sqlite",
-        "tools": settings.tools,
+        "tools": list(settings.tools),
+        "tool_format": settings.tool_format,
         "prompt_variant": settings.prompt_variant,
         **({"figures": settings.figures, "ocr": settings.ocr, "mmproj": str(settings.mmproj_path) if settings.mmproj_path else None}
            if questions.has_figures else {}),

@@ -68,8 +68,9 @@ class SftPair(TypedDict):
     """The problem as the Solver saw it (no critique, no reference answer), whatever the stage."""
     response: str
     """The accepted attempt's text."""
-    messages: list[dict[str, str]]
-    """``[{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]``."""
+    messages: list[dict[str, Any]]
+    """``[{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]``, with the
+    tool turns between them when the attempt called tools (:func:`attempt_messages`)."""
     reference_answer: str | None
     extracted_answer: str | None
     """The final answer the verifier extracted from the response."""
@@ -94,12 +95,14 @@ def prompts_for(question: Mapping[str, Any]) -> PromptSet:
     return FIGURE_PROMPTS if figure_refs(question) else ANSWER_PROMPTS
 
 
-def trace_record(state: Mapping[str, Any], *, verifier: str) -> TraceRecord:
+def trace_record(state: Mapping[str, Any], *, verifier: str, prompt_version: str | None = None) -> TraceRecord:
     """The ``traces.jsonl`` line of one finished question: its final graph state plus totals.
 
     Args:
         state: the final :class:`~scireflect.graphs.state.AnnotationState`.
         verifier: ``name/version`` of the verifier that judged it.
+        prompt_version: the version of the prompt set the run used (default: that of
+            :func:`prompts_for` the question, i.e. the plain answer or formal prompts).
     """
     question = {k: v for k, v in state["question"].items() if not k.startswith("_")}
     steps = list(state.get("steps", []))
@@ -115,7 +118,7 @@ def trace_record(state: Mapping[str, Any], *, verifier: str) -> TraceRecord:
         "n_attempts": len(solution_steps(steps)),
         "tokens": total_tokens(steps),
         "seconds": round(total_seconds(steps), 3),
-        "prompt_version": prompts_for(question).version,
+        "prompt_version": prompt_version or prompts_for(question).version,
         "verifier": verifier,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "question": question,
@@ -152,7 +155,7 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
         "stage": step["stage"],
         "prompt": prompt,
         "response": step["response"],
-        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": step["response"]}],
+        "messages": attempt_messages(prompt, step),
         "reference_answer": question.get("answer"),
         "extracted_answer": step.get("parsed_answer"),
         "model": step.get("model"),
@@ -160,6 +163,32 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
         "source": question.get("source"),
         "images": [{"sha256": r.get("sha256"), "path": r.get("path")} for r in figure_refs(question)],
     }
+
+
+def attempt_messages(prompt: str, step: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One solution attempt as the chat a model is trained on: the problem, then the assistant's turns.
+
+    Without tool calls, and with Python in plain text, ``[user, assistant]``: the ```output blocks stay
+    inside the assistant message, where the sandbox wrote them (``scireflect train`` masks them from
+    the loss, :mod:`scireflect.agents.code_blocks`). With tool calling, each round is an assistant
+    message with its text and ``tool_calls`` (OpenAI form: ``{"id", "type": "function", "function":
+    {"name", "arguments": JSON text}}``) followed by one ``{"role": "tool", "tool_call_id", "name",
+    "content"}`` message per call (its result, or its error), and the final response closes the chat.
+    """
+    messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    rounds: dict[int, list[Mapping[str, Any]]] = {}
+    for call in step.get("tool_calls") or []:
+        if isinstance(call, Mapping) and call.get("format") != "text":
+            rounds.setdefault(int(call.get("round") or 1), []).append(call)
+    for number, calls in sorted(rounds.items()):
+        ids = [str(c.get("id") or f"call-{number}-{i}") for i, c in enumerate(calls)]
+        messages.append({"role": "assistant", "content": str(calls[0].get("text") or ""), "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": str(c.get("name")), "arguments": json.dumps(c.get("args") or {}, ensure_ascii=False)}}
+            for cid, c in zip(ids, calls, strict=True)]})
+        messages += [{"role": "tool", "tool_call_id": cid, "name": str(c.get("name")),
+                      "content": tool_call_parts(c)[2] or str(c.get("error") or "")} for cid, c in zip(ids, calls, strict=True)]
+    messages.append({"role": "assistant", "content": step["response"]})
+    return messages
 
 
 def tool_call_parts(call: Any) -> tuple[str, str, str]:
@@ -180,4 +209,26 @@ def tool_call_parts(call: Any) -> tuple[str, str, str]:
     return str(name), args_text, out_text
 
 
-__all__ = ["SftPair", "TraceRecord", "accepted_step", "last_verdict", "prompts_for", "sft_pair", "tool_call_parts", "trace_record"]
+def execution_status(call: Any) -> tuple[str, str] | None:
+    """``(status line, stderr)`` of a tool call that ran code in the sandbox (it has ``execution``), else ``None``.
+
+    The line reads ``exit 0 · 0.41 s (cpu 0.20 s)``, ``exit 1: ZeroDivisionError: ...``, ``killed:
+    wall-clock limit of 20 s · 20.0 s`` or ``not run: ...``.
+    """
+    if not isinstance(call, Mapping) or "execution" not in call:
+        return None
+    ex = call.get("execution")
+    if not isinstance(ex, Mapping):
+        return f"not run: {call.get('error') or 'no execution'}", ""
+    if ex.get("killed_reason"):
+        head = f"killed: {ex['killed_reason']}"
+    elif ex.get("exit_status") is not None:
+        head = f"exit {ex['exit_status']}" + (f": {call['error']}" if ex["exit_status"] != 0 and call.get("error") else "")
+    else:
+        head = f"signal {ex.get('signal')}"
+    cpu = f" (cpu {float(ex['cpu_s']):.2f} s)" if isinstance(ex.get("cpu_s"), (int, float)) else ""
+    return f"{head} · {float(ex.get('duration_s') or 0):.2f} s{cpu}", str(ex.get("stderr") or "")
+
+
+__all__ = ["SftPair", "TraceRecord", "accepted_step", "attempt_messages", "execution_status", "last_verdict", "prompts_for", "sft_pair",
+           "tool_call_parts", "trace_record"]

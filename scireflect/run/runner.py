@@ -94,18 +94,56 @@ def make_lean_checker(settings: RunSettings) -> AnswerVerifier:
         raise RunError(f"Lean checker: {exc}") from None
 
 
+def equip_tools(teams: list[AgentTeam], settings: RunSettings, say: ProgressCallback) -> tuple[list[AgentTeam], P.PromptSet]:
+    """The answer teams with the tools of ``settings.tools``, and the prompt set they need.
+
+    The basic tools (calculator, unit converter, answer-format check) go to the Solver and the
+    Critic, by tool calling. ``python`` goes to the Solver and the Reviser: as plain-text code
+    execution with :data:`~scireflect.agents.prompts.PYTHON_PROMPTS` (``tool_format`` ``text``, the
+    default on the embedded model), or as a LangChain tool (``calls``). It is offered only where the
+    code sandbox starts; otherwise the run says so once (a ``warning`` event) and goes on without it:
+    model code is never run unsandboxed.
+    """
+    from ..agents.code_loop import CodeExecution
+    from ..agents.tools import tools_named
+    from ..sandbox import sandbox_available
+
+    names = settings.tools
+    if "python" in names:
+        available, reason = sandbox_available()
+        if not available:
+            say("warning", {"message": f"the python tool is not offered: the code sandbox cannot start here ({reason}); "
+                                       "model code is never run outside it"})
+            names = tuple(n for n in names if n != "python")
+    if not names:
+        return teams, P.ANSWER_PROMPTS
+    basic = [n for n in names if n != "python"]
+    text = "python" in names and (settings.tool_format == "text" or
+                                  (settings.tool_format == "auto" and settings.roles["solver"].embedded))
+    rounds = settings.max_tool_rounds
+    code = CodeExecution.with_timeout(rounds, settings.python_timeout_s)
+    equipped = []
+    for team in teams:
+        if text:
+            team = team.with_code_execution(code)
+        elif "python" in names:
+            team = team.with_tools(tools_named(["python"], code), rounds, roles=("solver", "reviser"))
+        if basic:  # a Solver that writes Python in plain text calls no other tool
+            team = team.with_tools(tools_named(basic), rounds, roles=("critic",) if text else ("solver", "critic"))
+        equipped.append(team)
+    message = f"tools: {', '.join(names)}"
+    if text:
+        message += " (python: ```python/```output blocks run in the sandbox" + ("; the basic tools go to the Critic only)" if basic else ")")
+    say("status", {"message": message})
+    return equipped, (P.PYTHON_PROMPTS if text else P.ANSWER_PROMPTS)
+
+
 def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier, lean_checker: AnswerVerifier | None,
               say: ProgressCallback, figures: FigureStore | None = None) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
     """The runtime contexts of the annotation and formal graphs, one per endpoint replica; questions
     with figures get them through :class:`~scireflect.agents.prompts.FigurePrompts` (``settings.figures``)."""
-    if settings.tools:
-        from ..agents.tools import default_tools
-
-        tools = default_tools()
-        answer_teams = [t.with_tools(tools, settings.max_tool_rounds) for t in teams]
-    else:
-        answer_teams = teams
-    prompts = P.FigurePrompts(P.ANSWER_PROMPTS, figures, settings.figures) if figures else P.ANSWER_PROMPTS
+    answer_teams, prompts = equip_tools(teams, settings, say)
+    prompts = P.FigurePrompts(prompts, figures, settings.figures) if figures else prompts
     answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say)
               for t in answer_teams]
     formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say) for t in teams]
@@ -217,10 +255,12 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
             teams_cm: Any = (open_teams(settings, run_dir, say, images=images) if team is None
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
             async with teams_cm as (teams, models):
-                run_id = record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
+                contexts = _contexts(teams, settings, verifier, lean_checker, say, questions.figures if questions.has_figures else None)
+                prompt_version = contexts[0][0].prompts.version
+                run_id = record_invocation(run_dir, manifest(questions, settings, models, verifier, prompt_version=prompt_version),
+                                           lambda m: say("warning", {"message": m}))
                 if settings.checkpoints and not settings.checkpoint_schema:
                     settings = replace(settings, checkpoint_schema=schema_name(run_id))
-                contexts = _contexts(teams, settings, verifier, lean_checker, say, questions.figures if questions.has_figures else None)
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
                 say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
                 try:
@@ -317,7 +357,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                                             f"last: {final.get('stop_reason')}")
                 else:
                     transport_errors_in_a_row = 0
-                record = trace_record(final, verifier=labels[formal])
+                record = trace_record(final, verifier=labels[formal], prompt_version=None if formal else context.prompts.version)
                 await store.append(record)
                 await saver.adelete_thread(question["id"])
                 statuses[record["status"]] += 1

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from ..agents.figures import content_figures, content_text, figure_refs
 from ..run.files import MANIFEST
 from ..run.jsonl import JsonlError, read_json
-from ..run.records import tool_call_parts
+from ..run.records import execution_status, tool_call_parts
 from ..run.query import trace_row
 
 HERE = Path(__file__).parent
@@ -100,10 +100,14 @@ def _tool_calls_html(calls: list[Any]) -> str:
     parts = []
     for call in calls:
         name, args, output = tool_call_parts(call)
+        ran = execution_status(call)  # code run in the sandbox: how it ended, and its stderr
+        status = f' <span class="{"ok" if ran[0].startswith("exit 0") else "warn"}">{_e(ran[0])}</span>' if ran else ""
+        stderr = ran[1].strip() if ran and ran[1].strip() not in output else ""
         parts.append(
-            f'<div class="tool-call"><div class="tool-name">tool call: <code>{_e(name)}</code></div>'
+            f'<div class="tool-call"><div class="tool-name">tool call: <code>{_e(name)}</code>{status}</div>'
             f'<pre class="no-math">{_e(args)}</pre>'
             + (f'<div class="tool-out">output</div><pre class="no-math">{_e(output)}</pre>' if output else "")
+            + (f'<div class="tool-out">stderr</div><pre class="no-math">{_e(stderr[-2000:])}</pre>' if stderr else "")
             + "</div>"
         )
     return '<div class="tool-calls">' + "".join(parts) + "</div>"
