@@ -24,7 +24,7 @@ SAMPLES = {"quickstart": "quickstart.jsonl", "full": "questions.jsonl"}
 
 
 def sample_path(name: str) -> Path:
-    """The path of a shipped sample (``quickstart``: 5 questions of mixed subjects; ``full``: 40)."""
+    """The path of a shipped sample (``quickstart``: 6 questions of mixed subjects; ``full``: 40)."""
     from importlib.resources import files
 
     return Path(str(files("scireflect.samples") / SAMPLES[name]))
@@ -53,10 +53,10 @@ def _summary(run_dir: Path, title: str) -> None:
 def annotate_command(
     questions: Path | None = typer.Argument(None, metavar="QUESTIONS", show_default=False,
                                             help="JSONL file, one question per line (id, question, answer, subject, ...). "
-                                                 "Default: the shipped quick-start sample (5 questions)."),
+                                                 "Default: the shipped quick-start sample (6 questions)."),
     out_dir: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Run directory; re-run the same command to resume."),
     sample: str | None = typer.Option(None, "--sample", metavar="NAME",
-                                      help="A shipped sample instead of QUESTIONS: quickstart (5 questions) or full (40)."),
+                                      help="A shipped sample instead of QUESTIONS: quickstart (6 questions) or full (40)."),
     subject: list[str] | None = typer.Option(None, "--subject", "-s", metavar="NAME", help="Only questions of this subject (repeatable)."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, metavar="N", help="At most N questions (after --subject)."),
     concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, metavar="K", help="Questions in flight at once; with the embedded model also its server slots "
