@@ -25,6 +25,15 @@ import pytest
 from scireflect.sandbox import SandboxLimits, run_python, sandbox_available
 
 AVAILABLE, WHY = sandbox_available()
+def bind_parents_in_tmp() -> list[str]:
+    """What the sandbox's own /tmp shows before any code writes to it: nothing, unless the interpreter
+    lives under /tmp (a checkout and its venv in /tmp/x): bwrap then makes /tmp/x on the private
+    tmpfs to bind the interpreter below it, read-only."""
+    from scireflect.sandbox.bwrap import host_layout
+
+    return sorted({p.split("/")[2] for p in host_layout().ro_binds if p.startswith("/tmp/")})
+
+
 requires_sandbox = pytest.mark.skipif(not AVAILABLE and not os.environ.get("CI"), reason=f"sandbox unavailable here: {WHY}")
 pytestmark = [requires_sandbox, pytest.mark.timeout(180)]
 
@@ -125,7 +134,7 @@ def test_cannot_read_the_run_directory(tmp_path: Path) -> None:
     assert token not in result.stdout
     secret_read, run_dir, tmp, cwd, this_file = json.loads(result.stdout)
     assert secret_read == run_dir == this_file == "FileNotFoundError"
-    assert tmp == []  # /tmp is the sandbox's own, empty tmpfs
+    assert tmp == bind_parents_in_tmp()  # /tmp is the sandbox's own, empty tmpfs
     # the working directory (the project) shows at most the virtual environment it holds
     assert cwd == "FileNotFoundError" or set(cwd) <= {".venv", "venv"}, cwd
 
