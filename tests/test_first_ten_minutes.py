@@ -143,3 +143,19 @@ def test_help_is_fast_and_free_of_type_noise():
     names = re.findall(r"^  (\w+) ", done.stdout.split("Commands:")[1], re.M)
     assert names[:4] == ["annotate", "traces", "view", "export"], names
     print(f"scireflect --help took {time.perf_counter() - started:.2f} s")
+
+
+def test_without_a_question_file_the_shipped_quick_start_sample_runs(tmp_path):
+    from importlib.resources import files
+
+    shipped = [row["id"] for row in read_jsonl(files("scireflect.samples") / "quickstart.jsonl")]
+    assert len(shipped) == 6 and len({i.split("-")[0] for i in shipped}) == 2  # GSM8K and MMLU rows
+    with MockOpenAI(default_answer="72") as mock:
+        env = {"OPENAI_API_KEY": "test", "PATH": "/usr/bin:/bin"}
+        done = subprocess.run([sys.executable, "-m", "scireflect.cli", "annotate", "--out", str(tmp_path / "run"),
+                               "--base-url", mock.base_url, "--model", mock.model, "--budget", "attempts=1"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    traced = [row["id"] for row in read_jsonl(tmp_path / "run" / "traces.jsonl")]
+    assert sorted(traced) == sorted(shipped)
+    assert "quickstart.jsonl" in (tmp_path / "run" / "run.json").read_text()
