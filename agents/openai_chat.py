@@ -68,13 +68,16 @@ class OpenAIStreamingChat:
             (``openai.APITimeoutError``).
 
     The client never retries (the agent does, recording each try). Its connections are kept alive
-    and reused (up to 1,000 at once, as the openai SDK's).
+    and reused (up to 1,000 at once, as the openai SDK's), but for 2 s of idleness at most, not
+    httpx's 5 s: llama.cpp's HTTP server (cpp-httplib, whose default keep-alive timeout is also 5 s)
+    may close an idle connection just as a request is sent on it, which then fails at once
+    (``RemoteProtocolError``; seen once in a 10-question run against the embedded server, retried).
     """
 
     def __init__(self, *, base_url: str, model: str, api_key: str, temperature: float, max_tokens: int, timeout_s: float):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.http = http.AsyncClient(headers={"Authorization": f"Bearer {api_key}"}, timeout=http.Timeout(timeout_s), verify=_tls(),
-                                     limits=http.Limits(max_connections=1000, max_keepalive_connections=100))
+                                     limits=http.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0))
         self.model_name = model
         self.temperature = temperature
         self.max_tokens = max_tokens
