@@ -198,8 +198,7 @@ class Agent:
         the calls) for at most ``max_tool_rounds`` rounds; a model still calling tools after that
         gets one last call without tools and must answer.
         """
-        return Agent(self.role, self.llm, self.model_name, self.retry, tools=[*self.tools, *tools], max_tool_rounds=max_tool_rounds,
-                     code_execution=self.code_execution, llm_for_affinity=self.llm_for_affinity)
+        return self._copy(tools=[*self.tools, *tools], max_tool_rounds=max_tool_rounds)
 
     def with_code_execution(self, settings: CodeExecution) -> Agent:
         """A copy of this agent that runs the ```python blocks it writes in the sandbox and reads their
@@ -208,8 +207,13 @@ class Agent:
         Raises:
             ValueError: the agent calls tools (one call cannot mix the two forms).
         """
-        return Agent(self.role, self.llm, self.model_name, self.retry, tools=self.tools, max_tool_rounds=self.max_tool_rounds,
-                     code_execution=settings, llm_for_affinity=self.llm_for_affinity)
+        return self._copy(code_execution=settings)
+
+    def _copy(self, **changes: Any) -> Agent:
+        """This agent with some of its settings changed (the constructor checks the result again)."""
+        settings = {"llm": self.llm, "retry": self.retry, "tools": self.tools, "max_tool_rounds": self.max_tool_rounds,
+                    "code_execution": self.code_execution, "llm_for_affinity": self.llm_for_affinity, **changes}
+        return Agent(self.role, model_name=self.model_name, **settings)
 
     async def _call_with_retries(self, messages: list[BaseMessage], llm: Any, progress: CallProgress) -> tuple[Any, float, list[dict[str, Any]]]:
         """One model call, streamed, with tenacity retries of transient faults; each failed try is recorded.
@@ -280,9 +284,7 @@ class Agent:
         """
         if affinity is not None and self.llm_for_affinity is not None:
             with self.llm_for_affinity(self.llm, affinity) as llm:
-                agent = Agent(self.role, llm, self.model_name, self.retry, tools=self.tools, max_tool_rounds=self.max_tool_rounds,
-                              code_execution=self.code_execution)
-                return await agent.ainvoke(prompt, variables, progress)
+                return await self._copy(llm=llm, llm_for_affinity=None).ainvoke(prompt, variables, progress)
         messages = prompt.format_messages(**variables)
         sent = _as_dicts(messages, getattr(prompt, "image_refs", None))
         progress = progress if progress is not None else CallProgress()
