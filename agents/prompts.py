@@ -345,8 +345,11 @@ FIGURE_MODES = ("image", "text", "both")
 ``text`` (SciTune's text modalities instead: caption, OCR, mentions; for text-only models) or
 ``both``."""
 
-FIGURE_PROMPT_VERSION = f"{PROMPT_VERSION}+figures.1"
-"""Recorded in the traces of questions with figures; bump the suffix when the figure texts change."""
+FIGURE_VERSION_SUFFIX = "+figures.1"
+"""Appended to the version of the prompt set that figure prompts wrap; bump it when the figure texts change."""
+
+FIGURE_PROMPT_VERSION = f"{PROMPT_VERSION}{FIGURE_VERSION_SUFFIX}"
+"""The version of the plain figure prompts (:data:`FIGURE_PROMPTS`), recorded in the traces of questions with figures."""
 
 FIGURE_ATTACHED = "The figure of the problem is attached; read the values you need from it."
 
@@ -416,7 +419,7 @@ class FigurePrompts:
         if mode not in FIGURE_MODES:
             raise ValueError(f"unknown figure mode '{mode}'; choose one of {', '.join(FIGURE_MODES)}")
         self.base, self.store, self.mode = base, store, mode
-        self.version = f"{base.version}+figures.1"
+        self.version = f"{base.version}{FIGURE_VERSION_SUFFIX}"
 
     def problem(self, question: Mapping[str, Any]) -> str:
         return self.base.problem(question)
