@@ -16,6 +16,7 @@ from ..agents.prompts import ANSWER_PROMPTS, PromptSet
 from ..agents.roles import AgentTeam
 from ..verifiers.base import AnswerVerifier, Verdict, averify_response
 from .budget import Budget
+from .call_slots import CallSlots
 
 VerifyFn = Callable[..., Awaitable[Verdict]]
 """``await verify(response, question, finish_reason=None) -> Verdict``: checks one attempt; a response
@@ -51,6 +52,9 @@ class AnnotationContext:
     """Live progress of model calls, ``report(kind, data)``: ``call`` (a call starts or ends),
     ``tokens`` (tokens streamed so far), ``retry`` (a failed try); ``data`` names the question
     (``id``), ``role``, ``stage`` and ``attempt``. For display only: nothing here is checkpointed."""
+    call_slots: CallSlots | None = None
+    """The run's model-call slots, shared by every context of the run: each model call holds one
+    (:class:`~scireflect.graphs.call_slots.CallSlots`); ``None``: calls are not limited here."""
 
 
 __all__ = ["AnnotationContext", "VerifyFn", "verify_with"]

@@ -10,7 +10,8 @@ Each node is a function of the question's state and LangGraph's runtime (whose `
 ``revise``         the Reviser rewrites the solution from the critique (stage ``reflection``).
 ``answer_guided``  the Reviser is shown the reference answer and must derive it (stage ``answer_guided``).
 
-Every model call goes through :func:`call_model`, which limits it to the question's remaining time
+Every model call goes through :func:`call_model`, which holds one of the run's call slots
+(:mod:`~scireflect.graphs.call_slots`) for the call, limits it to the question's remaining time
 budget and turns failures into the question's end: transient faults that outlast the retries and
 requests the endpoint refuses end the question ``error``; authentication, permission and
 unknown-model errors raise :class:`EndpointError`, which stops the whole run.
@@ -19,6 +20,7 @@ unknown-model errors raise :class:`EndpointError`, which stops the whole run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -83,7 +85,8 @@ def _budget_end(stop: BudgetStop) -> dict[str, Any]:
 
 async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role, stage: Stage, attempt: int,
                      prompt: Prompt) -> dict[str, Any]:
-    """One model call of ``ctx.agents.<role>`` within the question's remaining time budget.
+    """One model call of ``ctx.agents.<role>`` within the question's remaining time budget, holding
+    one of the run's call slots (``ctx.call_slots``) for the call only.
 
     Returns a state update: the new step; and ``status``/``stop_reason`` (plus ``budget_stop`` or
     ``error_kind``) when the call ended the question.
@@ -92,11 +95,19 @@ async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role,
         EndpointError: the endpoint rejects the key or the permission, or lacks the model.
     """
     steps = state.get("steps", [])
-    index = len(steps)
     remaining = ctx.budget.seconds_left(steps)
     if remaining is not None and remaining <= 0:
         return _budget_end({"limit": "seconds", "used": round(total_seconds(steps), 3), "allowed": ctx.budget.max_seconds})
-    where = {"id": state["question"]["id"], "role": role, "stage": stage, "attempt": attempt}
+    slot = ctx.call_slots.hold(continuing=bool(steps)) if ctx.call_slots is not None else contextlib.nullcontext()
+    async with slot:  # waiting for a slot is not the model's time: the budget's clock starts below
+        return await _call_in_slot(steps, ctx, role, stage, attempt, prompt, state["question"]["id"], remaining)
+
+
+async def _call_in_slot(steps: list[Step], ctx: AnnotationContext, role: Role, stage: Stage, attempt: int, prompt: Prompt,
+                        qid: str, remaining: float | None) -> dict[str, Any]:
+    """:func:`call_model` once its call slot is held."""
+    index = len(steps)
+    where = {"id": qid, "role": role, "stage": stage, "attempt": attempt}
     report = ctx.report
     progress = CallProgress(on_update=(lambda kind, data: report(kind, {**where, **data})) if report else None)
     progress.report("call", {"phase": "start"})

@@ -59,8 +59,11 @@ def annotate_command(
                                       help="A shipped sample instead of QUESTIONS: quickstart (6 questions) or full (40)."),
     subject: list[str] | None = typer.Option(None, "--subject", "-s", metavar="NAME", help="Only questions of this subject (repeatable)."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, metavar="N", help="At most N questions (after --subject)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, metavar="K", help="Questions in flight at once; with the embedded model also its server slots "
+    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, metavar="K", help="Model calls in flight at once; with the embedded model also its server slots "
                                                   "[default: 2; embedded model on 6+ cores: one per 2 cores, at most 8]."),
+    lookahead: int | None = typer.Option(None, "--lookahead", min=0, metavar="L",
+                                         help="Questions admitted beyond K, prepared, checked and recorded while the K calls run "
+                                              "[default: K with an endpoint, 0 with the embedded model]."),
     budget: str | None = typer.Option(None, "--budget", metavar="SPEC",
                                       help="Per-question limits, e.g. attempts=4,reflections=2,answer_guided=yes,tokens=24000 "
                                            "(seconds=S adds a time limit; off by default)."),
@@ -134,7 +137,7 @@ def annotate_command(
             config,
             cli_llm={"base_url": base_url or None, "model": model, "temperature": temperature, "max_tokens": max_tokens,
                      "request_timeout_s": request_timeout},
-            budget_spec=budget, concurrency=concurrency, prompt_variant=prompt_variant, embedded_model=embedded_model,
+            budget_spec=budget, concurrency=concurrency, lookahead=lookahead, prompt_variant=prompt_variant, embedded_model=embedded_model,
             gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, tools=tools, tool_format=tool_format, speculative=speculative,
             embedded_threads=embedded_threads,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},

@@ -129,6 +129,13 @@ class RunSettings:
     budget: Budget = field(default_factory=Budget)
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
     concurrency: int = 2
+    """Model calls in flight at once (the run's call slots, :class:`~graphs.call_slots.CallSlots`);
+    with the embedded model also its server slots."""
+    lookahead: int | None = None
+    """Questions admitted beyond ``concurrency``: they prepare their next call (and are checked and
+    recorded) while the slots stay busy, so that the endpoint never waits on the framework.
+    ``None``: ``concurrency`` for a remote endpoint, 0 on the embedded model (where a question
+    keeps its server slot, and its prompt cache, from one call to the next)."""
     abort_after_transport_errors: int = 8
     tools: tuple[str, ...] = ()
     """Tools by name (:data:`scireflect.agents.tools.TOOL_NAMES`): ``calculator``, ``unit_converter``,
@@ -176,6 +183,12 @@ class RunSettings:
     def uses_embedded(self) -> bool:
         return any(s.embedded for s in self.roles.values())
 
+    @property
+    def questions_in_flight(self) -> int:
+        """Questions the runner works on at once: ``concurrency`` plus the look-ahead (see ``lookahead``)."""
+        lookahead = self.lookahead if self.lookahead is not None else (0 if self.uses_embedded else self.concurrency)
+        return self.concurrency + lookahead
+
 
 _LLM_KEYS = {f for f in LLMSettings.__dataclass_fields__}
 
@@ -185,7 +198,7 @@ _LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperatu
              "request_timeout_s": "num>0", "max_retries": "int>=0", "retry_backoff_s": "num>=0"}
 _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
                   "by_subject": "table", "ensemble": "bool"}
-_RUN_SPEC = {"concurrency": "int>=1", "prompt_variant": "str", "embedded_model": "str", "gguf": "str",
+_RUN_SPEC = {"concurrency": "int>=1", "lookahead": "int>=0", "prompt_variant": "str", "embedded_model": "str", "gguf": "str",
              "tool_format": "str", "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "python_timeout_s": "num>0",
              "mmproj": "str", "figures": "str", "ocr": "bool", "ocr_timeout_s": "num>0", "checkpoints": "str", "speculative": "str",
              "slot_affinity": "bool", "embedded_threads": "int>=1"}
@@ -262,6 +275,7 @@ def load_settings(
     cli_llm: dict[str, Any] | None = None,
     budget_spec: str | None = None,
     concurrency: int | None = None,
+    lookahead: int | None = None,
     prompt_variant: str | None = None,
     embedded_model: str | None = None,
     gguf_path: Path | None = None,
@@ -288,8 +302,9 @@ def load_settings(
         mmproj_path / figures / ocr: ``--mmproj``, ``--figures`` and ``--ocr/--no-ocr`` (``[run]`` keys
             ``mmproj``, ``figures``, ``ocr``, ``ocr_timeout_s``).
         checkpoints: ``postgresql://...`` for PostgreSQL checkpoints (``[run] checkpoints``), else SQLite.
-        concurrency: questions in flight; default ``[run] concurrency``, else, when a role uses the
+        concurrency: model calls in flight; default ``[run] concurrency``, else, when a role uses the
             embedded model, :func:`scireflect.embedded.default_slots` of this machine's cores, else 2.
+        lookahead: questions admitted beyond ``concurrency`` (``[run] lookahead``; see :attr:`RunSettings.lookahead`).
         speculative / slot_affinity / embedded_threads: the embedded server's settings (see
             :class:`RunSettings`), over ``[run]``'s.
         tools: tool names, ``"python,calculator"`` or a tuple (also ``all``, ``basic``, ``none``; see
@@ -414,6 +429,7 @@ def load_settings(
         budget=budget,
         verifier=verifier,
         concurrency=concurrency,
+        lookahead=lookahead if lookahead is not None else run_table.get("lookahead"),
         prompt_variant=prompt_variant or run_table.get("prompt_variant"),
         embedded_model=embedded_model,
         gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),

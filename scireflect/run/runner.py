@@ -28,6 +28,7 @@ from ..agents import prompts as P
 from ..agents.figures import FigureError, FigureStore
 from ..agents.roles import ROLES, AgentTeam
 from ..graphs.annotation import build_annotation_graph
+from ..graphs.call_slots import CallSlots
 from ..graphs.context import AnnotationContext, verify_with
 from ..graphs.formal import build_formal_graph, formal_context
 from ..graphs.nodes import EndpointError
@@ -140,13 +141,15 @@ def equip_tools(teams: list[AgentTeam], settings: RunSettings, say: ProgressCall
 
 def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier, lean_checker: AnswerVerifier | None,
               say: ProgressCallback, figures: FigureStore | None = None) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
-    """The runtime contexts of the annotation and formal graphs, one per endpoint replica; questions
-    with figures get them through :class:`~scireflect.agents.prompts.FigurePrompts` (``settings.figures``)."""
+    """The runtime contexts of the annotation and formal graphs, one per endpoint replica, sharing the
+    run's ``settings.concurrency`` call slots; questions with figures get them through
+    :class:`~scireflect.agents.prompts.FigurePrompts` (``settings.figures``)."""
     answer_teams, prompts = equip_tools(teams, settings, say)
     prompts = P.FigurePrompts(prompts, figures, settings.figures) if figures else prompts
-    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say)
-              for t in answer_teams]
-    formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say) for t in teams]
+    slots = CallSlots(settings.concurrency)  # one for the run: every replica and both graphs share it
+    answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say,
+                                call_slots=slots) for t in answer_teams]
+    formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say, call_slots=slots) for t in teams]
               if lean_checker is not None else [])
     return answer, formal
 
@@ -311,7 +314,8 @@ async def _with_ocr(question: dict[str, Any], settings: RunSettings, figures: Fi
 async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settings: RunSettings, store: TraceStore,
                             contexts: tuple[list[AnnotationContext], list[AnnotationContext]], labels: dict[bool, str],
                             statuses: Counter, say: ProgressCallback, figures: FigureStore | None = None) -> None:
-    """Run the pending questions through their graphs, ``settings.concurrency`` at a time.
+    """Run the pending questions through their graphs, ``settings.questions_in_flight`` at a time
+    (their model calls share ``settings.concurrency`` call slots, see :mod:`scireflect.graphs.call_slots`).
 
     ``contexts`` are the annotation and formal graphs' contexts (one per endpoint replica; a question
     goes to replica ``stable_bucket(id)``), ``labels`` the judges' ``name/version`` by formality.
@@ -328,7 +332,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
         for qid in checkpointed & set(store.records):  # committed, but killed before its checkpoints went
             await saver.adelete_thread(qid)
         graphs = {False: (build_annotation_graph(saver), contexts[0]), True: (build_formal_graph(saver), contexts[1])}
-        semaphore = asyncio.Semaphore(settings.concurrency)
+        semaphore = asyncio.Semaphore(settings.questions_in_flight)
         transport_errors_in_a_row = 0
         ocr_state: dict[str, bool] = {}
 

@@ -73,11 +73,14 @@ class FaultPlan:
 
 @dataclass
 class MockStats:
-    """Counts of what the server did: chat requests, faults by kind, models requests."""
+    """Counts of what the server did: chat requests, faults by kind, refused images, and chat requests
+    being answered at once (now and at the most)."""
 
     chat_requests: int = 0
     faults: Counter = field(default_factory=Counter)
     refused_images: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
 
 class MockOpenAI:
@@ -259,6 +262,16 @@ class MockOpenAI:
                     self._json(404, {"error": {"message": "not found"}})
 
             def do_POST(self):
+                with mock._lock:
+                    mock.stats.in_flight += 1
+                    mock.stats.peak_in_flight = max(mock.stats.peak_in_flight, mock.stats.in_flight)
+                try:
+                    self._chat()
+                finally:
+                    with mock._lock:
+                        mock.stats.in_flight -= 1
+
+            def _chat(self):
                 length = int(self.headers.get("Content-Length", 0))
                 try:
                     request = json.loads(self.rfile.read(length))
