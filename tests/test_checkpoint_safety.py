@@ -114,3 +114,61 @@ async def test_a_normal_run_resumes_through_the_plain_data_serializer(tmp_path):
     team, models = scripted_team([], [CRITIQUE], [RIGHT])
     result = await annotate(load_questions(questions), run_dir, RunSettings(concurrency=1), team=team, verifier=ExactBoxedVerifier())
     assert result.summary["all"].accepted_reflection == 1 and not models["solver"].calls
+
+
+async def test_checkpoint_writes_of_one_loop_turn_share_one_commit(tmp_path):
+    """The run's saver commits once per event-loop turn: what many questions wrote in that turn is
+    committed together, visible to another connection (the viewer's) right after it, and whatever
+    is pending when the run ends is committed on close."""
+    import asyncio
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from scireflect.run.checkpoints import open_checkpointer
+
+    path = tmp_path / "checkpoints.sqlite"
+    commits: list[str] = []
+
+    def threads_seen_elsewhere() -> set[str]:
+        with sqlite3.connect(path) as other:
+            return {row[0] for row in other.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+
+    async with open_checkpointer(path) as saver:
+        saver.conn.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+        for i in range(5):  # five questions checkpoint in the same turn
+            config = {"configurable": {"thread_id": f"q{i}", "checkpoint_ns": ""}}
+            await saver.aput(config, empty_checkpoint(), {"step": 0}, {})
+        assert threads_seen_elsewhere() == set() and commits == []  # not yet: the turn has not ended
+        await asyncio.sleep(0)
+        assert threads_seen_elsewhere() == {f"q{i}" for i in range(5)} and len(commits) == 1
+        await saver.adelete_thread("q0")  # pending when the saver closes
+    assert threads_seen_elsewhere() == {f"q{i}" for i in range(1, 5)}
+
+
+async def test_a_failed_checkpoint_commit_is_raised_by_the_next_write(tmp_path):
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from scireflect.run.checkpoints import open_checkpointer
+
+    import asyncio
+
+    class FullDisk:  # the saver's connection, whose next commit fails
+        def __init__(self, conn):
+            self.conn = conn
+
+        def commit(self):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
+    config = {"configurable": {"thread_id": "q", "checkpoint_ns": ""}}
+    async with open_checkpointer(tmp_path / "checkpoints.sqlite") as saver:
+        real = saver.conn
+        saver.conn = FullDisk(real)
+        await saver.aput(config, empty_checkpoint(), {"step": 0}, {})
+        await asyncio.sleep(0)  # the scheduled commit fails in the loop, with no caller to tell
+        saver.conn = real
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            await saver.aput(config, empty_checkpoint(), {"step": 1}, {})
+        await saver.aput(config, empty_checkpoint(), {"step": 2}, {})  # told once; the saver goes on
