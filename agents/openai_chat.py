@@ -4,27 +4,35 @@ LangChain's ``ChatOpenAI.astream`` builds a pydantic chunk model in the openai S
 ``AIMessageChunk``, a ``ChatGenerationChunk`` and a callback event for every streamed token, and
 merges the chunks one by one: about 4.7 ms of CPU for a 15-chunk reply on the mock endpoint, and
 a cost per token for real models (issue 17's profile: the model call was over half of the runner's
-CPU per question). :class:`OpenAIStreamingChat` sends the same request with the openai SDK's own
-HTTP client library (``httpx2`` from openai 3 on), raises the SDK's public exceptions for HTTP
-errors, timeouts and broken connections (``openai.RateLimitError``, ``openai.APITimeoutError``, ...:
-what the retries classify), and reads the server-sent events itself: one ``json.loads`` per event
-and one ``AIMessage`` per call (about 1 ms on the same reply; 1.3 ms through the SDK's ``post``).
+CPU per question). :class:`OpenAIStreamingChat` sends the same request over aiohttp, reads the
+server-sent events itself (one ``json.loads`` per event, one ``AIMessage`` per call) and raises
+the openai SDK's public exceptions for HTTP errors, timeouts and broken connections
+(``openai.RateLimitError``, ``openai.APITimeoutError``, ...: what the retries classify).
+
+Why aiohttp and not the SDK's own HTTP library (httpx/httpx2): measured on the mock endpoint with 64
+streamed calls at once (``benchmarks/bench_runner.py --http``), httpx2 took 1.4 ms of CPU per call
+and aiohttp 0.25 ms. httpx's connection pool re-scans every pooled connection (probing each idle
+socket) twice per request, and its anyio streams yield to the event loop on every read; aiohttp
+keeps idle connections in a queue per host and parses HTTP in C. At concurrency 64 that was a
+fifth of the runner's CPU per question.
 
 It is the model of a role without tools; with tools the agents use ``ChatOpenAI`` (``bind_tools``).
-Its timeout is the HTTP client's read timeout, a timeout on silence between streamed chunks, as before.
+Its timeout is a timeout on silence between streamed chunks (and on connecting), as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import openai
 from langchain_core.messages import AIMessage
 
-try:  # the HTTP client of the installed openai SDK: httpx2 from openai 3 on, httpx before
+try:  # the openai SDK's HTTP types (its exceptions carry them): httpx2 from openai 3 on, httpx before
     import httpx2 as http
 except ImportError:  # pragma: no cover - older openai
     import httpx as http
@@ -56,6 +64,43 @@ def status_error(response: Any, body: bytes) -> openai.APIStatusError:
     return cls(f"Error code: {status} - {parsed}", response=response, body=data)
 
 
+class _Session:
+    """The aiohttp session of one client and of its copies: made on first use, in the running event
+    loop (an aiohttp session belongs to one loop), and closed by :meth:`OpenAIStreamingChat.aclose`."""
+
+    def __init__(self, headers: Mapping[str, str], timeout_s: float):
+        self.headers = dict(headers)
+        self.timeout_s = timeout_s
+        self.session: aiohttp.ClientSession | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self.session is None or self.session.closed or self.loop is not loop:
+            self.loop = loop
+            connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=KEEPALIVE_S, ssl=_tls())
+            self.session = aiohttp.ClientSession(
+                connector=connector, headers=self.headers, trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s),
+                read_bufsize=READ_BUFFER_BYTES, raise_for_status=False, auto_decompress=True)
+        return self.session
+
+    async def aclose(self) -> None:
+        session, self.session = self.session, None
+        if session is not None and not session.closed and self.loop is asyncio.get_running_loop():
+            await session.close()
+
+
+KEEPALIVE_S = 2.0
+"""Seconds an idle connection is kept for reuse: under the 5 s after which llama.cpp's HTTP server
+(cpp-httplib) closes one, which may otherwise happen just as a request is sent on it (seen once in
+a 10-question run against the embedded server: the call failed at once and was retried)."""
+
+READ_BUFFER_BYTES = 4 * 2**20
+"""aiohttp's read buffer; one streamed event (one line) may be up to twice this long: a server that
+sends a whole long completion as one event still fits."""
+
+
 class OpenAIStreamingChat:
     """One model on one OpenAI-compatible endpoint, streamed.
 
@@ -68,16 +113,14 @@ class OpenAIStreamingChat:
             (``openai.APITimeoutError``).
 
     The client never retries (the agent does, recording each try). Its connections are kept alive
-    and reused (up to 1,000 at once, as the openai SDK's), but for 2 s of idleness at most, not
-    httpx's 5 s: llama.cpp's HTTP server (cpp-httplib, whose default keep-alive timeout is also 5 s)
-    may close an idle connection just as a request is sent on it, which then fails at once
-    (``RemoteProtocolError``; seen once in a 10-question run against the embedded server, retried).
+    and reused (up to 1,000 at once, as the openai SDK's), for :data:`KEEPALIVE_S` of idleness at
+    most; proxies come from the environment, as with the SDK. Close it with :meth:`aclose` in the
+    event loop that used it.
     """
 
     def __init__(self, *, base_url: str, model: str, api_key: str, temperature: float, max_tokens: int, timeout_s: float):
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.http = http.AsyncClient(headers={"Authorization": f"Bearer {api_key}"}, timeout=http.Timeout(timeout_s), verify=_tls(),
-                                     limits=http.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0))
+        self._session = _Session({"Authorization": f"Bearer {api_key}"}, timeout_s)
         self.model_name = model
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -91,10 +134,18 @@ class OpenAIStreamingChat:
         copy.extra_body = {**self.extra_body, **options}
         return copy
 
+    async def aclose(self) -> None:
+        """Close the connections (of this client and of its copies); a later call opens new ones."""
+        await self._session.aclose()
+
     def request(self, messages: Sequence[Mapping[str, str]]) -> dict[str, Any]:
         """The JSON body of one streamed chat completion."""
         return {"model": self.model_name, "messages": [dict(m) for m in messages], "temperature": self.temperature,
                 "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True}, **self.extra_body}
+
+    def _sdk_request(self) -> Any:
+        """The request as the openai SDK's exceptions carry it."""
+        return http.Request("POST", self.url)
 
     async def astream_reply(self, messages: Sequence[Mapping[str, str]], on_text: Any) -> AIMessage:
         """Stream one completion; ``on_text(text)`` is called with every chunk's text as it arrives.
@@ -110,20 +161,20 @@ class OpenAIStreamingChat:
             BadResponseBody: the body held no server-sent event, or an event that is not JSON.
             EmptyCompletion: the stream ended without a completion chunk.
         """
-        request = self.http.build_request("POST", self.url, json=self.request(messages))
         parts: list[str] = []
         usage: dict[str, Any] | None = None
         model, finish, events = None, None, 0
         try:
-            response = await self.http.send(request, stream=True)
-            try:
-                if response.status_code >= 400:
-                    raise status_error(response, await response.aread())
-                async for line in response.aiter_lines():  # read to the end, so that the connection is reused
-                    if not line.startswith("data:"):
+            async with self._session.get().post(self.url, json=self.request(messages), allow_redirects=False) as response:
+                if response.status >= 400:
+                    body = await response.read()
+                    raise status_error(http.Response(response.status, headers=list(response.headers.items()), content=body,
+                                                     request=self._sdk_request()), body)
+                async for line in response.content:  # read to the end, so that the connection is reused
+                    if not line.startswith(b"data:"):
                         continue
                     data = line[5:].strip()
-                    if data == "[DONE]":
+                    if data == b"[DONE]":
                         continue
                     events += 1
                     try:
@@ -139,12 +190,11 @@ class OpenAIStreamingChat:
                         finish = choice.get("finish_reason") or finish
                     if chunk.get("usage"):
                         usage = chunk["usage"]
-            finally:
-                await response.aclose()
-        except http.TimeoutException as exc:
-            raise openai.APITimeoutError(request=request) from exc
-        except http.TransportError as exc:  # refused or dropped connection, truncated chunked body
-            raise openai.APIConnectionError(message=f"Connection error: {type(exc).__name__}", request=request) from exc
+        except TimeoutError as exc:  # aiohttp's read and connect timeouts are TimeoutErrors
+            raise openai.APITimeoutError(request=self._sdk_request()) from exc
+        except aiohttp.ClientError as exc:  # refused or dropped connection, truncated body
+            raise openai.APIConnectionError(message=f"Connection error: {type(exc).__name__}: {exc}",
+                                            request=self._sdk_request()) from exc
         if not events:
             raise BadResponseBody("the endpoint's reply held no completion chunk (not an event stream?)")
         if not parts and finish is None:

@@ -65,7 +65,7 @@ class BadResponseBody(Exception):
     """The endpoint answered 200 with a body that is not a completion (e.g. an HTML error page)."""
 
 
-_CLIENT_MODULES = ("openai", "langchain_openai", "httpx", "httpcore", "json")
+_CLIENT_MODULES = ("openai", "langchain_openai", "httpx", "httpcore", "aiohttp", "json")
 
 
 def _raised_by_client(exc: BaseException) -> bool:
@@ -83,7 +83,7 @@ def is_transient(exc: BaseException) -> bool:
     Transient: connection errors and timeouts, dropped connections and truncated bodies
     (``openai.APIConnectionError``), HTTP 408, 409, 429 and 5xx, bodies that are not the expected
     JSON (``openai.APIResponseValidationError``, or a ``ValueError`` raised inside the openai /
-    langchain-openai / httpx / json code that parses the body), and empty completions. Anything
+    langchain-openai / httpx / aiohttp / json code that parses the body), and empty completions. Anything
     else, a ``ValueError`` from our own code included, is a bug or a refusal and is not retried.
     """
     if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, EmptyCompletion, BadResponseBody)):

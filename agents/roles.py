@@ -396,6 +396,13 @@ class AgentTeam:
         return AgentTeam(**{r: getattr(self, r).with_code_execution(settings) if r in roles else getattr(self, r)
                             for r in ROLES})
 
+    async def aclose(self) -> None:
+        """Close the roles' model clients that hold connections (:meth:`OpenAIStreamingChat.aclose`),
+        each once; other chat models are left as they are."""
+        for llm in {id(a.llm): a.llm for a in (self.solver, self.critic, self.reviser)}.values():
+            if isinstance(llm, OpenAIStreamingChat):
+                await llm.aclose()
+
     @classmethod
     def from_models(cls, models: Mapping[str, tuple[BaseChatModel, str]], retry: RetryPolicy | None = None) -> AgentTeam:
         """Build a team from ``{"solver": (llm, name), "critic": ..., "reviser": ...}``."""

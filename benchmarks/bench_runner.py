@@ -17,6 +17,7 @@ that CPU cost allows, and the runner's peak memory.
     python benchmarks/bench_runner.py                              # the README figures
     python benchmarks/bench_runner.py --grid --questions 2000 --latency 0.05 --concurrency 1,16,64,256
     python benchmarks/bench_runner.py --verifier-checks 500        # sandboxed checks per second
+    python benchmarks/bench_runner.py --skip-runner --skip-ray --http   # the HTTP client, aiohttp vs httpx2
     python benchmarks/bench_runner.py --embedded 4                 # end-to-end rate, embedded model
 """
 
@@ -229,6 +230,57 @@ def bench_verifier(n: int) -> None:
           f"{n / wall / workers:.0f} checks/s per core (mix: integer, fraction, number+unit, choice, expression)")
 
 
+def bench_http(latency: float, rounds: int, concurrencies: list[int]) -> None:
+    """CPU per streamed call of the lean client (aiohttp) beside the same request and event reading
+    over httpx2 (the openai SDK's HTTP library, which the lean client used before), ``c`` calls at
+    once for ``rounds`` rounds against the mock: the figure behind agents/openai_chat.py's choice."""
+    import json as json_
+
+    from scireflect.agents.openai_chat import OpenAIStreamingChat, http
+
+    messages = [{"role": "system", "content": "You solve."}, {"role": "user", "content": "Item 1: what is 6 x 7?"}]
+
+    async def lean(url: str, c: int) -> float:
+        chat = OpenAIStreamingChat(base_url=url, model="mock-model", api_key="k", temperature=0.0, max_tokens=64, timeout_s=30)
+        try:
+            return await _timed_rounds(lambda: chat.astream_reply(messages, lambda text: None), c, rounds)
+        finally:
+            await chat.aclose()
+
+    async def httpx2(url: str, c: int) -> float:
+        async with http.AsyncClient(timeout=http.Timeout(30), limits=http.Limits(max_connections=1000, max_keepalive_connections=100)) as client:
+            body = OpenAIStreamingChat(base_url=url, model="mock-model", api_key="k", temperature=0.0, max_tokens=64, timeout_s=30).request(messages)
+
+            async def call() -> None:
+                async with client.stream("POST", url + "/chat/completions", json=body) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                            json_.loads(line[5:])
+
+            return await _timed_rounds(call, c, rounds)
+
+    server, parent, base_url = _start_mock(latency)
+    try:
+        print(f"HTTP client: CPU ms per streamed call, mock latency {latency * 1000:.0f} ms, {rounds} rounds; "
+              f"load average {os.getloadavg()[0]:.2f}")
+        for c in concurrencies:
+            print(f"  {c:>3} at once: lean client (aiohttp) {asyncio.run(lean(base_url, c)):.2f} ms, "
+                  f"httpx2 {asyncio.run(httpx2(base_url, c)):.2f} ms", flush=True)
+    finally:
+        _stop_mock(server, parent)
+
+
+async def _timed_rounds(call, c: int, rounds: int) -> float:
+    """CPU ms per call of ``rounds`` rounds of ``c`` calls at once, after one warm-up round."""
+    await asyncio.gather(*(call() for _ in range(c)))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(rounds):
+        await asyncio.gather(*(call() for _ in range(c)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return 1000 * cpu / (c * rounds)
+
+
 def bench_embedded(n: int, model: str) -> None:
     import subprocess
 
@@ -261,6 +313,7 @@ def main() -> None:
     parser.add_argument("--embedded", type=int, default=0, help="also annotate this many sample questions with the embedded model")
     parser.add_argument("--embedded-model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
     parser.add_argument("--skip-runner", action="store_true")
+    parser.add_argument("--http", action="store_true", help="also compare the lean client's HTTP library with httpx2 (CPU per call)")
     args = parser.parse_args()
     workers = [int(k) for k in args.ray_workers.split(",")]
     if args.ray_inside:
@@ -275,6 +328,8 @@ def main() -> None:
         bench_ray(args.ray_questions, 0.05, 64, workers)
     if args.verifier_checks:
         bench_verifier(args.verifier_checks)
+    if args.http:
+        bench_http(0.2, 10, [1, 16, 64])
     if args.embedded:
         bench_embedded(args.embedded, args.embedded_model)
 

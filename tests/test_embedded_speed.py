@@ -98,6 +98,7 @@ async def test_slot_options_reach_the_embedded_endpoint_only():
         await embedded.ainvoke(*ANSWER_PROMPTS.solve(QUESTION, "math"))  # no question: no slot
         reply = await remote.ainvoke(*ANSWER_PROMPTS.solve(QUESTION, "math"), affinity="q1")
         bodies = server.bodies
+        await llm.aclose()
     assert (bodies[0]["id_slot"], bodies[0]["cache_prompt"]) == (0, True)
     assert "id_slot" not in bodies[1] and "id_slot" not in bodies[2]
     assert "\\boxed{" in reply.text

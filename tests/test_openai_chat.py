@@ -13,14 +13,19 @@ from scireflect.testing.mock_openai import FaultPlan, MockOpenAI
 MESSAGES = [{"role": "system", "content": "You solve."}, {"role": "user", "content": "What is 6 x 7?"}]
 
 
-def client(url: str, timeout_s: float = 5.0) -> OpenAIStreamingChat:
-    return OpenAIStreamingChat(base_url=url, model="mock-model", api_key="k", temperature=0.0, max_tokens=64, timeout_s=timeout_s)
+async def reply_from(url: str, on_text=lambda text: None, timeout_s: float = 5.0):
+    """One call of a fresh client, closed afterwards."""
+    chat = OpenAIStreamingChat(base_url=url, model="mock-model", api_key="k", temperature=0.0, max_tokens=64, timeout_s=timeout_s)
+    try:
+        return await chat.astream_reply(MESSAGES, on_text)
+    finally:
+        await chat.aclose()
 
 
 async def test_a_streamed_reply_with_usage_and_every_chunk_seen():
     seen = []
     with MockOpenAI(answers={"6 x 7": "42"}) as mock:
-        reply = await client(mock.base_url).astream_reply(MESSAGES, seen.append)
+        reply = await reply_from(mock.base_url, seen.append)
         request = mock.requests[0]
     assert reply.content.endswith("\\boxed{42}") and "".join(seen) == reply.content and len(seen) > 3
     assert reply.usage_metadata["output_tokens"] == len(seen) and reply.usage_metadata["input_tokens"] > 0
@@ -33,12 +38,13 @@ async def test_a_streamed_reply_with_usage_and_every_chunk_seen():
     ("server_error", openai.InternalServerError, "server_error"),
     ("hang", openai.APITimeoutError, "timeout"),
     ("truncated", openai.APIConnectionError, "connection"),
+    ("drop", openai.APIConnectionError, "connection"),
     ("non_json", BadResponseBody, "bad_body"),
 ])
 async def test_each_fault_is_the_exception_the_retries_expect(fault, error, kind):
     with MockOpenAI(faults=FaultPlan(rate=1.0, kinds=(fault,), hang_s=3.0, retry_after_s=7)) as mock:
         with pytest.raises(error) as caught:
-            await client(mock.base_url, timeout_s=1.0).astream_reply(MESSAGES, lambda text: None)
+            await reply_from(mock.base_url, timeout_s=1.0)
     assert is_transient(caught.value) and failure_kind(caught.value) == kind
     if fault == "rate_limit":
         assert caught.value.response.headers["retry-after"] == "7"  # RetryPolicy.wait honours it
@@ -46,7 +52,7 @@ async def test_each_fault_is_the_exception_the_retries_expect(fault, error, kind
 
 async def test_an_empty_completion_comes_back_empty_for_the_agent_to_retry():
     with MockOpenAI(faults=FaultPlan(rate=1.0, kinds=("empty",))) as mock:
-        reply = await client(mock.base_url).astream_reply(MESSAGES, lambda text: None)
+        reply = await reply_from(mock.base_url)
     assert reply.content == "" and reply.response_metadata["finish_reason"] == "stop"  # Agent raises EmptyCompletion
 
 
@@ -59,3 +65,34 @@ def test_http_errors_are_the_sdks_exceptions(status, error, transient):
     exc = status_error(http.Response(status, request=request), b'{"error": {"message": "no such model"}}')
     assert type(exc) is error and exc.status_code == status and exc.body == {"message": "no such model"}
     assert is_transient(exc) is transient and "no such model" in str(exc)
+
+
+async def test_an_event_longer_than_the_default_read_buffer_is_read_whole():
+    """A server may send a long completion as one event: one line of ~300 KB (aiohttp's default
+    buffer takes lines up to 128 KiB)."""
+    long_answer = "7" * 300_000
+    with MockOpenAI(answers={"6 x 7": long_answer}) as mock:
+        reply = await reply_from(mock.base_url)
+    assert reply.content.endswith("\\boxed{" + long_answer + "}")
+
+
+async def test_one_client_serves_two_event_loops_and_closes_cleanly():
+    """The connections belong to the loop that opened them; a client used again from a new loop
+    (a second ``asyncio.run``) opens new ones."""
+    import asyncio
+
+    with MockOpenAI() as mock:
+        chat = OpenAIStreamingChat(base_url=mock.base_url, model="mock-model", api_key="k", temperature=0.0, max_tokens=64, timeout_s=5)
+        first = await chat.astream_reply(MESSAGES, lambda text: None)
+
+        def in_another_loop():
+            async def call():
+                try:
+                    return await chat.astream_reply(MESSAGES, lambda text: None)
+                finally:
+                    await chat.aclose()
+            return asyncio.run(call())
+
+        second = await asyncio.to_thread(in_another_loop)
+        await chat.aclose()
+    assert first.content == second.content and "\\boxed{42}" in first.content

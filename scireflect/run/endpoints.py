@@ -192,7 +192,8 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
     """Start the embedded model if a role needs it, check every endpoint, and build the agents.
 
     Yields ``([team per replica], {role: model name})``: team ``r`` uses endpoint ``r`` of each
-    role's list (cycling when a role has fewer replicas). The embedded server stops on exit.
+    role's list (cycling when a role has fewer replicas). On exit the agents' connections close and the
+    embedded server stops.
     ``images``: the run sends figures, so every model must take an image (see :func:`preflight`).
 
     Raises:
@@ -237,7 +238,11 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
             teams.append(AgentTeam(**agents))
         if len(teams) > 1:
             say("status", {"message": f"spreading questions over {len(teams)} endpoint replicas"})
-        yield teams, names
+        try:
+            yield teams, names
+        finally:
+            for team in teams:
+                await team.aclose()
 
 
 __all__ = ["FIGURES_HINT", "PROBE_PNG", "Say", "chat_model", "embedded_draft", "embedded_gguf", "embedded_mmproj", "endpoint_urls",
