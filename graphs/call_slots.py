@@ -42,6 +42,9 @@ class CallSlots:
         """Slots held now (for tests and progress)."""
         self.peak = 0
         """The most slots held at once so far."""
+        self.filled = asyncio.Event()
+        """Set once every slot has been taken, or a call has ended: the run's first calls are out
+        (the runner admits its look-ahead questions then, so that preparing them does not delay those)."""
         self._continuing: deque[asyncio.Future[None]] = deque()
         self._first: deque[asyncio.Future[None]] = deque()
 
@@ -80,8 +83,11 @@ class CallSlots:
     def _take(self) -> None:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
+        if self.in_flight == self.limit:
+            self.filled.set()
 
     def _release(self) -> None:
+        self.filled.set()
         for queue in (self._continuing, self._first):
             while queue:
                 waiter = queue.popleft()
