@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -80,7 +82,7 @@ class _Session:
             self.loop = loop
             connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=KEEPALIVE_S, ssl=_tls())
             self.session = aiohttp.ClientSession(
-                connector=connector, headers=self.headers, trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx
+                connector=connector, headers=self.headers, trust_env=False,  # proxies: env_proxy, read once
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s),
                 read_bufsize=READ_BUFFER_BYTES, raise_for_status=False, auto_decompress=True)
         return self.session
@@ -89,6 +91,23 @@ class _Session:
         session, self.session = self.session, None
         if session is not None and not session.closed and self.loop is asyncio.get_running_loop():
             await session.close()
+
+
+def env_proxy(url: str) -> str | None:
+    """The HTTP proxy the environment names for ``url`` (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``,
+    upper or lower case, unless ``NO_PROXY`` covers the host), read by the standard library as
+    ``requests`` and httpx read it; ``None`` for none, or for a proxy that is not ``http(s)://``
+    (aiohttp speaks to HTTP proxies only).
+
+    Read once per client, not through aiohttp's ``trust_env``, which looks up ``~/.netrc`` in a
+    worker thread on every request (and refuses a request whose host has a netrc entry, since the
+    client sends its own ``Authorization`` header)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    return proxy if proxy and proxy.lower().startswith(("http://", "https://")) else None
 
 
 KEEPALIVE_S = 2.0
@@ -114,12 +133,13 @@ class OpenAIStreamingChat:
 
     The client never retries (the agent does, recording each try). Its connections are kept alive
     and reused (up to 1,000 at once, as the openai SDK's), for :data:`KEEPALIVE_S` of idleness at
-    most; proxies come from the environment, as with the SDK. Close it with :meth:`aclose` in the
-    event loop that used it.
+    most; an HTTP proxy comes from the environment (:func:`env_proxy`), as with the SDK. Close it
+    with :meth:`aclose` in the event loop that used it.
     """
 
     def __init__(self, *, base_url: str, model: str, api_key: str, temperature: float, max_tokens: int, timeout_s: float):
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.proxy = env_proxy(self.url)
         self._session = _Session({"Authorization": f"Bearer {api_key}"}, timeout_s)
         self.model_name = model
         self.temperature = temperature
@@ -165,7 +185,8 @@ class OpenAIStreamingChat:
         usage: dict[str, Any] | None = None
         model, finish, events = None, None, 0
         try:
-            async with self._session.get().post(self.url, json=self.request(messages), allow_redirects=False) as response:
+            async with self._session.get().post(self.url, json=self.request(messages), allow_redirects=False,
+                                                proxy=self.proxy) as response:
                 if response.status >= 400:
                     body = await response.read()
                     raise status_error(http.Response(response.status, headers=list(response.headers.items()), content=body,
@@ -207,4 +228,4 @@ class OpenAIStreamingChat:
         return AIMessage(content="".join(parts), usage_metadata=tokens, response_metadata=meta)
 
 
-__all__ = ["OpenAIStreamingChat", "status_error"]
+__all__ = ["OpenAIStreamingChat", "env_proxy", "status_error"]

@@ -96,3 +96,31 @@ async def test_one_client_serves_two_event_loops_and_closes_cleanly():
         second = await asyncio.to_thread(in_another_loop)
         await chat.aclose()
     assert first.content == second.content and "\\boxed{42}" in first.content
+
+
+def test_the_proxy_comes_from_the_environment_unless_no_proxy_covers_the_host(monkeypatch):
+    from scireflect.agents.openai_chat import env_proxy
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("https://api.example.com/v1/chat/completions") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.cluster.local")
+    assert env_proxy("https://api.example.com/v1/chat/completions") == "http://proxy.internal:3128"
+    assert env_proxy("http://api.example.com/v1/chat/completions") is None  # no HTTP_PROXY
+    assert env_proxy("https://127.0.0.1:8000/v1/chat/completions") is None
+    assert env_proxy("https://vllm.cluster.local/v1/chat/completions") is None
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://proxy.internal:1080")  # not an HTTP proxy: not used
+    assert env_proxy("https://api.example.com/v1/chat/completions") is None
+
+
+async def test_calls_go_through_the_environments_http_proxy(monkeypatch):
+    """The mock answers any POST, so as the proxy it serves a call to a host that does not exist."""
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with MockOpenAI() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url.removesuffix("/v1"))
+        monkeypatch.setenv("http_proxy", proxy.base_url.removesuffix("/v1"))
+        reply = await reply_from("http://endpoint.invalid/v1")
+        assert proxy.stats.chat_requests == 1
+    assert "\\boxed{42}" in reply.content
