@@ -50,8 +50,8 @@ class CallSlots:
 
     @property
     def waiting(self) -> int:
-        """Callers waiting for a slot."""
-        return sum(not f.done() for f in (*self._continuing, *self._first))
+        """Callers waiting for a slot (a cancelled waiter leaves its queue, see ``_acquire``)."""
+        return len(self._continuing) + len(self._first)
 
     @contextlib.asynccontextmanager
     async def hold(self, *, continuing: bool = False) -> AsyncIterator[None]:
