@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import sqlite3
@@ -320,12 +321,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
     their model calls share the contexts' call ``slots`` (:mod:`scireflect.graphs.call_slots`). The
     look-ahead questions are admitted once the first calls are out (``slots.filled``).
 
-    Before the questions start, the objects made so far (modules, the compiled graphs) are moved out
-    of the garbage collector's reach (``gc.freeze``): a full collection of a process that imported
-    LangGraph, SymPy and NumPy held the event loop for 120-130 ms, twice in a 10-second benchmark
-    run, delaying every reply and request in flight; it now scans only what the run itself makes
-    (16-36 ms). Frozen objects are never freed, so reference cycles that were garbage at that moment
-    stay (no collection is forced first: it cost 90 ms of the run's start).
+    Before the questions start, the start-up heap is frozen (:func:`_freeze_startup_heap`).
 
     ``contexts`` are the annotation and formal graphs' contexts (one per endpoint replica; a question
     goes to replica ``stable_bucket(id)``), ``labels`` the judges' ``name/version`` by formality.
@@ -383,12 +379,23 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                 slots.filled.set()  # a question that made no call (resumed finished, out of budget) ends the start too
                 say("done", record)
 
-        gc.freeze()
+        _freeze_startup_heap()
         admitter = asyncio.create_task(admit_lookahead())
         try:
             await gather_or_cancel([one(q) for q in pending])
         finally:
             admitter.cancel()
+
+
+@functools.cache
+def _freeze_startup_heap() -> None:
+    """Move the objects made so far (modules, compiled graphs) out of the garbage collector's reach
+    (``gc.freeze``), once per process: a full collection of a process that has imported LangGraph,
+    SymPy and NumPy held the event loop for 120-130 ms, twice in a 10-second benchmark run, delaying
+    every reply and request in flight; it now scans only what was made since (16-36 ms). Frozen
+    objects are never collected, so reference cycles that were already garbage stay: once per
+    process bounds that to the first run's start (no collection is forced first: it cost 90 ms)."""
+    gc.freeze()
 
 
 async def gather_or_cancel(coroutines: list[Any]) -> None:
