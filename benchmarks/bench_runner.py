@@ -130,7 +130,7 @@ def bench_runner(runs: list[tuple[int, float, int]]) -> None:
     for latency in dict.fromkeys(lat for _, lat, _ in runs):
         server, parent, base_url = _start_mock(latency)
         try:
-            # One event loop for every run of a latency: the HTTP clients are cached per process.
+            # One event loop for every run of a latency, sharing the sandboxed verifier (each run opens its own connections).
             asyncio.run(_all_runs(base_url, server.pid, [(n, c) for n, lat, c in runs if lat == latency], latency))
         finally:
             _stop_mock(server, parent)
