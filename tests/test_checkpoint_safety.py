@@ -116,6 +116,19 @@ async def test_a_normal_run_resumes_through_the_plain_data_serializer(tmp_path):
     assert result.summary["all"].accepted_reflection == 1 and not models["solver"].calls
 
 
+class FullDisk:
+    """A saver's SQLite connection whose commits fail, as on a full disk."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def commit(self):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
 async def test_checkpoint_writes_of_one_loop_turn_share_one_commit(tmp_path):
     """The run's saver commits once per event-loop turn: what many questions wrote in that turn is
     committed together, visible to another connection (the viewer's) right after it, and whatever
@@ -152,16 +165,6 @@ async def test_a_failed_checkpoint_commit_is_raised_by_the_next_write(tmp_path):
 
     import asyncio
 
-    class FullDisk:  # the saver's connection, whose next commit fails
-        def __init__(self, conn):
-            self.conn = conn
-
-        def commit(self):
-            raise sqlite3.OperationalError("database or disk is full")
-
-        def __getattr__(self, name):
-            return getattr(self.conn, name)
-
     config = {"configurable": {"thread_id": "q", "checkpoint_ns": ""}}
     async with open_checkpointer(tmp_path / "checkpoints.sqlite") as saver:
         real = saver.conn
@@ -172,3 +175,15 @@ async def test_a_failed_checkpoint_commit_is_raised_by_the_next_write(tmp_path):
         with pytest.raises(sqlite3.OperationalError, match="disk is full"):
             await saver.aput(config, empty_checkpoint(), {"step": 1}, {})
         await saver.aput(config, empty_checkpoint(), {"step": 2}, {})  # told once; the saver goes on
+
+
+async def test_a_failed_last_commit_at_close_is_raised(tmp_path):
+    """The commit made as the saver closes has a caller to tell: it raises, never passes silently."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from scireflect.run.checkpoints import open_checkpointer
+
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        async with open_checkpointer(tmp_path / "checkpoints.sqlite") as saver:
+            await saver.aput({"configurable": {"thread_id": "q", "checkpoint_ns": ""}}, empty_checkpoint(), {"step": 0}, {})
+            saver.conn = FullDisk(saver.conn)  # the write is pending; the commit on close fails

@@ -154,16 +154,24 @@ class InlineSqliteSaver(SqliteSaver):
             self.conn.commit()
             return
         self._commit_pending = True
-        loop.call_soon(self.commit)
+        loop.call_soon(self._scheduled_commit)
+
+    def _scheduled_commit(self) -> None:
+        """The end-of-turn commit: nobody awaits it, so a failure is kept for the next use to raise."""
+        try:
+            self.commit()
+        except sqlite3.Error as exc:
+            self._commit_error = exc
 
     def commit(self) -> None:
-        """Commit what the saver wrote (a scheduled commit, or the last one before closing)."""
+        """Commit what the saver wrote (also the last commit, before the connection closes).
+
+        Raises:
+            sqlite3.Error: the commit failed (e.g. the disk is full).
+        """
         with self.lock:
             self._commit_pending = False
-            try:
-                self.conn.commit()
-            except sqlite3.Error as exc:
-                self._commit_error = exc
+            self.conn.commit()
 
     async def aget_tuple(self, config: Any) -> Any:
         return self.get_tuple(config)
