@@ -135,3 +135,5 @@ def test_lookahead_defaults_and_settings(tmp_path):
     config.write_text("[run]\nlookahead = -1\n")
     with pytest.raises(Exception, match="lookahead"):
         load_settings(config)
+    with pytest.raises(Exception, match="lookahead"):
+        load_settings(lookahead=-1)  # a value from Python, not the TOML file, is checked too

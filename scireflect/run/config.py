@@ -184,10 +184,14 @@ class RunSettings:
         return any(s.embedded for s in self.roles.values())
 
     @property
+    def lookahead_questions(self) -> int:
+        """``lookahead`` with its default resolved: ``concurrency`` for an endpoint, 0 on the embedded model."""
+        return self.lookahead if self.lookahead is not None else (0 if self.uses_embedded else self.concurrency)
+
+    @property
     def questions_in_flight(self) -> int:
-        """Questions the runner works on at once: ``concurrency`` plus the look-ahead (see ``lookahead``)."""
-        lookahead = self.lookahead if self.lookahead is not None else (0 if self.uses_embedded else self.concurrency)
-        return self.concurrency + lookahead
+        """Questions the runner works on at once: ``concurrency`` plus :attr:`lookahead_questions`."""
+        return self.concurrency + self.lookahead_questions
 
 
 _LLM_KEYS = {f for f in LLMSettings.__dataclass_fields__}
@@ -388,6 +392,9 @@ def load_settings(
 
         concurrency = default_slots(available_cores()) if uses_embedded else 2
     _check_value(concurrency, "int>=1", "settings", "concurrency")
+    lookahead = lookahead if lookahead is not None else run_table.get("lookahead")
+    if lookahead is not None:
+        _check_value(lookahead, "int>=0", "settings", "lookahead")
     checkpoints = checkpoints or run_table.get("checkpoints")
     if checkpoints and not str(checkpoints).startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"checkpoints must be a postgresql:// URL (SQLite in the run directory is the default), not {checkpoints!r}")
@@ -429,7 +436,7 @@ def load_settings(
         budget=budget,
         verifier=verifier,
         concurrency=concurrency,
-        lookahead=lookahead if lookahead is not None else run_table.get("lookahead"),
+        lookahead=lookahead,
         prompt_variant=prompt_variant or run_table.get("prompt_variant"),
         embedded_model=embedded_model,
         gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),

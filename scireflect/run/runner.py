@@ -344,7 +344,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
 
         async def admit_lookahead() -> None:  # after the first calls: preparing these must not delay them
             await slots.filled.wait()
-            for _ in range(settings.questions_in_flight - settings.concurrency):
+            for _ in range(settings.lookahead_questions):
                 semaphore.release()
 
         async def one(question: dict[str, Any]) -> None:
