@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from ..verifiers.base import INVALID
 from ..verifiers.lean.source import UNVERIFIED
 from .state import BudgetStop, Stage, Status, solution_steps, total_seconds, total_tokens
 
@@ -140,7 +141,10 @@ def decide(steps: Sequence[Mapping[str, Any]], budget: Budget) -> Decision:
     (verdict reason ``unverified``: no Lean toolchain) ends it (``unverified``: without evidence
     there is nothing to reflect on); then the budget (attempts, tokens, seconds); then reflection
     while fewer than ``max_reflections`` rounds were made; then one answer-guided revision (when
-    ``budget.answer_guided``); else the loop is exhausted (``rejected``).
+    ``budget.answer_guided``); else the loop is exhausted (``rejected``). A loop that ends without
+    an accepted attempt ends ``invalid`` instead of ``rejected`` when its last attempt's verdict is
+    ``invalid`` (cut off, a loop, a self-contradiction), its ``stop_reason`` then naming the kind:
+    ``invalid (truncated); budget: attempts (4)``.
     """
     solutions = solution_steps(steps)
     verdict = (solutions[-1].get("verdict") or {}) if solutions else {}
@@ -150,14 +154,22 @@ def decide(steps: Sequence[Mapping[str, Any]], budget: Budget) -> Decision:
         return Decision("end", "unverified", f"unverified: {verdict.get('explanation', '')}"[:300])
     stop = budget.exhausted(steps)
     if stop is not None:
-        return Decision("end", "rejected", describe_stop(stop), budget_stop=stop)
+        return _failed(verdict, describe_stop(stop), stop)
     if sum(1 for s in solutions if s["stage"] == "reflection") < budget.max_reflections:
         return Decision("critique", "running", None)
     if budget.answer_guided and not any(s["stage"] == "answer_guided" for s in solutions):
         return Decision("answer_guided", "running", None)
     if budget.answer_guided:
-        return Decision("end", "rejected", "answer-guided revision failed")
-    return Decision("end", "rejected", f"reflection failed ({budget.max_reflections} rounds)")
+        return _failed(verdict, "answer-guided revision failed")
+    return _failed(verdict, f"reflection failed ({budget.max_reflections} rounds)")
+
+
+def _failed(verdict: Mapping[str, Any], reason: str, stop: BudgetStop | None = None) -> Decision:
+    """The end of a loop without an accepted attempt: ``invalid`` when the last attempt was, else ``rejected``."""
+    if verdict.get("reason") == INVALID:
+        kind = (verdict.get("details") or {}).get("invalid") or "invalid"
+        return Decision("end", "invalid", f"invalid ({kind}); {reason}", budget_stop=stop)
+    return Decision("end", "rejected", reason, budget_stop=stop)
 
 
 __all__ = ["Budget", "Decision", "Route", "decide", "describe_stop"]

@@ -21,12 +21,14 @@ rationalization: such traces know the answer and are marked so they can be filte
 
 STAGES: tuple[Stage, ...] = ("cot", "reflection", "answer_guided")
 
-Status = Literal["running", "accepted", "rejected", "error", "unverified"]
+Status = Literal["running", "accepted", "rejected", "invalid", "error", "unverified"]
 """A question's status: ``running`` until the loop ends, then one of :data:`FINAL_STATUSES`."""
 
-FINAL_STATUSES: tuple[Status, ...] = ("accepted", "rejected", "error", "unverified")
+FINAL_STATUSES: tuple[Status, ...] = ("accepted", "rejected", "invalid", "error", "unverified")
 """How a question can end: ``accepted`` (an attempt matched the reference answer), ``rejected`` (the
-budget or the loop ran out), ``error`` (the endpoint failed or refused the question's request),
+budget or the loop ran out), ``invalid`` (the budget or the loop ran out and the last attempt was
+not a usable one: cut off by the token limit, a loop, a text that contradicts its box; the verdict
+reason ``invalid``), ``error`` (the endpoint failed or refused the question's request),
 ``unverified`` (a formal proof that no Lean toolchain could check)."""
 
 ErrorKind = Literal["transport", "request"]
@@ -121,7 +123,8 @@ class AnnotationState(TypedDict, total=False):
     stop_reason: str | None
     """Why the loop ended, in words: ``accepted``, ``budget: attempts (4)``, ``reflection failed (2 rounds)``, ..."""
     budget_stop: BudgetStop | None
-    """Set when a budget limit ended the loop (``status`` is then ``rejected``)."""
+    """Set when a budget limit ended the loop (``status`` is then ``rejected``, or ``invalid`` when the
+    last attempt was invalid)."""
     accepted_stage: Stage | None
     """The stage of the accepted attempt."""
     error_kind: ErrorKind | None

@@ -81,7 +81,7 @@ def test_plugin_from_a_separate_package_is_picked_up_by_name(installed_plugin) -
     assert "formal=always-yes/0.0.1" in router.version
     # a plugin without the finish_reason keyword keeps working; the built-in one gets it
     assert router.verify("\\boxed{2}", {"answer": "1", "subject": "formal"}, finish_reason="length").ok is True
-    assert router.verify("\\boxed{1}", {"answer": "1", "subject": "physics"}, finish_reason="length").reason == "no_answer"
+    assert router.verify("\\boxed{1}", {"answer": "1", "subject": "physics"}, finish_reason="length").reason == "invalid"
 
 
 def test_builtins_are_registered_and_unknown_names_fail_clearly() -> None:
@@ -133,6 +133,7 @@ async def test_finish_reason_reaches_the_verifiers_that_take_it() -> None:
     assert aware.seen == ["length", "stop"]
     sandboxed = SandboxedAnswerVerifier(timeout_s=5)
     v = await averify_response(sandboxed, "so \\boxed{72}. Checking again: 7", {"answer": "72"}, finish_reason="length")
-    assert v.reason == "no_answer" and v.details["no_answer"] == "truncated" and sandboxed._pool is None  # decided in the parent
-    assert InProcessAnswerVerifier().verify("\\boxed{72}", {"answer": "72"}, finish_reason="length").reason == "no_answer"
+    assert v.reason == "invalid" and v.details["invalid"] == "truncated" and sandboxed._pool is None  # decided in the parent
+    assert v.ok is False and v.extracted is None
+    assert InProcessAnswerVerifier().verify("\\boxed{72}", {"answer": "72"}, finish_reason="length").reason == "invalid"
 

@@ -25,6 +25,7 @@ from scireflect.verifiers.base import (
     CHECK_ERROR,
     CHOICE_MISMATCH,
     EQUAL,
+    INVALID,
     NO_ANSWER,
     NO_REFERENCE,
     NUMERIC_MISMATCH,
@@ -425,7 +426,6 @@ JEE_LOOP = ("Using the first law, Q = nC_v dT + W. With n = 2 and dT = 35 K we g
 @pytest.mark.parametrize(("response", "question", "kind"), [
     ("There are 3 cases to consider, one for each sign.\n\nSo the number of cases is \\boxed{}", {"answer": "3"}, "empty_box"),
     ("There are 3 cases to consider.\n\nSo the number of cases is $\\boxed{ }$.", {"answer": "3"}, "empty_box"),
-    (JEE_LOOP, JEE_MCQ, "degenerate"),
     ("Q = nC_v dT + W.\n\nLet's recheck the options: (A) 50 (B) 75 (C) 350 (D) 525", JEE_MCQ, "none"),
     ("Q = 525 J, which matches one option.\n\nLet's recheck the options:\n(D) 525", JEE_MCQ, "none"),
     ("Case 1 gives 2 solutions.\n\nNext I would check the remaining cases the same way.", {"answer": "2"}, "none"),
@@ -436,11 +436,22 @@ def test_no_final_answer_is_never_accepted(response: str, question: dict, kind: 
     assert v.details["no_answer"] == kind
 
 
-def test_a_response_cut_off_by_the_token_limit_has_no_final_answer() -> None:
+def test_a_looping_response_is_invalid_never_accepted() -> None:
+    v = verify_answer(JEE_LOOP, JEE_MCQ)
+    assert v.ok is False and v.reason == INVALID and v.status == "invalid" and v.details["invalid"] == "degenerate"
+    assert v.extracted is None  # the 525 of the loop is never read as its answer
+    looped = "So \\boxed{525}.\n" + "Let me check the options again: (D) 525 is the answer.\n" * 30
+    v = verify_answer(looped, JEE_MCQ)
+    assert v.ok is False and v.details["invalid"] == "degenerate" and v.extracted is None
+
+
+def test_a_response_cut_off_by_the_token_limit_is_invalid() -> None:
     v = verify_answer(JEE_LOOP, JEE_MCQ, finish_reason="length")
-    assert v.reason == NO_ANSWER and v.details["no_answer"] == "truncated"
+    assert v.ok is False and v.reason == INVALID and v.details["invalid"] == "truncated" and v.extracted is None
     boxed = "We get 48 + 24 = 72, so \\boxed{72}. To double-check, 72 - 24 = 4"
-    assert verify_answer(boxed, {"answer": "72"}, finish_reason="length").reason == NO_ANSWER
+    for reason in ("length", "max_tokens", "cut"):  # cut: the time budget stopped the call part-way
+        v = verify_answer(boxed, {"answer": "72"}, finish_reason=reason)
+        assert v.ok is False and v.status == "invalid" and v.details["invalid"] == "truncated" and v.extracted is None
     assert verify_answer(boxed, {"answer": "72"}, finish_reason="stop").ok is True
     assert verify_answer(boxed, {"answer": "72"}).ok is True
 

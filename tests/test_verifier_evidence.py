@@ -14,11 +14,13 @@ import pytest
 
 import scireflect.verifiers.answer.verify as verify_mod
 from scireflect.verifiers import Verdict, verify_answer
+from scireflect.verifiers.answer.consistency import find_contradiction
 from scireflect.verifiers.base import (
     CHECK_ERROR,
     CHOICE_MISMATCH,
     DIMENSION_MISMATCH,
     EQUAL,
+    INVALID,
     NO_ANSWER,
     NO_REFERENCE,
     NUMERIC_MISMATCH,
@@ -30,6 +32,7 @@ from scireflect.verifiers.base import (
     UNIT_CONVERTED,
     UNPARSEABLE,
 )
+from scireflect.verifiers.extract import Extraction
 
 ATM = "$\\mathrm{atm}$"
 # (reason, response, question): references written with the digits 3 and 9 only; candidates avoid them
@@ -51,7 +54,8 @@ CASES = [
     (TEXT_MISMATCH, "\\boxed{\\text{Monday}}", {"answer": "\\text{Thursday}"}),
     (NO_ANSWER, "The pressure is large.", {"answer": "39.3", "unit": ATM}),
     (NO_ANSWER, "There are 5 cases, so \\boxed{}", {"answer": "3"}),
-    (NO_ANSWER, "\\boxed{15}. Checking: 1", {"answer": "399"}, {"finish_reason": "length"}),
+    (INVALID, "\\boxed{15}. Checking: 1", {"answer": "399"}, {"finish_reason": "length"}),
+    (INVALID, "So \\boxed{15}.\n" + "Let me check that again: 15 + 0 = 15, fine.\n" * 20, {"answer": "399"}),
     (UNPARSEABLE, "\\boxed{banana}", {"answer": "D", "question_type": "MCQ"}),
     (UNPARSEABLE, "\\boxed{15.6\\ \\mathrm{zorks}}", {"answer": "39.3", "unit": ATM}),
     (UNPARSEABLE, "\\boxed{\\frac{1}{}}", {"answer": "x^{3}+9"}),
@@ -67,6 +71,8 @@ DIRECT = [
             checker="error", details={"error_type": "RuntimeError"}),
     Verdict(ok=None, reason=UNDECIDED, explanation="equivalence could not be decided (relative error 0.393)",
             extracted="\\sin(x)^{2}", checker="symbolic", reference="\\cos(3x)", details={"method": "undecided", "note": "0.393"}),
+    # the worker's post-check of the whole response (verifiers/answer/consistency.py)
+    find_contradiction("So $\\boxed{15}$.\n\nThe correct final answer is: 16", Extraction("15", "boxed"), {"answer": "399"}),
 ]
 FORBIDDEN = ("relative error", "tolerance", "integer", "exact", "round", "allowance", "significant", "fraction",
              "different number", "reference", "element", "form")
@@ -110,7 +116,10 @@ def test_the_kind_of_error_is_still_said() -> None:
     assert any("not the dimension the question asks for" in e for e in by_reason[DIMENSION_MISMATCH])  # unit of the reference itself
     assert any("letter of one option" in e for e in by_reason[UNPARSEABLE])
     assert any("could not be read; the question asks for atm" in e for e in by_reason[UNPARSEABLE])
-    assert any("cut off by the token limit" in e for e in by_reason[NO_ANSWER])
+    assert any("cut off by the token limit before it finished: be shorter" in e for e in by_reason[INVALID])
+    assert any("ends in a loop" in e for e in by_reason[INVALID])
+    assert any("The text concludes 16 but the box says 15: state one final answer" in e for e in by_reason[INVALID])
+    assert all(e.startswith("verifier: invalid (invalid)") for e in by_reason[INVALID])
     assert any("\\boxed{} of the response is empty" in e for e in by_reason[NO_ANSWER])
     assert any("contains the symbol(s) x" in e for e in by_reason[NUMERIC_MISMATCH])
     assert all("(numeric_mismatch)" in e and "extracted final answer: " in e for e in by_reason[NUMERIC_MISMATCH])

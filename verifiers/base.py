@@ -29,12 +29,23 @@ CHECK_ERROR = "check_error"  # the checker itself failed (e.g. out of memory); n
 UNDECIDED = "undecided"  # both sides parsed but equivalence could be neither shown nor refuted
 UNIT_CONVERTED = "unit_converted"  # equal after converting the answer's unit to the reference unit (ok=True)
 DIMENSION_MISMATCH = "dimension_mismatch"  # the answer's unit has another physical dimension (m vs m/s)
+INVALID = "invalid"  # not a usable attempt (cut off, a loop, its text contradicts its box): ok=False, never accepted
 
 REASONS = (
     EQUAL, UNIT_CONVERTED, NUMERIC_MISMATCH, DIMENSION_MISMATCH, CHOICE_MISMATCH, SYMBOLIC_MISMATCH, TEXT_MISMATCH,
-    NO_ANSWER, UNPARSEABLE, NO_REFERENCE, TIMEOUT, CHECK_ERROR, UNDECIDED,
+    NO_ANSWER, UNPARSEABLE, NO_REFERENCE, TIMEOUT, CHECK_ERROR, UNDECIDED, INVALID,
 )
 """Every reason code of the built-in verifiers (plugins may add their own strings)."""
+
+TRUNCATED = "truncated"
+DEGENERATE = "degenerate"
+SELF_CONTRADICTION = "self_contradiction"
+INVALID_KINDS = (TRUNCATED, DEGENERATE, SELF_CONTRADICTION)
+"""Why a response is ``invalid`` (``details["invalid"]``): ``truncated`` (cut off by the token limit,
+``finish_reason`` ``length``/``max_tokens``, or a call cut part-way), ``degenerate`` (it ends in a
+loop, :mod:`.repetition`), ``self_contradiction`` (its text concludes another result than its last
+box, :mod:`.answer.consistency`). An invalid response is never accepted and never read for a
+fallback answer."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,10 @@ class Verdict:
 
     @property
     def status(self) -> str:
-        """``accepted``, ``rejected`` or ``unparseable`` (``ok`` True / False / None)."""
+        """``accepted``, ``rejected`` or ``unparseable`` (``ok`` True / False / None); ``invalid`` for
+        the reason ``invalid`` (``ok`` False: never accepted)."""
+        if self.reason == INVALID:
+            return "invalid"
         if self.ok is True:
             return "accepted"
         if self.ok is False:
@@ -88,7 +102,11 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        """Rebuild a verdict from :meth:`to_dict` output (unknown keys, e.g. ``status``, are ignored)."""
+        """Rebuild a verdict from :meth:`to_dict` output (unknown keys, e.g. ``status``, are ignored).
+
+        Traces written before the ``invalid`` reason keep what they said: a truncated or looping
+        response there is ``no_answer`` with ``details["no_answer"]`` its kind.
+        """
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def evidence_for_critic(self) -> str:
@@ -104,6 +122,7 @@ _WHY = {
     SYMBOLIC_MISMATCH: "The answer is not equivalent to the correct answer.",
     TEXT_MISMATCH: "The answer is wrong.",
     DIMENSION_MISMATCH: "The unit of the answer has the wrong physical dimension.",
+    INVALID: "The response is not a usable solution; write one complete solution that ends in one final answer.",
     NO_ANSWER: "The response states no final answer; end with the answer in \\boxed{...}.",
     UNPARSEABLE: "The final answer could not be read.",
     NO_REFERENCE: "The question has nothing to check the answer against, so it was not checked.",
@@ -117,6 +136,13 @@ _NO_ANSWER_WHY = {
     "degenerate": "The response ends in a loop, repeating the same passage, so it states no final answer.",
     "empty_box": "The last \\boxed{} of the response is empty, so it states no final answer.",
     "unclosed_box": "The last \\boxed{ of the response is not closed, so its final answer is cut off.",
+}
+_INVALID_WHY = {
+    TRUNCATED: "The response was cut off by the token limit before it finished: be shorter, and end with the "
+               "answer in \\boxed{...}.",
+    DEGENERATE: "The response ends in a loop, repeating the same passage: stop repeating, and end with the answer "
+                "in \\boxed{...}.",
+    SELF_CONTRADICTION: "The text concludes another result than its box: state one final answer, in \\boxed{...}.",
 }
 _UNREADABLE_WHY = {
     "choice": "The final answer names no option; answer with the letter of one option.",
@@ -151,6 +177,12 @@ def _why_in_kind(verdict: Mapping[str, Any]) -> str:
         return str(verdict.get("explanation") or "")
     if reason == NO_ANSWER:
         return _NO_ANSWER_WHY.get(str(d.get("no_answer")), _WHY[NO_ANSWER])
+    if reason == INVALID:
+        if d.get("invalid") == SELF_CONTRADICTION and d.get("stated") and verdict.get("extracted") is not None:
+            # both sides are the model's own words: nothing here is about the reference
+            return (f"The text concludes {d['stated']} but the box says {verdict['extracted']}: state one final "
+                    "answer, in \\boxed{...}.")
+        return _INVALID_WHY.get(str(d.get("invalid")), _WHY[INVALID])
     if reason == DIMENSION_MISMATCH and d.get("candidate_unit"):
         asked = f"{d['requested_unit']} ({d.get('requested_dimension')})" if d.get("requested_unit") else None
         got = f"dimension mismatch: got {d['candidate_unit']} ({d.get('candidate_dimension')})"

@@ -23,12 +23,14 @@ __all__ = [
     "NoFinalAnswer",
     "extract_final_answer",
     "find_final_answer",
+    "last_box_span",
     "strip_answer_delimiters",
 ]
 
-TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens"})
-"""``finish_reason`` values that mean the model was stopped by the token limit (OpenAI / llama.cpp
-``length``; ``max_tokens`` in other APIs)."""
+TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "cut"})
+"""``finish_reason`` values that mean the response was stopped before it finished: by the token limit
+(OpenAI / llama.cpp ``length``; ``max_tokens`` in other APIs) or part-way by the question's time
+budget (``cut``, :mod:`scireflect.graphs.nodes`)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class NoFinalAnswer:
     """Why a response states no final answer.
 
     Attributes:
-        kind: ``truncated`` (cut off by the token limit), ``degenerate`` (it ends in a loop),
+        kind: ``truncated`` (cut off by the token limit or the time budget), ``degenerate`` (it ends in a loop),
             ``empty_box`` / ``unclosed_box`` (its last box is empty / not closed), ``none``
             (no box, no answer line, no number in its concluding line).
         explanation: one sentence about the response (never about a reference answer).
@@ -146,6 +148,24 @@ def _last_box(text: str) -> str | NoFinalAnswer | None:
     return content
 
 
+def last_box_span(text: str) -> tuple[int, int] | None:
+    """``(start, end)`` of the last ``\\boxed{...}``/``\\fbox{...}`` of ``text``: from the backslash to
+    just after its closing brace (``\\boxed 5``: after the token); ``None`` when there is no box or
+    the last one is not closed. Linear time."""
+    matches = list(_BOX_RE.finditer(text))
+    if not matches:
+        return None
+    m = matches[-1]
+    j = m.end()
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    if j < len(text) and text[j] == "{":
+        end = _matching_braces(text).get(j)
+        return None if end is None else (m.start(), end + 1)
+    tok = re.match(r"[^\s$]+", text[j:])
+    return m.start(), j + (tok.end() if tok else 0)
+
+
 def _answer_line(text: str) -> str | None:
     """The answer of the last "Answer: ..." / "The answer is ..." line, or ``None``."""
     lines = text.splitlines()
@@ -205,7 +225,7 @@ def find_final_answer(text: str, *, finish_reason: str | None = None) -> Extract
     Args:
         text: the full model output (any length; plain text, Markdown and LaTeX).
         finish_reason: why generation stopped, as the model server reported it (``stop``,
-            ``length``...); ``None`` when unknown. ``length``/``max_tokens`` mean truncated.
+            ``length``...); ``None`` when unknown. ``length``/``max_tokens``/``cut`` mean truncated.
 
     Returns:
         An :class:`Extraction`, or a :class:`NoFinalAnswer` when the response was truncated by the
@@ -222,7 +242,8 @@ def find_final_answer(text: str, *, finish_reason: str | None = None) -> Extract
     if not isinstance(text, str) or not text.strip():
         return _NONE
     if finish_reason in TRUNCATED_FINISH_REASONS:
-        return NoFinalAnswer("truncated", f"the response was cut off by the token limit (finish_reason '{finish_reason}') "
+        by = "the time budget" if finish_reason == "cut" else "the token limit"
+        return NoFinalAnswer("truncated", f"the response was cut off by {by} (finish_reason '{finish_reason}') "
                                           "before it finished: it states no final answer")
     loop = repeating_tail(text)
     if loop is not None:

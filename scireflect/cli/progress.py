@@ -22,8 +22,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLE = {"accepted": "green", "rejected": "red", "error": "magenta", "unverified": "yellow"}
-STATUS_MARK = {"accepted": "✓", "rejected": "✗", "error": "!", "unverified": "?"}
+STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "unverified": "yellow"}
+STATUS_MARK = {"accepted": "✓", "rejected": "✗", "invalid": "⊘", "error": "!", "unverified": "?"}
 MAX_LIVE_ROWS = 8
 
 
@@ -193,7 +193,7 @@ class LiveProgress:
         filled = int(bar_width * done / self.total) if self.total else 0
         line = Text("━" * filled, style="green") + Text("━" * (bar_width - filled), style="dim")
         line.append(f" {done}/{self.total} ")
-        for status in ("accepted", "rejected", "error", "unverified"):
+        for status in ("accepted", "rejected", "invalid", "error", "unverified"):
             if self.counts[status] or status in ("accepted", "rejected"):
                 line.append(f"{STATUS_MARK[status]}{self.counts[status]} ", style=STATUS_STYLE[status])
         line.append(clock(now - self.started), style="dim")

@@ -20,7 +20,8 @@ from ..agents.figures import content_figures, content_text, figure_refs
 from ..run.query import trace_row
 from ..run.records import execution_status, tool_call_parts
 
-_STATUS_STYLE = {"accepted": "green", "rejected": "red", "error": "magenta", "running": "yellow", "unverified": "yellow"}
+_STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "running": "yellow",
+                 "unverified": "yellow"}
 
 
 def _pct(rate: float | None) -> str:
@@ -52,16 +53,18 @@ def traces_table(records: Iterable[Mapping[str, Any]], title: str | None = None)
 
 
 def stats_tables(stats: Mapping[str, Any]) -> list[Table]:
-    """:func:`trace_stats` output as four rich tables: by subject, by subject and stage, failure reasons, top reasons by subject."""
+    """:func:`trace_stats` output as rich tables: by subject, by subject and stage, failure reasons, top reasons by
+    subject, and (when there are any) invalid attempts by kind."""
     subjects = Table(title="Questions by subject", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("subject", "n", "acc", "rate", "cot", "refl", "guided", "rej", "err", "unv", "tokens", "time"):
+    for name in ("subject", "n", "acc", "rate", "cot", "refl", "guided", "rej", "inv", "err", "unv", "tokens", "time"):
         subjects.add_column(name, justify="left" if name == "subject" else "right", overflow="fold")
     for name, s in stats["subjects"].items():
         if name == "all":
             subjects.add_section()
         subjects.add_row(
             _t(name), str(s["questions"]), str(s["accepted"]), _pct(s["acceptance_rate"]), str(s["accepted_cot"]),
-            str(s["accepted_reflection"]), str(s["accepted_answer_guided"]), str(s["rejected"]), str(s["error"]),
+            str(s["accepted_reflection"]), str(s["accepted_answer_guided"]), str(s["rejected"]), str(s.get("invalid", 0)),
+            str(s["error"]),
             str(s["unverified"]), f"{s['tokens']:,}", f"{s['seconds']:,.0f}s", style="bold" if name == "all" else None,
         )
     stages = Table(title="Attempts by subject and stage", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -90,7 +93,15 @@ def stats_tables(stats: Mapping[str, Any]) -> list[Table]:
     for name, s in stats["subjects"].items():
         if name != "all":
             by_subject.add_row(_t(name), _t(", ".join(f"{r} ({c})" for r, c in s["top_failures"]) or "-"))
-    return [subjects, stages, reasons, by_subject]
+    tables = [subjects, stages, reasons, by_subject]
+    if stats.get("invalid_attempts"):
+        invalid = Table(title="Invalid attempts by kind", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        invalid.add_column("kind", overflow="fold")
+        invalid.add_column("attempts", justify="right")
+        for kind, count in stats["invalid_attempts"].items():
+            invalid.add_row(_t(kind), str(count))
+        tables.append(invalid)
+    return tables
 
 
 def tool_calls_renderable(calls: Sequence[Any]) -> RenderableType:
@@ -121,6 +132,8 @@ def verdict_renderable(verdict: Mapping[str, Any] | None) -> RenderableType:
         return Text("verifier: no verdict", style="dim")
     ok = verdict.get("ok")
     mark, style = ("✓ accepted", "bold green") if ok is True else (("✗ rejected", "bold red") if ok is False else ("? undecided", "bold yellow"))
+    if verdict.get("reason") == "invalid":
+        mark, style = "✗ invalid", "bold dark_orange"
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -226,17 +239,18 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
 _SUMMARY_COLUMNS = (  # (header, Outcomes field, always shown)
     ("n", "questions", True), ("ok", "accepted", True), ("cot", "accepted_cot", True),
     ("refl", "accepted_reflection", True), ("guid", "accepted_answer_guided", True), ("rej", "rejected", True),
-    ("err", "error", False), ("unv", "unverified", False),
+    ("inv", "invalid", False), ("err", "error", False), ("unv", "unverified", False),
 )
 SUMMARY_LEGEND = ("ok accepted (cot: at chain of thought, refl: after reflection, guid: answer-guided), "
-                  "rej rejected, err endpoint errors, unv proofs not checked")
+                  "rej rejected, inv invalid (cut off, a loop, or contradicts its box), err endpoint errors, "
+                  "unv proofs not checked")
 
 
 def summary_table(summary: Mapping[str, Any], title: str | None = None) -> Table:
     """The per-subject outcome table (``{subject: Outcomes}``, ``all`` last), within 80 columns.
 
-    Short headers (see :data:`SUMMARY_LEGEND`); the ``err`` and ``unv`` columns appear only when
-    some subject has errors or unverified proofs; tokens are compact (``12.3k``), time is ``H:MM:SS``
+    Short headers (see :data:`SUMMARY_LEGEND`); the ``inv``, ``err`` and ``unv`` columns appear only
+    when some subject has invalid questions, errors or unverified proofs; tokens are compact (``12.3k``), time is ``H:MM:SS``
     of model and verifier time. Subjects are untrusted text.
     """
     rows = list(summary.items())

@@ -2,7 +2,7 @@
 
 Command shape::
 
-    scireflect traces RUN_DIR [--subject S] [--status accepted|rejected|error|unverified]
+    scireflect traces RUN_DIR [--subject S] [--status accepted|rejected|invalid|error|unverified]
                               [--stage cot|reflection|answer_guided] [--reason CODE] [--json]
     scireflect traces RUN_DIR list  [same filters]       # the default command
     scireflect traces RUN_DIR show ID [--prompts]        # one question's whole loop
@@ -68,7 +68,7 @@ traces_app = typer.Typer(
 )
 
 _SUBJECT = typer.Option(None, "--subject", "-s", metavar="NAME", help="Only this subject (repeatable).")
-_STATUS = typer.Option(None, "--status", metavar="STATUS", help="Only this final status: accepted, rejected, error, unverified (repeatable).")
+_STATUS = typer.Option(None, "--status", metavar="STATUS", help="Only this final status: accepted, rejected, invalid, error, unverified (repeatable).")
 _STAGE = typer.Option(None, "--stage", metavar="STAGE", help="Only questions accepted at this stage: cot, reflection, answer_guided (repeatable).")
 _REASON = typer.Option(None, "--reason", "-r", metavar="CODE", help="Only questions whose last attempt got this verifier reason, e.g. numeric_mismatch (repeatable).")
 _JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")

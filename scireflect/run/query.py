@@ -58,7 +58,7 @@ def filter_traces(
 
     Args:
         subject: question subjects (``math``, ``physics``, ...).
-        status: final statuses: ``accepted``, ``rejected``, ``error``, ``unverified``.
+        status: final statuses: ``accepted``, ``rejected``, ``invalid``, ``error``, ``unverified``.
         stage: the stage that succeeded: ``cot``, ``reflection``, ``answer_guided`` (so only accepted
             questions match).
         reason: verifier reason codes of the last attempt (``numeric_mismatch``, ``no_answer``, ...).

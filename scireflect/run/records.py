@@ -28,7 +28,8 @@ class TraceRecord(TypedDict):
     subject: str
     """The question's subject (``general`` when the input had none)."""
     status: Status
-    """How the loop ended: ``accepted``, ``rejected``, ``error`` or ``unverified``."""
+    """How the loop ended: ``accepted``, ``rejected``, ``invalid`` (the last attempt was cut off, a
+    loop or contradicted its box), ``error`` or ``unverified``."""
     stop_reason: str | None
     """Why, in words (``accepted``, ``budget: attempts (4)``, ``answer-guided revision failed``, ...)."""
     budget_stop: BudgetStop | None

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..graphs.state import STAGES, solution_steps, step_seconds, step_tokens
+from ..verifiers.base import INVALID
 from .records import last_verdict
 
 
@@ -21,7 +22,8 @@ class Outcomes:
     Attributes:
         questions: questions counted.
         accepted_cot / accepted_reflection / accepted_answer_guided: accepted, by the stage that succeeded.
-        rejected / error / unverified: the other final statuses (``unverified``: formal proofs no
+        rejected / invalid / error / unverified: the other final statuses (``invalid``: the last
+            attempt was cut off, a loop or contradicted its box; ``unverified``: formal proofs no
             Lean checked).
         attempts: solution attempts made.
         tokens: prompt + completion tokens.
@@ -33,6 +35,7 @@ class Outcomes:
     accepted_reflection: int = 0
     accepted_answer_guided: int = 0
     rejected: int = 0
+    invalid: int = 0
     error: int = 0
     unverified: int = 0
     attempts: int = 0
@@ -52,7 +55,7 @@ class Outcomes:
             stage = record.get("accepted_stage")
             stage = stage if stage in STAGES else "cot"
             setattr(self, f"accepted_{stage}", getattr(self, f"accepted_{stage}") + 1)
-        elif status in ("error", "unverified"):
+        elif status in ("invalid", "error", "unverified"):
             setattr(self, status, getattr(self, status) + 1)
         else:
             self.rejected += 1
@@ -104,6 +107,9 @@ def trace_stats(records: Iterable[Mapping[str, Any]], *, top: int = 3) -> dict[s
 
     ``final_reasons``: ``{reason: count}`` of the last attempt of rejected questions.
 
+    ``invalid_attempts``: ``{kind: count}`` of the attempts whose verdict is ``invalid``, by kind
+    (``truncated``, ``degenerate``, ``self_contradiction``), most common first, over all questions.
+
     Rates are ``None`` when the denominator is 0. Records lacking fields count as zeros.
     """
     records = list(records)
@@ -112,6 +118,7 @@ def trace_stats(records: Iterable[Mapping[str, Any]], *, top: int = 3) -> dict[s
     failures_by_stage: dict[tuple[str, str], Counter] = defaultdict(Counter)
     failure_stages: dict[str, Counter] = defaultdict(Counter)
     final_reasons: Counter = Counter()
+    invalid_attempts: Counter = Counter()
 
     for record in records:
         subject = subject_of(record)
@@ -136,6 +143,8 @@ def trace_stats(records: Iterable[Mapping[str, Any]], *, top: int = 3) -> dict[s
                     failures_by_stage[(name, stage)][verdict["reason"]] += 1
             if failed:
                 failure_stages[verdict["reason"]][stage] += 1
+                if verdict["reason"] == INVALID:
+                    invalid_attempts[str((verdict.get("details") or {}).get("invalid") or "invalid")] += 1
             seen_stages.add(stage)
 
     subjects = {}
@@ -169,6 +178,7 @@ def trace_stats(records: Iterable[Mapping[str, Any]], *, top: int = 3) -> dict[s
             for reason, count in failures_by_subject["all"].most_common()
         ],
         "final_reasons": dict(final_reasons.most_common()),
+        "invalid_attempts": dict(invalid_attempts.most_common()),
     }
 
 

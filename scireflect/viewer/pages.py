@@ -82,6 +82,8 @@ def _verdict_html(verdict: Mapping[str, Any] | None) -> str:
         return '<div class="verdict none">no verdict</div>'
     ok = verdict.get("ok")
     cls, label = ("ok", "✓ accepted") if ok is True else (("bad", "✗ rejected") if ok is False else ("undecided", "? undecided"))
+    if verdict.get("reason") == "invalid":
+        label = f"✗ invalid ({(verdict.get('details') or {}).get('invalid') or '?'})"
     details = verdict.get("details") or {}
     rows = [
         ("reason", f"<code>{_e(str(verdict.get('reason')))}</code>"),

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from time import perf_counter
 from typing import Any
 
-from ..base import CHECK_ERROR, EQUAL, NO_ANSWER, NO_REFERENCE, NUMERIC_MISMATCH, TEXT_MISMATCH, UNPARSEABLE, Verdict
+from ..base import CHECK_ERROR, EQUAL, NO_REFERENCE, NUMERIC_MISMATCH, TEXT_MISMATCH, UNPARSEABLE, Verdict
 from ..extract import Extraction, NoFinalAnswer, find_final_answer
 from .choice import check_choice
 from .common import MAX_ANSWER_CHARS, NotANumber, Unparseable, verdict
+from .consistency import no_final_answer_verdict
 from .latex import sympy_number
 from .numbers import fmt_fraction, parse_number
 from .numeric import check_numeric
@@ -73,7 +74,7 @@ def precheck(
         return None, verdict(None, NO_REFERENCE, "the question has no reference answer to compare with", "precheck")
     found = find_final_answer(response, finish_reason=finish_reason)
     if isinstance(found, NoFinalAnswer):
-        return None, verdict(None, NO_ANSWER, found.explanation, "precheck", details={"no_answer": found.kind})
+        return None, no_final_answer_verdict(found)
     if len(found.text) > MAX_ANSWER_CHARS:
         return found, verdict(
             None,
