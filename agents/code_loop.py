@@ -12,7 +12,7 @@ arXiv 2309.17452; PAL, Gao et al. 2022; the format is in :mod:`scireflect.agents
    until the model answers, or ``max_executions`` blocks have run.
 
 Each execution is recorded like a tool call (``round``, ``id``, ``name="python"``, ``format="text"``,
-``args={"code"}``, ``result`` = what the model was shown, ``error``, ``execution`` =
+``args={"code"}``, ``result`` = what the model was shown (:func:`~.code_blocks.fence_safe`), ``error``, ``execution`` =
 :meth:`ExecutionResult.to_dict`), so a trace keeps the code, stdout/stderr, exit status, killed reason
 and time of each. The verifier still decides; the output only informs the model.
 """
@@ -27,7 +27,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from ..sandbox import ExecutionResult, SandboxLimits, SandboxUnavailable, arun_python
-from .code_blocks import STOP_SEQUENCES, last_code_block, output_block, split_at_output_fence
+from .code_blocks import STOP_SEQUENCES, fence_safe, last_code_block, output_block, split_at_output_fence
 
 __all__ = ["CODE_LIMITS", "CodeExecution", "CodeTurn", "execute_code", "feedback", "generate_with_code"]
 
@@ -214,6 +214,7 @@ async def generate_with_code(call: CallFn, llm: Any, messages: list[BaseMessage]
             turn.latency_s += time.perf_counter() - started
         if not turn.text.endswith("\n"):
             turn.text += "\n"
+        shown = fence_safe(shown)  # a line of backticks it printed must not close the block: the rest would pass for model text
         turn.text += output_block(shown)
         record = {"round": len(turn.tool_calls) + 1, "id": f"python-{len(turn.tool_calls) + 1}", "name": "python",
                   "format": "text", "args": {"code": code}, "result": shown, "error": error, "execution": execution}

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import openai
 from langgraph.runtime import Runtime
 
-from ..agents.code_blocks import without_tool_output
+from ..agents.code_blocks import model_text
 from ..agents.prompts import Prompt
 from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
@@ -159,12 +159,13 @@ async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> 
 async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
     """Judge the last attempt, attach the verdict to its step, and decide where the loop goes.
 
-    The verifier reads what the model wrote: the ```output blocks that code execution inserted are
+    The verifier reads what the model wrote (:func:`~scireflect.agents.code_blocks.model_text`): the
+    ```output blocks that code execution inserted, found by their recorded outputs, and the code are
     left out (an answer the code printed counts only once the model writes it).
     """
     ctx = runtime.context
     step = dict(_last_attempt(state))
-    written = without_tool_output(step["response"]) if step.get("tool_calls") else step["response"]
+    written = model_text(step["response"], step.get("tool_calls"))
     verdict = await ctx.verify(written, state["question"], finish_reason=step.get("finish_reason"))
     step["verdict"] = verdict.to_dict()
     step["parsed_answer"] = verdict.extracted

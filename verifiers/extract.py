@@ -205,8 +205,12 @@ def _concluding_line(text: str) -> str:
 
 
 def _last_number(text: str) -> str | None:
-    """The last number of the concluding line, before any option label (``(A) 50 (B) 75`` lists options)."""
+    """The last number of the concluding line, before any option label (``(A) 50 (B) 75`` lists options);
+    none when the line ends with a colon (``Step 1:`` announces what was to follow: a "master key"
+    reply, arXiv 2507.08794)."""
     line = _concluding_line(text)
+    if line.strip().strip("*#_ \t").endswith((":", "\uff1a")):  # "Step 1:", "Case 2:": a heading of what was to come
+        return None
     label = _OPTION_LABEL.search(line)
     if label is not None:
         line = line[: label.start()]

@@ -240,7 +240,8 @@ def _numeric_verdict(cand: _Candidate, ref: ParsedNumber, units: _Units, j: Judg
         return verdict(True, reason, f"the extracted answer matches the reference numerically {how}{unit_note}",
                        "numeric", candidate=cand_str, reference=ref_s, details=details)
     if j.rule.startswith("exact"):
-        what = "an exact integer match" if j.rule == "exact integer" else "an exact value (the reference is a fraction)"
+        what = {"exact integer": "an exact integer match", "exact zero": "an exact value"}.get(
+            j.rule, "an exact value (the reference is a fraction)")
         expl = (f"the extracted answer {cand_str} differs from the reference ({what} is required; "
                 f"relative error {j.rel_error:.3g}){unit_note}")
     else:

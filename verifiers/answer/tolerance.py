@@ -200,7 +200,8 @@ def judge(
 
     Returns:
         A :class:`Judgement`; ``rule`` names what decided: ``rel_tol X``, ``correct to the 2nd
-        decimal (JEE Numeric)``, ``exact integer``, ``exact value``, ``rounds to the reference's
+        decimal (JEE Numeric)``, ``exact zero`` (a reference of 0: only 0 matches, whatever its
+        unit or policy), ``exact integer``, ``exact value``, ``rounds to the reference's
         last written digit`` (with `` (a measured quantity)`` for measurements), ``the reference
         rounds to the answer's last written digit (a measured quantity)`` or ``the reference rounds
         to the converted answer's last written digit``; ``tol`` is the relative tolerance (0 for
@@ -218,6 +219,9 @@ def judge(
         # the exam's stated precision, not the digits the data happens to store ("0.5" is 0.50)
         allowed = JEE_NUMERIC_ALLOWANCE * abs(factor)
         return Judgement(_within(abs_diff(c, r), allowed), err, "correct to the 2nd decimal (JEE Numeric)", 0.0, label)
+    if r == 0:
+        # zero is exact: no measurement rounds to it, and no last digit of "0" or "0.0" allows 3e-4
+        return _judge_zero(reading, candidate, err)
     if measured and (ref.integer_literal or not ref.exact):
         return _judge_measured(reading, ref, err, factor, candidate)
     if ref.exact and not ref.percent and label in (AS_WRITTEN, CONVERTED):
@@ -229,6 +233,17 @@ def judge(
         allowed = ref.ulp / 2 * abs(factor)
         rule = "rounds to the reference's last written digit"
     return Judgement(_within(abs_diff(c, r), allowed), err, rule, DEFAULT_REL_TOL, label)
+
+
+def _judge_zero(reading: Reading, candidate: CandidatePrecision | None, err: float) -> Judgement:
+    """A reference of exactly zero, with or without a unit: only zero matches (after a unit
+    conversion, zero up to pint's float factors, 1e-12 of the candidate as written)."""
+    c = reading.candidate
+    if reading.label == CONVERTED and candidate is not None:
+        ok = _within(abs_diff(c, Fraction(0)), Fraction(CONVERTED_EXACT_REL_TOL) * abs(candidate.value))
+    else:
+        ok = bool(c == 0)
+    return Judgement(ok, err, "exact zero", 0.0, reading.label)
 
 
 def _judge_measured(reading: Reading, ref: ParsedNumber, err: float, factor: Fraction,
