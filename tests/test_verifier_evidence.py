@@ -24,7 +24,9 @@ from scireflect.verifiers.base import (
     NO_ANSWER,
     NO_REFERENCE,
     NUMERIC_MISMATCH,
+    NO_OPTION,
     REASONS,
+    SAMPLE_DISAGREEMENT,
     SYMBOLIC_MISMATCH,
     TEXT_MISMATCH,
     TIMEOUT,
@@ -62,6 +64,9 @@ CASES = [
     (NO_REFERENCE, "\\boxed{15}", {"answer": None}),
     (EQUAL, "\\boxed{50.68}", {"answer": "50.7"}),                                            # relative error in the explanation
     (UNIT_CONVERTED, "\\boxed{5137 \\mathrm{kPa}}", {"answer": "50.7", "unit": ATM}),
+    # multiple choice solved without its options (verifiers/answer/options.py): the value equals no option
+    (NO_OPTION, "\\boxed{42 kJ/mol}", {"answer": "A", "choices": ["8.8 × 10^-11 M", "2.0 × 10^-10 M", "7.4 × 10^-14 mol/L",
+                                                                "9.4 × 10^-6 mol/L"], "mc_path": "options_free"}),
 ]
 # reasons only a sandbox or a checker failure produce: verdicts as they would come, with leaky text
 DIRECT = [
@@ -73,6 +78,9 @@ DIRECT = [
             extracted="\\sin(x)^{2}", checker="symbolic", reference="\\cos(3x)", details={"method": "undecided", "note": "0.393"}),
     # the worker's post-check of the whole response (verifiers/answer/consistency.py)
     find_contradiction("So $\\boxed{15}$.\n\nThe correct final answer is: 16", Extraction("15", "boxed"), {"answer": "399"}),
+    # the graph's confirm node: the checked letter was right, a sample picked another
+    Verdict(ok=False, reason=SAMPLE_DISAGREEMENT, explanation="not confirmed: 2 of 3 independent samples agree (letters: C, C, A)",
+            extracted="C", candidate="C", reference="C", checker="choice", details={"letters": ["C", "C", "A"]}),
 ]
 FORBIDDEN = ("relative error", "tolerance", "integer", "exact", "round", "allowance", "significant", "fraction",
              "different number", "reference", "element", "form")

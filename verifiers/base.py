@@ -29,11 +29,14 @@ CHECK_ERROR = "check_error"  # the checker itself failed (e.g. out of memory); n
 UNDECIDED = "undecided"  # both sides parsed but equivalence could be neither shown nor refuted
 UNIT_CONVERTED = "unit_converted"  # equal after converting the answer's unit to the reference unit (ok=True)
 DIMENSION_MISMATCH = "dimension_mismatch"  # the answer's unit has another physical dimension (m vs m/s)
+NO_OPTION = "no_option"  # multiple choice solved without its options: the value equals no option (ok=False)
+SAMPLE_DISAGREEMENT = "sample_disagreement"  # multiple choice: k independent samples did not all pick the correct letter (ok=False)
 INVALID = "invalid"  # not a usable attempt (cut off, a loop, its text contradicts its box): ok=False, never accepted
 
 REASONS = (
     EQUAL, UNIT_CONVERTED, NUMERIC_MISMATCH, DIMENSION_MISMATCH, CHOICE_MISMATCH, SYMBOLIC_MISMATCH, TEXT_MISMATCH,
     NO_ANSWER, UNPARSEABLE, NO_REFERENCE, TIMEOUT, CHECK_ERROR, UNDECIDED, INVALID,
+    NO_OPTION, SAMPLE_DISAGREEMENT,
 )
 """Every reason code of the built-in verifiers (plugins may add their own strings)."""
 
@@ -129,6 +132,9 @@ _WHY = {
     TIMEOUT: "Checking the answer took too long (a very large or deeply nested expression?).",
     CHECK_ERROR: "The checker failed on this answer.",
     UNDECIDED: "Whether the answer is equivalent to the correct one could not be decided.",
+    NO_OPTION: "The value of the answer is wrong.",
+    SAMPLE_DISAGREEMENT: "Independent solutions of this problem disagree on the answer, so the reasoning does not "
+                         "establish it: check every fact and every step.",
 }
 _NO_ANSWER_WHY = {
     "truncated": "The response was cut off by the token limit before it finished, so it states no final answer; "
@@ -150,6 +156,7 @@ _UNREADABLE_WHY = {
     "list": "The final answer is not a list.",
     "numeric": "The final answer could not be read as a number.",
     "symbolic": "The final answer could not be parsed as a LaTeX expression.",
+    "options_free": "The final answer could not be read as a value.",
     "precheck": "The final answer is too long to be read.",
 }
 
@@ -168,11 +175,25 @@ def critic_evidence(verdict: Mapping[str, Any]) -> str:
     extracted = verdict.get("extracted")
     got = extracted if extracted is not None else "(no final answer found)"
     status = verdict.get("status") or {True: "accepted", False: "rejected"}.get(verdict.get("ok"), "unparseable")
-    return f"verifier: {status} ({verdict.get('reason')}); extracted final answer: {got}. {_why_in_kind(verdict)}"
+    if verdict.get("reason") == SAMPLE_DISAGREEMENT:
+        # the answer itself passed the check: neither it nor the reason code is repeated to the Critic
+        return f"verifier: {status} (unconfirmed). {_WHY[SAMPLE_DISAGREEMENT]}"
+    return f"verifier: {status} ({_shown_reason(verdict)}); extracted final answer: {got}. {_why_in_kind(verdict)}"
+
+
+def _shown_reason(verdict: Mapping[str, Any]) -> Any:
+    """The reason code as the Critic reads it: a question solved without its options hears of a wrong
+    value (``value_mismatch``), not of an option it never saw."""
+    reason = verdict.get("reason")
+    if (verdict.get("details") or {}).get("mc_path") == "options_free" and reason in (CHOICE_MISMATCH, NO_OPTION):
+        return "value_mismatch"
+    return reason
 
 
 def _why_in_kind(verdict: Mapping[str, Any]) -> str:
     d, reason = verdict.get("details") or {}, verdict.get("reason")
+    if d.get("mc_path") == "options_free" and reason in (CHOICE_MISMATCH, NO_OPTION):
+        return _WHY[NO_OPTION]  # solved without its options: the Critic hears of a wrong value, never of options
     if reason not in _WHY:
         return str(verdict.get("explanation") or "")
     if reason == NO_ANSWER:

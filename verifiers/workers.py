@@ -30,7 +30,8 @@ from .extract import Extraction
 
 __all__ = ["SandboxedAnswerVerifier", "SandboxedRunner", "precheck"]
 
-_QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject", "source", "id")
+_QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject", "source", "id",
+                  "mc_path")
 
 
 def _init_worker(memory_mb: int | None) -> None:

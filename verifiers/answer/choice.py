@@ -17,8 +17,13 @@ from .numbers import parse_number
 _OPTION_IN_TEXT = re.compile(r"(?:^|\s)[(\[]([A-H])[)\]]\s*")
 
 
-def _options_from_text(text: Any) -> list[str] | None:
-    """Option texts ``(A) ... (B) ...`` / ``[A] ...`` inside a question (JEEBench), or ``None``."""
+def split_options(text: Any) -> tuple[str, list[str]] | None:
+    """A question whose options are written in its text (JEEBench: ``... is (A) $6.0$ (B) $6.4$ ...``)
+    split into ``(stem, option texts)``: the stem is the text before ``(A)``, the options A first.
+
+    The options are the last run ``(A)``, ``(B)``, ... (or ``[A]``) in letter order, at least two;
+    ``None`` when the text has none (or is not a string).
+    """
     if not isinstance(text, str):
         return None
     hits = list(_OPTION_IN_TEXT.finditer(text))
@@ -35,8 +40,14 @@ def _options_from_text(text: Any) -> list[str] | None:
             for i, h in enumerate(run):
                 end = run[i + 1].start() if i + 1 < len(run) else len(text)
                 opts.append(text[h.end() : end].strip())
-            return opts
+            return text[: run[0].start()].strip(), opts
     return None
+
+
+def _options_from_text(text: Any) -> list[str] | None:
+    """Option texts ``(A) ... (B) ...`` / ``[A] ...`` inside a question (JEEBench), or ``None``."""
+    split = split_options(text)
+    return split[1] if split else None
 
 
 def _norm_option(s: str) -> str:
@@ -61,6 +72,11 @@ def _letters_from_text(s: str, n_options: int, multi: bool) -> set[str] | None:
     if lower and ord(lower.group(1)) - ord("a") < max(n_options, 1):
         return {lower.group(1).upper()}
     return None
+
+
+def reference_letters(reference: str) -> set[str] | None:
+    r"""The option letters a reference answer names (``B``, ``ABD``, ``A, C``, ``(b)``, ``\text{(B)}``), or ``None``."""
+    return _letters_from_text(reference, 26, True)
 
 
 def check_choice(
@@ -89,7 +105,7 @@ def check_choice(
         option text matching uses :func:`normalize_latex` + lower case, then numeric equality.
     """
     options = list(choices) if choices else (_options_from_text(question_text) or [])
-    ref_letters = _letters_from_text(reference, 26, True)
+    ref_letters = reference_letters(reference)
     if not ref_letters:
         raise ValueError("reference is not a set of option letters")
     n = max(len(options), max(ord(x) - 64 for x in ref_letters), 4 if options else 8)

@@ -34,12 +34,14 @@ def reference_text(question: Mapping[str, Any]) -> str | None:
 
 
 def select_check(question: Mapping[str, Any]) -> str:
-    """Choose the check for a question: ``choice``, ``boolean``, ``list``, ``numeric`` or ``symbolic``.
+    """Choose the check for a question: ``choice``, ``options_free``, ``boolean``, ``list``, ``numeric`` or ``symbolic``.
 
     Args:
         question: a mapping with ``answer`` and optionally ``choices``, ``question_type``
             (JEEBench ``MCQ``/``MCQ(multiple)``/``Integer``/``Numeric``) and ``answer_type``
-            (TheoremQA ``bool``/``option``/``list of integer``/``float``...).
+            (TheoremQA ``bool``/``option``/``list of integer``/``float``...); ``mc_path``
+            ``options_free`` (a multiple-choice question solved without its options,
+            :mod:`.options`) selects ``options_free``: the answer's value mapped to the options.
 
     Returns:
         The check name (``none`` when there is no reference). Rules in ``docs/verifiers.md``.
@@ -53,7 +55,8 @@ def select_check(question: Mapping[str, Any]) -> str:
     if atype == "bool" or plain.lower() in ("true", "false"):
         return "boolean"
     if question.get("choices") or qtype.startswith("MCQ") or atype == "option":
-        return "choice"
+        # marked by the graph (.options.MC_PATH_KEY): solved without its options, so its value is mapped to them
+        return "options_free" if question.get("mc_path") == "options_free" else "choice"
     if _LETTER_REF.match(plain) or _LETTER_LIST_REF.match(plain) or _LOWER_OPTION_REF.match(plain):
         return "choice"
     if atype.startswith("list"):

@@ -21,6 +21,7 @@ from .consistency import no_final_answer_verdict
 from .latex import sympy_number
 from .numbers import fmt_fraction, parse_number
 from .numeric import check_numeric
+from .options import check_options_free
 from .select import asks_for_order, is_science, is_scibench_row, reference_text, select_check
 from .structured import check_boolean, check_list
 from .symbolic import check_symbolic
@@ -128,6 +129,8 @@ def _check(ex: Extraction, question: Mapping[str, Any], config: VerifierConfig) 
     assert ref is not None
     kind = select_check(question)
     cand = ex.text
+    if kind == "options_free":  # solved without its options: the value is mapped to them
+        return check_options_free(cand, question, tol=config.numeric)
     if kind == "choice":
         return check_choice(
             cand,
