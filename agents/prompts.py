@@ -37,10 +37,11 @@ from typing import Any, Protocol
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate
 
+from ..verifiers.answer.options import is_options_free, options_free_stem, reference_option_text
 from ..verifiers.base import critic_evidence
 from .figures import FigureError, FigureStore, figure_refs, image_part
 
-PROMPT_VERSION = "2026-11-23.1"
+PROMPT_VERSION = "2026-11-23.2"
 
 SUBJECT_VARIANTS = ("math", "physics", "chemistry", "general")
 
@@ -172,15 +173,29 @@ def plain_unit(unit: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+OPTIONS_FREE_ASK = (
+    "Work the answer out yourself and put its value in \\boxed{}: a number with its unit if it has one, "
+    "or an expression."
+)
+"""The instruction of a multiple-choice question solved without its options (``mc_path`` ``options_free``)."""
+
+
 def render_problem(question: Mapping[str, Any]) -> str:
     """The problem text the Solver sees: question, options (A, B, ...) and the unit instruction.
+
+    A multiple-choice question marked ``options_free`` (:func:`~scireflect.verifiers.answer.options.with_mc_path`)
+    shows its stem alone (the options, and any letter, left out: :func:`~scireflect.verifiers.answer.options.options_free_stem`)
+    and asks for the value (:data:`OPTIONS_FREE_ASK`).
 
     This same text is the instruction of the SFT pair, so training data never depends on which
     stage produced the response. Shape: one string; options one per line as ``(A) text``.
     """
-    parts = [str(question["question"]).strip()]
+    stem = options_free_stem(question) if is_options_free(question) else None
+    parts = [stem if stem is not None else str(question["question"]).strip()]
     choices = question.get("choices") or []
-    if choices:
+    if stem is not None:
+        parts.append(OPTIONS_FREE_ASK)
+    elif choices:
         letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
         options = "\n".join(f"({letters[i]}) {str(text).strip()}" for i, text in enumerate(choices))
         parts.append(f"Options:\n{options}\n\nGive the letter of the correct option in \\boxed{{}}.")
@@ -232,8 +247,10 @@ class PromptSet(Protocol):
 
 
 def reference_for_prompt(question: Mapping[str, Any]) -> str:
-    """The reference answer as the answer-guided prompt shows it, with the question's unit if any."""
-    reference = str(question["answer"])
+    """The reference answer as the answer-guided prompt shows it, with the question's unit if any; for a
+    question solved without its options, the correct option's text (never its letter)."""
+    option = reference_option_text(question) if is_options_free(question) else None
+    reference = option if option is not None else str(question["answer"])
     unit = plain_unit(str(question.get("unit") or ""))
     return f"{reference} (in {unit})" if unit else reference
 

@@ -209,6 +209,21 @@ class Agent:
         """
         return self._copy(code_execution=settings)
 
+    def with_temperature(self, temperature: float) -> Agent:
+        """A copy of this agent whose calls sample at ``temperature`` (e.g. the independent samples that
+        confirm a multiple-choice answer): the lean client sends it in the request body, a LangChain
+        chat model with a ``temperature`` field is copied with it, any other model gets it bound as a
+        call option (``llm.bind(temperature=...)``).
+        """
+        llm = self.llm
+        if isinstance(llm, OpenAIStreamingChat):
+            sampled: Any = llm.with_extra_body({"temperature": temperature})
+        elif "temperature" in getattr(type(llm), "model_fields", {}):
+            sampled = llm.model_copy(update={"temperature": temperature})
+        else:
+            sampled = llm.bind(temperature=temperature)
+        return self._copy(llm=sampled)
+
     def _copy(self, **changes: Any) -> Agent:
         """This agent with some of its settings changed (the constructor checks the result again)."""
         settings = {"llm": self.llm, "retry": self.retry, "tools": self.tools, "max_tool_rounds": self.max_tool_rounds,

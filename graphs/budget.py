@@ -31,6 +31,9 @@ class Budget:
             time spent killed or queued does not count), or ``None`` (the default: no time limit).
             A time limit turns a slow or busy machine into rejected questions, so it is off unless
             asked for; a call it cuts keeps the text and tokens it had streamed.
+        mc_samples: k, the independent samples that must all pick the correct letter before a
+            ``k_sample`` multiple-choice attempt is accepted (the attempt and k-1 more, drawn by the
+            ``confirm`` node at a sampling temperature), >= 1; 1 accepts the attempt alone.
 
     Raises:
         ValueError: a limit out of range or not a finite number.
@@ -41,8 +44,11 @@ class Budget:
     answer_guided: bool = True
     max_tokens: int = 24_000
     max_seconds: float | None = None
+    mc_samples: int = 3
 
     def __post_init__(self) -> None:
+        if self.mc_samples < 1:
+            raise ValueError("budget: mc_samples must be >= 1")
         if self.max_attempts < 1:
             raise ValueError("budget: attempts must be >= 1")
         if self.max_reflections < 0:
@@ -54,7 +60,7 @@ class Budget:
 
     @classmethod
     def parse(cls, spec: str) -> Budget:
-        """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes"``.
+        """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes,mc_samples=3"``.
 
         Missing keys keep their defaults; ``seconds=none`` (or ``off``) means no time limit.
 
@@ -62,7 +68,7 @@ class Budget:
             ValueError: an unknown key or a bad value (the message names it).
         """
         names = {"attempts": "max_attempts", "reflections": "max_reflections", "tokens": "max_tokens",
-                 "seconds": "max_seconds", "answer_guided": "answer_guided"}
+                 "seconds": "max_seconds", "answer_guided": "answer_guided", "mc_samples": "mc_samples"}
         values: dict[str, Any] = {}
         for item in filter(None, (s.strip() for s in spec.split(","))):
             key, sep, raw = item.partition("=")
@@ -111,7 +117,7 @@ def describe_stop(stop: BudgetStop) -> str:
     return f"budget: {stop['limit']} ({stop['used']:.0f} >= {stop['allowed']:.0f})"
 
 
-Route = Literal["critique", "answer_guided", "end"]
+Route = Literal["confirm", "critique", "answer_guided", "end"]
 
 
 class Decision(NamedTuple):
@@ -134,10 +140,13 @@ class Decision(NamedTuple):
                 "accepted_stage": self.accepted_stage, "budget_stop": self.budget_stop}
 
 
-def decide(steps: Sequence[Mapping[str, Any]], budget: Budget) -> Decision:
-    """After ``verify``: end the loop or go on, and why. A pure function of the steps.
+def decide(steps: Sequence[Mapping[str, Any]], budget: Budget, mc_path: str | None = None) -> Decision:
+    """After ``verify`` (or ``confirm``): end the loop or go on, and why. A pure function of the steps
+    (and of the question's multiple-choice path, ``mc_path``: see :class:`~scireflect.graphs.state.AnnotationState`).
 
-    Order: an accepted attempt ends the loop (``accepted``); a checker that could not check at all
+    Order: an accepted attempt of a ``k_sample`` question whose samples are not drawn yet goes to
+    ``confirm`` (when ``budget.mc_samples`` > 1; ``confirm`` calls this again once they are, and the
+    attempt's verdict then says whether they agreed); an accepted attempt ends the loop (``accepted``); a checker that could not check at all
     (verdict reason ``unverified``: no Lean toolchain) ends it (``unverified``: without evidence
     there is nothing to reflect on); then the budget (attempts, tokens, seconds); then reflection
     while fewer than ``max_reflections`` rounds were made; then one answer-guided revision (when
@@ -149,6 +158,8 @@ def decide(steps: Sequence[Mapping[str, Any]], budget: Budget) -> Decision:
     solutions = solution_steps(steps)
     verdict = (solutions[-1].get("verdict") or {}) if solutions else {}
     if verdict.get("ok") is True:
+        if mc_path == "k_sample" and budget.mc_samples > 1 and solutions[-1].get("samples") is None:
+            return Decision("confirm", "running", None)
         return Decision("end", "accepted", "accepted", accepted_stage=solutions[-1]["stage"])
     if verdict.get("reason") == UNVERIFIED:
         return Decision("end", "unverified", f"unverified: {verdict.get('explanation', '')}"[:300])

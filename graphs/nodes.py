@@ -9,6 +9,13 @@ Each node is a function of the question's state and LangGraph's runtime (whose `
 ``critique``       the Critic names the first wrong step, from the verifier's evidence (stage ``reflection``).
 ``revise``         the Reviser rewrites the solution from the critique (stage ``reflection``).
 ``answer_guided``  the Reviser is shown the reference answer and must derive it (stage ``answer_guided``).
+``confirm``        a ``k_sample`` multiple-choice attempt the verifier accepted: k-1 more independent
+                   samples of its prompt, each verified; accepted only when all pick the correct letter.
+
+A multiple-choice question takes one path for its whole loop (``mc_path``, set by ``solve``): the
+nodes hand the prompts and the verifier the question marked with it
+(:func:`~scireflect.verifiers.answer.options.with_mc_path`), so an ``options_free`` question never
+shows its options to any role and every attempt derives a value.
 
 Every model call goes through :func:`call_model`, which holds one of the run's call slots
 (:mod:`~scireflect.graphs.call_slots`) for the call, limits it to the question's remaining time
@@ -34,9 +41,15 @@ from ..agents.prompts import Prompt
 from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
 from ..agents.roles import AgentReply, CallProgress
+from ..verifiers.answer.options import mc_path, with_mc_path
+from ..verifiers.base import SAMPLE_DISAGREEMENT
 from .budget import Route, decide, describe_stop
 from .context import AnnotationContext
-from .state import AnnotationState, BudgetStop, Stage, Step, merge_steps, solution_steps, total_seconds
+from .state import AnnotationState, BudgetStop, Sample, Stage, Step, merge_steps, solution_steps, total_seconds
+
+SAMPLE_TEMPERATURE = 0.7
+"""The sampling temperature of ``confirm``'s samples: independent draws, whatever the run's own
+temperature (0.7 is Qwen2.5's recommended sampling temperature)."""
 
 
 class EndpointError(RuntimeError):
@@ -84,9 +97,10 @@ def _budget_end(stop: BudgetStop) -> dict[str, Any]:
 
 
 async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role, stage: Stage, attempt: int,
-                     prompt: Prompt) -> dict[str, Any]:
+                     prompt: Prompt, *, temperature: float | None = None) -> dict[str, Any]:
     """One model call of ``ctx.agents.<role>`` within the question's remaining time budget, holding
-    one of the run's call slots (``ctx.call_slots``) for the call only.
+    one of the run's call slots (``ctx.call_slots``) for the call only; ``temperature`` overrides the
+    agent's sampling temperature for this call (:meth:`~scireflect.agents.roles.Agent.with_temperature`).
 
     Returns a state update: the new step; and ``status``/``stop_reason`` (plus ``budget_stop`` or
     ``error_kind``) when the call ended the question.
@@ -100,11 +114,11 @@ async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role,
         return _budget_end({"limit": "seconds", "used": round(total_seconds(steps), 3), "allowed": ctx.budget.max_seconds})
     slot = ctx.call_slots.hold(continuing=bool(steps)) if ctx.call_slots is not None else contextlib.nullcontext()
     async with slot:  # waiting for a slot is not the model's time: the budget's clock starts below
-        return await _call_in_slot(steps, ctx, role, stage, attempt, prompt, state["question"]["id"], remaining)
+        return await _call_in_slot(steps, ctx, role, stage, attempt, prompt, state["question"]["id"], remaining, temperature)
 
 
 async def _call_in_slot(steps: list[Step], ctx: AnnotationContext, role: Role, stage: Stage, attempt: int, prompt: Prompt,
-                        qid: str, remaining: float | None) -> dict[str, Any]:
+                        qid: str, remaining: float | None, temperature: float | None = None) -> dict[str, Any]:
     """:func:`call_model` once its call slot is held."""
     index = len(steps)
     where = {"id": qid, "role": role, "stage": stage, "attempt": attempt}
@@ -113,6 +127,7 @@ async def _call_in_slot(steps: list[Step], ctx: AnnotationContext, role: Role, s
     progress.report("call", {"phase": "start"})
     try:
         agent = getattr(ctx.agents, role)
+        agent = agent if temperature is None else agent.with_temperature(temperature)
         reply = await asyncio.wait_for(agent.ainvoke(*prompt, progress=progress, affinity=where["id"]), timeout=remaining)
     except TimeoutError:
         step = _cut_step(index, role, stage, attempt, progress)
@@ -150,10 +165,35 @@ def _last_attempt(state: AnnotationState) -> Step:
     return solution_steps(state["steps"])[-1]
 
 
+def _question(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The question as the prompts and the verifier see it: marked with its multiple-choice path."""
+    return with_mc_path(state["question"], state.get("mc_path"))
+
+
+def attempt_prompt(ctx: AnnotationContext, question: Mapping[str, Any], variant: str, stage: Stage,
+                   earlier: list[Step]) -> Prompt:
+    """The prompt of a solution attempt of ``stage`` made after the steps ``earlier``: the Solver's
+    (``cot``), a revision from the last critique (``reflection``) or the answer-guided revision of the
+    last attempt (``answer_guided``). The one place an attempt's prompt is made, so that ``confirm``
+    samples exactly the prompt of the attempt it confirms."""
+    if stage == "cot":
+        return ctx.prompts.solve(question, variant)
+    attempts = solution_steps(earlier)
+    if stage == "reflection":
+        last_critique = [s for s in earlier if s["kind"] == "critique"][-1]
+        return ctx.prompts.revise(question, variant, attempts[-1], last_critique)
+    return ctx.prompts.answer_guided(question, variant, attempts[-1])
+
+
 async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
-    """The Solver writes a chain of thought ending in its final answer."""
+    """The Solver writes a chain of thought ending in its final answer. Decides the question's
+    multiple-choice path first (:func:`~scireflect.verifiers.answer.options.mc_path`): an
+    ``options_free`` question is shown without its options."""
     ctx = runtime.context
-    return await call_model(state, ctx, "solver", "cot", 1, ctx.prompts.solve(state["question"], state["variant"]))
+    path = mc_path(state["question"])
+    question = with_mc_path(state["question"], path)
+    update = await call_model(state, ctx, "solver", "cot", 1, attempt_prompt(ctx, question, state["variant"], "cot", []))
+    return {**update, "mc_path": path}
 
 
 async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
@@ -166,19 +206,86 @@ async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     ctx = runtime.context
     step = dict(_last_attempt(state))
     written = model_text(step["response"], step.get("tool_calls"))
-    verdict = await ctx.verify(written, state["question"], finish_reason=step.get("finish_reason"))
+    verdict = await ctx.verify(written, _question(state), finish_reason=step.get("finish_reason"))
     step["verdict"] = verdict.to_dict()
     step["parsed_answer"] = verdict.extracted
     judged: Step = step  # type: ignore[assignment]
-    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget)
+    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"))
     return {"steps": [judged], **decision.update()}
+
+
+async def confirm(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """Draw k-1 more independent samples of the accepted ``k_sample`` attempt's prompt and verify each.
+
+    The samples (``budget.mc_samples`` - 1, at :data:`SAMPLE_TEMPERATURE`) are kept in the attempt's
+    step (``samples``) and count in its tokens and seconds. The attempt stays accepted only when every
+    sample's verdict is ok (the same correct letter); else its verdict becomes ``sample_disagreement``
+    (``ok`` false; ``details["letters"]``: the attempt's letter, then each sample's) and the loop goes
+    on as for a wrong answer. A sample call that ends the question (endpoint failure, time budget)
+    ends it as :func:`call_model` says, the attempt left unconfirmed (``sample_disagreement``).
+    """
+    ctx = runtime.context
+    step = dict(_last_attempt(state))
+    question = _question(state)
+    earlier = [s for s in state["steps"] if s["index"] < step["index"]]
+    prompt = attempt_prompt(ctx, question, state["variant"], step["stage"], earlier)
+    samples: list[Sample] = []
+    ended: dict[str, Any] = {}
+    for _ in range(ctx.budget.mc_samples - 1):
+        so_far = merge_steps(state["steps"], [{**step, "samples": samples}])  # type: ignore[list-item]
+        update = await call_model({**state, "steps": so_far}, ctx, step["role"], step["stage"], step["attempt"], prompt,
+                                  temperature=SAMPLE_TEMPERATURE)
+        call = update["steps"][0] if update.get("steps") else None
+        if call is not None:
+            samples.append(await _verified_sample(ctx, call, question))
+        if update.get("status", "running") != "running":
+            ended = {k: v for k, v in update.items() if k != "steps"}
+            break
+    step["samples"] = samples
+    agreed = not ended and all((s["verdict"] or {}).get("ok") is True for s in samples)
+    if not agreed:
+        step["verdict"] = _disagreement(step["verdict"], samples, complete=not ended)
+    judged: Step = step  # type: ignore[assignment]
+    if ended:
+        return {"steps": [judged], "route": "end", **ended}
+    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"))
+    return {"steps": [judged], **decision.update()}
+
+
+async def _verified_sample(ctx: AnnotationContext, call: Mapping[str, Any], question: Mapping[str, Any]) -> Sample:
+    """One sample call as kept in its attempt's step, with the verifier's verdict of it."""
+    verdict = None
+    if not call.get("error") and call.get("finish_reason") != "cut":
+        written = model_text(call["response"], call.get("tool_calls"))
+        verdict = (await ctx.verify(written, question, finish_reason=call.get("finish_reason"))).to_dict()
+    return {"response": call["response"], "parsed_answer": (verdict or {}).get("extracted"), "verdict": verdict,
+            "input_tokens": call["input_tokens"], "output_tokens": call["output_tokens"],
+            "discarded_tokens": call["discarded_tokens"], "latency_s": call["latency_s"],
+            "finish_reason": call["finish_reason"], "temperature": SAMPLE_TEMPERATURE, "model": call["model"],
+            "started_at": call["started_at"], "error": call["error"]}
+
+
+def _disagreement(verdict: Mapping[str, Any], samples: list[Sample], *, complete: bool) -> dict[str, Any]:
+    """The attempt's verdict once its samples did not all pick the correct letter (or were not all drawn)."""
+    def letter(v: Mapping[str, Any] | None) -> str | None:
+        return (v or {}).get("candidate") or (v or {}).get("extracted")
+
+    letters = [letter(verdict), *(letter(s["verdict"]) for s in samples)]
+    agree = sum(1 for s in samples if (s["verdict"] or {}).get("ok") is True) + 1
+    how = (f"{agree} of {len(letters)} independent samples agree with the checked answer (letters: "
+           f"{', '.join(str(x) for x in letters)})") if complete else \
+        f"the independent samples could not all be drawn ({len(samples)} drawn)"
+    return {**verdict, "ok": False, "reason": SAMPLE_DISAGREEMENT, "status": "rejected",
+            "explanation": f"not confirmed: {how}",
+            "details": {**dict(verdict.get("details") or {}), "letters": letters, "first_verdict": dict(verdict),
+                        "samples_complete": complete}}
 
 
 async def critique(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
     """The Critic reviews the last attempt with the verifier's evidence (never the reference answer)."""
     ctx = runtime.context
     last = _last_attempt(state)
-    prompt = ctx.prompts.critique(state["question"], state["variant"], last)
+    prompt = ctx.prompts.critique(_question(state), state["variant"], last)
     return await call_model(state, ctx, "critic", "reflection", last["attempt"], prompt)
 
 
@@ -186,16 +293,16 @@ async def revise(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     """The Reviser rewrites the whole solution from the last critique."""
     ctx = runtime.context
     attempts = solution_steps(state["steps"])
-    last_critique = [s for s in state["steps"] if s["kind"] == "critique"][-1]
-    prompt = ctx.prompts.revise(state["question"], state["variant"], attempts[-1], last_critique)
+    prompt = attempt_prompt(ctx, _question(state), state["variant"], "reflection", state["steps"])
     return await call_model(state, ctx, "reviser", "reflection", len(attempts) + 1, prompt)
 
 
 async def answer_guided(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
-    """The Reviser is shown the reference answer and derives it (STaR's rationalization)."""
+    """The Reviser is shown the reference answer and derives it (STaR's rationalization); for an
+    ``options_free`` question the reference is the correct option's text, never its letter."""
     ctx = runtime.context
     attempts = solution_steps(state["steps"])
-    prompt = ctx.prompts.answer_guided(state["question"], state["variant"], attempts[-1])
+    prompt = attempt_prompt(ctx, _question(state), state["variant"], "answer_guided", state["steps"])
     return await call_model(state, ctx, "reviser", "answer_guided", len(attempts) + 1, prompt)
 
 
@@ -205,7 +312,7 @@ def after_call(state: Mapping[str, Any]) -> Literal["next", "end"]:
 
 
 def after_verify(state: Mapping[str, Any]) -> Route:
-    """After ``verify``: the route it decided."""
+    """After ``verify`` or ``confirm``: the route it decided."""
     return state["route"]
 
 
@@ -214,7 +321,9 @@ __all__ = [
     "after_call",
     "after_verify",
     "answer_guided",
+    "attempt_prompt",
     "call_model",
+    "confirm",
     "critique",
     "new_step",
     "revise",

@@ -10,7 +10,7 @@ checkpoint would have to import to read back.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from ..agents.names import Role
 
@@ -44,6 +44,29 @@ class BudgetStop(TypedDict):
     """What the question had used of it: attempts, tokens (prompt + completion) or seconds."""
     allowed: float
     """The budget's value for that limit."""
+
+
+class Sample(TypedDict):
+    """One more independent sample of an attempt's prompt (``k_sample`` multiple choice, the ``confirm`` node)."""
+
+    response: str
+    """The sample's text (empty when the call failed)."""
+    parsed_answer: str | None
+    """The final answer the verifier extracted, or ``None``."""
+    verdict: dict[str, Any] | None
+    """The verifier's verdict of the sample (the same check as the attempt's)."""
+    input_tokens: int
+    output_tokens: int
+    discarded_tokens: int
+    latency_s: float
+    """Wall-clock seconds of the call."""
+    finish_reason: str | None
+    temperature: float
+    """The sampling temperature of the call."""
+    model: str | None
+    started_at: str
+    error: str | None
+    """Why the call failed, or ``None``."""
 
 
 class Step(TypedDict):
@@ -90,6 +113,10 @@ class Step(TypedDict):
     """Solutions: the final answer the verifier extracted, or ``None``."""
     verdict: dict[str, Any] | None
     """Solutions: the verifier's verdict (:meth:`scireflect.verifiers.base.Verdict.to_dict`), once judged."""
+    samples: NotRequired[list[Sample]]
+    """A ``k_sample`` attempt the verifier accepted: the k-1 more samples of its prompt that ``confirm``
+    drew (each verified); its ``verdict`` is then ``sample_disagreement`` unless every sample picked the
+    correct letter. Absent until drawn (and on every other step)."""
 
 
 def merge_steps(left: list[Step] | None, right: list[Step] | None) -> list[Step]:
@@ -130,14 +157,19 @@ class AnnotationState(TypedDict, total=False):
     error_kind: ErrorKind | None
     """Set when ``status`` is ``error``."""
     route: str | None
-    """Where the loop goes after ``verify``: ``critique``, ``answer_guided`` or ``end``; decided once,
-    by :func:`scireflect.graphs.budget.decide`, in the ``verify`` node."""
+    """Where the loop goes after ``verify`` (or ``confirm``): ``confirm``, ``critique``, ``answer_guided``
+    or ``end``; decided once, by :func:`scireflect.graphs.budget.decide`, in the ``verify`` node."""
+    mc_path: str | None
+    """Multiple choice (:func:`scireflect.verifiers.answer.options.mc_path`, set by ``solve``):
+    ``options_free`` (every attempt sees the stem without the options and derives a value, which the
+    verifier maps to an option), ``k_sample`` (an accepted attempt needs k independent samples that all
+    pick the correct letter); ``None`` for any other question."""
 
 
 def initial_state(question: Mapping[str, Any], variant: str) -> AnnotationState:
     """The graph input for one question (``question`` is copied)."""
     return {"question": dict(question), "variant": variant, "steps": [], "status": "running", "stop_reason": None,
-            "budget_stop": None, "accepted_stage": None, "error_kind": None, "route": None}
+            "budget_stop": None, "accepted_stage": None, "error_kind": None, "route": None, "mc_path": None}
 
 
 def solution_steps(steps: Iterable[Mapping[str, Any]]) -> list[Any]:
@@ -146,13 +178,16 @@ def solution_steps(steps: Iterable[Mapping[str, Any]]) -> list[Any]:
 
 
 def step_tokens(step: Mapping[str, Any]) -> int:
-    """Prompt + completion tokens of one step, discarded tries' completion tokens included."""
-    return int(step.get("input_tokens") or 0) + int(step.get("output_tokens") or 0) + int(step.get("discarded_tokens") or 0)
+    """Prompt + completion tokens of one step, discarded tries' completion tokens included, and those
+    of its samples (``confirm``)."""
+    own = int(step.get("input_tokens") or 0) + int(step.get("output_tokens") or 0) + int(step.get("discarded_tokens") or 0)
+    return own + sum(step_tokens(s) for s in step.get("samples") or ())
 
 
 def step_seconds(step: Mapping[str, Any]) -> float:
-    """Seconds of one step: the model call's latency plus its verifier check's."""
-    return float(step.get("latency_s") or 0.0) + float((step.get("verdict") or {}).get("elapsed_s") or 0.0)
+    """Seconds of one step: the model call's latency plus its verifier check's, and its samples'."""
+    own = float(step.get("latency_s") or 0.0) + float((step.get("verdict") or {}).get("elapsed_s") or 0.0)
+    return own + sum(step_seconds(s) for s in step.get("samples") or ())
 
 
 def total_tokens(steps: Iterable[Mapping[str, Any]]) -> int:
@@ -167,6 +202,7 @@ def total_seconds(steps: Iterable[Mapping[str, Any]]) -> float:
 
 __all__ = [
     "FINAL_STATUSES",
+    "Sample",
     "STAGES",
     "AnnotationState",
     "BudgetStop",

@@ -187,6 +187,8 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
     head.add_column(overflow="fold")
     head.add_row("status", Text(status, style="bold " + _STATUS_STYLE.get(status, "")))
     head.add_row("stage", _t(row["stage"]))
+    if record.get("mc_path"):
+        head.add_row("multiple choice", _t(record["mc_path"]))
     head.add_row("stop reason", _t(row["stop_reason"]))
     head.add_row("subject", _t(" / ".join(str(x) for x in (row["subject"], question.get("topic")) if x)))
     head.add_row("cost", Text(f"{row['attempts']} attempt(s) · {row['tokens']:,} tokens · {row['seconds']:.1f}s"))
@@ -232,6 +234,10 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
             parts.append(Panel(_t(step["response"]), box=box.ROUNDED, border_style="magenta" if critique else "white"))
         if not critique:
             parts.append(verdict_renderable(step.get("verdict")))
+        if step.get("samples") is not None:
+            picked = ", ".join(f"{s.get('parsed_answer')} ({'ok' if (s.get('verdict') or {}).get('ok') is True else 'not ok'})"
+                               for s in step["samples"])
+            parts.append(Text("samples: ", style="bold") + _t(picked or "none drawn"))
     parts.append(Rule(Text("end: ", style="bold") + _t(row["stop_reason"]), align="left", style="dim"))
     return Group(*parts)
 

@@ -38,6 +38,9 @@ class TraceRecord(TypedDict):
     """For ``error``: ``transport`` or ``request``."""
     accepted_stage: Stage | None
     """The stage of the accepted attempt (``cot``, ``reflection``, ``answer_guided``)."""
+    mc_path: str | None
+    """The multiple-choice path the question took: ``options_free`` (solved without its options, the
+    value mapped to them), ``k_sample`` (k samples had to agree), or ``None`` (not multiple choice)."""
     variant: str
     """The prompt variant used (``math``, ``physics``, ``chemistry``, ``general``)."""
     n_attempts: int
@@ -115,6 +118,7 @@ def trace_record(state: Mapping[str, Any], *, verifier: str, prompt_version: str
         "budget_stop": state.get("budget_stop"),
         "error_kind": state.get("error_kind"),
         "accepted_stage": state.get("accepted_stage"),
+        "mc_path": state.get("mc_path"),
         "variant": state.get("variant", "general"),
         "n_attempts": len(solution_steps(steps)),
         "tokens": total_tokens(steps),
@@ -148,7 +152,9 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
     step = accepted_step(record)
     if step is None:
         return None
-    question = record["question"]
+    from ..verifiers.answer.options import is_options_free, reference_option_text, with_mc_path
+
+    question = with_mc_path(record["question"], record.get("mc_path"))  # options_free: the stem the Solver saw
     prompt = prompts_for(question).problem(question)
     return {
         "id": record["id"],
@@ -157,7 +163,7 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
         "prompt": prompt,
         "response": step["response"],
         "messages": attempt_messages(prompt, step),
-        "reference_answer": question.get("answer"),
+        "reference_answer": reference_option_text(question) if is_options_free(question) else question.get("answer"),
         "extracted_answer": step.get("parsed_answer"),
         "model": step.get("model"),
         "prompt_version": record.get("prompt_version"),

@@ -126,6 +126,16 @@ def _messages_html(step: Mapping[str, Any]) -> str:
     return f'<details class="prompt"><summary>prompt sent ({len(messages)} messages)</summary>{inner}</details>'
 
 
+def _samples_html(step: Mapping[str, Any]) -> str:
+    """The samples that confirmed (or not) a k_sample multiple-choice attempt: each one's answer and verdict."""
+    samples = step.get("samples")
+    if samples is None:
+        return ""
+    items = "".join(f'<li class="{"ok" if (s.get("verdict") or {}).get("ok") is True else "bad"}">'
+                    f'{_e(str(s.get("parsed_answer")))}</li>' for s in samples)
+    return f'<div class="samples">independent samples: <ol>{items}</ol></div>' if items else '<div class="samples">no sample drawn</div>'
+
+
 def _step_meta(step: Mapping[str, Any]) -> str:
     bits = [f"{_e(str(step.get('model') or '?'))}",
             f"{int(step.get('input_tokens') or 0):,} in / {int(step.get('output_tokens') or 0):,} out tokens",
@@ -235,6 +245,7 @@ def question_html(record: Mapping[str, Any]) -> str:
     raw = f' <code class="no-math raw-answer">{reference}</code>' if "\\" in str(question.get("answer")) else ""
     unit = f' <span class="unit">({_e(str(question["unit"]))})</span>' if question.get("unit") else ""
     extra = _kv([("topic", _e(str(question.get("topic") or ""))), ("source", _e(str(question.get("source") or ""))),
+                 ("multiple choice", _e(str(record.get("mc_path") or ""))),
                  ("prompt version", _e(str(record.get("prompt_version") or ""))),
                  ("verifier", _e(str(record.get("verifier") or ""))), ("finished", _e(str(record.get("finished_at") or "")))],
                 cls="kv small")
@@ -262,7 +273,7 @@ def question_html(record: Mapping[str, Any]) -> str:
         columns.append(
             f'<article class="attempt {cls}" id="attempt-{_e(str(attempt))}">'
             f'<h3>Attempt {_e(str(attempt))} <span class="role">{_e(str(step.get("role")))} · {_e(stage)}</span></h3>'
-            f"{guided}{_verdict_html(verdict)}{_step_body(step)}{critique_html}</article>"
+            f"{guided}{_verdict_html(verdict)}{_samples_html(step)}{_step_body(step)}{critique_html}</article>"
         )
     attempts = (
         f'<section><h2>Attempts ({len(solutions)})</h2><div class="attempts">{"".join(columns)}</div></section>'
