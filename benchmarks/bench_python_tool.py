@@ -88,7 +88,7 @@ def _stats(records: dict[str, dict]) -> dict:
         "questions_with_code": sum(1 for r in recs if any(s.get("tool_calls") for s in r["steps"])),
         "executions": len(calls), "failed": sum(1 for c in calls if c.get("error")),
         "killed": sum(1 for c in calls if (c.get("execution") or {}).get("killed_reason")),
-        "no_answer": sum(1 for s in steps if (s.get("verdict") or {}).get("reason") == "no_answer"),
+        "no_answer": sum(1 for s in steps if (s.get("verdict") or {}).get("reason") in ("no_answer", "invalid")),
         "length": sum(1 for s in steps if s.get("finish_reason") == "length"),
     }
 
@@ -106,7 +106,7 @@ def compare(runs: list[str], paired: bool = False) -> None:
              ("seconds / question (mean)", "seconds_mean"), ("seconds / question (median)", "seconds_median"),
              ("questions that ran code", "questions_with_code"), ("code executions", "executions"),
              ("  failed (exception or killed)", "failed"), ("  killed by a limit", "killed"),
-             ("no final answer", "no_answer"), ("cut by max_tokens", "length")]
+             ("no final answer (or invalid)", "no_answer"), ("cut by max_tokens", "length")]
     print("| | " + " | ".join(stats) + " |")
     print("|---|" + "---:|" * len(stats))
     for label, key in rows:

@@ -64,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
             v = verify_answer(response, question, **kw)
             n += 1
             table[(v.extraction_method or "-", v.status)] += 1
-            if v.reason == "no_answer":
-                missing[v.details.get("no_answer", "none")] += 1
+            if v.reason in ("no_answer", "invalid"):  # invalid: cut off or a loop (no fallback answer either)
+                missing[v.details.get("no_answer") or v.details.get("invalid") or "none"] += 1
             if args.show and v.extraction_method == "last_number":
                 print(f"{qid}: extracted {v.extracted!r}, {v.status} ({v.reason}), finish_reason={finish_reason}")
     print(f"{n} real solution attempts re-verified (finish_reason passed: {'yes' if takes_finish_reason else 'no'})")
-    print(f"{'extraction':<12} {'accepted':>8} {'rejected':>8} {'undecided':>9}")
+    print(f"{'extraction':<12} {'accepted':>8} {'rejected':>8} {'invalid':>8} {'undecided':>9}")
     for method in sorted({m for m, _ in table}):
-        print(f"{method:<12} {table[(method, 'accepted')]:>8} {table[(method, 'rejected')]:>8} {table[(method, 'unparseable')]:>9}")
+        print(f"{method:<12} {table[(method, 'accepted')]:>8} {table[(method, 'rejected')]:>8} {table[(method, 'invalid')]:>8} "
+              f"{table[(method, 'unparseable')]:>9}")
     print("no final answer:", ", ".join(f"{k} {v}" for k, v in sorted(missing.items())) or "none")
     print(f"last-number fallback accepts: {table[('last_number', 'accepted')]}")
     return 0
