@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scireflect.run.records import prompts_for
+from scireflect.run.records import prompts_for, step_check_counts
 from scireflect.run.store import load_traces
 
 #: Bump when :func:`classifier_input` changes; a model trained on another version refuses to score.
@@ -74,6 +74,10 @@ class Attempt:
     extra: dict[str, Any] = field(default_factory=dict)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     """The attempt's tool calls and code executions, as in its trace step (``tool_calls``)."""
+    step_claims_checked: int | None = None
+    """Calculation claims the step checker checked in this attempt (``None``: it did not run)."""
+    step_errors: int | None = None
+    """False calculation claims among them."""
 
     @property
     def key(self) -> str:
@@ -94,6 +98,7 @@ def record_attempts(record: Mapping[str, Any], run: str = "") -> list[Attempt]:
             continue
         verdict = step.get("verdict") or {}
         ok = verdict.get("ok")
+        checked, errors = step_check_counts(verdict)
         out.append(Attempt(
             qid=str(record["id"]), step=int(step.get("index", index)), subject=str(record.get("subject") or "general"),
             stage=str(step.get("stage") or "cot"), question=dict(record.get("question") or {}),
@@ -101,6 +106,7 @@ def record_attempts(record: Mapping[str, Any], run: str = "") -> list[Attempt]:
             model=step.get("model"), run=run, prompt_version=record.get("prompt_version"),
             verifier=record.get("verifier") if isinstance(record.get("verifier"), str) else None,
             tool_calls=[c for c in step.get("tool_calls") or [] if isinstance(c, Mapping)],
+            step_claims_checked=checked, step_errors=errors,
         ))
     return out
 

@@ -261,7 +261,7 @@ def _row(item: Item, fmt: str) -> dict[str, Any]:
             "classifier_score": item.score, "model": a.model, "prompt_version": a.prompt_version, "verifier": a.verifier,
             "run": a.run, "step": a.step, "source": a.question.get("source"),
             "reference_answer": None if a.question.get("answer") is None else str(a.question.get("answer")),
-            "n_tool_calls": len(a.tool_calls)}
+            "n_tool_calls": len(a.tool_calls), "step_claims_checked": a.step_claims_checked, "step_errors": a.step_errors}
     messages = attempt_messages(prompt, {"response": a.response, "tool_calls": a.tool_calls})
     if fmt == "jsonl":
         return {"content": prompt, "summary": a.response, **meta}

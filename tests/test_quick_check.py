@@ -42,7 +42,7 @@ class Recording:
 
 
 async def test_cheap_checks_stay_in_process_and_give_the_sandboxs_verdict():
-    with SandboxedAnswerVerifier(workers=1) as sandbox:
+    with SandboxedAnswerVerifier(workers=1, steps="off") as sandbox:
         inline = InlineCheapAnswers(sandbox)
         cases = [("\\boxed{72}", {"answer": "72"}), ("\\boxed{71}", {"answer": "72"}), ("\\boxed{C}", {"answer": "B", "choices": CHOICES})]
         for response, question in cases:
@@ -56,8 +56,28 @@ async def test_cheap_checks_stay_in_process_and_give_the_sandboxs_verdict():
 
 async def test_a_plugin_route_is_never_bypassed():
     plugin = Recording()
-    with SandboxedAnswerVerifier(workers=1) as sandbox:
+    with SandboxedAnswerVerifier(workers=1, steps="off") as sandbox:
         inline = InlineCheapAnswers(SubjectRouter({"physics": plugin}, sandbox))
         await inline.averify("\\boxed{5}", {"answer": "5", "subject": "physics"})
         await inline.averify("\\boxed{5}", {"answer": "5", "subject": "math"})
     assert plugin.seen == ["\\boxed{5}"] and inline.inline == 1
+
+
+async def test_with_the_step_checker_on_every_check_goes_to_the_sandbox():
+    """The step checker parses the whole response, which only the sandbox may do."""
+    with SandboxedAnswerVerifier(workers=1) as sandbox:
+        inline = InlineCheapAnswers(sandbox)
+        verdict = await inline.averify("48/2 = 24, so \\boxed{72}", {"answer": "72"})
+    assert inline.inline == 0 and verdict.ok is True and verdict.details["steps"]["checked"] >= 1
+
+
+@pytest.mark.parametrize("steps", ["off", "gate"])
+async def test_a_response_cut_by_the_token_limit_is_never_accepted(steps):
+    """The run's verifier passes the server's finish_reason on (it was dropped here, so a response cut
+    by max_tokens whose last number happened to be the reference was accepted)."""
+    cut = "We need 48 + 24. Let me list the cases again: 12, 24, 48, 72"
+    with SandboxedAnswerVerifier(workers=1, steps=steps) as sandbox:
+        inline = InlineCheapAnswers(sandbox)
+        assert (await inline.averify(cut, {"answer": "72"})).ok is True  # no finish_reason: the last number counts
+        assert (await inline.averify(cut, {"answer": "72"}, finish_reason="length")).ok is not True
+        assert inline.verify(cut, {"answer": "72"}, finish_reason="length").ok is not True

@@ -27,6 +27,7 @@ from scireflect.verifiers.base import (
     NO_OPTION,
     REASONS,
     SAMPLE_DISAGREEMENT,
+    STEP_ERROR,
     SYMBOLIC_MISMATCH,
     TEXT_MISMATCH,
     TIMEOUT,
@@ -62,6 +63,8 @@ CASES = [
     (UNPARSEABLE, "\\boxed{15.6\\ \\mathrm{zorks}}", {"answer": "39.3", "unit": ATM}),
     (UNPARSEABLE, "\\boxed{\\frac{1}{}}", {"answer": "x^{3}+9"}),
     (NO_REFERENCE, "\\boxed{15}", {"answer": None}),
+    (STEP_ERROR, "So 4 * 6 = 25 and the total is \\boxed{39}", {"answer": "39"}),            # the answer matched
+    (NUMERIC_MISMATCH, "So 4 * 6 = 25 and the total is \\boxed{41}", {"answer": "39"}),     # both read alike
     (EQUAL, "\\boxed{50.68}", {"answer": "50.7"}),                                            # relative error in the explanation
     (UNIT_CONVERTED, "\\boxed{5137 \\mathrm{kPa}}", {"answer": "50.7", "unit": ATM}),
     # multiple choice solved without its options (verifiers/answer/options.py): the value equals no option
@@ -130,7 +133,11 @@ def test_the_kind_of_error_is_still_said() -> None:
     assert all(e.startswith("verifier: invalid (invalid)") for e in by_reason[INVALID])
     assert any("\\boxed{} of the response is empty" in e for e in by_reason[NO_ANSWER])
     assert any("contains the symbol(s) x" in e for e in by_reason[NUMERIC_MISMATCH])
-    assert all("(numeric_mismatch)" in e and "extracted final answer: " in e for e in by_reason[NUMERIC_MISMATCH])
+    assert all(("(numeric_mismatch)" in e and "extracted final answer: " in e) or "(calculation_error)" in e
+               for e in by_reason[NUMERIC_MISMATCH])
+    false_calculation = "verifier: rejected (calculation_error). A calculation is false: line 1: '4 * 6 = 25'"
+    assert by_reason[STEP_ERROR] == [by_reason[STEP_ERROR][0]] and by_reason[STEP_ERROR][0].startswith(false_calculation)
+    assert any(e == by_reason[STEP_ERROR][0] for e in by_reason[NUMERIC_MISMATCH])  # a matching answer is not given away
 
 
 def test_a_plugins_own_reason_keeps_its_explanation() -> None:

@@ -33,7 +33,7 @@ def verifier():
 def test_protocol_and_lazy_pool() -> None:
     v = SandboxedAnswerVerifier()
     assert isinstance(v, AnswerVerifier)
-    assert (v.name, v.version, v.timeout_s, v.memory_mb, v.workers, v.rel_tol) == ("answer", "2", 10.0, 1024, 1, None)
+    assert (v.name, v.version, v.timeout_s, v.memory_mb, v.workers, v.rel_tol, v.steps) == ("answer", "3", 10.0, 1024, 1, None, "gate")
     assert v._pool is None  # created on first use only
     # decided by the parent-side pre-check: no pool is started
     assert v.verify("no answer here", {"answer": "1"}).reason == NO_ANSWER
@@ -46,7 +46,8 @@ def test_protocol_and_lazy_pool() -> None:
 
 
 def test_the_worker_gets_the_parents_extraction(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The response is scanned once, in the parent; the worker is sent the Extraction (picklable), not the text."""
+    """The response is scanned once, in the parent; the worker is sent the Extraction (picklable) and the
+    response, which the checks of the whole response (consistency, the step checker) read there."""
     sent: list[tuple] = []
 
     class RecordingPool:
@@ -59,11 +60,12 @@ def test_the_worker_gets_the_parents_extraction(monkeypatch: pytest.MonkeyPatch)
     v = SandboxedAnswerVerifier(tolerance="sig_figs")
     monkeypatch.setattr(v, "_get_pool", lambda: RecordingPool())
     verdict = v.verify("There are 3 cases, so 4 + 5 = 9 and \\boxed{9.81}.", {"answer": "9.8", "question": "g?"})
-    ((extraction, question, config),) = sent
-    assert extraction == Extraction("9.81", "boxed")
+    ((response, extraction, question, config),) = sent
+    assert response.startswith("There are 3 cases") and extraction == Extraction("9.81", "boxed")
     assert question == {"answer": "9.8", "question": "g?"}
     assert config == VerifierConfig.of(tolerance="sig_figs")
     assert verdict.ok is True and verdict.extracted == "9.81" and verdict.extraction_method == "boxed"
+    assert verdict.details["steps"]["checked"] == 1  # 4 + 5 = 9, checked in the worker
 
 
 def test_basic_checks(verifier: SandboxedAnswerVerifier) -> None:

@@ -31,11 +31,12 @@ UNIT_CONVERTED = "unit_converted"  # equal after converting the answer's unit to
 DIMENSION_MISMATCH = "dimension_mismatch"  # the answer's unit has another physical dimension (m vs m/s)
 NO_OPTION = "no_option"  # multiple choice solved without its options: the value equals no option (ok=False)
 SAMPLE_DISAGREEMENT = "sample_disagreement"  # multiple choice: k independent samples did not all pick the correct letter (ok=False)
+STEP_ERROR = "step_error"  # the final answer matches, but a calculation claim of the reasoning is false (ok=False)
 INVALID = "invalid"  # not a usable attempt (cut off, a loop, its text contradicts its box): ok=False, never accepted
 
 REASONS = (
     EQUAL, UNIT_CONVERTED, NUMERIC_MISMATCH, DIMENSION_MISMATCH, CHOICE_MISMATCH, SYMBOLIC_MISMATCH, TEXT_MISMATCH,
-    NO_ANSWER, UNPARSEABLE, NO_REFERENCE, TIMEOUT, CHECK_ERROR, UNDECIDED, INVALID,
+    NO_ANSWER, UNPARSEABLE, NO_REFERENCE, TIMEOUT, CHECK_ERROR, UNDECIDED, STEP_ERROR, INVALID,
     NO_OPTION, SAMPLE_DISAGREEMENT,
 )
 """Every reason code of the built-in verifiers (plugins may add their own strings)."""
@@ -125,6 +126,7 @@ _WHY = {
     SYMBOLIC_MISMATCH: "The answer is not equivalent to the correct answer.",
     TEXT_MISMATCH: "The answer is wrong.",
     DIMENSION_MISMATCH: "The unit of the answer has the wrong physical dimension.",
+    STEP_ERROR: "A calculation in the reasoning is false.",
     INVALID: "The response is not a usable solution; write one complete solution that ends in one final answer.",
     NO_ANSWER: "The response states no final answer; end with the answer in \\boxed{...}.",
     UNPARSEABLE: "The final answer could not be read.",
@@ -171,6 +173,11 @@ def critic_evidence(verdict: Mapping[str, Any]) -> str:
     of the reference ("an exact integer match is required" narrows it down); the ``explanation``
     (for traces and people) may hold those. For a reason code this module does not know (a
     plugin's own), the plugin's ``explanation``, which by the plugin contract never contains the reference.
+
+    A rejected answer whose reasoning has a false calculation claim (the step checker's report in
+    ``details["steps"]``) reads ``verifier: rejected (calculation_error). A calculation is false: line
+    N: ...``, the same whether the final answer matched (``step_error``) or not: the claim is the
+    evidence, and the Critic does not learn whether the final answer was right.
     """
     extracted = verdict.get("extracted")
     got = extracted if extracted is not None else "(no final answer found)"
@@ -178,7 +185,41 @@ def critic_evidence(verdict: Mapping[str, Any]) -> str:
     if verdict.get("reason") == SAMPLE_DISAGREEMENT:
         # the answer itself passed the check: neither it nor the reason code is repeated to the Critic
         return f"verifier: {status} (unconfirmed). {_WHY[SAMPLE_DISAGREEMENT]}"
-    return f"verifier: {status} ({_shown_reason(verdict)}); extracted final answer: {got}. {_why_in_kind(verdict)}"
+    steps = step_evidence(verdict)
+    if verdict.get("ok") is False and verdict.get("reason") != INVALID and _false_claims(verdict):
+        # A false calculation is the grounded evidence; whether the final answer matched (step_error) or
+        # not is left unsaid, so that the two read alike and the Critic learns nothing of the reference.
+        return f"verifier: {status} (calculation_error). {steps}"
+    line = f"verifier: {status} ({_shown_reason(verdict)}); extracted final answer: {got}. {_why_in_kind(verdict)}"
+    return f"{line} {steps}" if steps and status != "accepted" else line
+
+
+def _false_claims(verdict: Mapping[str, Any]) -> bool:
+    report = (verdict.get("details") or {}).get("steps")
+    return isinstance(report, Mapping) and bool(report.get("errors"))
+
+
+def step_evidence(verdict: Mapping[str, Any]) -> str:
+    """The step checker's report in a verdict (``details["steps"]``, :mod:`.answer.step_gate`) as one
+    sentence for the Critic: the first false calculation claim, its line and the value computed; or,
+    when every claim that could be checked is right, that the error lies elsewhere. Empty when the
+    step checker did not run or found nothing to check. Built from the response's own claims only,
+    never from the reference answer.
+    """
+    report = (verdict.get("details") or {}).get("steps")
+    if not isinstance(report, Mapping):
+        return ""
+    errors = report.get("errors") or []
+    if errors and isinstance(errors[0], Mapping):
+        first = errors[0]
+        more = f" ({report.get('n_errors', len(errors))} false calculations in all)" if (report.get("n_errors") or 0) > 1 else ""
+        return (f"A calculation is false: line {first.get('line')}: '{first.get('text')}': {first.get('expression')} is "
+                f"{first.get('computed')}, not {first.get('written')}{more}.")
+    checked = int(report.get("checked") or 0)
+    if checked and verdict.get("ok") is False and verdict.get("reason") != INVALID:  # an invalid response has its own evidence
+        return (f"All {checked} calculations that could be checked are right: the error is in the setup, a principle, "
+                "or the reading of the problem.")
+    return ""
 
 
 def _shown_reason(verdict: Mapping[str, Any]) -> Any:

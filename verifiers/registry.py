@@ -56,17 +56,18 @@ class InProcessAnswerVerifier:
     """:func:`~scireflect.verifiers.answer.verify_answer` in the calling process (no sandbox, no limits).
 
     Only for trusted text (benchmarks, tests): pathological input can stall it. Accepts the same
-    ``rel_tol``/``tolerance``/``ensemble`` settings as the sandboxed verifier; other keys are ignored.
+    ``rel_tol``/``tolerance``/``ensemble``/``steps`` settings as the sandboxed verifier; other keys are ignored.
     """
 
     name = "answer-inprocess"
-    version = "2"
+    version = "3"  # 3: the step checker gates acceptance (steps="gate")
 
-    def __init__(self, rel_tol: float | None = None, tolerance: str | None = None, ensemble: bool = True, **_: Any):
+    def __init__(self, rel_tol: float | None = None, tolerance: str | None = None, ensemble: bool = True,
+                 steps: str = "gate", **_: Any):
         from .answer import VerifierConfig
 
-        self.rel_tol, self.tolerance, self.ensemble = rel_tol, tolerance, ensemble
-        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble)  # raises ValueError for an unknown policy
+        self.rel_tol, self.tolerance, self.ensemble, self.steps = rel_tol, tolerance, ensemble, steps
+        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble, steps)  # ValueError: unknown policy or mode
 
     def verify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
         """:func:`~scireflect.verifiers.answer.verify_answer` with this verifier's settings."""

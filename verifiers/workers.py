@@ -10,7 +10,8 @@ worker runs under ``RLIMIT_AS`` = ``memory_mb`` so that a memory bomb raises ``M
 worker instead of taking the machine down. The parent extracts the final answer once
 (:func:`precheck`), makes the cheap decisions there without a round trip (no reference, no answer,
 an answer longer than ``MAX_ANSWER_CHARS``) and sends the worker the
-:class:`~scireflect.verifiers.extract.Extraction`, never the whole response.
+:class:`~scireflect.verifiers.extract.Extraction` with the response, which the checks of the whole
+response (the step checker) parse there, under the same limits.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from time import perf_counter
 from typing import Any
 from collections.abc import Mapping
 
-from .answer import VerifierConfig, precheck, verify_answer, verify_extraction
+from .answer import VerifierConfig, precheck, verify_answer
+from .answer.verify import check_response
 from .base import CHECK_ERROR, TIMEOUT, Verdict
 from .extract import Extraction
 
@@ -58,9 +60,10 @@ def _init_worker(memory_mb: int | None) -> None:
         pass
 
 
-def _run_check(extraction: Extraction, question: dict[str, Any], config: VerifierConfig) -> Verdict:
-    """Worker entry point (top level so that ``spawn`` workers can unpickle it)."""
-    return verify_extraction(extraction, question, config)
+def _run_check(response: str, extraction: Extraction, question: dict[str, Any], config: VerifierConfig) -> Verdict:
+    """Worker entry point (top level so that ``spawn`` workers can unpickle it): the answer check and
+    the checks that read the whole response (:func:`~scireflect.verifiers.answer.verify.check_response`)."""
+    return check_response(response, extraction, question, config)
 
 
 _POLL_S = 0.01
@@ -150,6 +153,8 @@ class SandboxedAnswerVerifier(_WorkerPool):
         tolerance: the tolerance policy passed to :func:`verify_answer` (``None``/``"default"``,
             ``"sig_figs"``, ``"scibench"``).
         ensemble: let math-verify decide what our symbolic check cannot (never overriding it).
+        steps: the step checker's mode, ``gate`` (default: a false calculation claim rejects a
+            matching answer as ``step_error``), ``flag`` (recorded only) or ``off``.
         start_method: ``spawn`` (default) or ``forkserver``; never ``fork``.
 
     ``elapsed_s`` of every verdict is the wall time measured in the calling process (queueing,
@@ -159,7 +164,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
     """
 
     name = "answer"
-    version = "2"
+    version = "3"  # 3: the step checker gates acceptance (steps="gate"); the worker reads the whole response
 
     def __init__(
         self,
@@ -170,6 +175,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
         *,
         tolerance: str | None = None,
         ensemble: bool = True,
+        steps: str = "gate",
         start_method: str = "spawn",
     ) -> None:
         if timeout_s <= 0:
@@ -178,8 +184,9 @@ class SandboxedAnswerVerifier(_WorkerPool):
             raise ValueError("workers must be >= 1")
         if start_method not in ("spawn", "forkserver"):
             raise ValueError("start_method must be 'spawn' or 'forkserver' (fork is unsafe with threads)")
-        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble)  # raises ValueError for an unknown policy
+        self.config = VerifierConfig.of(rel_tol, tolerance, ensemble, steps)  # ValueError: unknown policy or mode
         super().__init__(timeout_s, memory_mb, workers, start_method)
+        self.steps = steps
         self.rel_tol = rel_tol
         self.tolerance = tolerance
         self.ensemble = ensemble
@@ -195,7 +202,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
         assert extraction is not None
         payload = {k: question.get(k) for k in _QUESTION_KEYS if question.get(k) is not None}
         pool = self._get_pool()
-        fut = pool.schedule(_run_check, args=(extraction, payload, self.config), timeout=self.timeout_s)
+        fut = pool.schedule(_run_check, args=(response, extraction, payload, self.config), timeout=self.timeout_s)
         return fut, None, extraction
 
     def _from_exception(self, exc: BaseException, extraction: Any) -> Verdict:
@@ -274,7 +281,7 @@ class SandboxedAnswerVerifier(_WorkerPool):
     def __repr__(self) -> str:
         return (
             f"SandboxedAnswerVerifier(timeout_s={self.timeout_s:g}, memory_mb={self.memory_mb}, "
-            f"workers={self.workers}, rel_tol={self.rel_tol}, tolerance={self.tolerance})"
+            f"workers={self.workers}, rel_tol={self.rel_tol}, tolerance={self.tolerance}, steps={self.steps})"
         )
 
 

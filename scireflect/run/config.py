@@ -28,6 +28,7 @@ A TOML file may give each role its own endpoint and model::
 
     [verifier]
     tolerance = "sig_figs"    # or "default", "scibench" (5% relative, as SciBench grades)
+    steps = "gate"            # the step checker: "gate" (a false calculation rejects), "flag" (recorded only), "off"
     rel_tol = 1e-4            # a fixed relative tolerance of numeric answers instead
     by_subject = { formal = "lean" }   # verifier per subject (plugins register by entry point)
     timeout_s = 10            # per check, in a worker process
@@ -49,6 +50,7 @@ from typing import Any
 
 from ..agents.roles import ROLES
 from ..graphs.budget import Budget
+from ..verifiers.answer.verify import STEP_MODES
 from ..verifiers.lean.config import LeanSettings
 
 
@@ -110,6 +112,9 @@ class VerifierSettings:
         by_subject: ``{subject: verifier name}``.
         ensemble: ask math-verify when our symbolic check cannot decide (it can only turn that
             into "equal"; never for numbers or units).
+        steps: the step checker (:mod:`scireflect.verifiers.steps`): ``gate`` (default: a response
+            whose final answer matches but whose reasoning has a false calculation claim is rejected,
+            reason ``step_error``), ``flag`` (claims checked and recorded, acceptance unchanged) or ``off``.
     """
 
     rel_tol: float | None = None
@@ -118,6 +123,7 @@ class VerifierSettings:
     memory_mb: int = 1024
     default: str = "answer"
     by_subject: dict[str, str] = field(default_factory=dict)
+    steps: str = "gate"
     ensemble: bool = True
 
 
@@ -201,7 +207,7 @@ _LLM_KEYS = {f for f in LLMSettings.__dataclass_fields__}
 _LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperature": "num>=0", "max_tokens": "int>=16",
              "request_timeout_s": "num>0", "max_retries": "int>=0", "retry_backoff_s": "num>=0"}
 _VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
-                  "by_subject": "table", "ensemble": "bool"}
+                  "by_subject": "table", "ensemble": "bool", "steps": "str"}
 _RUN_SPEC = {"concurrency": "int>=1", "lookahead": "int>=0", "prompt_variant": "str", "embedded_model": "str", "gguf": "str",
              "tool_format": "str", "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "python_timeout_s": "num>0",
              "mmproj": "str", "figures": "str", "ocr": "bool", "ocr_timeout_s": "num>0", "checkpoints": "str", "speculative": "str",
@@ -285,6 +291,7 @@ def load_settings(
     gguf_path: Path | None = None,
     rel_tol: float | None = None,
     tolerance: str | None = None,
+    steps: str | None = None,
     tools: str | bool | tuple[str, ...] | None = None,
     tool_format: str | None = None,
     lean: dict[str, Any] | None = None,
@@ -315,6 +322,7 @@ def load_settings(
             :func:`scireflect.agents.tools.parse_tool_names`), over ``[run] tools`` (a list, such a
             string, or the old ``true``/``false``).
         tool_format: ``auto``, ``text`` or ``calls`` (see :attr:`RunSettings.tool_format`).
+        steps: the step checker's mode ``gate``, ``flag`` or ``off`` (``[verifier] steps``).
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -375,6 +383,10 @@ def load_settings(
         verifier_table["tolerance"] = tolerance
     if verifier_table.get("tolerance") not in (None, "default", "sig_figs", "scibench"):
         raise ConfigError(f"verifier tolerance must be default, sig_figs or scibench, not '{verifier_table['tolerance']}'")
+    if steps is not None:
+        verifier_table["steps"] = steps
+    if verifier_table.get("steps", "gate") not in STEP_MODES:
+        raise ConfigError(f"verifier steps must be {', '.join(STEP_MODES)}, not '{verifier_table['steps']}'")
     verifier = VerifierSettings(**verifier_table)
     _check_verifier_names(verifier, f"{where} [verifier]")
 

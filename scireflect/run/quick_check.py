@@ -11,13 +11,15 @@ the sandbox would give; anything else goes to the sandbox as before.
 
 What counts as cheap (both the answer extracted from the response and the reference): a decimal
 number of at most 30 characters (``-12``, ``3.50``; no exponent, no LaTeX, no unit), or one option
-letter ``A``-``Z`` on a question with ``choices``. A question with a ``unit``, an ``answer_type`` or
-a ``question_type`` always goes to the sandbox.
+letter ``A``-``Z`` on a question with ``choices``. A question with a ``unit``, an ``answer_type``, a
+``question_type`` or an ``mc_path`` (a multiple-choice question solved without its options) always goes
+to the sandbox. So does every check while the step checker is on
+(``[verifier] steps`` ``gate`` or ``flag``, the default): it parses the whole response, which only
+the sandbox may do; the inline path is for runs with ``steps = "off"``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -25,12 +27,12 @@ from time import perf_counter
 from typing import Any
 
 from ..verifiers import SandboxedAnswerVerifier, SubjectRouter, Verdict, extract_final_answer, verify_answer
-from ..verifiers.base import AnswerVerifier
+from ..verifiers.base import AnswerVerifier, averify_response, verify_response
 
 _NUMBER = re.compile(r"[+-]?\d{1,15}(?:\.\d{1,14})?")
 _LETTER = re.compile(r"[A-Z]")
-_SPECIAL_KEYS = ("unit", "answer_type", "question_type")
-_QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject")  # what the sandbox is sent
+_SPECIAL_KEYS = ("unit", "answer_type", "question_type", "mc_path")
+_QUESTION_KEYS = ("answer", "choices", "unit", "question_type", "answer_type", "question", "subject", "mc_path")  # what the sandbox is sent
 
 
 def is_cheap(response: Any, question: Mapping[str, Any]) -> bool:
@@ -68,27 +70,28 @@ class InlineCheapAnswers:
         target = self.inner.pick(question) if isinstance(self.inner, SubjectRouter) else self.inner
         return target if isinstance(target, SandboxedAnswerVerifier) else None
 
-    def _inline(self, response: str, question: Mapping[str, Any]) -> Verdict | None:
+    def _inline(self, response: str, question: Mapping[str, Any], finish_reason: str | None) -> Verdict | None:
         sandbox = self._sandbox_for(question)
-        if sandbox is None or not is_cheap(response, question):
+        if sandbox is None or sandbox.config.steps != "off" or not is_cheap(response, question):
             return None
         started = perf_counter()
         payload = {k: question.get(k) for k in _QUESTION_KEYS if question.get(k) is not None}
-        verdict = verify_answer(response, payload, rel_tol=sandbox.rel_tol, tolerance=sandbox.tolerance, ensemble=sandbox.ensemble)
+        verdict = verify_answer(response, payload, finish_reason=finish_reason, config=sandbox.config)
         self.inline += 1
         return replace(verdict, elapsed_s=perf_counter() - started)
 
-    def verify(self, response: str, question: Mapping[str, Any]) -> Verdict:
-        return self._inline(response, question) or self.inner.verify(response, question)
+    def verify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
+        """The inline verdict for a cheap answer, else the wrapped verifier's (``finish_reason`` passed on:
+        ``length`` means the response was cut by the token limit)."""
+        return (self._inline(response, question, finish_reason)
+                or verify_response(self.inner, response, question, finish_reason=finish_reason))
 
-    async def averify(self, response: str, question: Mapping[str, Any]) -> Verdict:
-        verdict = self._inline(response, question)
+    async def averify(self, response: str, question: Mapping[str, Any], *, finish_reason: str | None = None) -> Verdict:
+        """The asynchronous :meth:`verify`."""
+        verdict = self._inline(response, question, finish_reason)
         if verdict is not None:
             return verdict
-        averify = getattr(self.inner, "averify", None)
-        if averify is not None:
-            return await averify(response, question)
-        return await asyncio.to_thread(self.inner.verify, response, question)
+        return await averify_response(self.inner, response, question, finish_reason=finish_reason)
 
     def close(self) -> None:
         if hasattr(self.inner, "close"):

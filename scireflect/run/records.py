@@ -53,6 +53,12 @@ class TraceRecord(TypedDict):
     """The prompt set's version."""
     verifier: str
     """``name/version`` of the verifier (or proof checker) that judged the attempts."""
+    step_claims_checked: int | None
+    """Calculation claims the step checker could check in the accepted attempt (else in the last
+    judged one); ``None`` where the step checker did not run (``[verifier] steps = "off"``, no answer)."""
+    step_errors: int | None
+    """False calculation claims among them (``0`` for every accepted attempt under ``steps = "gate"``;
+    the claims themselves are in the verdict's ``details["steps"]``)."""
     finished_at: str
     """When the question ended (ISO 8601, UTC)."""
     question: dict[str, Any]
@@ -81,6 +87,10 @@ class SftPair(TypedDict):
     model: str | None
     prompt_version: str | None
     source: str | None
+    step_claims_checked: int | None
+    """Calculation claims of the response the step checker checked (``None``: it did not run)."""
+    step_errors: int | None
+    """False ones among them (``0`` under ``steps = "gate"``; can be more under ``flag``)."""
     images: list[dict[str, Any]]
     """The question's figure references (sha256, path relative to the question file's directory);
     ``[]`` for a text question. The figure goes with the prompt: a vision-language model is trained
@@ -110,6 +120,8 @@ def trace_record(state: Mapping[str, Any], *, verifier: str, prompt_version: str
     """
     question = {k: v for k, v in state["question"].items() if not k.startswith("_")}
     steps = list(state.get("steps", []))
+    judged = accepted_step({"status": state["status"], "steps": steps}) or {"verdict": last_verdict({"steps": steps})}
+    checked, errors = step_check_counts(judged.get("verdict"))
     return {
         "id": question["id"],
         "subject": question.get("subject", "general"),
@@ -125,6 +137,8 @@ def trace_record(state: Mapping[str, Any], *, verifier: str, prompt_version: str
         "seconds": round(total_seconds(steps), 3),
         "prompt_version": prompt_version or prompts_for(question).version,
         "verifier": verifier,
+        "step_claims_checked": checked,
+        "step_errors": errors,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "question": question,
         "steps": steps,
@@ -137,6 +151,19 @@ def last_verdict(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if step.get("verdict"):
             return step["verdict"]
     return None
+
+
+def step_check_counts(verdict: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
+    """``(claims checked, false claims)`` of the step checker's report in a verdict
+    (``details["steps"]``, :mod:`scireflect.verifiers.answer.step_gate`); ``(None, None)`` when the
+    step checker did not run on it. The one place these two numbers are read from a verdict."""
+    report = ((verdict or {}).get("details") or {}).get("steps") if isinstance(verdict, Mapping) else None
+    if not isinstance(report, Mapping):
+        return None, None
+    try:
+        return int(report.get("checked") or 0), int(report.get("n_errors", len(report.get("errors") or [])) or 0)
+    except (TypeError, ValueError):  # a hand-edited or foreign trace
+        return None, None
 
 
 def accepted_step(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -156,6 +183,7 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
 
     question = with_mc_path(record["question"], record.get("mc_path"))  # options_free: the stem the Solver saw
     prompt = prompts_for(question).problem(question)
+    checked, errors = step_check_counts(step.get("verdict"))
     return {
         "id": record["id"],
         "subject": record["subject"],
@@ -168,6 +196,8 @@ def sft_pair(record: Mapping[str, Any]) -> SftPair | None:
         "model": step.get("model"),
         "prompt_version": record.get("prompt_version"),
         "source": question.get("source"),
+        "step_claims_checked": checked,
+        "step_errors": errors,
         "images": [{"sha256": r.get("sha256"), "path": r.get("path")} for r in figure_refs(question)],
     }
 
@@ -238,4 +268,4 @@ def execution_status(call: Any) -> tuple[str, str] | None:
 
 
 __all__ = ["SftPair", "TraceRecord", "accepted_step", "attempt_messages", "execution_status", "last_verdict", "prompts_for", "sft_pair",
-           "tool_call_parts", "trace_record"]
+           "step_check_counts", "tool_call_parts", "trace_record"]

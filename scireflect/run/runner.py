@@ -79,7 +79,7 @@ def make_verifier(settings: RunSettings, workers: int | None = None) -> AnswerVe
     v = settings.verifier
     return InlineCheapAnswers(build_verifier(v.default, v.by_subject, timeout_s=v.timeout_s, memory_mb=v.memory_mb,
                           workers=workers or max(1, min(settings.concurrency, os.cpu_count() or 1)),
-                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble))
+                          rel_tol=v.rel_tol, tolerance=v.tolerance, ensemble=v.ensemble, steps=v.steps))
 
 
 def make_lean_checker(settings: RunSettings) -> AnswerVerifier:

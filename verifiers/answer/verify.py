@@ -17,15 +17,19 @@ from ..base import CHECK_ERROR, EQUAL, NO_REFERENCE, NUMERIC_MISMATCH, TEXT_MISM
 from ..extract import Extraction, NoFinalAnswer, find_final_answer
 from .choice import check_choice
 from .common import MAX_ANSWER_CHARS, NotANumber, Unparseable, verdict
-from .consistency import no_final_answer_verdict
+from .consistency import apply_consistency_check, no_final_answer_verdict
 from .latex import sympy_number
 from .numbers import fmt_fraction, parse_number
 from .numeric import check_numeric
 from .options import check_options_free
+from .step_gate import apply_step_check
 from .select import asks_for_order, is_science, is_scibench_row, reference_text, select_check
 from .structured import check_boolean, check_list
 from .symbolic import check_symbolic
 from .tolerance import SYMBOLIC_REL_TOL, NumericTolerance, rel_error
+
+STEP_MODES = ("gate", "flag", "off")
+"""The step checker's modes (``[verifier] steps``): see :class:`VerifierConfig`."""
 
 
 @dataclass(frozen=True)
@@ -37,19 +41,29 @@ class VerifierConfig:
             policy ``default``/``sig_figs``/``scibench``).
         ensemble: consult math-verify (:mod:`~scireflect.verifiers.mathverify_backend`) when the
             symbolic check cannot decide; it never overrides a decision, nor any numeric/unit one.
+        steps: what the step checker (:mod:`~scireflect.verifiers.steps`) does with the calculation
+            claims of a response: ``gate`` (a false claim turns an accepted answer into ``step_error``),
+            ``flag`` (the claims are checked and recorded, acceptance unchanged) or ``off``.
     """
 
     numeric: NumericTolerance = field(default_factory=NumericTolerance)
     ensemble: bool = True
+    steps: str = "gate"
+
+    def __post_init__(self) -> None:
+        if self.steps not in STEP_MODES:
+            raise ValueError(f"steps must be one of {', '.join(STEP_MODES)}, not {self.steps!r}")
 
     @classmethod
-    def of(cls, rel_tol: float | None = None, tolerance: str | None = None, ensemble: bool = True) -> VerifierConfig:
-        """The config for the loose keyword settings of the public API (``rel_tol``, ``tolerance``, ``ensemble``).
+    def of(cls, rel_tol: float | None = None, tolerance: str | None = None, ensemble: bool = True,
+           steps: str = "gate") -> VerifierConfig:
+        """The config for the loose keyword settings of the public API (``rel_tol``, ``tolerance``,
+        ``ensemble``, ``steps``).
 
         Raises:
-            ValueError: an unknown tolerance policy or a negative ``rel_tol``.
+            ValueError: an unknown tolerance policy or step mode, or a negative ``rel_tol``.
         """
-        return cls(NumericTolerance.of(rel_tol, tolerance), ensemble)
+        return cls(NumericTolerance.of(rel_tol, tolerance), ensemble, steps)
 
 
 def precheck(
@@ -65,9 +79,10 @@ def precheck(
 
     Returns:
         ``(extraction, verdict)``: ``verdict`` is a final :class:`Verdict` when the answer can be
-        decided without parsing (``no_reference``; ``no_answer`` with ``details['no_answer']`` the
-        kind from :func:`~scireflect.verifiers.extract.find_final_answer`: ``truncated``,
-        ``degenerate``, ``empty_box``, ``unclosed_box``, ``none``; or ``unparseable`` when the
+        decided without parsing (``no_reference``; ``invalid`` with ``details['invalid']``
+        ``truncated`` or ``degenerate``; ``no_answer`` with ``details['no_answer']`` the kind from
+        :func:`~scireflect.verifiers.extract.find_final_answer`: ``empty_box``, ``unclosed_box``,
+        ``none``; or ``unparseable`` when the
         extracted answer is longer than ``MAX_ANSWER_CHARS`` = 20,000 characters), else ``None``
         and ``extraction`` is what :func:`verify_extraction` checks.
     """
@@ -178,6 +193,39 @@ def verify_extraction(ex: Extraction, question: Mapping[str, Any], config: Verif
     return replace(v, elapsed_s=perf_counter() - t0)
 
 
+def check_response(response: str, ex: Extraction, question: Mapping[str, Any], config: VerifierConfig | None = None) -> Verdict:
+    """The whole check of a response whose final answer was extracted: :func:`verify_extraction`,
+    then the checks that read the whole response: does its text conclude what its box says
+    (:func:`~.consistency.apply_consistency_check`: else ``invalid``, ``self_contradiction``), and are
+    its calculations right (the step checker, :func:`~.step_gate.apply_step_check`).
+
+    Args:
+        response: the text the verifier judges (the model's own text; tool output left out).
+        ex: its extracted final answer (:func:`precheck`).
+        question: the question mapping, with a reference answer.
+        config: the settings (default :class:`VerifierConfig`: ``steps="gate"``).
+
+    Returns:
+        A :class:`Verdict`, ``elapsed_s`` the time spent here. Never raises: an exception in the
+        whole-response checks keeps the answer verdict, with ``details["steps_error"]`` naming it
+        (and, in ``gate`` mode, an accepted answer becomes ``check_error``: unchecked reasoning is
+        never accepted).
+    """
+    t0 = perf_counter()
+    config = config or VerifierConfig()
+    v = apply_consistency_check(verify_extraction(ex, question, config), response, ex, question, config)
+    try:
+        v = apply_step_check(v, response, config.steps)
+    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+        failed = {**dict(v.details), "steps_error": type(exc).__name__}
+        if config.steps == "gate" and v.ok is True:
+            v = verdict(None, CHECK_ERROR, f"the step checker failed ({type(exc).__name__})", "steps",
+                        extracted=v.extracted, extraction_method=v.extraction_method, details=failed)
+        else:
+            v = replace(v, details=failed)
+    return replace(v, elapsed_s=perf_counter() - t0)
+
+
 def verify_answer(
     response: str,
     question: Mapping[str, Any],
@@ -186,6 +234,7 @@ def verify_answer(
     rel_tol: float | None = None,
     tolerance: str | None = None,
     ensemble: bool = True,
+    steps: str = "gate",
     config: VerifierConfig | None = None,
 ) -> Verdict:
     r"""Check a model response against a question's reference answer, in this process.
@@ -203,8 +252,10 @@ def verify_answer(
         tolerance: the numeric tolerance policy: ``None``/``"default"``, ``"sig_figs"`` (derived
             from the reference's significant figures) or ``"scibench"`` (5 %).
         ensemble: consult math-verify when our symbolic check cannot decide.
-        config: all three settings as one :class:`VerifierConfig`; when given, the keywords above
-            are ignored.
+        steps: the step checker's mode: ``gate`` (default), ``flag`` or ``off`` (:class:`VerifierConfig`).
+        config: all the settings as one :class:`VerifierConfig` (the three above and ``steps``, the
+            step checker's mode, default ``gate``: a false calculation claim rejects a matching
+            answer as ``step_error``); when given, the keywords above are ignored.
 
     Returns:
         A :class:`Verdict`; ``elapsed_s`` is the time spent here. Never raises: any exception
@@ -216,7 +267,7 @@ def verify_answer(
         ValueError: an unknown ``tolerance`` policy or a negative ``rel_tol`` (settings, not input).
     """
     t0 = perf_counter()
-    config = config or VerifierConfig.of(rel_tol, tolerance, ensemble)
+    config = config or VerifierConfig.of(rel_tol, tolerance, ensemble, steps)
     try:
         ex, early = precheck(response, question, finish_reason=finish_reason)
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises" (e.g. a question whose get() fails)
@@ -225,4 +276,4 @@ def verify_answer(
     if early is not None:
         return replace(early, elapsed_s=perf_counter() - t0)
     assert ex is not None
-    return replace(verify_extraction(ex, question, config), elapsed_s=perf_counter() - t0)
+    return replace(check_response(response, ex, question, config), elapsed_s=perf_counter() - t0)
