@@ -21,6 +21,7 @@ A TOML file may give each role its own endpoint and model::
     answer_guided = true
     tokens = 24000
     # seconds = 900         # optional wall-clock limit (off by default)
+    mc_samples = 3          # multiple choice that needs its options: accepted only when 3 samples pick the correct letter
 
     [run]
     tools = ["python"]        # or "python,calculator", "basic", "all"; the Solver and Reviser run Python in a sandbox
