@@ -14,7 +14,9 @@ from typing import Any
 
 from ..agents.prompts import ANSWER_PROMPTS, PromptSet
 from ..agents.roles import AgentTeam
+from ..verifiers.answer.options import is_multiple_choice, mc_path
 from ..verifiers.base import AnswerVerifier, Verdict, averify_response
+from ..verifiers.workers import SandboxedRunner
 from .budget import Budget
 from .call_slots import CallSlots
 
@@ -33,6 +35,41 @@ def verify_with(verifier: AnswerVerifier) -> VerifyFn:
 
     verify.verifier = verifier  # type: ignore[attr-defined]  # for introspection (tests, logs)
     return verify
+
+
+PathFn = Callable[[Mapping[str, Any]], Awaitable[str | None]]
+"""``await choose(question) -> "options_free" | "k_sample" | None``: a question's multiple-choice path."""
+
+_PATH_KEYS = ("question", "choices", "answer", "question_type", "answer_type", "subject", "unit")
+
+
+def mc_path_in(runner: SandboxedRunner) -> PathFn:
+    """:func:`~scireflect.verifiers.answer.options.mc_path` run in ``runner``'s killable worker.
+
+    The rule parses option texts with sympy and pint, and a question file is untrusted input: a few
+    characters of LaTeX in an option can keep sympy busy for hours, which in the graph's process
+    would stall every question. A rule that fails or passes the worker's time limit gives
+    ``k_sample`` for a multiple-choice question (the path that needs k samples to agree, safe for
+    any stem), ``None`` otherwise.
+    """
+
+    async def choose(question: Mapping[str, Any]) -> str | None:
+        payload = {k: question[k] for k in _PATH_KEYS if question.get(k) is not None}
+        try:
+            return await runner.arun(mc_path, payload)
+        except Exception:  # noqa: BLE001 - timeout, memory, a dead worker: the safe path
+            return "k_sample" if is_multiple_choice(question) else None
+
+    return choose
+
+
+async def choose_mc_path(ctx: AnnotationContext, question: Mapping[str, Any]) -> str | None:
+    """The question's multiple-choice path: ``ctx.choose_mc_path`` (a sandboxed worker) when the run set
+    one, else :func:`~scireflect.verifiers.answer.options.mc_path` in this process (trusted rows:
+    tests, LangGraph Studio). Rows that are not multiple choice never reach a worker."""
+    if not is_multiple_choice(question):
+        return None
+    return await ctx.choose_mc_path(question) if ctx.choose_mc_path is not None else mc_path(question)
 
 
 @dataclass(frozen=True)
@@ -55,6 +92,9 @@ class AnnotationContext:
     call_slots: CallSlots | None = None
     """The run's model-call slots, shared by every context of the run: each model call holds one
     (:class:`~scireflect.graphs.call_slots.CallSlots`); ``None``: calls are not limited here."""
+    choose_mc_path: PathFn | None = None
+    """Decides a multiple-choice question's path (:func:`mc_path_in` a sandboxed worker, as the runner
+    does); ``None``: decided in this process, for trusted question rows only."""
 
 
-__all__ = ["AnnotationContext", "VerifyFn", "verify_with"]
+__all__ = ["AnnotationContext", "PathFn", "VerifyFn", "choose_mc_path", "mc_path_in", "verify_with"]

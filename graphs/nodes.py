@@ -41,10 +41,10 @@ from ..agents.prompts import Prompt
 from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
 from ..agents.roles import AgentReply, CallProgress
-from ..verifiers.answer.options import mc_path, with_mc_path
+from ..verifiers.answer.options import with_mc_path
 from ..verifiers.base import SAMPLE_DISAGREEMENT
 from .budget import Route, decide, describe_stop
-from .context import AnnotationContext
+from .context import AnnotationContext, choose_mc_path
 from .state import AnnotationState, BudgetStop, Sample, Stage, Step, merge_steps, solution_steps, total_seconds
 
 SAMPLE_TEMPERATURE = 0.7
@@ -190,7 +190,7 @@ async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> 
     multiple-choice path first (:func:`~scireflect.verifiers.answer.options.mc_path`): an
     ``options_free`` question is shown without its options."""
     ctx = runtime.context
-    path = mc_path(state["question"])
+    path = await choose_mc_path(ctx, state["question"])
     question = with_mc_path(state["question"], path)
     update = await call_model(state, ctx, "solver", "cot", 1, attempt_prompt(ctx, question, state["variant"], "cot", []))
     return {**update, "mc_path": path}

@@ -353,3 +353,27 @@ def test_budget_mc_samples():
 def test_the_graph_has_the_confirm_loop():
     edges = {(e.source, e.target) for e in build_annotation_graph().get_graph().edges}
     assert {("verify", "confirm"), ("confirm", "critique"), ("confirm", "answer_guided"), ("confirm", "__end__")} <= edges
+
+
+async def test_the_run_decides_the_path_in_a_sandboxed_worker():
+    """Option texts come from an untrusted question file and the rule parses them with sympy: the runner
+    decides the path in a killable worker, and a rule that fails or runs out of time gives the safe path."""
+    from scireflect.graphs.context import choose_mc_path, mc_path_in
+    from scireflect.verifiers.workers import SandboxedRunner
+
+    with SandboxedRunner(timeout_s=10, workers=1) as runner:
+        choose = mc_path_in(runner)
+        assert await choose(KSP) == "options_free"
+        assert await choose({"question": "Which of the following is prime?", "choices": ["4", "6", "7", "9"], "answer": "C"}) == "k_sample"
+
+    class Stuck:
+        async def arun(self, fn, *args):
+            raise TimeoutError("the rule ran past its limit")
+
+    assert await mc_path_in(Stuck())(KSP) == "k_sample"
+    agents, _ = team([KSP_RIGHT])
+    ctx = AnnotationContext(agents=agents, verify=verify_with(InProcessVerifier()), budget=Budget(max_attempts=1),
+                            choose_mc_path=mc_path_in(Stuck()))
+    assert await choose_mc_path(ctx, {"question": "What is 6 x 7?", "answer": "42"}) is None  # never reaches a worker
+    state = await build_annotation_graph().ainvoke(initial_state(KSP, "chemistry"), context=ctx)
+    assert state["mc_path"] == "k_sample" and "(B)" in _text(state["steps"][0])  # shown its options

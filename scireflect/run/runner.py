@@ -31,11 +31,12 @@ from ..agents.figures import FigureError, FigureStore
 from ..agents.roles import ROLES, AgentTeam
 from ..graphs.annotation import build_annotation_graph
 from ..graphs.call_slots import CallSlots
-from ..graphs.context import AnnotationContext, verify_with
+from ..graphs.context import AnnotationContext, mc_path_in, verify_with
 from ..graphs.formal import build_formal_graph, formal_context
 from ..graphs.nodes import EndpointError
 from ..graphs.state import FINAL_STATUSES, initial_state
 from ..verifiers.base import AnswerVerifier
+from ..verifiers.workers import SandboxedRunner
 from ..verifiers.lean.config import LeanUnavailable
 from .checkpoints import CheckpointRejected, checkpointed_threads, compact, open_run_checkpointer
 from .config import RunSettings
@@ -142,15 +143,17 @@ def equip_tools(teams: list[AgentTeam], settings: RunSettings, say: ProgressCall
 
 
 def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier, lean_checker: AnswerVerifier | None,
-              say: ProgressCallback, slots: CallSlots,
+              say: ProgressCallback, slots: CallSlots, paths: SandboxedRunner,
               figures: FigureStore | None = None) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
     """The runtime contexts of the annotation and formal graphs, one per endpoint replica, sharing the
     run's call ``slots``; questions with figures get them through
-    :class:`~scireflect.agents.prompts.FigurePrompts` (``settings.figures``)."""
+    :class:`~scireflect.agents.prompts.FigurePrompts` (``settings.figures``); multiple-choice paths are
+    decided in ``paths``, a sandboxed worker (option texts are parsed)."""
     answer_teams, prompts = equip_tools(teams, settings, say)
     prompts = P.FigurePrompts(prompts, figures, settings.figures) if figures else prompts
+    choose = mc_path_in(paths)
     answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say,
-                                call_slots=slots) for t in answer_teams]
+                                call_slots=slots, choose_mc_path=choose) for t in answer_teams]
     formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say, call_slots=slots) for t in teams]
               if lean_checker is not None else [])
     return answer, formal
@@ -250,6 +253,8 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
     formal_pending = any(is_formal_question(q) for q in pending)
     own_lean = formal_pending and lean_checker is None
     statuses: Counter = Counter()
+    # multiple-choice paths parse option texts: in a killable worker, started on the first such question
+    paths = SandboxedRunner(timeout_s=settings.verifier.timeout_s, memory_mb=settings.verifier.memory_mb or None)
     try:
         if formal_pending:
             lean_checker = lean_checker or make_lean_checker(settings)
@@ -261,7 +266,8 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
                              else contextlib.nullcontext(([team], {r: getattr(team, r).model_name for r in ROLES})))
             async with teams_cm as (teams, models):
                 slots = CallSlots(settings.concurrency)  # one for the run: every replica and both graphs share it
-                contexts = _contexts(teams, settings, verifier, lean_checker, say, slots, questions.figures if questions.has_figures else None)
+                contexts = _contexts(teams, settings, verifier, lean_checker, say, slots, paths,
+                                     questions.figures if questions.has_figures else None)
                 prompt_version = contexts[0][0].prompts.version
                 run_id = record_invocation(run_dir, manifest(questions, settings, models, verifier, prompt_version=prompt_version),
                                            lambda m: say("warning", {"message": m}))
@@ -277,6 +283,7 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
             say("start", {"total": len(questions), "pending": 0, "skipped": skipped, "earlier": dict(earlier)})
     finally:
         await store.drain()
+        paths.close()
         if own_verifier and hasattr(verifier, "close"):
             verifier.close()
         if own_lean and lean_checker is not None and hasattr(lean_checker, "close"):
