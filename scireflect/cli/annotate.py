@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from .untrusted import untrusted
+
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
@@ -31,7 +33,7 @@ def sample_path(name: str) -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+    console.print(Text("error: ", style="bold red") + untrusted(message), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -197,7 +199,7 @@ def _run(question_set: Any, out_dir: Path, settings: Any, *, ray: str | None = N
         with display:
             result = asyncio.run(main())
     except (RunError, EndpointError, EmbeddedModelError) as exc:
-        console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+        console.print(Text("error: ", style="bold red") + untrusted(exc), soft_wrap=True)
         _summary(out_dir, f"{title} (stopped)")
         if (out_dir / "traces.jsonl").is_file() and (out_dir / "traces.jsonl").stat().st_size:
             console.print(resume)

@@ -5,8 +5,9 @@ columns.
 It consumes the runner's events (:func:`scireflect.run.runner.annotate`'s ``on_event``): ``start``,
 ``call`` (a model call starts, ends, fails or is cut), ``tokens`` (tokens streamed so far), ``retry``,
 ``done`` (a trace record), ``status`` and ``warning``. Every value that comes from a question file or a
-model (ids, messages, errors) is rendered as :class:`rich.text.Text`, never parsed as markup, so an
-id like ``[/]`` or ``[link=...]`` prints as it is.
+model (ids, messages, errors) is rendered as :class:`rich.text.Text` with its control characters made
+visible (:func:`~scireflect.cli.untrusted.visible`), never parsed as markup, so an id like ``[/]``,
+``[link=...]`` or ``ESC[31m`` prints as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from .untrusted import visible
 
 STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "unverified": "yellow"}
 STATUS_MARK = {"accepted": "✓", "rejected": "✗", "invalid": "⊘", "error": "!", "unverified": "?"}
@@ -45,7 +48,8 @@ def compact(n: int) -> str:
 
 
 def _short(text: Any, width: int) -> str:
-    text = str(text)
+    """Untrusted ``text`` made visible (:func:`visible`), cut to ``width`` characters with an ellipsis."""
+    text = visible(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -102,10 +106,10 @@ class LiveProgress:
             handler(data)
 
     def _on_status(self, data: Mapping[str, Any]) -> None:
-        self.print(Text(str(data.get("message", "")), style="dim"))
+        self.print(Text(visible(data.get("message", "")), style="dim"))
 
     def _on_warning(self, data: Mapping[str, Any]) -> None:
-        self.print(Text("warning: ", style="yellow") + Text(str(data.get("message", ""))))
+        self.print(Text("warning: ", style="yellow") + Text(visible(data.get("message", ""))))
 
     def _on_start(self, data: Mapping[str, Any]) -> None:
         self.total = int(data.get("total", self.total))
@@ -121,7 +125,7 @@ class LiveProgress:
 
     def _on_call(self, data: Mapping[str, Any]) -> None:
         flight, phase = self._flight(data), data.get("phase")
-        flight.role, flight.attempt = str(data.get("role", "-")), int(data.get("attempt") or 1)
+        flight.role, flight.attempt = visible(data.get("role", "-")), int(data.get("attempt") or 1)
         if phase == "start":
             flight.phase, flight.tokens, flight.call_started = "generating", 0, time.monotonic()
         elif phase == "end":
@@ -140,10 +144,10 @@ class LiveProgress:
         flight.tokens, flight.phase = int(data.get("tokens") or 0), "generating"
 
     def _on_retry(self, data: Mapping[str, Any]) -> None:
-        kind = str(data.get("kind", "fault"))
+        kind = visible(data.get("kind", "fault"))
         wait = float(data.get("wait_s") or 0.0)
         line = Text("↻ ", style="yellow") + Text(_short(data.get("id"), 28))
-        line.append(f" {data.get('role', '')} #{data.get('attempt', 1)}: {kind}", style="yellow")
+        line.append(visible(f" {data.get('role', '')} #{data.get('attempt', 1)}: {kind}"), style="yellow")
         if data.get("output_tokens"):
             line.append(f" after {data['output_tokens']} tokens", style="dim")
         if wait:
@@ -154,7 +158,7 @@ class LiveProgress:
 
     def _on_done(self, record: Mapping[str, Any]) -> None:
         self.inflight.pop(str(record.get("id")), None)
-        status = str(record.get("status"))
+        status = visible(record.get("status"))
         self.counts[status] += 1
         self.done_now += 1
         line = Text(f"{STATUS_MARK.get(status, '?')} {status:<8} ", style=STATUS_STYLE.get(status, ""))
@@ -162,9 +166,9 @@ class LiveProgress:
         line.append(f"  {record.get('n_attempts', 0)} att · {compact(int(record.get('tokens') or 0))} tok · "
                     f"{clock(float(record.get('seconds') or 0))}", style="dim")
         if record.get("accepted_stage"):
-            line.append(f" · {record['accepted_stage']}")
+            line.append(visible(f" · {record['accepted_stage']}"))
         elif status != "unverified":
-            line.append(f" · {record.get('stop_reason') or '-'}", style="dim")
+            line.append(visible(f" · {record.get('stop_reason') or '-'}"), style="dim")
         self.print(line)
 
     # -- drawing ----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Runs in the terminal: rich renderables of traces, stats and the annotate summary, readable at 80 columns.
 
-Model output and every other value from a trace is untrusted text: it is always rendered as
-:class:`rich.text.Text`, never parsed as rich markup.
+Model output and every other value from a trace is untrusted text: it is always rendered through
+:func:`~scireflect.cli.untrusted.untrusted` (a :class:`rich.text.Text` with control characters made
+visible), never parsed as rich markup nor passed raw to the terminal.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from rich.text import Text
 from ..agents.figures import content_figures, content_text, figure_refs
 from ..run.query import trace_row
 from ..run.records import execution_status, tool_call_parts
+from .untrusted import untrusted as _t
+from .untrusted import visible
 
 _STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "running": "yellow",
                  "unverified": "yellow"}
@@ -26,11 +29,6 @@ _STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange
 
 def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{100 * rate:.0f}%"
-
-
-def _t(value: Any, style: str = "") -> Text:
-    """Untrusted text as a rich Text (never parsed as markup)."""
-    return Text("-" if value is None or value == "" else str(value), style=style)
 
 
 def traces_table(records: Iterable[Mapping[str, Any]], title: str | None = None) -> Table:
@@ -113,14 +111,14 @@ def tool_calls_renderable(calls: Sequence[Any]) -> RenderableType:
         ran = execution_status(call)
         body = Text()
         body.append("code: " if ran else "args: ", style="bold")
-        body.append(args)
+        body.append(visible(args))
         if output:
             body.append("\noutput: ", style="bold")
-            body.append(output)
+            body.append(visible(output))
         if ran and ran[1].strip() and ran[1].strip() not in output:
             body.append("\nstderr: ", style="bold")
-            body.append(ran[1].strip()[-2000:])
-        title = f"tool call: {name}" + (f" ({ran[0]})" if ran else "")
+            body.append(visible(ran[1].strip()[-2000:]))
+        title = visible(f"tool call: {name}" + (f" ({ran[0]})" if ran else ""))
         style = "red" if ran and not ran[0].startswith("exit 0") else "cyan"
         parts.append(Panel(body, title=Text(title), title_align="left", border_style=style, box=box.SQUARE))
     return Group(*parts)
@@ -138,9 +136,9 @@ def verdict_renderable(verdict: Mapping[str, Any] | None) -> RenderableType:
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column(overflow="fold")
     head = Text(mark, style=style)
-    head.append(f"  {verdict.get('reason', '-')}", style="bold")
+    head.append(visible(f"  {verdict.get('reason', '-')}"), style="bold")
     if verdict.get("checker"):
-        head.append(f"  ({verdict['checker']} check, {float(verdict.get('elapsed_s') or 0):.2f}s)", style="dim")
+        head.append(f"  ({visible(verdict['checker'])} check, {float(verdict.get('elapsed_s') or 0):.2f}s)", style="dim")
     grid.add_row("verifier", head)
     if verdict.get("explanation"):
         grid.add_row("why", _t(verdict["explanation"]))
@@ -150,7 +148,7 @@ def verdict_renderable(verdict: Mapping[str, Any] | None) -> RenderableType:
             if answers:
                 answers.append("  ")
             answers.append(f"{key} ", style="dim")
-            answers.append(str(verdict[key]), style="bold")
+            answers.append(visible(verdict[key]), style="bold")
     if answers:
         grid.add_row("answers", answers)
     details = verdict.get("details") or {}
@@ -161,10 +159,10 @@ def verdict_renderable(verdict: Mapping[str, Any] | None) -> RenderableType:
 
 def _step_meta(step: Mapping[str, Any]) -> Text:
     meta = Text(style="dim")
-    meta.append(f"{step.get('model') or '?'} · {int(step.get('input_tokens') or 0):,} in / "
+    meta.append(f"{visible(step.get('model') or '?')} · {int(step.get('input_tokens') or 0):,} in / "
                 f"{int(step.get('output_tokens') or 0):,} out tokens · {float(step.get('latency_s') or 0):.1f}s")
     if step.get("finish_reason") not in (None, "stop"):
-        meta.append(f" · finish {step['finish_reason']}", style="yellow")
+        meta.append(f" · finish {visible(step['finish_reason'])}", style="yellow")
     failures = step.get("transport_failures") or []
     if failures:
         meta.append(f" · {len(failures)} transport failure(s) retried", style="yellow")
@@ -185,46 +183,46 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
     head = Table.grid(padding=(0, 2))
     head.add_column(style="dim", no_wrap=True)
     head.add_column(overflow="fold")
-    head.add_row("status", Text(status, style="bold " + _STATUS_STYLE.get(status, "")))
+    head.add_row("status", _t(status, style="bold " + _STATUS_STYLE.get(status, "")))
     head.add_row("stage", _t(row["stage"]))
     if record.get("mc_path"):
         head.add_row("multiple choice", _t(record["mc_path"]))
     head.add_row("stop reason", _t(row["stop_reason"]))
     head.add_row("subject", _t(" / ".join(str(x) for x in (row["subject"], question.get("topic")) if x)))
     head.add_row("cost", Text(f"{row['attempts']} attempt(s) · {row['tokens']:,} tokens · {row['seconds']:.1f}s"))
-    parts: list[RenderableType] = [Panel(head, title=Text(str(row["id"]), style="bold"), title_align="left", box=box.ROUNDED)]
+    parts: list[RenderableType] = [Panel(head, title=_t(row["id"], style="bold"), title_align="left", box=box.ROUNDED)]
 
     qtext = _t(question.get("question"))
     for i, choice in enumerate(question.get("choices") or []):
         qtext.append(f"\n({chr(65 + i)}) ", style="bold")
-        qtext.append(str(choice))
+        qtext.append(visible(choice))
     for n, ref in enumerate(figure_refs(question), start=1):
         qtext.append(f"\nfigure {n}: ", style="bold")
-        qtext.append(f"{ref.get('path') or 'inline data URL'} (sha256 {str(ref.get('sha256') or '?')[:12]}, "
-                     f"{ref.get('width', '?')}x{ref.get('height', '?')} {ref.get('mime') or ''})")
+        qtext.append(visible(f"{ref.get('path') or 'inline data URL'} (sha256 {str(ref.get('sha256') or '?')[:12]}, "
+                             f"{ref.get('width', '?')}x{ref.get('height', '?')} {ref.get('mime') or ''})"))
     for name in ("caption", "ocr"):
         if question.get(name):
             qtext.append(f"\n{name}: ", style="bold")
-            qtext.append(str(question[name]))
+            qtext.append(visible(question[name]))
     parts.append(Panel(qtext, title="question", title_align="left", box=box.ROUNDED, border_style="blue"))
     ref = Text("reference answer: ", style="bold")
-    ref.append(str(question.get("answer")), style="bold green")
+    ref.append(visible(question.get("answer")), style="bold green")
     if question.get("unit"):
-        ref.append(f"  (unit: {question['unit']})", style="dim")
+        ref.append(f"  (unit: {visible(question['unit'])})", style="dim")
     parts.append(ref)
 
     for step in record.get("steps") or []:
         role, stage, attempt = step.get("role", "?"), step.get("stage", "?"), step.get("attempt", "?")
         critique = step.get("kind") == "critique"
         title = f"critique of attempt {attempt} · {role} · {stage}" if critique else f"attempt {attempt} · {role} · {stage}"
-        parts.append(Rule(Text(title, style="bold magenta" if critique else "bold"), align="left", style="dim"))
+        parts.append(Rule(_t(title, style="bold magenta" if critique else "bold"), align="left", style="dim"))
         parts.append(_step_meta(step))
         if prompts:
             for message in step.get("messages") or []:
                 content = message.get("content")
-                body = Text("".join(f"[figure {f.get('path') or 'inline'}, sha256 {str(f.get('sha256') or '?')[:12]}]\n"
-                                    for f in content_figures(content)), style="dim") + _t(content_text(content))
-                parts.append(Panel(body, title=Text(f"prompt: {message.get('role', '?')}"),
+                body = Text(visible("".join(f"[figure {f.get('path') or 'inline'}, sha256 {str(f.get('sha256') or '?')[:12]}]\n"
+                                            for f in content_figures(content))), style="dim") + _t(content_text(content))
+                parts.append(Panel(body, title=_t(f"prompt: {message.get('role', '?')}"),
                                    title_align="left", box=box.SQUARE, border_style="dim"))
         if step.get("tool_calls"):
             parts.append(tool_calls_renderable(step["tool_calls"]))

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from .untrusted import untrusted
 
 
 class _RunDirFirstGroup(TyperGroup):
@@ -79,7 +80,7 @@ def _console() -> Console:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    Console(stderr=True, highlight=False).print(Text("error: ", style="bold red") + Text(message))
+    Console(stderr=True, highlight=False).print(Text("error: ", style="bold red") + untrusted(message))
     raise typer.Exit(code)
 
 
