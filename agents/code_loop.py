@@ -31,9 +31,10 @@ from .code_blocks import STOP_SEQUENCES, fence_safe, last_code_block, output_blo
 
 __all__ = ["CODE_LIMITS", "CodeExecution", "CodeTurn", "execute_code", "feedback", "generate_with_code"]
 
-CODE_LIMITS = SandboxLimits(wall_s=20.0, cpu_s=15, memory_mb=1024, max_output_bytes=200_000)
+CODE_LIMITS = SandboxLimits(wall_s=20.0, cpu_s=15, max_output_bytes=200_000)
 """Limits of one execution of model code: importing scipy and pint takes 1-3 s on a loaded machine,
-a numeric solve well under a second; output past 200 kB is cut (the model is shown far less)."""
+a numeric solve well under a second; output past 200 kB is cut (the model is shown far less).
+Memory is the default: 512 MiB per process, 3 processes, at most 2 GiB for the whole sandbox."""
 
 
 @dataclass(frozen=True)

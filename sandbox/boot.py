@@ -6,11 +6,11 @@ namespaces and loaded the seccomp filter, so it uses the standard library only.
 
 Usage inside the sandbox::
 
-    python -I -S -B /sandbox/boot.py REPORT_FD RLIMIT_CPU=20:21 RLIMIT_AS=1073741824 ...
+    python -I -S -B /sandbox/boot.py REPORT_FD PID1_RLIMIT_AS=67108864 RLIMIT_CPU=20:21 RLIMIT_AS=536870912 ...
 
 It writes ``started`` to REPORT_FD (a pipe to the supervisor), sets each rlimit given as
 ``NAME=SOFT[:HARD]``, forks the code (``python -I -B -X utf8 /sandbox/main.py``) with every other
-file descriptor closed, reaps every process until the code has ended, writes ``exit N CPU`` or
+file descriptor closed, sets its own ``PID1_NAME=SOFT[:HARD]`` limits, reaps every process until the code has ended, writes ``exit N CPU`` or
 ``signal N CPU`` (CPU = seconds the code used) and exits; the kernel then kills whatever the code
 left running, since PID 1 of a PID namespace has ended. It also exits at once when the
 supervisor is gone (REPORT_FD's read end closed: the kernel closes it even when the supervisor
@@ -30,11 +30,16 @@ import signal
 import sys
 
 MAIN = "/sandbox/main.py"
+PID1_PREFIX = "PID1_"
 
 
-def _set_limits(specs: list[str]) -> None:
+def _set_limits(specs: list[str], prefix: str = "") -> None:
+    """Set each ``PREFIX + NAME=SOFT[:HARD]`` of ``specs`` (those without the prefix are skipped;
+    with no prefix, those starting with ``PID1_``, which apply to PID 1 alone)."""
     for spec in specs:
-        name, _, values = spec.partition("=")
+        if prefix and not spec.startswith(prefix) or not prefix and spec.startswith(PID1_PREFIX):
+            continue
+        name, _, values = spec[len(prefix):].partition("=")
         soft, _, hard = values.partition(":")
         resource.setrlimit(getattr(resource, name), (int(soft), int(hard or soft)))
 
@@ -88,6 +93,7 @@ def main(argv: list[str]) -> None:
     pid = os.fork()
     if pid == 0:
         _exec_code()
+    _set_limits(argv[2:], PID1_PREFIX)  # e.g. a small RLIMIT_AS: PID 1 counts in the sandbox's total
     poller = select.poll()
     poller.register(report_fd, 0)  # no events asked: poll still reports POLLERR once no reader is left
     poller.register(wake_r, select.POLLIN)

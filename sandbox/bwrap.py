@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 
 from .errors import SandboxUnavailable
-from .limits import SandboxLimits
+from .limits import BOOT_MEMORY_MB, SandboxLimits
 
 __all__ = ["BOOT_PATH", "CODE_PATH", "SANDBOX_UID", "HostLayout", "SandboxFds", "host_layout"]
 
@@ -150,8 +150,9 @@ class HostLayout:
 
 
 def _rlimits(limits: SandboxLimits) -> list[str]:
-    """boot.py's ``NAME=SOFT[:HARD]`` arguments."""
+    """boot.py's ``NAME=SOFT[:HARD]`` arguments; ``PID1_`` ones apply to PID 1 alone, after its fork."""
     return [
+        f"PID1_RLIMIT_AS={BOOT_MEMORY_MB << 20}",  # so the total stays within limits.total_memory_mb
         f"RLIMIT_CPU={limits.cpu_s}:{limits.cpu_s + 1}",  # SIGXCPU, then SIGKILL a second later
         f"RLIMIT_AS={limits.memory_mb << 20}",
         f"RLIMIT_NPROC={limits.max_processes}",

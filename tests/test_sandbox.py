@@ -44,8 +44,9 @@ def test_limits_reject_nonsense(bad: dict) -> None:
 
 
 def test_limits_are_frozen_with_documented_defaults() -> None:
-    assert DEFAULT_LIMITS == SandboxLimits(wall_s=30.0, cpu_s=20, memory_mb=1024, max_processes=8,
-                                           max_output_bytes=1_000_000, max_file_mb=64, tmpfs_mb=64, max_open_files=256)
+    assert DEFAULT_LIMITS == SandboxLimits(wall_s=30.0, cpu_s=20, memory_mb=512, max_processes=4,
+                                           max_output_bytes=1_000_000, max_file_mb=64, tmpfs_mb=64, max_open_files=256,
+                                           total_memory_mb=2048)
     with pytest.raises(AttributeError):
         DEFAULT_LIMITS.wall_s = 1  # type: ignore[misc]
 

@@ -236,7 +236,7 @@ except OSError as e:
 
 
 def test_fork_bomb_is_contained() -> None:
-    limits = SandboxLimits(wall_s=4, cpu_s=30, max_processes=8)
+    limits = SandboxLimits(wall_s=4, cpu_s=30, max_processes=8, memory_mb=256)
     code = r'''
 import os
 told = False
@@ -273,6 +273,65 @@ except MemoryError:
     result = run_python(code, limits=SandboxLimits(wall_s=30, memory_mb=512))
     assert result.ok, result
     assert 0 < int(result.stdout) < 512
+
+
+SIX_CHILDREN = r'''
+import json, os, time
+wanted_mb, children, held = 900, [], 0
+r, w = os.pipe()
+for _ in range(6):
+    try:
+        pid = os.fork()
+    except OSError:
+        continue
+    if pid == 0:  # a child touches up to 900 MiB in 64 MiB steps, reports what it holds, and waits
+        os.close(r)
+        chunks = []
+        try:
+            while len(chunks) * 64 < wanted_mb:
+                chunks.append(bytearray(b"\x01") * (64 << 20))
+        except MemoryError:
+            pass
+        os.write(w, b"%d\n" % (len(chunks) * 64))
+        time.sleep(60)
+        os._exit(0)
+    children.append(pid)
+os.close(w)
+with os.fdopen(r) as reports:
+    for _ in children:
+        held += int(reports.readline())
+rss_kb = 0
+for entry in os.listdir("/proc"):
+    try:
+        with open(f"/proc/{entry}/status") as status:
+            rss_kb += sum(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    except (OSError, ValueError):
+        pass
+for pid in children:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+print(json.dumps({"forked": len(children), "held_mb": held, "rss_mb": rss_kb // 1024}))
+'''
+
+
+def test_six_children_of_900_mib_stay_under_the_sandbox_total() -> None:
+    """Issue 25, finding 1: per-process limits alone let 6 forked children hold 900 MiB each (5.4 GB
+    in one execution). The processes' limits now add up to ``total_memory_mb`` (2 GiB): forks past
+    ``max_processes`` fail, each child stops at ``memory_mb``, and the execution ends normally."""
+    limits = SandboxLimits(wall_s=60, cpu_s=30)
+    assert limits.total_memory_mb == 2048 and limits.memory_bound_mb <= 2048
+    result = run_python(SIX_CHILDREN, limits=limits)
+    assert result.ok, result
+    out = json.loads(result.stdout)
+    assert out["forked"] <= limits.max_processes - 2, out  # PID 1 and the code are the other two
+    assert 0 < out["held_mb"] < 2048 and out["rss_mb"] < 2048, out
+    assert run_python("print(6 * 7)", limits=QUICK).stdout == "42\n"  # and the next execution runs
+
+
+def test_limits_that_could_exceed_the_sandbox_total_are_refused() -> None:
+    with pytest.raises(ValueError, match="could hold 7296 MiB, more than total_memory_mb=2048"):
+        SandboxLimits(memory_mb=1024, max_processes=8)
+    assert SandboxLimits(memory_mb=1024, max_processes=8, total_memory_mb=8192).memory_bound_mb == 7296
 
 
 def test_memory_the_address_space_limit_cannot_see_is_refused() -> None:
