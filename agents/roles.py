@@ -25,6 +25,9 @@ from .names import ROLES
 from .openai_chat import OpenAIStreamingChat
 from .retry import BadResponseBody, EmptyCompletion, ModelCallError, RetryPolicy, describe_error, failure_kind, is_transient
 
+NOT_RUN = "not run: limit reached"
+"""The answer to a tool call past ``max_tool_rounds`` executions of one agent call (the call is not run)."""
+
 
 @dataclass(frozen=True)
 class AgentReply:
@@ -195,8 +198,10 @@ class Agent:
         """A copy of this agent whose model is bound to its tools and ``tools`` (``llm.bind_tools``).
 
         Each :meth:`ainvoke` then runs "model -> tools -> model" (a LangGraph ``ToolNode`` executes
-        the calls) for at most ``max_tool_rounds`` rounds; a model still calling tools after that
-        gets one last call without tools and must answer.
+        the calls) for at most ``max_tool_rounds`` tool executions in all, however the model groups
+        them: calls past the cap (e.g. 12 parallel calls in one reply) are answered
+        :data:`NOT_RUN` without running, and once the cap is spent the model gets one last call
+        without tools and must answer.
         """
         return self._copy(tools=[*self.tools, *tools], max_tool_rounds=max_tool_rounds)
 
@@ -337,7 +342,7 @@ class Agent:
         )
 
     async def _tool_loop(self, messages: list[BaseMessage], progress: CallProgress):
-        """model -> ToolNode -> model ..., at most ``max_tool_rounds`` tool rounds.
+        """model -> ToolNode -> model ..., at most ``max_tool_rounds`` tool executions in all.
 
         Returns ``(final response, latency, failures, tool_calls, input_tokens, output_tokens)``
         where the token counts are those of the intermediate (tool-calling) responses.
@@ -349,21 +354,24 @@ class Agent:
         node = ToolNode(self.tools, handle_tool_errors=True)
         records: list[dict[str, Any]] = []
         failures: list[dict[str, Any]] = []
-        latency, in_tok, out_tok = 0.0, 0, 0
-        for round_no in range(self.max_tool_rounds + 1):
-            llm = bound if round_no < self.max_tool_rounds else self.llm
+        latency, in_tok, out_tok, executed = 0.0, 0, 0, 0
+        for round_no in range(self.max_tool_rounds + 1):  # each round but the last runs >= 1 call
+            left = self.max_tool_rounds - executed
+            llm = bound if left > 0 else self.llm
             response, secs, fails = await self._call_with_retries(messages, llm, progress)
             latency += secs
             failures += fails
             calls = list(getattr(response, "tool_calls", None) or [])
-            if not calls or round_no == self.max_tool_rounds:
+            if not calls or left <= 0:
                 return response, latency, failures, records, in_tok, out_tok
+            calls, refused = calls[:left], calls[left:]
+            executed += len(calls)
             usage = getattr(response, "usage_metadata", None) or {}
             in_tok += int(usage.get("input_tokens", 0))
             out_tok += int(usage.get("output_tokens", 0))
             messages.append(response)
             started = time.perf_counter()
-            results = await node.ainvoke([response])
+            results = await node.ainvoke([response.model_copy(update={"tool_calls": calls})] if refused else [response])
             latency += time.perf_counter() - started
             if isinstance(results, dict):
                 results = results.get("messages", [])
@@ -382,6 +390,11 @@ class Agent:
                                 "args": dict(call.get("args") or {}), "result": None if failed else content,
                                 "error": (content or "no result") if failed else None, "text": _text(response)})
             messages.extend(results)
+            for call in refused:  # every call gets its answer: a chat API wants one per tool_call id
+                messages.append(ToolMessage(NOT_RUN, tool_call_id=call.get("id") or "", name=call.get("name"), status="error"))
+                records.append({"round": round_no + 1, "id": call.get("id"), "name": call.get("name"),
+                                "args": dict(call.get("args") or {}), "result": None, "error": NOT_RUN,
+                                "text": _text(response)})
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -424,4 +437,4 @@ class AgentTeam:
         return cls(**{role: Agent(role, *models[role], retry=retry) for role in ROLES})
 
 
-__all__ = ["ROLES", "Agent", "AgentReply", "AgentTeam", "CallProgress"]
+__all__ = ["NOT_RUN", "ROLES", "Agent", "AgentReply", "AgentTeam", "CallProgress"]

@@ -218,6 +218,27 @@ async def test_python_as_a_langchain_tool_records_the_execution() -> None:
     assert isinstance(models["solver"].calls[-1][-1], ToolMessage) and models["solver"].bound_tools == ["python"]
 
 
+@requires_sandbox
+async def test_twelve_parallel_python_calls_run_only_max_tool_rounds_sandboxes() -> None:
+    """Issue 25, finding 2: ``max_tool_rounds`` counted rounds, so one reply with 12 parallel
+    ``python`` calls ran 12 sandboxes. It counts executions: 4 run, 8 are answered "not run"."""
+    from scireflect.agents.roles import NOT_RUN
+    from scireflect.agents.tools import python
+
+    calls = [{"name": "python", "args": {"code": f"print({i} * {i})"}, "id": f"c{i}", "type": "tool_call"} for i in range(12)]
+    team, models = _team([AIMessage(content="All at once.", tool_calls=calls), "\\boxed{50.7}"])
+    context = AnnotationContext(agents=team.with_tools([python], max_tool_rounds=4, roles=("solver",)), verify=verify_with(Boxed()))
+    state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "chemistry"), context=context)
+    records = state["steps"][0]["tool_calls"]
+    ran = [r for r in records if "execution" in r]
+    assert [r["result"] for r in ran] == ["0", "1", "4", "9"] and all(r["execution"]["exit_status"] == 0 for r in ran)
+    assert [(r["id"], r["result"], r["error"]) for r in records[4:]] == [(f"c{i}", None, NOT_RUN) for i in range(4, 12)]
+    # the model got an answer for each of its 12 calls, then one last call without tools
+    answers = [m for m in models["solver"].calls[1] if isinstance(m, ToolMessage)]
+    assert [m.tool_call_id for m in answers] == [f"c{i}" for i in range(12)] and answers[-1].content == NOT_RUN
+    assert len(models["solver"].calls) == 2 and state["status"] == "accepted"
+
+
 def test_one_agent_cannot_mix_tool_calling_and_plain_text_code() -> None:
     from scireflect.agents.tools import calculator
 

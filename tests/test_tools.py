@@ -152,6 +152,23 @@ async def test_graph_tool_rounds_are_capped_and_critic_gets_unit_evidence() -> N
     assert not models["reviser"].bound_tools  # the reviser never gets tools
 
 
+async def test_the_tool_cap_counts_executions_across_rounds() -> None:
+    """Issue 25, finding 2: ``max_tool_rounds=4`` with 3 calls, then 3 more: 4 run, the last 2 are
+    answered "not run: limit reached", and the model then answers without tools."""
+    from scireflect.agents.roles import NOT_RUN
+
+    def three(first: int) -> AIMessage:
+        return AIMessage(content="", tool_calls=[_call("calculator", {"expression": f"{i}+{i}"}, f"k{i}") for i in range(first, first + 3)])
+
+    agents, models = _team([three(0), three(3), "p = nRT/V = 50.7 atm.\n\\boxed{50.7}"])
+    context = AnnotationContext(agents=agents.with_tools(T.default_tools(), max_tool_rounds=4), verify=verify_with(Oracle()))
+    state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "chemistry"), context=context)
+    calls = state["steps"][0]["tool_calls"]
+    assert [json.loads(c["result"])["result"] for c in calls[:4]] == ["0", "2", "4", "6"]
+    assert [(c["round"], c["id"], c["error"]) for c in calls[4:]] == [(2, "k4", NOT_RUN), (2, "k5", NOT_RUN)]
+    assert len(models["solver"].calls) == 3 and state["status"] == "accepted"
+
+
 async def test_tools_off_by_default() -> None:
     agents, models = _team(["\\boxed{50.7}"])
     context = AnnotationContext(agents=agents, verify=verify_with(Oracle()))
