@@ -152,7 +152,8 @@ class RunSettings:
     :mod:`scireflect.agents.code_loop`), ``calls`` (a LangChain tool, for endpoints with tool
     calling) or ``auto`` (``text`` on the embedded model, else ``calls``)."""
     max_tool_rounds: int = 4
-    """Tool rounds per model call; with ``tool_format = "text"``, code executions per call."""
+    """Tool executions per agent call, in either format (calls past it are answered "not run:
+    limit reached"; in ``text``, code blocks run per call)."""
     python_timeout_s: float = 20.0
     """Wall-clock seconds of one execution of model code in the sandbox (CPU time: three quarters of it)."""
     prompt_variant: str | None = None
@@ -367,7 +368,8 @@ def load_settings(
 
     budget_table = data.get("budget", {})
     try:
-        spec = ",".join(f"{k}={v}" for k, v in budget_table.items())
+        # a list (strategy = ["cot", "reflect", ...]) is Budget.parse's "cot/reflect/..."
+        spec = ",".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in budget_table.items())
         if budget_spec:
             spec = f"{spec},{budget_spec}" if spec else budget_spec
         budget = Budget.parse(spec) if spec else Budget()
