@@ -16,7 +16,7 @@ in traces; bump it when a text changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.prompts import ChatPromptTemplate
@@ -126,7 +126,9 @@ class FormalPrompts:
     def solve(self, question: Mapping[str, Any], variant: str) -> Prompt:
         return FORMAL_SOLVER_PROMPT, formal_prompt_variables(question)
 
-    def critique(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+    def critique(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+                 failed: Sequence[str] = ()) -> Prompt:
+        # ``failed`` (earlier wrong final answers) does not apply: a proof has no final answer
         return FORMAL_CRITIC_PROMPT, {**formal_prompt_variables(question), "proof": _proof(attempt),
                                       "evidence": lean_evidence(attempt.get("verdict") or {})}
 
@@ -136,7 +138,12 @@ class FormalPrompts:
                                        "evidence": lean_evidence(attempt.get("verdict") or {}),
                                        "critique": critique["response"]}
 
-    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any]) -> Prompt:
+    def resample(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
+        """A fresh proof attempt: the Solver's prompt (a proof has no final answer to name as wrong)."""
+        return self.solve(question, variant)
+
+    def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
+                      failed: Sequence[str] = ()) -> Prompt:
         raise NotImplementedError("formal proofs have no answer-guided stage: there is no reference proof")
 
 

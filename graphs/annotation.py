@@ -1,11 +1,13 @@
-"""The self-reflective annotation graph: solve -> verify [-> confirm] -> (critique -> revise -> verify)* -> answer-guided.
+"""The self-reflective annotation graph: solve -> verify [-> confirm] -> (critique -> revise | resample -> verify)* -> answer-guided.
 
 SciGLM's self-reflective instruction annotation (Zhang et al. 2024, arXiv 2401.07950), with the
 reflection kept instead of thrown away and answers checked by tools instead of a GPT-4 judge. One
 thread per question (``thread_id`` = question id); with a checkpointer a killed run resumes a
 half-finished question at its last completed node without repeating model calls. The nodes are in
 :mod:`scireflect.graphs.nodes`, the state in :mod:`scireflect.graphs.state`, the loop's one
-decision in :func:`scireflect.graphs.budget.decide`. A multiple-choice question whose stem needs its
+decision in :func:`scireflect.graphs.budget.decide`. Each attempt strategy of the budget's order
+(``Budget.strategy``: ``cot`` = ``solve``, ``reflect`` = ``critique`` -> ``revise``, ``resample``,
+``answer_guided``) is a node here, and ``decide`` picks the next one. A multiple-choice question whose stem needs its
 options (``mc_path`` ``k_sample``) is accepted only after ``confirm`` has drawn k-1 more samples of
 the accepted attempt's prompt and all picked the correct letter; one answerable alone
 (``options_free``) is solved without its options, its value mapped to them by the verifier.
@@ -26,7 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from .context import AnnotationContext
-from .nodes import after_call, after_verify, answer_guided, confirm, critique, revise, solve, verify
+from .nodes import after_call, after_verify, answer_guided, confirm, critique, resample, revise, solve, verify
 from .state import AnnotationState
 
 
@@ -42,19 +44,23 @@ def build_annotation_graph(checkpointer: Any = None, *, context_schema: type = A
     builder.add_node("confirm", confirm)
     builder.add_node("critique", critique)
     builder.add_node("revise", revise)
+    builder.add_node("resample", resample)
     builder.add_node("answer_guided", answer_guided)
+    retry = {"critique": "critique", "resample": "resample", "answer_guided": "answer_guided", "end": END}
 
     builder.add_edge(START, "solve")
     # A model call that failed or spent the budget ends the question; else its attempt is checked.
     builder.add_conditional_edges("solve", after_call, {"next": "verify", "end": END})
-    # verify decides once: confirm (k_sample multiple choice), reflect, show the reference answer (answer-guided), or stop.
-    builder.add_conditional_edges("verify", after_verify, {"confirm": "confirm", "critique": "critique",
-                                                           "answer_guided": "answer_guided", "end": END})
+    # verify decides once: confirm (k_sample multiple choice), the budget's next strategy (reflect, resample,
+    # answer-guided; a repeated wrong answer skips reflect), or stop.
+    builder.add_conditional_edges("verify", after_verify, {"confirm": "confirm", **retry})
     # k-1 more samples of the accepted attempt's prompt: all agree (accepted), or the loop goes on as for a wrong answer.
-    builder.add_conditional_edges("confirm", after_verify, {"critique": "critique", "answer_guided": "answer_guided", "end": END})
+    builder.add_conditional_edges("confirm", after_verify, retry)
+    # reflect: the Critic's review of the last attempt, then the Reviser's rewrite.
     builder.add_conditional_edges("critique", after_call, {"next": "revise", "end": END})
-    # The loop: every revision goes back to the verifier.
+    # The loop: every new attempt (a revision, a fresh sample, the answer-guided one) goes back to the verifier.
     builder.add_conditional_edges("revise", after_call, {"next": "verify", "end": END})
+    builder.add_conditional_edges("resample", after_call, {"next": "verify", "end": END})
     builder.add_conditional_edges("answer_guided", after_call, {"next": "verify", "end": END})
     return builder.compile(checkpointer=checkpointer, name="annotation")
 

@@ -3,6 +3,19 @@
 :func:`decide` is the only place the loop's end is decided (the ``verify`` node calls it once per
 pass and stores the result in the state). A budget stop is a structured :class:`BudgetStop`
 (``{"limit": "tokens", "used": 24100, "allowed": 24000}``), never a string to be parsed.
+
+The loop's attempt strategies are data (:data:`STRATEGIES`, ``Budget.strategy``): attempt ``i`` of a
+question is made by the ``i``-th strategy of the order, except that an attempt that repeats an
+earlier failed answer (its step's ``repeated``) is never followed by ``reflect``, one more edit of
+the same text: the order skips to its next other strategy.
+
+Example::
+
+    >>> budget = Budget.parse("strategy=cot/reflect/resample/answer_guided,attempts=4")
+    >>> budget.order
+    ('cot', 'reflect', 'resample', 'answer_guided')
+    >>> decide([{"kind": "solution", "stage": "cot", "verdict": {"ok": False}}], budget).route
+    'critique'
 """
 
 from __future__ import annotations
@@ -14,8 +27,12 @@ from typing import Any, Literal, NamedTuple
 
 from ..verifiers.base import INVALID
 from ..verifiers.lean.source import UNVERIFIED
-from .state import BudgetStop, Stage, Status, solution_steps, total_seconds, total_tokens
+from .state import STRATEGIES, BudgetStop, Stage, Status, Strategy, solution_steps, total_seconds, total_tokens
 
+
+RESAMPLE_TEMPERATURE = 0.8
+"""The sampling temperature of a ``resample`` attempt: an independent draw (above Qwen2.5's 0.7, so
+that it leaves the greedy path of the failed attempts)."""
 
 @dataclass(frozen=True)
 class Budget:
@@ -23,8 +40,10 @@ class Budget:
 
     Attributes:
         max_attempts: solution attempts in all (the Solver's plus every revision), >= 1.
-        max_reflections: critique + revise rounds before the answer-guided revision, >= 0.
-        answer_guided: whether to make one answer-guided revision when reflection has failed.
+        max_reflections: critique + revise rounds before the answer-guided revision, >= 0 (read
+            only when ``strategy`` is ``None``).
+        answer_guided: whether to make one answer-guided revision when reflection has failed (read
+            only when ``strategy`` is ``None``).
         max_tokens: prompt + completion tokens over all model calls of the question: the default
             guard against runaway questions, and the same on a fast and a slow machine.
         max_seconds: seconds of model and verifier time of the question (summed over its steps, so
@@ -34,9 +53,25 @@ class Budget:
         mc_samples: k, the independent samples that must all pick the correct letter before a
             ``k_sample`` multiple-choice attempt is accepted (the attempt and k-1 more, drawn by the
             ``confirm`` node at a sampling temperature), >= 1; 1 accepts the attempt alone.
+        strategy: the order of attempt strategies (:data:`Strategy` names), e.g. ``("cot", "reflect",
+            "resample", "reflect", "answer_guided")``: ``cot`` first, ``answer_guided`` (if present)
+            last; TOML ``strategy = ["cot", "reflect", ...]``, ``--budget strategy=cot/reflect/...``.
+            ``None`` (the default) keeps the loop as it was before strategies were data:
+            ``cot``, then ``max_reflections`` times ``reflect``, then ``answer_guided`` when
+            ``answer_guided`` (with the defaults: cot, reflect, reflect, answer_guided, in 4 attempts),
+            until a benchmark (``benchmarks/bench_reflection.py``) picks another order. The order
+            is also capped by ``max_attempts``.
 
     Raises:
-        ValueError: a limit out of range or not a finite number.
+        ValueError: a limit out of range or not a finite number; an unknown strategy, or an order
+            that does not start with ``cot`` or has ``answer_guided`` elsewhere than last.
+
+    Example::
+
+        >>> Budget.parse("attempts=5,strategy=cot/reflect/resample/reflect/answer_guided").order
+        ('cot', 'reflect', 'resample', 'reflect', 'answer_guided')
+        >>> Budget().order
+        ('cot', 'reflect', 'reflect', 'answer_guided')
     """
 
     max_attempts: int = 4
@@ -45,8 +80,12 @@ class Budget:
     max_tokens: int = 24_000
     max_seconds: float | None = None
     mc_samples: int = 3
+    strategy: tuple[Strategy, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.strategy is not None:
+            object.__setattr__(self, "strategy", tuple(self.strategy))
+            check_strategy(self.strategy)
         if self.mc_samples < 1:
             raise ValueError("budget: mc_samples must be >= 1")
         if self.max_attempts < 1:
@@ -58,9 +97,18 @@ class Budget:
         if self.max_seconds is not None and not (math.isfinite(self.max_seconds) and self.max_seconds > 0):
             raise ValueError("budget: seconds must be a positive, finite number (or 'none')")
 
+    @property
+    def order(self) -> tuple[Strategy, ...]:
+        """The attempt strategies in order: ``strategy``, or the order ``max_reflections`` and
+        ``answer_guided`` describe when it is ``None``."""
+        if self.strategy is not None:
+            return self.strategy
+        return ("cot", *("reflect",) * self.max_reflections, *(("answer_guided",) if self.answer_guided else ()))
+
     @classmethod
     def parse(cls, spec: str) -> Budget:
-        """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes,mc_samples=3"``.
+        """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes,mc_samples=3"``,
+        or ``"strategy=cot/reflect/resample/answer_guided"`` (names joined by ``/``).
 
         Missing keys keep their defaults; ``seconds=none`` (or ``off``) means no time limit.
 
@@ -68,7 +116,8 @@ class Budget:
             ValueError: an unknown key or a bad value (the message names it).
         """
         names = {"attempts": "max_attempts", "reflections": "max_reflections", "tokens": "max_tokens",
-                 "seconds": "max_seconds", "answer_guided": "answer_guided", "mc_samples": "mc_samples"}
+                 "seconds": "max_seconds", "answer_guided": "answer_guided", "mc_samples": "mc_samples",
+                 "strategy": "strategy"}
         values: dict[str, Any] = {}
         for item in filter(None, (s.strip() for s in spec.split(","))):
             key, sep, raw = item.partition("=")
@@ -80,6 +129,9 @@ class Budget:
                     if raw.lower() not in ("yes", "no", "true", "false", "1", "0"):
                         raise ValueError
                     values[names[key]] = raw.lower() in ("yes", "true", "1")
+                elif key == "strategy":
+                    values[names[key]] = tuple(n.strip() for n in raw.split("/"))
+                    check_strategy(values[names[key]])
                 elif key == "seconds" and raw.lower() in ("none", "off"):
                     values[names[key]] = None
                 elif key == "seconds":
@@ -88,8 +140,9 @@ class Budget:
                         raise ValueError
                 else:
                     values[names[key]] = int(raw)
-            except ValueError:
-                raise ValueError(f"budget: bad value for {key}: '{raw}'") from None
+            except ValueError as exc:
+                why = f": {exc}" if key == "strategy" and str(exc) else ""
+                raise ValueError(f"budget: bad value for {key}: '{raw}'{why}") from None
         return cls(**values)
 
     def seconds_left(self, steps: Sequence[Mapping[str, Any]]) -> float | None:
@@ -117,7 +170,24 @@ def describe_stop(stop: BudgetStop) -> str:
     return f"budget: {stop['limit']} ({stop['used']:.0f} >= {stop['allowed']:.0f})"
 
 
-Route = Literal["confirm", "critique", "answer_guided", "end"]
+def check_strategy(order: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` (naming the fault) unless ``order`` is a valid strategy order (see :class:`Budget`)."""
+    unknown = [n for n in order if n not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategy {', '.join(map(repr, unknown))}; use {', '.join(STRATEGIES)}")
+    if not order or order[0] != "cot":
+        raise ValueError("the first strategy must be 'cot'")
+    if "cot" in order[1:]:
+        raise ValueError("'cot' only as the first strategy (use 'resample' for a fresh attempt)")
+    if "answer_guided" in order[:-1]:
+        raise ValueError("'answer_guided' only as the last strategy")
+
+
+Route = Literal["confirm", "critique", "resample", "answer_guided", "end"]
+"""A node ``decide`` routes to: ``critique`` begins the ``reflect`` strategy (critique -> revise)."""
+
+_ROUTE_OF: dict[str, Route] = {"reflect": "critique", "resample": "resample", "answer_guided": "answer_guided"}
+"""The node each strategy after ``cot`` starts at."""
 
 
 class Decision(NamedTuple):
@@ -148,12 +218,16 @@ def decide(steps: Sequence[Mapping[str, Any]], budget: Budget, mc_path: str | No
     ``confirm`` (when ``budget.mc_samples`` > 1; ``confirm`` calls this again once they are, and the
     attempt's verdict then says whether they agreed); an accepted attempt ends the loop (``accepted``); a checker that could not check at all
     (verdict reason ``unverified``: no Lean toolchain) ends it (``unverified``: without evidence
-    there is nothing to reflect on); then the budget (attempts, tokens, seconds); then reflection
-    while fewer than ``max_reflections`` rounds were made; then one answer-guided revision (when
-    ``budget.answer_guided``); else the loop is exhausted (``rejected``). A loop that ends without
-    an accepted attempt ends ``invalid`` instead of ``rejected`` when its last attempt's verdict is
-    ``invalid`` (cut off, a loop, a self-contradiction), its ``stop_reason`` then naming the kind:
-    ``invalid (truncated); budget: attempts (4)``.
+    there is nothing to reflect on); then the budget (attempts, tokens, seconds); then the next
+    strategy of ``budget.order`` (attempt ``n + 1`` is made by ``order[n]``), except that after an
+    attempt marked ``repeated`` (its final answer equals an earlier failed one's) ``reflect`` is
+    skipped for the next other strategy; else the loop is exhausted (``rejected``). A loop that ends
+    without an accepted attempt ends ``invalid`` instead of ``rejected`` when its last attempt's
+    verdict is ``invalid`` (cut off, a loop, a self-contradiction), its ``stop_reason`` then naming
+    the kind: ``invalid (truncated); budget: attempts (4)``.
+
+    Steps recorded before strategies were data (no ``strategy`` field) are counted the same way:
+    by position, which is how the default order was made before.
     """
     solutions = solution_steps(steps)
     verdict = (solutions[-1].get("verdict") or {}) if solutions else {}
@@ -166,13 +240,21 @@ def decide(steps: Sequence[Mapping[str, Any]], budget: Budget, mc_path: str | No
     stop = budget.exhausted(steps)
     if stop is not None:
         return _failed(verdict, describe_stop(stop), stop)
-    if sum(1 for s in solutions if s["stage"] == "reflection") < budget.max_reflections:
-        return Decision("critique", "running", None)
-    if budget.answer_guided and not any(s["stage"] == "answer_guided" for s in solutions):
-        return Decision("answer_guided", "running", None)
-    if budget.answer_guided:
+    order = budget.order
+    upcoming = list(order[len(solutions):])
+    repeated = bool(solutions and solutions[-1].get("repeated"))
+    if repeated:  # the same wrong answer again: no more edits of that text, the next other strategy
+        upcoming = [name for name in upcoming if name != "reflect"]
+    if upcoming:
+        return Decision(_ROUTE_OF[upcoming[0]], "running", None)
+    if repeated and len(solutions) < len(order):
+        return _failed(verdict, f"repeated answer (attempt {solutions[-1]['attempt']} repeats attempt "
+                                f"{solutions[-1]['repeated']}); no other strategy left")
+    if order[-1] == "answer_guided":
         return _failed(verdict, "answer-guided revision failed")
-    return _failed(verdict, f"reflection failed ({budget.max_reflections} rounds)")
+    if budget.strategy is None:
+        return _failed(verdict, f"reflection failed ({budget.max_reflections} rounds)")
+    return _failed(verdict, f"strategies exhausted ({'/'.join(order)})")
 
 
 def _failed(verdict: Mapping[str, Any], reason: str, stop: BudgetStop | None = None) -> Decision:
@@ -183,4 +265,5 @@ def _failed(verdict: Mapping[str, Any], reason: str, stop: BudgetStop | None = N
     return Decision("end", "rejected", reason, budget_stop=stop)
 
 
-__all__ = ["Budget", "Decision", "Route", "decide", "describe_stop"]
+__all__ = ["RESAMPLE_TEMPERATURE", "STRATEGIES", "Budget", "Decision", "Route", "Strategy", "check_strategy", "decide",
+           "describe_stop"]

@@ -45,8 +45,11 @@ def build_formal_graph(checkpointer: Any = None) -> CompiledStateGraph:
 
 def formal_context(agents: AgentTeam, verify: VerifyFn, budget: Budget = Budget()) -> AnnotationContext:
     """The runtime context of the formal graph: the formal prompts, and the budget without its
-    answer-guided stage (there is no reference proof to show)."""
-    return AnnotationContext(agents=agents, verify=verify, budget=replace(budget, answer_guided=False), prompts=FORMAL_PROMPTS)
+    answer-guided stage (there is no reference proof to show) and, of a strategy order, only the
+    strategies this graph has (``cot``, ``reflect``)."""
+    strategy = None if budget.strategy is None else tuple(s for s in budget.strategy if s in ("cot", "reflect"))
+    return AnnotationContext(agents=agents, verify=verify, budget=replace(budget, answer_guided=False, strategy=strategy),
+                             prompts=FORMAL_PROMPTS)
 
 
 __all__ = ["build_formal_graph", "formal_context"]

@@ -8,9 +8,15 @@ Each node is a function of the question's state and LangGraph's runtime (whose `
                    then says, once, where the loop goes (``route``) and, if it ends, how.
 ``critique``       the Critic names the first wrong step, from the verifier's evidence (stage ``reflection``).
 ``revise``         the Reviser rewrites the solution from the critique (stage ``reflection``).
+``resample``       a fresh Solver attempt at a higher temperature, told which final answers were found
+                   wrong (strategy ``resample``, stage ``cot``: it never sees an earlier text).
 ``answer_guided``  the Reviser is shown the reference answer and must derive it (stage ``answer_guided``).
 ``confirm``        a ``k_sample`` multiple-choice attempt the verifier accepted: k-1 more independent
                    samples of its prompt, each verified; accepted only when all pick the correct letter.
+
+Every step records the strategy that made it (``strategy``: :data:`~scireflect.graphs.state.Strategy`);
+``verify`` marks an attempt whose final answer equals an earlier failed one's (``repeated``), and
+``decide`` then moves on to the next other strategy instead of reflecting on the same text again.
 
 A multiple-choice question takes one path for its whole loop (``mc_path``, set by ``solve``): the
 nodes hand the prompts and the verifier the question marked with it
@@ -41,11 +47,12 @@ from ..agents.prompts import Prompt
 from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
 from ..agents.roles import AgentReply, CallProgress
-from ..verifiers.answer.options import with_mc_path
-from ..verifiers.base import SAMPLE_DISAGREEMENT
-from .budget import Route, decide, describe_stop
+from ..verifiers.answer.options import is_multiple_choice, with_mc_path
+from ..verifiers.base import EQUAL, SAMPLE_DISAGREEMENT, UNIT_CONVERTED, wrong_answer
+from .budget import RESAMPLE_TEMPERATURE, Route, decide, describe_stop
 from .context import AnnotationContext, choose_mc_path
-from .state import AnnotationState, BudgetStop, Sample, Stage, Step, merge_steps, solution_steps, total_seconds
+from .state import (AnnotationState, BudgetStop, Sample, Stage, Step, Strategy, merge_steps, solution_steps,
+                    total_seconds)
 
 SAMPLE_TEMPERATURE = 0.7
 """The sampling temperature of ``confirm``'s samples: independent draws, whatever the run's own
@@ -92,15 +99,31 @@ def new_step(index: int, role: Role, stage: Stage, attempt: int, reply: AgentRep
     }
 
 
+_STRATEGY_OF_STAGE: dict[str, Strategy] = {"cot": "cot", "reflection": "reflect", "answer_guided": "answer_guided"}
+
+
+def strategy_of(step: Mapping[str, Any]) -> Strategy:
+    """The strategy that made ``step``: its ``strategy``, or, for steps recorded before strategies were
+    data, the one of its stage (``reflection`` -> ``reflect``)."""
+    return step.get("strategy") or _STRATEGY_OF_STAGE.get(step.get("stage", "cot"), "cot")
+
+
+def failed_answers(steps: list[Step]) -> list[str]:
+    """The final answers of ``steps``' attempts that the verifier found wrong, in order (repeats kept):
+    :func:`~scireflect.verifiers.base.wrong_answer`, so never an answer that matched the reference."""
+    return [a for a in (wrong_answer(s.get("verdict")) for s in solution_steps(steps)) if a is not None]
+
+
 def _budget_end(stop: BudgetStop) -> dict[str, Any]:
     return {"status": "rejected", "stop_reason": describe_stop(stop), "budget_stop": stop}
 
 
 async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role, stage: Stage, attempt: int,
-                     prompt: Prompt, *, temperature: float | None = None) -> dict[str, Any]:
+                     prompt: Prompt, *, temperature: float | None = None, strategy: Strategy | None = None) -> dict[str, Any]:
     """One model call of ``ctx.agents.<role>`` within the question's remaining time budget, holding
     one of the run's call slots (``ctx.call_slots``) for the call only; ``temperature`` overrides the
-    agent's sampling temperature for this call (:meth:`~scireflect.agents.roles.Agent.with_temperature`).
+    agent's sampling temperature for this call (:meth:`~scireflect.agents.roles.Agent.with_temperature`);
+    ``strategy`` is recorded in the step (default: the one of ``stage``, :func:`strategy_of`).
 
     Returns a state update: the new step; and ``status``/``stop_reason`` (plus ``budget_stop`` or
     ``error_kind``) when the call ended the question.
@@ -114,7 +137,10 @@ async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role,
         return _budget_end({"limit": "seconds", "used": round(total_seconds(steps), 3), "allowed": ctx.budget.max_seconds})
     slot = ctx.call_slots.hold(continuing=bool(steps)) if ctx.call_slots is not None else contextlib.nullcontext()
     async with slot:  # waiting for a slot is not the model's time: the budget's clock starts below
-        return await _call_in_slot(steps, ctx, role, stage, attempt, prompt, state["question"]["id"], remaining, temperature)
+        update = await _call_in_slot(steps, ctx, role, stage, attempt, prompt, state["question"]["id"], remaining, temperature)
+    for step in update.get("steps", ()):
+        step["strategy"] = strategy or strategy_of(step)
+    return update
 
 
 async def _call_in_slot(steps: list[Step], ctx: AnnotationContext, role: Role, stage: Stage, attempt: int, prompt: Prompt,
@@ -170,19 +196,21 @@ def _question(state: Mapping[str, Any]) -> dict[str, Any]:
     return with_mc_path(state["question"], state.get("mc_path"))
 
 
-def attempt_prompt(ctx: AnnotationContext, question: Mapping[str, Any], variant: str, stage: Stage,
+def attempt_prompt(ctx: AnnotationContext, question: Mapping[str, Any], variant: str, strategy: Strategy,
                    earlier: list[Step]) -> Prompt:
-    """The prompt of a solution attempt of ``stage`` made after the steps ``earlier``: the Solver's
-    (``cot``), a revision from the last critique (``reflection``) or the answer-guided revision of the
-    last attempt (``answer_guided``). The one place an attempt's prompt is made, so that ``confirm``
-    samples exactly the prompt of the attempt it confirms."""
-    if stage == "cot":
+    """The prompt of a solution attempt made by ``strategy`` after the steps ``earlier``: the Solver's
+    (``cot``), a revision from the last critique (``reflect``), a fresh attempt told the failed answers
+    (``resample``) or the answer-guided revision (``answer_guided``). The one place an attempt's prompt
+    is made, so that ``confirm`` samples exactly the prompt of the attempt it confirms."""
+    if strategy == "cot":
         return ctx.prompts.solve(question, variant)
     attempts = solution_steps(earlier)
-    if stage == "reflection":
+    if strategy == "reflect":
         last_critique = [s for s in earlier if s["kind"] == "critique"][-1]
         return ctx.prompts.revise(question, variant, attempts[-1], last_critique)
-    return ctx.prompts.answer_guided(question, variant, attempts[-1])
+    if strategy == "resample":
+        return ctx.prompts.resample(question, variant, failed_answers(earlier))
+    return ctx.prompts.answer_guided(question, variant, attempts[-1], failed_answers(earlier))
 
 
 async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
@@ -192,7 +220,8 @@ async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> 
     ctx = runtime.context
     path = await choose_mc_path(ctx, state["question"])
     question = with_mc_path(state["question"], path)
-    update = await call_model(state, ctx, "solver", "cot", 1, attempt_prompt(ctx, question, state["variant"], "cot", []))
+    update = await call_model(state, ctx, "solver", "cot", 1, attempt_prompt(ctx, question, state["variant"], "cot", []),
+                              strategy="cot")
     return {**update, "mc_path": path}
 
 
@@ -209,9 +238,50 @@ async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     verdict = await ctx.verify(written, _question(state), finish_reason=step.get("finish_reason"))
     step["verdict"] = verdict.to_dict()
     step["parsed_answer"] = verdict.extracted
+    earlier = [s for s in solution_steps(state["steps"]) if s["index"] < step["index"]]
+    step["repeated"] = await repeated_attempt(ctx, step["verdict"], earlier, _question(state))
     judged: Step = step  # type: ignore[assignment]
     decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"))
     return {"steps": [judged], **decision.update()}
+
+
+def _same_answer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two verdicts' answers are the same string: their normalised candidates, else their extracted texts."""
+    if a.get("candidate") is not None and b.get("candidate") is not None:
+        return " ".join(str(a["candidate"]).split()) == " ".join(str(b["candidate"]).split())
+    return " ".join(str(a.get("extracted")).split()) == " ".join(str(b.get("extracted")).split())
+
+
+async def repeated_attempt(ctx: AnnotationContext, verdict: Mapping[str, Any], earlier: list[Step],
+                           question: Mapping[str, Any]) -> int | None:
+    """The attempt number of the first of ``earlier`` whose wrong final answer this ``verdict``'s wrong
+    answer equals, or ``None`` (also when this answer was not found wrong: :func:`wrong_answer`).
+
+    Equal means the same normalised candidate (or extracted text); else, for a question that is not
+    multiple choice, the verifier's own equivalence: ``ctx.verify`` (the sandboxed check, never an
+    evaluation of model text here) of ``\\boxed{this answer}`` with the earlier answer as the reference
+    (``equal`` or ``unit_converted``), so ``0.5`` repeats ``1/2``. Multiple-choice letters are compared
+    as strings (a value solved without the options maps to its letter by the reference only).
+    """
+    answer = wrong_answer(verdict)
+    if answer is None:
+        return None
+    prior = [(s["attempt"], s["verdict"], wrong_answer(s.get("verdict"))) for s in earlier]
+    prior = [(n, v, a) for n, v, a in prior if a is not None]
+    for number, prior_verdict, _ in prior:
+        if _same_answer(verdict, prior_verdict):
+            return number
+    if is_multiple_choice(question):
+        return None
+    checked: set[str] = set()
+    for number, _, prior_answer in prior:
+        if prior_answer in checked:
+            continue
+        checked.add(prior_answer)
+        same = await ctx.verify(f"\\boxed{{{answer}}}", {**question, "answer": prior_answer})
+        if same.reason in (EQUAL, UNIT_CONVERTED):
+            return number
+    return None
 
 
 async def confirm(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
@@ -228,13 +298,13 @@ async def confirm(state: AnnotationState, runtime: Runtime[AnnotationContext]) -
     step = dict(_last_attempt(state))
     question = _question(state)
     earlier = [s for s in state["steps"] if s["index"] < step["index"]]
-    prompt = attempt_prompt(ctx, question, state["variant"], step["stage"], earlier)
+    prompt = attempt_prompt(ctx, question, state["variant"], strategy_of(step), earlier)
     samples: list[Sample] = []
     ended: dict[str, Any] = {}
     for _ in range(ctx.budget.mc_samples - 1):
         so_far = merge_steps(state["steps"], [{**step, "samples": samples}])  # type: ignore[list-item]
         update = await call_model({**state, "steps": so_far}, ctx, step["role"], step["stage"], step["attempt"], prompt,
-                                  temperature=SAMPLE_TEMPERATURE)
+                                  temperature=SAMPLE_TEMPERATURE, strategy=strategy_of(step))
         call = update["steps"][0] if update.get("steps") else None
         if call is not None:
             samples.append(await _verified_sample(ctx, call, question))
@@ -282,28 +352,41 @@ def _disagreement(verdict: Mapping[str, Any], samples: list[Sample], *, complete
 
 
 async def critique(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
-    """The Critic reviews the last attempt with the verifier's evidence (never the reference answer)."""
+    """The Critic reviews the last attempt with the verifier's evidence and the final answers of the
+    earlier attempts that were found wrong (never the reference answer)."""
     ctx = runtime.context
     last = _last_attempt(state)
-    prompt = ctx.prompts.critique(_question(state), state["variant"], last)
-    return await call_model(state, ctx, "critic", "reflection", last["attempt"], prompt)
+    earlier = [s for s in state["steps"] if s["index"] < last["index"]]
+    prompt = ctx.prompts.critique(_question(state), state["variant"], last, failed_answers(earlier))
+    return await call_model(state, ctx, "critic", "reflection", last["attempt"], prompt, strategy="reflect")
 
 
 async def revise(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
     """The Reviser rewrites the whole solution from the last critique."""
     ctx = runtime.context
     attempts = solution_steps(state["steps"])
-    prompt = attempt_prompt(ctx, _question(state), state["variant"], "reflection", state["steps"])
-    return await call_model(state, ctx, "reviser", "reflection", len(attempts) + 1, prompt)
+    prompt = attempt_prompt(ctx, _question(state), state["variant"], "reflect", state["steps"])
+    return await call_model(state, ctx, "reviser", "reflection", len(attempts) + 1, prompt, strategy="reflect")
+
+
+async def resample(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """A fresh Solver attempt at :data:`~scireflect.graphs.budget.RESAMPLE_TEMPERATURE`, told which final
+    answers were found wrong and shown no earlier text (the pass@k baseline, with that one hint)."""
+    ctx = runtime.context
+    attempts = solution_steps(state["steps"])
+    prompt = attempt_prompt(ctx, _question(state), state["variant"], "resample", state["steps"])
+    return await call_model(state, ctx, "solver", "cot", len(attempts) + 1, prompt, temperature=RESAMPLE_TEMPERATURE,
+                            strategy="resample")
 
 
 async def answer_guided(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
-    """The Reviser is shown the reference answer and derives it (STaR's rationalization); for an
-    ``options_free`` question the reference is the correct option's text, never its letter."""
+    """The Reviser is shown the problem and the reference answer (never the failed solution's text, only
+    its wrong final answers) and derives it (STaR's rationalization); for an ``options_free`` question the
+    reference is the correct option's text, never its letter."""
     ctx = runtime.context
     attempts = solution_steps(state["steps"])
     prompt = attempt_prompt(ctx, _question(state), state["variant"], "answer_guided", state["steps"])
-    return await call_model(state, ctx, "reviser", "answer_guided", len(attempts) + 1, prompt)
+    return await call_model(state, ctx, "reviser", "answer_guided", len(attempts) + 1, prompt, strategy="answer_guided")
 
 
 def after_call(state: Mapping[str, Any]) -> Literal["next", "end"]:
@@ -325,8 +408,12 @@ __all__ = [
     "call_model",
     "confirm",
     "critique",
+    "failed_answers",
     "new_step",
+    "repeated_attempt",
+    "resample",
     "revise",
     "solve",
+    "strategy_of",
     "verify",
 ]

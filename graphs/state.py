@@ -21,6 +21,17 @@ rationalization: such traces know the answer and are marked so they can be filte
 
 STAGES: tuple[Stage, ...] = ("cot", "reflection", "answer_guided")
 
+Strategy = Literal["cot", "reflect", "resample", "answer_guided"]
+"""How an attempt is made: ``cot`` (the Solver's chain of thought: always the first attempt),
+``reflect`` (the Critic reviews the last attempt with the verifier's evidence, then the Reviser
+rewrites it: graph nodes ``critique`` -> ``revise``), ``resample`` (a fresh Solver attempt at
+:data:`~scireflect.graphs.budget.RESAMPLE_TEMPERATURE`, told which answers already failed, not shown any earlier text: node
+``resample``), ``answer_guided`` (the Reviser is shown the reference answer and derives it: node
+``answer_guided``; only as the last strategy). ``program`` (program of thought in the sandbox) is not
+built yet. The order is ``Budget.strategy`` (:class:`~scireflect.graphs.budget.Budget`)."""
+
+STRATEGIES: tuple[Strategy, ...] = ("cot", "reflect", "resample", "answer_guided")
+
 Status = Literal["running", "accepted", "rejected", "invalid", "error", "unverified"]
 """A question's status: ``running`` until the loop ends, then one of :data:`FINAL_STATUSES`."""
 
@@ -113,6 +124,18 @@ class Step(TypedDict):
     """Solutions: the final answer the verifier extracted, or ``None``."""
     verdict: dict[str, Any] | None
     """Solutions: the verifier's verdict (:meth:`scireflect.verifiers.base.Verdict.to_dict`), once judged."""
+    strategy: NotRequired[Strategy]
+    """Solutions: the strategy that made the attempt (:data:`Strategy`): ``cot``, ``reflect``,
+    ``resample`` or ``answer_guided``; critiques carry ``reflect``. Absent in traces and checkpoints
+    made before strategies were data (there the stage says it: ``reflection`` is ``reflect``)."""
+    repeated: NotRequired[int | None]
+    """Solutions: the attempt number of an earlier failed attempt whose final answer this one's equals
+    (by the verifier's equivalence: see the ``verify`` node), or ``None``; set with the verdict. After
+    a repeated answer :func:`~scireflect.graphs.budget.decide` does not ``reflect`` again."""
+    loop_saved_tokens: NotRequired[int]
+    """A call stopped while streaming because its reply had fallen into a loop (``finish_reason``
+    ``loop``): the completion tokens it did not spend, ``max_tokens`` minus those streamed (0 when the
+    model's ``max_tokens`` is unknown). Absent on other calls."""
     samples: NotRequired[list[Sample]]
     """A ``k_sample`` attempt the verifier accepted: the k-1 more samples of its prompt that ``confirm``
     drew (each verified); its ``verdict`` is then ``sample_disagreement`` unless every sample picked the
@@ -207,8 +230,10 @@ __all__ = [
     "AnnotationState",
     "BudgetStop",
     "ErrorKind",
+    "STRATEGIES",
     "Stage",
     "Status",
+    "Strategy",
     "Step",
     "initial_state",
     "merge_steps",

@@ -101,7 +101,8 @@ async def test_reflection_then_accepted_keeps_every_step_and_hides_reference_fro
 
 
 async def test_answer_guided_after_failed_reflections_is_marked():
-    agents, models = team([WRONG], [CRITIQUE, CRITIQUE], [WRONG, WRONG, RIGHT])
+    # three different wrong answers: none repeats an earlier one, so both reflections are made
+    agents, models = team([WRONG], [CRITIQUE, CRITIQUE], [WRONG.replace("144", "145"), WRONG.replace("144", "146"), RIGHT])
     state = await run(agents, Budget(max_attempts=4, max_reflections=2))
     assert state["status"] == "accepted" and state["accepted_stage"] == "answer_guided"
     stages = [(s["role"], s["stage"]) for s in state["steps"]]

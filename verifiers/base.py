@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -192,6 +192,46 @@ def critic_evidence(verdict: Mapping[str, Any]) -> str:
         return f"verifier: {status} (calculation_error). {steps}"
     line = f"verifier: {status} ({_shown_reason(verdict)}); extracted final answer: {got}. {_why_in_kind(verdict)}"
     return f"{line} {steps}" if steps and status != "accepted" else line
+
+
+NOT_A_WRONG_ANSWER = (STEP_ERROR, SAMPLE_DISAGREEMENT, INVALID)
+"""Reasons of a failed verdict whose final answer was not found wrong: ``step_error`` (it matched, a
+claim is false), ``sample_disagreement`` (it matched, the samples disagreed), ``invalid`` (none read)."""
+
+
+def wrong_answer(verdict: Mapping[str, Any] | None) -> str | None:
+    """The final answer of a verdict (as stored in a step) when the check found *the answer itself*
+    wrong (``ok`` False, a reason not in :data:`NOT_A_WRONG_ANSWER`), else ``None``.
+
+    Only such answers may be named to a later role as "found wrong": a ``step_error`` attempt's answer
+    matched the reference, so naming it would tell the reference.
+
+    Example::
+
+        >>> wrong_answer({"ok": False, "reason": "numeric_mismatch", "extracted": "5.2"})
+        '5.2'
+        >>> wrong_answer({"ok": False, "reason": "step_error", "extracted": "72"}) is None
+        True
+    """
+    if not verdict or verdict.get("ok") is not False or verdict.get("reason") in NOT_A_WRONG_ANSWER:
+        return None
+    extracted = verdict.get("extracted")
+    return str(extracted).strip() or None if extracted is not None else None
+
+
+def failed_answers_evidence(answers: Sequence[str]) -> str:
+    """The final answers already found wrong (each a :func:`wrong_answer`, in the order given, repeats
+    counted) as one sentence for a later role, e.g. ``Final answers already found wrong: 5.2 (twice), 7.``;
+    empty for none. Built from the model's own answers only, never from the reference.
+    """
+    counts: dict[str, int] = {}
+    for answer in answers:
+        counts[answer] = counts.get(answer, 0) + 1
+    if not counts:
+        return ""
+    times = {1: "", 2: " (twice)"}
+    listed = ", ".join(f"{a}{times.get(n, f' ({n} times)')}" for a, n in counts.items())
+    return f"Final answers already found wrong: {listed}."
 
 
 def _false_claims(verdict: Mapping[str, Any]) -> bool:
