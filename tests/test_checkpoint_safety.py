@@ -108,6 +108,27 @@ async def test_resume_ignores_a_planted_checkpoint_and_redoes_the_question(tmp_p
     assert [json.loads(line)["id"] for line in (run_dir / "traces.jsonl").read_text().split("\n") if line] == ["q0"]
 
 
+@pytest.mark.parametrize("metadata", [ormsgpack.packb({"step": 1, "source": "loop"}), b'{"step": ', '{"step": ', b"[1, 2]"],
+                         ids=["msgpack-bytes", "cut-json-bytes", "cut-json-text", "not-a-mapping"])
+async def test_resume_reports_a_malformed_checkpoint_row_and_restarts_the_question(tmp_path, metadata):
+    """Issue 25, finding 3: a checkpoint row whose metadata is not JSON crashed every resume with a
+    traceback until checkpoints.sqlite was deleted by hand; the question is now reported and restarts."""
+    run_dir, questions = await interrupted_run(tmp_path)
+    db = run_dir / "checkpoints.sqlite"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("UPDATE checkpoints SET metadata = ?", (metadata,)).rowcount >= 1
+    states, rejected = read_in_progress(db)
+    assert states == {} and len(rejected) == 1 and "'q0'" in rejected[0] and "malformed" in rejected[0]
+    team, models = scripted_team([WRONG], [CRITIQUE], [RIGHT])
+    events = []
+    result = await annotate(load_questions(questions), run_dir, RunSettings(concurrency=1), team=team,
+                            verifier=ExactBoxedVerifier(), on_event=lambda kind, data: events.append((kind, data)))
+    warnings = [d["message"] for k, d in events if k == "warning"]
+    assert any("q0" in w and "malformed" in w and "question restarts" in w for w in warnings), warnings
+    assert result.summary["all"].accepted == 1 and len(models["solver"].calls) == 1  # restarted from the solver
+    assert [json.loads(line)["id"] for line in (run_dir / "traces.jsonl").read_text().split("\n") if line] == ["q0"]
+
+
 async def test_a_normal_run_resumes_through_the_plain_data_serializer(tmp_path):
     """The state the graph writes is plain data: an interrupted question resumes without redoing its solver call."""
     run_dir, questions = await interrupted_run(tmp_path)

@@ -27,7 +27,8 @@ from ..graphs.state import solution_steps, total_seconds, total_tokens
 
 
 class CheckpointRejected(ValueError):
-    """A checkpoint holds something other than plain data (an object to construct, a pickle, ...)."""
+    """A checkpoint holds something other than plain data (an object to construct, a pickle, ...),
+    or its row is malformed (metadata that is not JSON, a checkpoint that is not a mapping)."""
 
 
 _BIN_MARKERS = (b"\xc4", b"\xc5", b"\xc6")  # msgpack bin 8/16/32
@@ -107,7 +108,31 @@ class PlainDataSerializer(JsonPlusSerializer):
         raise CheckpointRejected(f"the checkpoint holds a value of type '{type_}' (only plain msgpack data is read)")
 
 
-class InlineSqliteSaver(SqliteSaver):
+class CheckedSqliteSaver(SqliteSaver):
+    """LangGraph's SQLite checkpointer whose reads turn a malformed row into :class:`CheckpointRejected`.
+
+    ``SqliteSaver.get_tuple`` parses a row's ``metadata`` with ``json.loads`` and indexes the decoded
+    checkpoint: a row whose metadata is msgpack bytes or cut JSON (``{"step": ``), or whose
+    checkpoint decodes to something other than a mapping, raised ``JSONDecodeError``,
+    ``UnicodeDecodeError`` or ``TypeError`` out of every resume. Such a row is reported like a
+    checkpoint that is not plain data: the reader names the question and the cause, and the
+    runner deletes the checkpoints and restarts the question.
+    """
+
+    def get_tuple(self, config: Any) -> Any:
+        try:
+            saved = super().get_tuple(config)
+        except CheckpointRejected:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            raise CheckpointRejected(f"the checkpoint row is malformed ({type(exc).__name__}: {str(exc)[:200]})") from None
+        if saved is not None and not (isinstance(saved.checkpoint, dict) and isinstance(saved.checkpoint.get("channel_values", {}), dict)
+                                      and isinstance(saved.metadata, dict)):
+            raise CheckpointRejected("the checkpoint row is malformed (its checkpoint or metadata is not a mapping)")
+        return saved
+
+
+class InlineSqliteSaver(CheckedSqliteSaver):
     """LangGraph's SQLite checkpointer with its async methods run in the event loop's own thread, and
     one commit for every write made in one turn of the loop.
 
@@ -271,14 +296,14 @@ def read_in_progress(path: str | Path) -> tuple[dict[str, dict[str, Any]], list[
         ``({id: record}, rejected)``: records built from each thread's latest checkpoint (``id``,
         ``subject``, ``status`` ``running``, ``question``, ``steps``, ``n_attempts``, ``tokens``,
         ``seconds``, ``updated_at``), and one message per question whose checkpoint is not plain
-        data (left out, never executed).
+        data or is malformed (left out, never executed).
 
     Raises:
         sqlite3.Error: the database is missing, locked or not a checkpoint database.
     """
     conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=1.0, check_same_thread=False)
     try:
-        saver = SqliteSaver(conn, serde=PlainDataSerializer())
+        saver = CheckedSqliteSaver(conn, serde=PlainDataSerializer())
         threads = [row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints WHERE checkpoint_ns = ''")]
         out, rejected = {}, []
         for thread in threads:
@@ -311,5 +336,5 @@ def read_in_progress(path: str | Path) -> tuple[dict[str, dict[str, Any]], list[
         conn.close()
 
 
-__all__ = ["CheckpointRejected", "InlineSqliteSaver", "PlainDataSerializer", "checkpointed_threads", "compact", "open_checkpointer", "open_run_checkpointer",
+__all__ = ["CheckedSqliteSaver", "CheckpointRejected", "InlineSqliteSaver", "PlainDataSerializer", "checkpointed_threads", "compact", "open_checkpointer", "open_run_checkpointer",
            "read_in_progress"]

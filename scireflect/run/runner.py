@@ -295,7 +295,8 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
 
 async def _resume_point(graph: Any, saver: Any, config: dict[str, Any], say: ProgressCallback) -> Any:
     """The checkpointed state of an interrupted question, or ``None`` when its checkpoint is not plain
-    data: such a checkpoint is reported and deleted (never executed), and the question restarts."""
+    data or its row is malformed (:class:`CheckpointRejected`): such a checkpoint is reported and
+    deleted (never executed), and the question restarts."""
     try:
         return await graph.aget_state(config)
     except CheckpointRejected as exc:
