@@ -97,6 +97,22 @@ def test_malformed_line_stops_before_any_model_call(tmp_path, mock):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "q3", "question": "x?", "answer": "1", "meta": ' + "[" * 300 + "]" * 300 + "}", "lists or objects nested more than 32 levels"),
+    ('{"id": "q3", "question": "x?", "answer": "1", "meta": ' + "[" * 5000 + "]" * 5000 + "}", "lists or objects nested too deeply"),
+], ids=["depth-300", "depth-5000"])
+def test_a_bad_row_gets_one_file_line_error_before_any_model_call(tmp_path, mock, line, message):
+    """Issue 25, findings 4 and 7: a bad row is named by file and line, with its real cause, in
+    one line; no traceback, no model call, no run directory."""
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps(ROWS[1]) + "\n" + line + "\n")
+    result = invoke("annotate", str(path), "--out", str(tmp_path / "run"), "--base-url", mock.base_url, "--model", "mock-model")
+    assert result.exit_code == 2, result.output
+    [error] = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert error.startswith(f"error: {path}:3: ") and message in error and "--shard" not in error, result.output
+    assert mock.requests == [] and not (tmp_path / "run").exists()
+
+
 def test_unreachable_endpoint_and_unknown_model_and_bad_budget(tmp_path, mock):
     questions = write_questions(tmp_path / "q.jsonl")
     result = invoke("annotate", str(questions), "--out", str(tmp_path / "r1"), "--base-url", "http://127.0.0.1:9/v1", "--model", "x")

@@ -72,3 +72,36 @@ def test_missing_file_and_non_utf8(tmp_path):
     path.write_bytes(row().encode() + b"\n" + b'{"id": "\xff"}\n')
     with pytest.raises(QuestionFileError, match=r"bin.jsonl:2: not UTF-8"):
         load_questions(path)
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("field, depth", [("extra", 40), ("unknown_field", 300), ("question_meta", 5000), ("extra", 100_000)])
+def test_deeply_nested_rows_get_a_file_line_error(tmp_path, field, depth):
+    """Issue 25, finding 4: at depth ~1000 the loader died with a RecursionError; at depth 300, in
+    any field, the row passed and every run then crashed when it checkpointed that question. A row
+    nested past MAX_QUESTION_DEPTH levels is refused with one file:line message."""
+    from scireflect.run.questions import MAX_QUESTION_DEPTH
+
+    path = write(tmp_path, [row(), row(id="b")[:-1] + f', "{field}": ' + "[" * depth + "]" * depth + "}"])
+    with pytest.raises(QuestionFileError) as info:
+        load_questions(path)
+    assert str(info.value).startswith(f"{path}:2: lists or objects nested ") and "\n" not in str(info.value)
+    assert f"the limit is {MAX_QUESTION_DEPTH}" in str(info.value) and info.value.line == 2
+
+
+def test_nesting_up_to_the_limit_is_kept_and_checkpointed(tmp_path):
+    """A row at exactly MAX_QUESTION_DEPTH levels loads, and its state is a checkpoint msgpack can hold."""
+    from scireflect.graphs.state import initial_state
+    from scireflect.run.checkpoints import PlainDataSerializer
+    from scireflect.run.questions import MAX_QUESTION_DEPTH
+
+    path = write(tmp_path, [json.dumps({"id": "b", "question": "x?", "answer": "1", "extra": _nested(MAX_QUESTION_DEPTH - 1)})])
+    [question] = load_questions(path).questions
+    serde = PlainDataSerializer()
+    assert serde.loads_typed(serde.dumps_typed({"channel_values": initial_state(question, None)}))

@@ -37,11 +37,37 @@ class JsonlError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-def parse_line(raw: bytes, path: str | Path, lineno: int) -> dict[str, Any]:
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests lists and dicts (a scalar is 0, ``{"a": [1]}`` is 2), counted
+    without recursion and only up to ``limit + 1``: past the limit the walk stops.
+
+    Examples:
+        >>> nesting_depth({"a": [1, {"b": 2}]}, 10)
+        3
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def parse_line(raw: bytes, path: str | Path, lineno: int, *, max_depth: int | None = None) -> dict[str, Any]:
     """One JSONL line (without its ``\\n``) as a JSON object.
 
+    Args:
+        max_depth: the deepest nesting of lists and objects accepted (the line's object is level 1);
+            ``None``: as deep as Python's JSON parser goes (about 1000 levels).
+
     Raises:
-        JsonlError: not UTF-8, not valid JSON, or not an object.
+        JsonlError: not UTF-8, not valid JSON, not an object, or nested too deeply (past
+            ``max_depth``, or past what the parser can read: never a ``RecursionError``).
     """
     try:
         text = raw.decode("utf-8")
@@ -51,8 +77,13 @@ def parse_line(raw: bytes, path: str | Path, lineno: int) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JsonlError(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        limit = f"; the limit is {max_depth} levels" if max_depth is not None else ""
+        raise JsonlError(path, lineno, f"lists or objects nested too deeply to read{limit}") from None
     if not isinstance(value, dict):
         raise JsonlError(path, lineno, f"expected a JSON object, got {type(value).__name__}")
+    if max_depth is not None and nesting_depth(value, max_depth) > max_depth:
+        raise JsonlError(path, lineno, f"lists or objects nested more than {max_depth} levels deep; the limit is {max_depth}")
     return value
 
 
@@ -221,6 +252,7 @@ __all__ = [
     "dumps_line",
     "fsync_dir",
     "iter_jsonl",
+    "nesting_depth",
     "parse_line",
     "read_complete_lines",
     "read_json",

@@ -37,6 +37,10 @@ from .jsonl import JsonlError, parse_line
 
 REQUIRED_FIELDS = ("id", "question", "answer")
 MAX_QUESTION_BYTES = 1_000_000
+MAX_QUESTION_DEPTH = 32
+"""Deepest nesting of lists and objects in a question row (the row is level 1; benchmark rows use 3).
+A question travels in the graph's state, the checkpoints (msgpack refuses past ~255 levels) and the
+traces, so a deeper row is refused when the file is loaded, with its line, before any model call."""
 _NON_FINITE = {"nan", "inf", "infinity"}  # JSON NaN/Infinity literals (Python's json reads them) and their spellings
 
 
@@ -141,7 +145,7 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
 
     Raises:
         QuestionFileError: the file is missing or unreadable, a line is not valid JSON or not an
-            object, ``id``/``question``/``answer`` is missing or empty, ``choices`` is not a list
+            object, nested deeper than :data:`MAX_QUESTION_DEPTH`, ``id``/``question``/``answer`` is missing or empty, ``choices`` is not a list
             of strings, or an ``id`` repeats (the message names both lines). The whole file is
             checked first, so nothing is run on a file with any bad line. Also malformed figure
             fields, and a figure that cannot be used (missing, not an image, over the byte or pixel
@@ -161,7 +165,7 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
             raise QuestionFileError(path, lineno, f"the line is {len(raw_line):,} bytes; the limit is {max_question_bytes:,} "
                                                   "([run] max_question_bytes in --config)")
         try:
-            row = parse_line(raw_line, path, lineno)
+            row = parse_line(raw_line, path, lineno, max_depth=MAX_QUESTION_DEPTH)
         except JsonlError as exc:
             raise QuestionFileError(path, lineno, exc.reason) from None
         surrogate = _lone_surrogate_field(row)
