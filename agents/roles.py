@@ -15,10 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from ..verifiers.extract import LOOP_FINISH_REASON
+from ..verifiers.repetition import MAX_PERIOD, MIN_COPIES, repeating_tail
 from .figures import content_text, recorded_content
 from .code_loop import CodeExecution, generate_with_code
 from .names import ROLES
@@ -59,6 +61,29 @@ class AgentReply:
     discarded_tokens: int = 0
     """Completion tokens received in tries that failed part-way (a timeout or a dropped stream): spent,
     though their text was not kept."""
+    loop_saved_tokens: int = 0
+    """A reply stopped while streaming because it fell into a loop (``finish_reason`` :data:`LOOP`): the
+    completion tokens not spent, the model's ``max_tokens`` minus those streamed (0 when unknown)."""
+
+
+LOOP = LOOP_FINISH_REASON
+"""The ``finish_reason`` of a reply stopped while streaming because it had fallen into a loop (the
+verifier reads it as an ``invalid`` ``degenerate`` response)."""
+
+LOOP_CHECK_CHARS = 512
+"""While a reply streams, its tail is checked for a loop every this many characters."""
+
+STREAM_LOOP_MIN_CHARS = 1200
+"""A loop stops a streaming reply once it covers this many characters (and :data:`MIN_COPIES` copies):
+stricter than the verifier's 400 (:mod:`~scireflect.verifiers.repetition`), since a reply still
+streaming may yet leave a short repetition (a table, a rule of dashes)."""
+
+_LOOP_TAIL_CHARS = MIN_COPIES * MAX_PERIOD + 1000  # enough for three copies of the longest passage
+
+
+class LoopCut(Exception):
+    """Raised by :meth:`CallProgress.add` when the reply streamed so far ends in a loop; the agent stops
+    the call there and keeps the text (``finish_reason`` :data:`LOOP`)."""
 
 
 @dataclass
@@ -77,6 +102,9 @@ class CallProgress:
         prefix / prefix_tokens / tool_calls: a call made of several rounds (code execution,
             :mod:`scireflect.agents.code_loop`): the message and completion tokens of the rounds
             before the one in progress, and the executions so far.
+        loop_check_chars: check the try's tail for a loop (:func:`~scireflect.verifiers.repetition.repeating_tail`)
+            every this many streamed characters, and raise :class:`LoopCut` on one of at least
+            :data:`STREAM_LOOP_MIN_CHARS`; 0 (the default) never checks.
     """
 
     started: float = field(default_factory=time.perf_counter)
@@ -88,8 +116,10 @@ class CallProgress:
     prefix: str = ""
     prefix_tokens: int = 0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    loop_check_chars: int = 0
     _last_update: float = 0.0
     _open: bool = False
+    _unchecked: int = 0
 
     @property
     def text(self) -> str:
@@ -100,14 +130,18 @@ class CallProgress:
         """A try starts; what an unfinished earlier try streamed is discarded (and counted as such)."""
         if self._open:
             self.discarded_tokens += self.tokens
-        self.parts, self.tokens, self._open = [], 0, True
+        self.parts, self.tokens, self._open, self._unchecked = [], 0, True, 0
 
     def end_try(self) -> None:
         """The try in progress finished (its text is the reply)."""
         self._open = False
 
     def add(self, text: str) -> None:
-        """One streamed chunk."""
+        """One streamed chunk.
+
+        Raises:
+            LoopCut: loop checks are on (``loop_check_chars``) and the try now ends in a loop.
+        """
         if text:
             self.parts.append(text)
             self.tokens += 1
@@ -115,6 +149,23 @@ class CallProgress:
             if self.on_update is not None and now - self._last_update >= self.interval_s:
                 self._last_update = now
                 self.on_update("tokens", {"tokens": self.tokens, "seconds": round(now - self.started, 2)})
+            if self.loop_check_chars:
+                self._unchecked += len(text)
+                if self._unchecked >= self.loop_check_chars:
+                    self._unchecked = 0
+                    self._check_loop()
+
+    def _check_loop(self) -> None:
+        """Raise :class:`LoopCut` when the try's last :data:`_LOOP_TAIL_CHARS` characters end in a long loop."""
+        tail, size = [], 0
+        for part in reversed(self.parts):
+            tail.append(part)
+            size += len(part)
+            if size >= _LOOP_TAIL_CHARS:
+                break
+        loop = repeating_tail("".join(reversed(tail)))
+        if loop is not None and loop.span >= STREAM_LOOP_MIN_CHARS:
+            raise LoopCut(f"a passage of {loop.period} characters repeated {loop.copies:.0f} times")
 
     def report(self, kind: str, data: dict[str, Any]) -> None:
         if self.on_update is not None:
@@ -251,7 +302,10 @@ class Agent:
         async def attempt() -> Any:
             progress.start_try()
             last["started"] = time.perf_counter()
-            response = await _stream(llm, messages, progress)
+            try:
+                response = await _stream(llm, messages, progress)
+            except LoopCut:  # stop generating: the text so far is the reply, its tokens estimated
+                response = AIMessage(content="".join(progress.parts), response_metadata={"finish_reason": LOOP})
             progress.end_try()
             last["response"] = response
             if not getattr(response, "tool_calls", None) and not _text(response).strip():
@@ -308,6 +362,8 @@ class Agent:
         messages = prompt.format_messages(**variables)
         sent = _as_dicts(messages, getattr(prompt, "image_refs", None))
         progress = progress if progress is not None else CallProgress()
+        # a loop is cut while it streams, on plain calls (a tool or code round's text is not one reply)
+        progress.loop_check_chars = LOOP_CHECK_CHARS if self.code_execution is None and not self.tools else 0
         if self.code_execution is not None:
             turn = await generate_with_code(self._call_with_retries, self.llm, list(messages), progress, self.code_execution)
             response, latency, failures, tool_calls, text = turn.response, turn.latency_s, turn.failures, turn.tool_calls, turn.text
@@ -324,6 +380,10 @@ class Agent:
             input_tokens = in_tok + (int(usage.get("input_tokens", 0)) if usage else sum(len(content_text(m["content"])) for m in sent) // 4)
             output_tokens = out_tok + (int(usage.get("output_tokens", 0)) if usage else max(progress.tokens, len(text) // 4))
         meta = getattr(response, "response_metadata", None) or {}
+        saved = 0
+        if meta.get("finish_reason") == LOOP:
+            limit = getattr(self.llm, "max_tokens", None)
+            saved = max(0, int(limit) - output_tokens) if isinstance(limit, int) else 0
         model = meta.get("model_name") or self.model_name
         if not isinstance(model, str) or model in ("", "0"):
             model = self.model_name
@@ -339,6 +399,7 @@ class Agent:
             failures=failures,
             tool_calls=tool_calls,
             discarded_tokens=progress.discarded_tokens,
+            loop_saved_tokens=saved,
         )
 
     async def _tool_loop(self, messages: list[BaseMessage], progress: CallProgress):

@@ -46,7 +46,7 @@ from ..agents.code_blocks import model_text
 from ..agents.prompts import Prompt
 from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
-from ..agents.roles import AgentReply, CallProgress
+from ..agents.roles import LOOP, AgentReply, CallProgress
 from ..verifiers.answer.options import is_multiple_choice, with_mc_path
 from ..verifiers.base import EQUAL, SAMPLE_DISAGREEMENT, UNIT_CONVERTED, wrong_answer
 from .budget import RESAMPLE_TEMPERATURE, Route, decide, describe_stop
@@ -75,7 +75,7 @@ _FATAL_OPENAI_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError
 def new_step(index: int, role: Role, stage: Stage, attempt: int, reply: AgentReply | None, *,
              error: str | None = None, latency_s: float = 0.0) -> Step:
     """The :class:`~scireflect.graphs.state.Step` of one model call (``reply`` is ``None`` when it failed)."""
-    return {
+    step: Step = {
         "index": index,
         "role": role,
         "stage": stage,
@@ -97,6 +97,9 @@ def new_step(index: int, role: Role, stage: Stage, attempt: int, reply: AgentRep
         "parsed_answer": None,
         "verdict": None,
     }
+    if reply is not None and reply.finish_reason == LOOP:
+        step["loop_saved_tokens"] = reply.loop_saved_tokens
+    return step
 
 
 _STRATEGY_OF_STAGE: dict[str, Strategy] = {"cot": "cot", "reflection": "reflect", "answer_guided": "answer_guided"}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .repetition import repeating_tail
 
 __all__ = [
+    "LOOP_FINISH_REASON",
     "TRUNCATED_FINISH_REASONS",
     "Extraction",
     "NoFinalAnswer",
@@ -31,6 +32,11 @@ TRUNCATED_FINISH_REASONS = frozenset({"length", "max_tokens", "cut"})
 """``finish_reason`` values that mean the response was stopped before it finished: by the token limit
 (OpenAI / llama.cpp ``length``; ``max_tokens`` in other APIs) or part-way by the question's time
 budget (``cut``, :mod:`scireflect.graphs.nodes`)."""
+
+LOOP_FINISH_REASON = "loop"
+"""The ``finish_reason`` of a reply the client stopped while it streamed because it had fallen into a
+loop (:data:`scireflect.agents.roles.LOOP`): ``degenerate``, like a response that ends in one."""
+
 
 
 @dataclass(frozen=True)
@@ -249,6 +255,9 @@ def find_final_answer(text: str, *, finish_reason: str | None = None) -> Extract
         by = "the time budget" if finish_reason == "cut" else "the token limit"
         return NoFinalAnswer("truncated", f"the response was cut off by {by} (finish_reason '{finish_reason}') "
                                           "before it finished: it states no final answer")
+    if finish_reason == LOOP_FINISH_REASON:
+        return NoFinalAnswer("degenerate", "the response fell into a loop and was stopped while it streamed "
+                                           "(finish_reason 'loop'): it states no final answer")
     loop = repeating_tail(text)
     if loop is not None:
         return NoFinalAnswer("degenerate", f"the response ends in a loop (a passage of {loop.period} characters repeated "
