@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -69,9 +70,42 @@ RESTART_WAIT_S = 1.0
 UNAVAILABLE_GIVE_UP_S = 300.0
 
 
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's switch between a node that serves other machines and a local-only one (its default on macOS
+and Windows): ``0`` makes the node's address 127.0.0.1, so that every server of a local Ray (GCS,
+raylet, workers, agents) listens on loopback only. Ray turns ``_node_ip_address="127.0.0.1"`` back
+into the host's interface address, so this switch is the only way."""
+
+
+@contextlib.contextmanager
+def _local_only() -> Any:
+    """Within: a new Ray started here listens on loopback only (:data:`LOCAL_ONLY_ENV`).
+
+    The processes Ray spawns read the environment; the driver reads Ray's constant, set at import,
+    so it is switched too. Both are restored after: the started processes keep theirs, and a later
+    connection to a real cluster from this process advertises the host's address again.
+    """
+    from ray._private import ray_constants
+
+    before_env, before_flag = os.environ.get(LOCAL_ONLY_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOCAL_ONLY_ENV], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before_flag
+        if before_env is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = before_env
+
+
 def connect(address: str) -> None:
     """Connect to Ray: ``auto`` (the cluster in ``RAY_ADDRESS`` or the one ``ray start`` made on this
     machine, else a new local Ray), ``local`` (always a new local Ray), or a cluster address.
+
+    A new local Ray listens on 127.0.0.1 only (:func:`_local_only`): nothing outside this machine can
+    reach it, whatever Ray's own authentication does. A cluster of several machines is made with
+    ``ray start`` (README: how to secure it).
 
     Raises:
         RunError: Ray is not installed, or the cluster cannot be reached.
@@ -82,9 +116,19 @@ def connect(address: str) -> None:
         raise RunError("--ray needs Ray: pip install 'scireflect[ray]'") from None
     if ray.is_initialized():
         return
+    options = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False, "configure_logging": True}
     try:
-        ray.init(address=None if address == "auto" else address, logging_level=logging.WARNING, log_to_driver=False,
-                 include_dashboard=False, configure_logging=True)
+        if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+            try:
+                ray.init(address="auto", **options)  # the cluster 'ray start' made on this machine
+                return
+            except ConnectionError:
+                address = "local"  # none running here: start one
+        if address == "local":
+            with _local_only():
+                ray.init(address="local", **options)
+        else:
+            ray.init(address=None if address == "auto" else address, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise RunError(f"--ray {address}: cannot connect to a Ray cluster ({str(exc).splitlines()[0]})") from None
 
