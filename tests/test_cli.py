@@ -100,7 +100,10 @@ def test_malformed_line_stops_before_any_model_call(tmp_path, mock):
 @pytest.mark.parametrize("line, message", [
     ('{"id": "q3", "question": "x?", "answer": "1", "meta": ' + "[" * 300 + "]" * 300 + "}", "lists or objects nested more than 32 levels"),
     ('{"id": "q3", "question": "x?", "answer": "1", "meta": ' + "[" * 5000 + "]" * 5000 + "}", "lists or objects nested too deeply"),
-], ids=["depth-300", "depth-5000"])
+    ('{"id": "q3", "question": "x?", "answer": ' + "7" * 5000 + "}", "not readable JSON (an integer of more than 4300 digits)"),
+    (json.dumps({"id": "q3", "question": "x?", "answer": "1", "images": ["fig\0.png"]}),
+     "image 1 ('fig\\x00.png'): the path holds a NUL character"),
+], ids=["depth-300", "depth-5000", "5000-digit-answer", "nul-in-image-path"])
 def test_a_bad_row_gets_one_file_line_error_before_any_model_call(tmp_path, mock, line, message):
     """Issue 25, findings 4 and 7: a bad row is named by file and line, with its real cause, in
     one line; no traceback, no model call, no run directory."""

@@ -105,3 +105,17 @@ def test_nesting_up_to_the_limit_is_kept_and_checkpointed(tmp_path):
     [question] = load_questions(path).questions
     serde = PlainDataSerializer()
     assert serde.loads_typed(serde.dumps_typed({"channel_values": initial_state(question, None)}))
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "b", "question": "x?", "answer": ' + "9" * 5000 + "}", "not readable JSON (an integer of more than 4300 digits)"),
+    (json.dumps({"id": "b", "question": "x?", "answer": "1", "images": ["figs/a\u0000.png"]}),
+     "image 1 ('figs/a\\x00.png'): the path holds a NUL character"),
+], ids=["5000-digit-answer", "nul-in-image-path"])
+def test_rows_python_cannot_read_get_their_file_line_and_cause(tmp_path, line, message):
+    """Issue 25, finding 7: these raised a bare ValueError (labelled '--shard:' by the CLI); now a
+    QuestionFileError names the file, the line and the real cause."""
+    path = write(tmp_path, [row(), line])
+    with pytest.raises(QuestionFileError) as info:
+        load_questions(path)
+    assert str(info.value).startswith(f"{path}:2: {message}") and info.value.line == 2

@@ -158,12 +158,13 @@ def annotate_command(
     try:
         question_set = load_questions(questions, subjects=set(subject) if subject else None, limit=limit,
                                       max_question_bytes=settings.max_question_bytes)
-        if shard:
-            question_set = select_shard(question_set, shard)
-    except QuestionFileError as exc:
+    except QuestionFileError as exc:  # names the file, the line and the cause
         _fail(str(exc))
-    except ValueError as exc:
-        _fail(f"--shard: {exc}")
+    if shard:
+        try:
+            question_set = select_shard(question_set, shard)
+        except ValueError as exc:  # only a bad K/N: a question file's errors never read "--shard"
+            _fail(f"--shard: {exc}")
     if not question_set.questions:
         _fail(f"{questions}: no question matches --subject {', '.join(subject or [])}")
     try:

@@ -97,14 +97,20 @@ def resolve_figure_path(root: Path, rel: str) -> Path:
     """``root / rel`` resolved, checked to stay inside ``root`` (symbolic links followed).
 
     Raises:
-        ImageError: ``rel`` is empty, absolute, or leads out of ``root``.
+        ImageError: ``rel`` is empty, holds a NUL character, is absolute, cannot be resolved, or
+            leads out of ``root``.
     """
     if not rel or not rel.strip():
         raise ImageError("empty path")
+    if "\0" in rel:
+        raise ImageError("the path holds a NUL character (\\u0000), which no file name can")
     if Path(rel).is_absolute() or rel.startswith(("/", "\\")):
         raise ImageError("an absolute path; give it relative to the question file's directory")
     base = Path(root).resolve()
-    target = (base / rel).resolve()
+    try:
+        target = (base / rel).resolve()
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot resolve the path ({exc})") from None
     if not target.is_relative_to(base):
         raise ImageError("the path leads out of the question file's directory")
     return target

@@ -66,7 +66,8 @@ def parse_line(raw: bytes, path: str | Path, lineno: int, *, max_depth: int | No
             ``None``: as deep as Python's JSON parser goes (about 1000 levels).
 
     Raises:
-        JsonlError: not UTF-8, not valid JSON, not an object, or nested too deeply (past
+        JsonlError: not UTF-8, not valid JSON (or a number Python refuses to read: an integer of
+            more than 4300 digits), not an object, or nested too deeply (past
             ``max_depth``, or past what the parser can read: never a ``RecursionError``).
     """
     try:
@@ -77,6 +78,9 @@ def parse_line(raw: bytes, path: str | Path, lineno: int, *, max_depth: int | No
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JsonlError(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:  # not a JSONDecodeError: e.g. an integer past Python's 4300-digit limit
+        cause = "an integer of more than 4300 digits" if "integer string conversion" in str(exc) else str(exc)
+        raise JsonlError(path, lineno, f"not readable JSON ({cause})") from None
     except RecursionError:
         limit = f"; the limit is {max_depth} levels" if max_depth is not None else ""
         raise JsonlError(path, lineno, f"lists or objects nested too deeply to read{limit}") from None

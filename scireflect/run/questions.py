@@ -220,8 +220,10 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
         if row.get("images"):
             try:
                 row["images"] = load_figures(row["images"], path.parent, store)
-            except ImageError as exc:
+            except ImageError as exc:  # "image N ('spec'): cause"
                 raise QuestionFileError(path, row["_line"], str(exc)) from None
+            except ValueError as exc:  # whatever a path check missed: still at its line, with its cause
+                raise QuestionFileError(path, row["_line"], f"field 'images': {exc}") from None
     return QuestionSet(path=path, questions=rows, sha256=hashlib.sha256(raw).hexdigest(), figures=store)
 
 
