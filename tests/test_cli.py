@@ -116,6 +116,19 @@ def test_a_bad_row_gets_one_file_line_error_before_any_model_call(tmp_path, mock
     assert mock.requests == [] and not (tmp_path / "run").exists()
 
 
+def test_credentials_in_the_base_url_are_refused_at_preflight(tmp_path, mock):
+    """Issue 25, finding 8: http://user:pass@host/v1 passed the preflight, then every call failed
+    ("Cannot combine AUTHORIZATION header with AUTH argument"), retried 5 times as if transient.
+    It is now refused before any call, with the URL redacted."""
+    questions = write_questions(tmp_path / "q.jsonl")
+    url = mock.base_url.replace("http://", "http://alice:s3cret@")
+    result = invoke("annotate", str(questions), "--out", str(tmp_path / "run"), "--base-url", url, "--model", "mock-model")
+    assert result.exit_code == 1, result.output
+    assert "has a user name or password in its URL" in result.output and "OPENAI_API_KEY" in result.output
+    assert "s3cret" not in result.output and "alice" not in result.output
+    assert mock.requests == []
+
+
 def test_unreachable_endpoint_and_unknown_model_and_bad_budget(tmp_path, mock):
     questions = write_questions(tmp_path / "q.jsonl")
     result = invoke("annotate", str(questions), "--out", str(tmp_path / "r1"), "--base-url", "http://127.0.0.1:9/v1", "--model", "x")

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 from langchain_openai import ChatOpenAI
@@ -69,6 +70,22 @@ async def _probe_images(client: openai.AsyncOpenAI, base_url: str, model: str) -
         raise RunError(f"model {model} at {redact_url(base_url)} cannot take images ({message}); {FIGURES_HINT}") from None
 
 
+def refuse_credentials_in_url(base_url: str) -> None:
+    """Refuse an endpoint URL carrying ``user:pass@``: the clients would send its basic-auth header
+    and the API key's ``Bearer`` header together, which aiohttp rejects on every call ("Cannot
+    combine AUTHORIZATION header with AUTH argument", then retried as if transient) and which a
+    server reads either way. The key belongs in ``OPENAI_API_KEY`` (or the role's ``api_key_env``).
+
+    Raises:
+        RunError: the URL has a user name or a password (the message shows it redacted).
+    """
+    parts = urlsplit(base_url)
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise RunError(f"endpoint {redact_url(base_url)} has a user name or password in its URL (user:pass@host), which "
+                       "scireflect does not send: remove it from --base-url (or base_url/replicas in --config) and "
+                       "put the API key in OPENAI_API_KEY (or the role's api_key_env); it is sent as a Bearer token")
+
+
 async def preflight(endpoints: Mapping[str, tuple[str, set[str]]], *, images: bool = False) -> None:
     """Check that each endpoint answers and serves the models the run needs.
 
@@ -77,11 +94,14 @@ async def preflight(endpoints: Mapping[str, tuple[str, set[str]]], *, images: bo
         images: also send each model a 1x1 image (the run's questions have figures to send).
 
     Raises:
-        RunError: unreachable endpoint, rejected key, a model the endpoint does not list (the
+        RunError: a URL with a user name or password (:func:`refuse_credentials_in_url`, checked
+            for every endpoint before any is called), unreachable endpoint, rejected key, a model the endpoint does not list (the
             message lists what it serves), or (``images``) a model that refuses an image (the message
             says to use ``--figures text``). Endpoints without a ``/models`` route are not checked
             for names.
     """
+    for base_url in endpoints:
+        refuse_credentials_in_url(base_url)
     for base_url, (api_key, models) in endpoints.items():
         client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=15.0, max_retries=1)
         try:
@@ -246,4 +266,4 @@ async def open_teams(settings: RunSettings, run_dir: Path, say: Say, *,
 
 
 __all__ = ["FIGURES_HINT", "PROBE_PNG", "Say", "chat_model", "embedded_draft", "embedded_gguf", "embedded_mmproj", "endpoint_urls",
-           "open_teams", "preflight"]
+           "open_teams", "refuse_credentials_in_url", "preflight"]
