@@ -126,7 +126,7 @@ def test_the_post_check_replaces_only_decided_verdicts_and_never_raises(monkeypa
     def boom(response: str) -> None:
         raise RecursionError("deeply nested")
 
-    monkeypatch.setattr(consistency, "concluding_statement", boom)
+    monkeypatch.setattr(consistency, "concluding_statements", boom)
     broken = apply_consistency_check(accepted, REDERIVES, boxed("3"), {"answer": "3"})
     assert broken.ok is True and broken.details["consistency_error"] == "RecursionError"
 

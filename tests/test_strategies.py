@@ -188,6 +188,8 @@ def test_a_box_that_restates_the_given_answer_under_a_body_that_concludes_otherw
     stated = "Step 1: May: 48*2 = 96.\nStep 2: total 48 + 96 = 144.\nSo the answer is 144.\n\\boxed{72}"
     verdict = verifier.verify(stated, QUESTION)
     assert verdict.ok is False and verdict.reason == "invalid" and verdict.details["invalid"] == "self_contradiction"
+    restates = verifier.verify(stated + "\n\nThe correct final answer is: 72", QUESTION)  # the box's paragraph still says 144
+    assert restates.reason == "invalid" and restates.details["stated"] == "144"
     derived = "Step 1: May: 48/2 = 24.\nStep 2: total 48 + 24 = 72.\nSo the answer is 72.\n\\boxed{72}"
     assert verifier.verify(derived, QUESTION).ok is True
     # A body whose result is no answer statement ("the total is 144") is not read by the consistency

@@ -40,7 +40,8 @@ from .common import verdict
 if TYPE_CHECKING:
     from .verify import VerifierConfig
 
-__all__ = ["apply_consistency_check", "concluding_statement", "find_contradiction", "no_final_answer_verdict"]
+__all__ = ["apply_consistency_check", "concluding_statement", "concluding_statements", "find_contradiction",
+           "no_final_answer_verdict"]
 
 _REFUTING = (NUMERIC_MISMATCH, CHOICE_MISMATCH, SYMBOLIC_MISMATCH)
 """Answer-check reasons that decide two answers differ. ``text_mismatch`` (a comparison of strings
@@ -117,17 +118,26 @@ def concluding_statement(response: str) -> tuple[str, str] | None:
     else the last one before it in the box's own paragraph; a statement that holds a box is not one
     (it is the box, or an earlier part's). ``None`` when there is no last box or no such statement.
     """
+    found = concluding_statements(response)
+    return found[0] if found else None
+
+
+def concluding_statements(response: str) -> list[tuple[str, str]]:
+    """Every answer the response's text concludes around its last box, ``[(stated answer, line), ...]``:
+    the last statement after the box (:func:`concluding_statement`'s first choice), then the last one
+    before it in the box's own paragraph. Both count: a body that concludes ``144`` in the box's
+    paragraph, then boxes ``72`` and restates "The correct final answer is: 72" below (what an
+    answer-guided revision wrote, issue 24), states two answers. Empty when there is no last box.
+    """
     span = last_box_span(response)
     if span is None:
-        return None
+        return []
     start, end = span
     after = _statements(response[end:])
-    if after:
-        return after[-1][2], after[-1][1]
     breaks = list(_PARAGRAPH_BREAK.finditer(response, 0, start))
     para_start = breaks[-1].end() if breaks else 0
     before = _statements(response[para_start:start])
-    return (before[-1][2], before[-1][1]) if before else None
+    return [(found[2], found[1]) for found in (after[-1:] + before[-1:])]
 
 
 def _readable(stated: str, kind: str) -> bool:
@@ -169,8 +179,8 @@ def find_contradiction(response: str, extraction: Extraction, question: Mapping[
     Returns:
         ``Verdict(ok=False, reason="invalid", details={"invalid": "self_contradiction", "stated":
         X, "statement": line})`` (``extracted`` the box), or ``None``. Conservative, since a false
-        invalid throws good data away: the concluding statement (:func:`concluding_statement`) and
-        the box must both be read by the answer check of the question's kind, and each must be
+        invalid throws good data away: a concluding statement (:func:`concluding_statements`: the
+        last after the box, the last before it in its paragraph) and the box must both be read by the answer check of the question's kind, and each must be
         decidedly *not* equal to the other taken as the reference (numeric, choice or symbolic
         mismatch in both directions: ``1/3`` and ``0.333`` agree). Earlier boxes never count.
         Runs the answer checks (sympy, pint): call it in the sandboxed worker. May raise on
@@ -188,17 +198,16 @@ def find_contradiction(response: str, extraction: Extraction, question: Mapping[
 
     if extraction.method != "boxed" or not isinstance(response, str):
         return None
-    found = concluding_statement(response)
-    if found is None:
-        return None
-    stated, line = found
     kind = select_check(question)
-    if kind == "none" or not _readable(stated, kind):
+    if kind == "none":
         return None
     config = config or VerifierConfig()
     box = extraction.text
-    if not (_differs(stated, box, question, kind, config) and _differs(box, stated, question, kind, config)):
+    contradicting = next(((stated, line) for stated, line in concluding_statements(response) if _readable(stated, kind)
+                          and _differs(stated, box, question, kind, config) and _differs(box, stated, question, kind, config)), None)
+    if contradicting is None:
         return None
+    stated, line = contradicting
     return verdict(False, INVALID, f"the text concludes '{stated}' after its last box, which says '{box}': the response "
                                    "states two different final answers", "consistency",
                    extracted=box, extraction_method=extraction.method,
