@@ -71,15 +71,20 @@ def test_urls_are_recorded_without_credentials():
     assert redact_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
 
 
-def test_run_json_holds_no_credentials(tmp_path):
+def test_credentials_in_the_url_reach_no_file_and_no_output(tmp_path):
+    """A URL with user:pass@ is refused at preflight (issue 25, finding 8), and neither the message
+    nor any file of the run directory holds the credentials."""
     questions = questions_file(tmp_path, 1)
     with MockOpenAI(default_answer="72") as mock:
         url = mock.base_url.replace("http://", "http://alice:s3cret-pw@")
         done = subprocess.run(_cli("annotate", str(questions), "--out", str(tmp_path / "run"), "--base-url", url,
                                    "--model", mock.model), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    manifest = (tmp_path / "run" / "run.json").read_text()
-    assert "s3cret-pw" not in manifest and "alice" not in manifest and "***@127.0.0.1" in manifest
+        assert mock.requests == []
+    assert done.returncode == 1 and "***@127.0.0.1" in done.stderr and "user name or password" in done.stderr, done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr and "alice" not in done.stdout + done.stderr
+    for path in (tmp_path / "run").rglob("*") if (tmp_path / "run").exists() else ():
+        if path.is_file():
+            assert b"s3cret-pw" not in path.read_bytes() and b"alice" not in path.read_bytes(), path
 
 
 # -- 5. bad strings ----------------------------------------------------------------------------------
