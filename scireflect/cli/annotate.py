@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .untrusted import untrusted
+from .untrusted import untrusted, visible
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -211,11 +211,17 @@ def _run(question_set: Any, out_dir: Path, settings: Any, *, ray: str | None = N
         console.print(resume)
         raise typer.Exit(130) from None
     _summary(out_dir, title)
+    out.print(closing_line(result))
+
+
+def closing_line(result: Any) -> Text:
+    """The line a finished run ends with (counts and where its files are); printed wrapped at words to the
+    terminal's width, never wider."""
     line = Text(f"{result.finished_now} annotated now, {result.skipped} already done; {result.sft_count} SFT pairs in ")
-    line.append(str(result.run_dir / "sft.jsonl"))
+    line.append(visible(result.run_dir / "sft.jsonl"))
     line.append(", every attempt in ")
-    line.append(str(result.run_dir / "traces.jsonl"))
-    out.print(line, soft_wrap=True)
+    line.append(visible(result.run_dir / "traces.jsonl"))
+    return line
 
 
-__all__ = ["SAMPLES", "annotate_command", "sample_path"]
+__all__ = ["SAMPLES", "annotate_command", "closing_line", "sample_path"]

@@ -7,11 +7,12 @@ visible), never parsed as rich markup nor passed raw to the terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
@@ -50,52 +51,117 @@ def traces_table(records: Iterable[Mapping[str, Any]], title: str | None = None)
     return table
 
 
-def stats_tables(stats: Mapping[str, Any]) -> list[Table]:
+_LABEL = {"overflow": "ellipsis", "min_width": 6}  # wraps at words; a word wider than the column is cut with "…"
+_NUMBER = {"justify": "right", "no_wrap": True}  # a number is never split
+
+
+def _stats_table(title: str) -> Table:
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                 padding=(0, 1, 0, 0))
+
+
+def _least_width(table: Table) -> int:
+    """The fewest cells ``table`` fits in without splitting a word: its labels wrapped at words (its numbers
+    and headers are single words)."""
+    return Console(width=10_000, file=io.StringIO(), color_system=None).measure(table).minimum
+
+
+def _fitted(build: Callable[[frozenset[str]], Table], droppable: Sequence[str], width: int) -> Table:
+    """``build(left_out)``'s table, leaving out the columns of ``droppable`` in order until it fits ``width``
+    cells, so that rich need not split a number or a word to fit it."""
+    left_out: frozenset[str] = frozenset()
+    table = build(left_out)
+    for name in droppable:
+        if _least_width(table) <= width:
+            break
+        left_out |= {name}
+        table = build(left_out)
+    return table
+
+
+def stats_tables(stats: Mapping[str, Any], width: int = 80) -> list[Table]:
     """:func:`trace_stats` output as rich tables: by subject, by subject and stage, failure reasons, top reasons by
-    subject, and (when there are any) invalid attempts by kind."""
-    subjects = Table(title="Questions by subject", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("subject", "n", "acc", "rate", "cot", "refl", "guided", "rej", "inv", "err", "unv", "tokens", "time"):
-        subjects.add_column(name, justify="left" if name == "subject" else "right", overflow="fold")
-    for name, s in stats["subjects"].items():
-        if name == "all":
-            subjects.add_section()
-        subjects.add_row(
-            _t(name), str(s["questions"]), str(s["accepted"]), _pct(s["acceptance_rate"]), str(s["accepted_cot"]),
-            str(s["accepted_reflection"]), str(s["accepted_answer_guided"]), str(s["rejected"]), str(s.get("invalid", 0)),
-            str(s["error"]),
-            str(s["unverified"]), f"{s['tokens']:,}", f"{s['seconds']:,.0f}s", style="bold" if name == "all" else None,
-        )
-    stages = Table(title="Attempts by subject and stage", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("subject", "stage", "questions", "attempts", "passed", "rate", "tokens", "time"):
-        stages.add_column(name, justify="left" if name in ("subject", "stage") else "right", overflow="fold")
-    last = None
-    for st in stats["stages"]:
-        if last is not None and st["subject"] != last:
-            stages.add_section()
-        last = st["subject"]
-        stages.add_row(
-            _t(st["subject"]), _t(st["stage"]), str(st["questions"]), str(st["attempts"]), str(st["accepted"]),
-            _pct(st["pass_rate"]), f"{st['tokens']:,}", f"{st['seconds']:,.0f}s",
-            style="bold" if st["subject"] == "all" else None,
-        )
-    reasons = Table(title="Verifier failure reasons (failed attempts)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("reason", "attempts", "share", "by stage", "last of rejected"):
-        reasons.add_column(name, justify="left" if name in ("reason", "by stage") else "right", overflow="fold")
-    for item in stats["failure_reasons"]:
-        by_stage = ", ".join(f"{k} {v}" for k, v in item["by_stage"].items())
-        reasons.add_row(_t(item["reason"]), str(item["count"]), _pct(item["share"]), _t(by_stage),
-                        str(stats["final_reasons"].get(item["reason"], 0)))
-    by_subject = Table(title="Most common failure reasons by subject", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    by_subject.add_column("subject", overflow="fold")
-    by_subject.add_column("failed attempts: reason (count)", overflow="fold")
-    for name, s in stats["subjects"].items():
+    subject, and (when there are any) invalid attempts by kind.
+
+    Every table fits ``width`` cells (the console's) without splitting a number or a word: numbers never
+    wrap (tokens are compact, ``12.3k``; time is ``H:MM:SS``), labels wrap at words or end in ``…``, the
+    ``inv``/``err``/``unv`` columns appear only when not all zero, and the least needed columns are left
+    out when the rest would not fit. Headers as in :data:`SUMMARY_LEGEND`; a failure reason's
+    ``rejected`` counts the rejected questions whose last attempt failed for it.
+    """
+    from .progress import clock, compact
+
+    subjects = list(stats["subjects"].items())
+    counts = [("n", "questions"), ("ok", "accepted"), ("cot", "accepted_cot"), ("refl", "accepted_reflection"),
+              ("guid", "accepted_answer_guided"), ("rej", "rejected"), ("inv", "invalid"), ("err", "error"),
+              ("unv", "unverified")]
+    empty = frozenset(h for h, key in counts[6:] if not any(s.get(key, 0) for _, s in subjects))
+
+    def by_subject_table(left_out: frozenset[str]) -> Table:
+        table = _stats_table("Questions by subject")
+        table.add_column("subject", **_LABEL)
+        shown = [(h, key) for h, key in counts if h not in left_out | empty]
+        for header, _ in shown[:2]:
+            table.add_column(header, **_NUMBER)
+        table.add_column("rate", **_NUMBER)
+        for header, _ in shown[2:]:
+            table.add_column(header, **_NUMBER)
+        extra = [h for h in ("tokens", "time") if h not in left_out]
+        for header in extra:
+            table.add_column(header, **_NUMBER)
+        for name, s in subjects:
+            if name == "all":
+                table.add_section()
+            values = [str(s.get(key, 0)) for _, key in shown]
+            values.insert(2, _pct(s["acceptance_rate"]))
+            values += [compact(int(s["tokens"])) if h == "tokens" else clock(s["seconds"]) for h in extra]
+            table.add_row(_t(name), *values, style="bold" if name == "all" else None)
+        return table
+
+    def by_stage_table(left_out: frozenset[str]) -> Table:
+        table = _stats_table("Attempts by subject and stage")
+        table.add_column("subject", **_LABEL)
+        table.add_column("stage", **_LABEL)
+        columns = [c for c in ("questions", "attempts", "passed", "rate", "tokens", "time") if c not in left_out]
+        for name in columns:
+            table.add_column(name, **_NUMBER)
+        last = None
+        for st in stats["stages"]:
+            if last is not None and st["subject"] != last:
+                table.add_section()
+            last = st["subject"]
+            cells = {"questions": str(st["questions"]), "attempts": str(st["attempts"]), "passed": str(st["accepted"]),
+                     "rate": _pct(st["pass_rate"]), "tokens": compact(int(st["tokens"])), "time": clock(st["seconds"])}
+            table.add_row(_t(st["subject"]), _t(st["stage"]), *(cells[c] for c in columns),
+                          style="bold" if st["subject"] == "all" else None)
+        return table
+
+    def reasons_table(left_out: frozenset[str]) -> Table:
+        table = _stats_table("Verifier failure reasons (failed attempts)")
+        table.add_column("reason", **_LABEL)
+        columns = [c for c in ("attempts", "share", "by stage", "rejected") if c not in left_out]
+        for name in columns:
+            table.add_column(name, **(_LABEL if name == "by stage" else _NUMBER))
+        for item in stats["failure_reasons"]:
+            cells = {"attempts": str(item["count"]), "share": _pct(item["share"]),
+                     "by stage": _t(", ".join(f"{k} {v}" for k, v in item["by_stage"].items())),
+                     "rejected": str(stats["final_reasons"].get(item["reason"], 0))}
+            table.add_row(_t(item["reason"]), *(cells[c] for c in columns))
+        return table
+
+    top = _stats_table("Most common failure reasons by subject")
+    top.add_column("subject", **_LABEL)
+    top.add_column("failed attempts: reason (count)", **_LABEL)
+    for name, s in subjects:
         if name != "all":
-            by_subject.add_row(_t(name), _t(", ".join(f"{r} ({c})" for r, c in s["top_failures"]) or "-"))
-    tables = [subjects, stages, reasons, by_subject]
+            top.add_row(_t(name), _t(", ".join(f"{r} ({c})" for r, c in s["top_failures"]) or "-"))
+    tables = [_fitted(by_subject_table, ("cot", "refl", "guid", "time", "tokens", "unv", "inv", "err", "rej"), width),
+              _fitted(by_stage_table, ("time", "questions", "tokens"), width),
+              _fitted(reasons_table, ("rejected", "share"), width), top]
     if stats.get("invalid_attempts"):
-        invalid = Table(title="Invalid attempts by kind", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        invalid.add_column("kind", overflow="fold")
-        invalid.add_column("attempts", justify="right")
+        invalid = _stats_table("Invalid attempts by kind")
+        invalid.add_column("kind", **_LABEL)
+        invalid.add_column("attempts", **_NUMBER)
         for kind, count in stats["invalid_attempts"].items():
             invalid.add_row(_t(kind), str(count))
         tables.append(invalid)

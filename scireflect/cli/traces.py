@@ -196,7 +196,7 @@ def traces_stats(
         typer.echo(json.dumps(stats, indent=2, ensure_ascii=False))
         return
     console = _console()
-    for table in stats_tables(stats):
+    for table in stats_tables(stats, width=console.width):
         console.print(table)
 
 
