@@ -27,7 +27,7 @@ import functools
 import json
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -120,6 +120,18 @@ READ_BUFFER_BYTES = 4 * 2**20
 sends a whole long completion as one event still fits."""
 
 
+async def _one_event(body: bytes) -> AsyncIterator[bytes]:
+    """An ``application/json`` reply as event lines: a whole chat completion (some servers and proxies
+    ignore ``"stream": true``) is the one event it stands for, its choices carrying ``message`` where
+    chunks carry ``delta``, its ``usage`` and ``finish_reason`` as a last chunk does; a body that is an
+    event stream after all (a wrong content type) is read line by line."""
+    if body.lstrip().startswith(b"{"):
+        yield b"data: " + body
+        return
+    for line in body.splitlines():
+        yield line
+
+
 class OpenAIStreamingChat:
     """One model on one OpenAI-compatible endpoint, streamed.
 
@@ -178,7 +190,8 @@ class OpenAIStreamingChat:
             openai.APIStatusError (and subclasses): the endpoint answered with an HTTP error.
             openai.APITimeoutError / openai.APIConnectionError: silence past the timeout, a refused
                 or dropped connection, a body cut mid-stream.
-            BadResponseBody: the body held no server-sent event, or an event that is not JSON.
+            BadResponseBody: the body held no server-sent event, or an event that is not JSON. A whole
+                ``application/json`` completion (from a server that does not stream) is taken as one event.
             EmptyCompletion: the stream ended without a completion chunk.
         """
         parts: list[str] = []
@@ -191,7 +204,10 @@ class OpenAIStreamingChat:
                     body = await response.read()
                     raise status_error(http.Response(response.status, headers=list(response.headers.items()), content=body,
                                                      request=self._sdk_request()), body)
-                async for line in response.content:  # read to the end, so that the connection is reused
+                lines = response.content
+                if response.content_type == "application/json":  # a server that ignored "stream": true
+                    lines = _one_event(await response.read())
+                async for line in lines:  # read to the end, so that the connection is reused
                     if not line.startswith(b"data:"):
                         continue
                     data = line[5:].strip()
@@ -204,7 +220,7 @@ class OpenAIStreamingChat:
                         raise BadResponseBody(f"a streamed event is not JSON: {data[:80]!r}") from None
                     model = chunk.get("model") or model
                     for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
+                        text = (choice.get("delta") or choice.get("message") or {}).get("content")
                         if text:
                             parts.append(text)
                             on_text(text)
