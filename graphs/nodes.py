@@ -48,6 +48,7 @@ from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
 from ..agents.roles import LOOP, AgentReply, CallProgress
 from ..verifiers.answer.options import is_multiple_choice, with_mc_path
+from ..verifiers.answer.select import select_check
 from ..verifiers.base import EQUAL, SAMPLE_DISAGREEMENT, UNIT_CONVERTED, wrong_answer
 from .budget import RESAMPLE_TEMPERATURE, Route, decide, describe_stop
 from .context import AnnotationContext, choose_mc_path
@@ -111,9 +112,19 @@ def strategy_of(step: Mapping[str, Any]) -> Strategy:
     return step.get("strategy") or _STRATEGY_OF_STAGE.get(step.get("stage", "cot"), "cot")
 
 
-def failed_answers(steps: list[Step]) -> list[str]:
+CLOSED_CHECKS = ("choice", "options_free", "boolean")
+"""Check kinds (:func:`~scireflect.verifiers.answer.select.select_check`) of questions with a few possible
+answers, whose failed answers are never named: "A, B and C were found wrong" of four options, or
+"False was found wrong", tells the reference."""
+
+
+def failed_answers(steps: list[Step], question: Mapping[str, Any]) -> list[str]:
     """The final answers of ``steps``' attempts that the verifier found wrong, in order (repeats kept):
-    :func:`~scireflect.verifiers.base.wrong_answer`, so never an answer that matched the reference."""
+    :func:`~scireflect.verifiers.base.wrong_answer`, so never an answer that matched the reference;
+    none for a multiple-choice or true/false ``question`` (:data:`CLOSED_CHECKS`), where naming the wrong
+    ones narrows the reference down."""
+    if select_check(question) in CLOSED_CHECKS:
+        return []
     return [a for a in (wrong_answer(s.get("verdict")) for s in solution_steps(steps)) if a is not None]
 
 
@@ -212,8 +223,8 @@ def attempt_prompt(ctx: AnnotationContext, question: Mapping[str, Any], variant:
         last_critique = [s for s in earlier if s["kind"] == "critique"][-1]
         return ctx.prompts.revise(question, variant, attempts[-1], last_critique)
     if strategy == "resample":
-        return ctx.prompts.resample(question, variant, failed_answers(earlier))
-    return ctx.prompts.answer_guided(question, variant, attempts[-1], failed_answers(earlier))
+        return ctx.prompts.resample(question, variant, failed_answers(earlier, question))
+    return ctx.prompts.answer_guided(question, variant, attempts[-1], failed_answers(earlier, question))
 
 
 async def solve(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
@@ -360,7 +371,8 @@ async def critique(state: AnnotationState, runtime: Runtime[AnnotationContext]) 
     ctx = runtime.context
     last = _last_attempt(state)
     earlier = [s for s in state["steps"] if s["index"] < last["index"]]
-    prompt = ctx.prompts.critique(_question(state), state["variant"], last, failed_answers(earlier))
+    question = _question(state)
+    prompt = ctx.prompts.critique(question, state["variant"], last, failed_answers(earlier, question))
     return await call_model(state, ctx, "critic", "reflection", last["attempt"], prompt, strategy="reflect")
 
 

@@ -125,7 +125,13 @@ def test_only_answers_found_wrong_are_named():
     assert failed_answers_evidence(["1"] * 3) == "Final answers already found wrong: 1 (3 times)."
     assert failed_answers_evidence([]) == ""
     steps = [attempt(0, answer="5.2"), attempt(1, reason="step_error", answer="72")]
-    assert failed_answers(steps) == ["5.2"]
+    assert failed_answers(steps, QUESTION) == ["5.2"]
+    # a few possible answers: the wrong ones are never named (three wrong letters of four tell the fourth)
+    letters = [attempt(0, answer="A", reason="choice_mismatch"), attempt(1, answer="B", reason="choice_mismatch")]
+    assert failed_answers(letters, {"question": "Which?", "choices": ["1", "2", "3", "4"], "answer": "D"}) == []
+    assert failed_answers([attempt(0, answer="False", reason="text_mismatch")], {"question": "Is it?", "answer": "True"}) == []
+    assert failed_answers(letters, {"question": "Which?", "choices": ["1", "2", "3", "4"], "answer": "D",
+                                    "mc_path": "options_free"}) == []
 
 
 # -- the graph ------------------------------------------------------------------------------------
@@ -226,4 +232,15 @@ def test_the_formal_graph_keeps_only_its_strategies():
 
 def test_resample_prompt_without_failed_answers_is_the_solvers():
     assert ANSWER_PROMPTS.resample(QUESTION, "math", []) == ANSWER_PROMPTS.solve(QUESTION, "math")
-    _ = initial_state, context  # the shared helpers of test_graph
+
+
+async def test_a_multiple_choice_resample_is_not_told_which_letters_failed():
+    mc = {"id": "mc-1", "subject": "physics", "question": "Which planet is largest?",
+          "choices": ["Mars", "Venus", "Jupiter", "Earth"], "answer": "C"}
+    agents, models = team(["\\boxed{A}", "\\boxed{B}", "\\boxed{C}"], [], [])
+    graph = build_annotation_graph()
+    budget = Budget(strategy=("cot", "resample", "resample"), mc_samples=1)
+    state = await graph.ainvoke(initial_state(mc, "physics"), context=context(agents, budget))
+    assert [s["strategy"] for s in state["steps"]] == ["cot", "resample", "resample"] and state["status"] == "accepted"
+    for call in models["solver"].calls[1:]:
+        assert "already found wrong" not in call[-1].content and "Earlier solutions" not in call[-1].content
