@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL server for tests: a fresh cluster in a temporary directory, on a unix socket only.
 
-PostgreSQL refuses to run as root; run as root, :class:`TempPostgres` creates (once) the system user
-``scireflect-pg`` and runs ``initdb`` and the server as that user (``runuser``). The server listens
+PostgreSQL refuses to run as root; run as root, :class:`TempPostgres` runs ``initdb`` and the server
+as an unprivileged user that is already there (:data:`SERVER_USERS`: the ``postgres`` user of Debian's
+package, else ``nobody``; ``runuser``), so that a test leaves no system user behind. The server listens
 on no TCP address (``listen_addresses=''``): its unix socket lives in the temporary directory, so it
 is reachable from any network namespace of the machine and from nowhere else. It runs with
 ``fsync=off`` (a test database). Debian's ``postgresql`` package provides the binaries
@@ -23,7 +24,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-USER = "scireflect-pg"
+SERVER_USERS = ("postgres", "nobody")
+"""Who runs the server when the tests run as root, the first that exists; none is ever created."""
 ROLE = "scireflect"
 
 
@@ -33,13 +35,18 @@ def postgres_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _ensure_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True,
-                       capture_output=True)
-        return pwd.getpwnam(USER)
+def server_user() -> pwd.struct_passwd:
+    """The first of :data:`SERVER_USERS` on this machine.
+
+    Raises:
+        RuntimeError: none of them exists.
+    """
+    for name in SERVER_USERS:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError(f"no unprivileged user to run PostgreSQL as (one of {', '.join(SERVER_USERS)})")
 
 
 class TempPostgres:
@@ -65,10 +72,18 @@ class TempPostgres:
         return subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=120)
 
     def __enter__(self) -> TempPostgres:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()  # a failed start leaves no directory and no server behind
+            raise
+        return self
+
+    def _start(self) -> None:
         if os.geteuid() == 0:
-            user = _ensure_user()
+            user = server_user()
             os.chown(self.root, user.pw_uid, user.pw_gid)
-            self._as_user = ["runuser", "-u", USER, "--"]
+            self._as_user = ["runuser", "-u", user.pw_name, "--"]
         data = self.root / "data"
         done = self._run(str(self.bin / "initdb"), "-D", str(data), "-U", ROLE, "--auth=trust", "--no-sync", "-E", "UTF8")
         if done.returncode:
@@ -78,11 +93,11 @@ class TempPostgres:
         if done.returncode:
             log = (self.root / "server.log").read_text(errors="replace")[-800:] if (self.root / "server.log").exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {done.stderr.strip()[-300:]} {log}")
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        if (self.root / "data" / "postmaster.pid").exists():
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-__all__ = ["TempPostgres", "postgres_bin"]
+__all__ = ["SERVER_USERS", "TempPostgres", "postgres_bin", "server_user"]
