@@ -10,7 +10,8 @@ How a claim is judged (conservative: a false flag rejects good training data):
 
 1. :mod:`.step_claims` finds ``expression = value`` chains (plain text and LaTeX); in a chain
    ``a = b = c`` each written value is checked against the last expression before it.
-2. :mod:`.step_arith` computes the expression exactly (fractions) or to 30 digits (mpmath).
+2. :mod:`.step_parse` reads each member into a tree; :mod:`.step_arith` computes it exactly
+   (fractions) or to 30 digits (mpmath).
 3. The value agrees when the computed value *rounds or truncates* to it at its written precision:
    ``|computed - written| <= ulp/2``, or ``written`` is ``computed`` cut toward zero
    (``0 <= |computed| - |written| < ulp``), where ``ulp`` is one unit in the last written place
@@ -45,7 +46,8 @@ from typing import Any
 
 import mpmath
 
-from .step_arith import Member, Refused, UnknownUnit, Written, evaluate, evaluate_units, parse_member, parse_value, unit_quantity
+from .step_arith import evaluate, evaluate_units, unit_quantity
+from .step_parse import Member, Refused, UnknownUnit, Written, parse_member, parse_value
 from .step_claims import MAX_TEXT_CHARS, Chain, Token, extract_chains, tokenize
 
 __all__ = ["MAX_CLAIM_CHARS", "TIME_BUDGET_S", "StepClaim", "StepReport", "check_steps"]
