@@ -129,10 +129,10 @@ def strip_answer_delimiters(text: str) -> str:
             return s
 
 
-def _last_box(text: str) -> str | NoFinalAnswer | None:
-    """The content of the last ``\\boxed``/``\\fbox``; ``NoFinalAnswer`` when that box is empty or
-    unclosed (the response's own last statement of an answer is missing or cut off); ``None``
-    when there is no box."""
+def _last_box_parts(text: str) -> tuple[int, int, int, int] | tuple[int, int, None, None] | None:
+    """``(box start, content start, content end, box end)`` of the last ``\\boxed``/``\\fbox`` of
+    ``text`` (``\\boxed 5`` without braces: its next token is the content); the two ends are ``None``
+    when the box's brace is not closed; ``None`` when there is no box. Linear time."""
     matches = list(_BOX_RE.finditer(text))
     if not matches:
         return None
@@ -142,13 +142,23 @@ def _last_box(text: str) -> str | NoFinalAnswer | None:
         j += 1
     if j < len(text) and text[j] == "{":
         end = _matching_braces(text).get(j)
-        if end is None:
-            return NoFinalAnswer("unclosed_box", "the last \\boxed{ of the response is not closed: its final answer is cut off")
-        content = text[j + 1 : end].strip()
-    else:  # "\boxed 5" without braces: the next token
-        tok = re.match(r"[^\s$]+", text[j:])
-        content = tok.group(0) if tok else ""
-    content = strip_answer_delimiters(content)
+        return (m.start(), j + 1, None, None) if end is None else (m.start(), j + 1, end, end + 1)
+    tok = re.match(r"[^\s$]+", text[j:])
+    stop = j + (tok.end() if tok else 0)
+    return m.start(), j, stop, stop
+
+
+def _last_box(text: str) -> str | NoFinalAnswer | None:
+    """The content of the last ``\\boxed``/``\\fbox``; ``NoFinalAnswer`` when that box is empty or
+    unclosed (the response's own last statement of an answer is missing or cut off); ``None``
+    when there is no box."""
+    parts = _last_box_parts(text)
+    if parts is None:
+        return None
+    _, start, end, _ = parts
+    if end is None:
+        return NoFinalAnswer("unclosed_box", "the last \\boxed{ of the response is not closed: its final answer is cut off")
+    content = strip_answer_delimiters(text[start:end].strip())
     if not content:
         return NoFinalAnswer("empty_box", "the last \\boxed{} of the response is empty: it states no final answer")
     return content
@@ -158,18 +168,8 @@ def last_box_span(text: str) -> tuple[int, int] | None:
     """``(start, end)`` of the last ``\\boxed{...}``/``\\fbox{...}`` of ``text``: from the backslash to
     just after its closing brace (``\\boxed 5``: after the token); ``None`` when there is no box or
     the last one is not closed. Linear time."""
-    matches = list(_BOX_RE.finditer(text))
-    if not matches:
-        return None
-    m = matches[-1]
-    j = m.end()
-    while j < len(text) and text[j] in " \t":
-        j += 1
-    if j < len(text) and text[j] == "{":
-        end = _matching_braces(text).get(j)
-        return None if end is None else (m.start(), end + 1)
-    tok = re.match(r"[^\s$]+", text[j:])
-    return m.start(), j + (tok.end() if tok else 0)
+    parts = _last_box_parts(text)
+    return None if parts is None or parts[3] is None else (parts[0], parts[3])
 
 
 def _answer_line(text: str) -> str | None:
