@@ -260,6 +260,11 @@ class PromptSet(Protocol):
         """A fresh Solver attempt (strategy ``resample``), told which final answers were found wrong."""
         ...
 
+    def program(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
+        """A fresh Solver attempt that computes in Python (strategy ``program``), told which final answers
+        were found wrong; its agent runs the code in the sandbox."""
+        ...
+
     def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                       failed: Sequence[str] = ()) -> Prompt:
         """The answer-guided revision: the problem and the reference answer, not the failed ``attempt``'s
@@ -305,6 +310,9 @@ class AnswerPrompts:
         if earlier:
             variables = {**variables, "problem": f"{variables['problem']}\n\n{RESAMPLE_NOTE.format(failed=earlier)}"}
         return template, variables
+
+    def program(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
+        return SOLVER_PYTHON_PROMPT, self.resample(question, variant, failed)[1]
 
     def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                       failed: Sequence[str] = ()) -> Prompt:
@@ -545,6 +553,9 @@ class FigurePrompts:
 
     def resample(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
         return self._with_figures(question, self.base.resample(question, variant, failed))
+
+    def program(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
+        return self._with_figures(question, self.base.program(question, variant, failed))
 
     def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                       failed: Sequence[str] = ()) -> Prompt:

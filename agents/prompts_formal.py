@@ -142,6 +142,9 @@ class FormalPrompts:
         """A fresh proof attempt: the Solver's prompt (a proof has no final answer to name as wrong)."""
         return self.solve(question, variant)
 
+    def program(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
+        raise NotImplementedError("formal proofs have no program strategy: a proof is Lean, not Python")
+
     def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                       failed: Sequence[str] = ()) -> Prompt:
         raise NotImplementedError("formal proofs have no answer-guided stage: there is no reference proof")

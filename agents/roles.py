@@ -265,6 +265,10 @@ class Agent:
         """
         return self._copy(code_execution=settings)
 
+    def without_tools(self) -> Agent:
+        """A copy of this agent that calls no tool (e.g. to run plain-text code instead)."""
+        return self._copy(tools=[])
+
     def with_temperature(self, temperature: float) -> Agent:
         """A copy of this agent whose calls sample at ``temperature`` (e.g. the independent samples that
         confirm a multiple-choice answer): the lean client sends it in the request body, a LangChain

@@ -7,7 +7,7 @@ half-finished question at its last completed node without repeating model calls.
 :mod:`scireflect.graphs.nodes`, the state in :mod:`scireflect.graphs.state`, the loop's one
 decision in :func:`scireflect.graphs.budget.decide`. Each attempt strategy of the budget's order
 (``Budget.strategy``: ``cot`` = ``solve``, ``reflect`` = ``critique`` -> ``revise``, ``resample``,
-``answer_guided``) is a node here, and ``decide`` picks the next one. A multiple-choice question whose stem needs its
+``program``, ``answer_guided``) is a node here, and ``decide`` picks the next one. A multiple-choice question whose stem needs its
 options (``mc_path`` ``k_sample``) is accepted only after ``confirm`` has drawn k-1 more samples of
 the accepted attempt's prompt and all picked the correct letter; one answerable alone
 (``options_free``) is solved without its options, its value mapped to them by the verifier.
@@ -28,7 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from .context import AnnotationContext
-from .nodes import after_call, after_verify, answer_guided, confirm, critique, resample, revise, solve, verify
+from .nodes import after_call, after_verify, answer_guided, confirm, critique, program, resample, revise, solve, verify
 from .state import AnnotationState
 
 
@@ -45,23 +45,23 @@ def build_annotation_graph(checkpointer: Any = None, *, context_schema: type = A
     builder.add_node("critique", critique)
     builder.add_node("revise", revise)
     builder.add_node("resample", resample)
+    builder.add_node("program", program)
     builder.add_node("answer_guided", answer_guided)
-    retry = {"critique": "critique", "resample": "resample", "answer_guided": "answer_guided", "end": END}
+    retry = {"critique": "critique", "resample": "resample", "program": "program", "answer_guided": "answer_guided", "end": END}
 
     builder.add_edge(START, "solve")
     # A model call that failed or spent the budget ends the question; else its attempt is checked.
     builder.add_conditional_edges("solve", after_call, {"next": "verify", "end": END})
     # verify decides once: confirm (k_sample multiple choice), the budget's next strategy (reflect, resample,
-    # answer-guided; a repeated wrong answer skips reflect), or stop.
+    # program, answer-guided; a repeated wrong answer skips reflect), or stop.
     builder.add_conditional_edges("verify", after_verify, {"confirm": "confirm", **retry})
     # k-1 more samples of the accepted attempt's prompt: all agree (accepted), or the loop goes on as for a wrong answer.
     builder.add_conditional_edges("confirm", after_verify, retry)
     # reflect: the Critic's review of the last attempt, then the Reviser's rewrite.
     builder.add_conditional_edges("critique", after_call, {"next": "revise", "end": END})
-    # The loop: every new attempt (a revision, a fresh sample, the answer-guided one) goes back to the verifier.
-    builder.add_conditional_edges("revise", after_call, {"next": "verify", "end": END})
-    builder.add_conditional_edges("resample", after_call, {"next": "verify", "end": END})
-    builder.add_conditional_edges("answer_guided", after_call, {"next": "verify", "end": END})
+    # The loop: every new attempt (a revision, a fresh one, a program, the answer-guided one) goes back to the verifier.
+    for attempt_node in ("revise", "resample", "program", "answer_guided"):
+        builder.add_conditional_edges(attempt_node, after_call, {"next": "verify", "end": END})
     return builder.compile(checkpointer=checkpointer, name="annotation")
 
 

@@ -21,7 +21,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -54,8 +54,9 @@ class Budget:
             ``k_sample`` multiple-choice attempt is accepted (the attempt and k-1 more, drawn by the
             ``confirm`` node at a sampling temperature), >= 1; 1 accepts the attempt alone.
         strategy: the order of attempt strategies (:data:`Strategy` names), e.g. ``("cot", "reflect",
-            "resample", "reflect", "answer_guided")``: ``cot`` first, ``answer_guided`` (if present)
-            last; TOML ``strategy = ["cot", "reflect", ...]``, ``--budget strategy=cot/reflect/...``.
+            "resample", "reflect", "answer_guided")`` (:data:`~scireflect.graphs.state.Strategy`:
+            ``cot``, ``reflect``, ``resample``, ``program``, ``answer_guided``): ``cot`` first,
+            ``answer_guided`` (if present) last; TOML ``strategy = ["cot", "reflect", ...]``, ``--budget strategy=cot/reflect/...``.
             ``None`` (the default) keeps the loop as it was before strategies were data:
             ``cot``, then ``max_reflections`` times ``reflect``, then ``answer_guided`` when
             ``answer_guided`` (with the defaults: cot, reflect, reflect, answer_guided, in 4 attempts),
@@ -183,10 +184,11 @@ def check_strategy(order: tuple[str, ...]) -> None:
         raise ValueError("'answer_guided' only as the last strategy")
 
 
-Route = Literal["confirm", "critique", "resample", "answer_guided", "end"]
+Route = Literal["confirm", "critique", "resample", "program", "answer_guided", "end"]
 """A node ``decide`` routes to: ``critique`` begins the ``reflect`` strategy (critique -> revise)."""
 
-_ROUTE_OF: dict[str, Route] = {"reflect": "critique", "resample": "resample", "answer_guided": "answer_guided"}
+_ROUTE_OF: dict[str, Route] = {"reflect": "critique", "resample": "resample", "program": "program",
+                               "answer_guided": "answer_guided"}
 """The node each strategy after ``cot`` starts at."""
 
 
@@ -210,9 +212,12 @@ class Decision(NamedTuple):
                 "accepted_stage": self.accepted_stage, "budget_stop": self.budget_stop}
 
 
-def decide(steps: Sequence[Mapping[str, Any]], budget: Budget, mc_path: str | None = None) -> Decision:
+def decide(steps: Sequence[Mapping[str, Any]], budget: Budget, mc_path: str | None = None,
+           available: Collection[str] | None = None) -> Decision:
     """After ``verify`` (or ``confirm``): end the loop or go on, and why. A pure function of the steps
-    (and of the question's multiple-choice path, ``mc_path``: see :class:`~scireflect.graphs.state.AnnotationState`).
+    (and of the question's multiple-choice path, ``mc_path``: see :class:`~scireflect.graphs.state.AnnotationState`;
+    and of the strategies the run can make, ``available``: ``None`` for all; ``program`` needs the
+    code sandbox, and a strategy not available is skipped as if it were not in the order).
 
     Order: an accepted attempt of a ``k_sample`` question whose samples are not drawn yet goes to
     ``confirm`` (when ``budget.mc_samples`` > 1; ``confirm`` calls this again once they are, and the
@@ -241,13 +246,13 @@ def decide(steps: Sequence[Mapping[str, Any]], budget: Budget, mc_path: str | No
     if stop is not None:
         return _failed(verdict, describe_stop(stop), stop)
     order = budget.order
-    upcoming = list(order[len(solutions):])
+    upcoming = [name for name in order[len(solutions):] if available is None or name in available]
     repeated = bool(solutions and solutions[-1].get("repeated"))
     if repeated:  # the same wrong answer again: no more edits of that text, the next other strategy
         upcoming = [name for name in upcoming if name != "reflect"]
     if upcoming:
         return Decision(_ROUTE_OF[upcoming[0]], "running", None)
-    if repeated and len(solutions) < len(order):
+    if repeated and len(solutions) < len(order) and any(n == "reflect" for n in order[len(solutions):]):
         return _failed(verdict, f"repeated answer (attempt {solutions[-1]['attempt']} repeats attempt "
                                 f"{solutions[-1]['repeated']}); no other strategy left")
     if order[-1] == "answer_guided":

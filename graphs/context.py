@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agents.code_loop import CodeExecution
 from ..agents.prompts import ANSWER_PROMPTS, PromptSet
 from ..agents.roles import AgentTeam
 from ..verifiers.answer.options import is_multiple_choice, mc_path
@@ -19,6 +20,7 @@ from ..verifiers.base import AnswerVerifier, Verdict, averify_response
 from ..verifiers.workers import SandboxedRunner
 from .budget import Budget
 from .call_slots import CallSlots
+from .state import STRATEGIES
 
 VerifyFn = Callable[..., Awaitable[Verdict]]
 """``await verify(response, question, finish_reason=None) -> Verdict``: checks one attempt; a response
@@ -95,6 +97,14 @@ class AnnotationContext:
     choose_mc_path: PathFn | None = None
     """Decides a multiple-choice question's path (:func:`mc_path_in` a sandboxed worker, as the runner
     does); ``None``: decided in this process, for trusted question rows only."""
+    program: CodeExecution | None = None
+    """The code sandbox's settings for the ``program`` strategy (a Solver attempt whose ```python blocks
+    run in the sandbox); ``None`` where the sandbox is not available: ``decide`` then skips ``program``."""
+
+    @property
+    def strategies(self) -> frozenset[str]:
+        """The strategies this context can make (``program`` only with :attr:`program`)."""
+        return frozenset(STRATEGIES) - (frozenset() if self.program is not None else {"program"})
 
 
 __all__ = ["AnnotationContext", "PathFn", "VerifyFn", "choose_mc_path", "mc_path_in", "verify_with"]

@@ -10,6 +10,7 @@ Each node is a function of the question's state and LangGraph's runtime (whose `
 ``revise``         the Reviser rewrites the solution from the critique (stage ``reflection``).
 ``resample``       a fresh Solver attempt at a higher temperature, told which final answers were found
                    wrong (strategy ``resample``, stage ``cot``: it never sees an earlier text).
+``program``        the same in Python, its code run in the sandbox (strategy ``program``, stage ``cot``).
 ``answer_guided``  the Reviser is shown the reference answer and must derive it (stage ``answer_guided``).
 ``confirm``        a ``k_sample`` multiple-choice attempt the verifier accepted: k-1 more independent
                    samples of its prompt, each verified; accepted only when all pick the correct letter.
@@ -43,6 +44,7 @@ import openai
 from langgraph.runtime import Runtime
 
 from ..agents.code_blocks import model_text
+from ..agents.code_loop import CodeExecution
 from ..agents.prompts import Prompt
 from ..agents.names import Role
 from ..agents.retry import ModelCallError, describe_error
@@ -133,11 +135,14 @@ def _budget_end(stop: BudgetStop) -> dict[str, Any]:
 
 
 async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role, stage: Stage, attempt: int,
-                     prompt: Prompt, *, temperature: float | None = None, strategy: Strategy | None = None) -> dict[str, Any]:
+                     prompt: Prompt, *, temperature: float | None = None, strategy: Strategy | None = None,
+                     code: CodeExecution | None = None) -> dict[str, Any]:
     """One model call of ``ctx.agents.<role>`` within the question's remaining time budget, holding
     one of the run's call slots (``ctx.call_slots``) for the call only; ``temperature`` overrides the
     agent's sampling temperature for this call (:meth:`~scireflect.agents.roles.Agent.with_temperature`);
-    ``strategy`` is recorded in the step (default: the one of ``stage``, :func:`strategy_of`).
+    ``strategy`` is recorded in the step (default: the one of ``stage``, :func:`strategy_of`); with
+    ``code``, the agent runs the ```python blocks it writes in the sandbox (strategy ``program``; an agent
+    that already does keeps its own settings).
 
     Returns a state update: the new step; and ``status``/``stop_reason`` (plus ``budget_stop`` or
     ``error_kind``) when the call ended the question.
@@ -151,14 +156,16 @@ async def call_model(state: AnnotationState, ctx: AnnotationContext, role: Role,
         return _budget_end({"limit": "seconds", "used": round(total_seconds(steps), 3), "allowed": ctx.budget.max_seconds})
     slot = ctx.call_slots.hold(continuing=bool(steps)) if ctx.call_slots is not None else contextlib.nullcontext()
     async with slot:  # waiting for a slot is not the model's time: the budget's clock starts below
-        update = await _call_in_slot(steps, ctx, role, stage, attempt, prompt, state["question"]["id"], remaining, temperature)
+        update = await _call_in_slot(steps, ctx, role, stage, attempt, prompt, state["question"]["id"], remaining, temperature,
+                                     code)
     for step in update.get("steps", ()):
         step["strategy"] = strategy or strategy_of(step)
     return update
 
 
 async def _call_in_slot(steps: list[Step], ctx: AnnotationContext, role: Role, stage: Stage, attempt: int, prompt: Prompt,
-                        qid: str, remaining: float | None, temperature: float | None = None) -> dict[str, Any]:
+                        qid: str, remaining: float | None, temperature: float | None = None,
+                        code: CodeExecution | None = None) -> dict[str, Any]:
     """:func:`call_model` once its call slot is held."""
     index = len(steps)
     where = {"id": qid, "role": role, "stage": stage, "attempt": attempt}
@@ -167,6 +174,8 @@ async def _call_in_slot(steps: list[Step], ctx: AnnotationContext, role: Role, s
     progress.report("call", {"phase": "start"})
     try:
         agent = getattr(ctx.agents, role)
+        if code is not None and agent.code_execution is None:
+            agent = agent.without_tools().with_code_execution(code)
         agent = agent if temperature is None else agent.with_temperature(temperature)
         reply = await asyncio.wait_for(agent.ainvoke(*prompt, progress=progress, affinity=where["id"]), timeout=remaining)
     except TimeoutError:
@@ -214,7 +223,7 @@ def attempt_prompt(ctx: AnnotationContext, question: Mapping[str, Any], variant:
                    earlier: list[Step]) -> Prompt:
     """The prompt of a solution attempt made by ``strategy`` after the steps ``earlier``: the Solver's
     (``cot``), a revision from the last critique (``reflect``), a fresh attempt told the failed answers
-    (``resample``) or the answer-guided revision (``answer_guided``). The one place an attempt's prompt
+    (``resample``; ``program``: in Python) or the answer-guided revision (``answer_guided``). The one place an attempt's prompt
     is made, so that ``confirm`` samples exactly the prompt of the attempt it confirms."""
     if strategy == "cot":
         return ctx.prompts.solve(question, variant)
@@ -224,6 +233,8 @@ def attempt_prompt(ctx: AnnotationContext, question: Mapping[str, Any], variant:
         return ctx.prompts.revise(question, variant, attempts[-1], last_critique)
     if strategy == "resample":
         return ctx.prompts.resample(question, variant, failed_answers(earlier, question))
+    if strategy == "program":
+        return ctx.prompts.program(question, variant, failed_answers(earlier, question))
     return ctx.prompts.answer_guided(question, variant, attempts[-1], failed_answers(earlier, question))
 
 
@@ -255,8 +266,13 @@ async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     earlier = [s for s in solution_steps(state["steps"]) if s["index"] < step["index"]]
     step["repeated"] = await repeated_attempt(ctx, step["verdict"], earlier, _question(state))
     judged: Step = step  # type: ignore[assignment]
-    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"))
+    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"), _strategies(ctx))
     return {"steps": [judged], **decision.update()}
+
+
+def _strategies(ctx: Any) -> frozenset[str] | None:
+    """The strategies the context can make (a context without ``strategies``, e.g. Studio's: all but ``program``)."""
+    return getattr(ctx, "strategies", None) or frozenset({"cot", "reflect", "resample", "answer_guided"})
 
 
 def _same_answer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -318,7 +334,8 @@ async def confirm(state: AnnotationState, runtime: Runtime[AnnotationContext]) -
     for _ in range(ctx.budget.mc_samples - 1):
         so_far = merge_steps(state["steps"], [{**step, "samples": samples}])  # type: ignore[list-item]
         update = await call_model({**state, "steps": so_far}, ctx, step["role"], step["stage"], step["attempt"], prompt,
-                                  temperature=SAMPLE_TEMPERATURE, strategy=strategy_of(step))
+                                  temperature=SAMPLE_TEMPERATURE, strategy=strategy_of(step),
+                                  code=getattr(ctx, "program", None) if strategy_of(step) == "program" else None)
         call = update["steps"][0] if update.get("steps") else None
         if call is not None:
             samples.append(await _verified_sample(ctx, call, question))
@@ -332,7 +349,7 @@ async def confirm(state: AnnotationState, runtime: Runtime[AnnotationContext]) -
     judged: Step = step  # type: ignore[assignment]
     if ended:
         return {"steps": [judged], "route": "end", **ended}
-    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"))
+    decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"), _strategies(ctx))
     return {"steps": [judged], **decision.update()}
 
 
@@ -394,6 +411,16 @@ async def resample(state: AnnotationState, runtime: Runtime[AnnotationContext]) 
                             strategy="resample")
 
 
+async def program(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
+    """Program of thought: a fresh Solver attempt that computes in Python, its ```python blocks run in the
+    code sandbox (``ctx.program``) and their output read before it goes on; told which final answers
+    were found wrong. Routed to only when the context has the sandbox (``decide``'s ``available``)."""
+    ctx = runtime.context
+    attempts = solution_steps(state["steps"])
+    prompt = attempt_prompt(ctx, _question(state), state["variant"], "program", state["steps"])
+    return await call_model(state, ctx, "solver", "cot", len(attempts) + 1, prompt, strategy="program", code=ctx.program)
+
+
 async def answer_guided(state: AnnotationState, runtime: Runtime[AnnotationContext]) -> dict[str, Any]:
     """The Reviser is shown the problem and the reference answer (never the failed solution's text, only
     its wrong final answers) and derives it (STaR's rationalization); for an ``options_free`` question the
@@ -425,6 +452,7 @@ __all__ = [
     "critique",
     "failed_answers",
     "new_step",
+    "program",
     "repeated_attempt",
     "resample",
     "revise",

@@ -21,16 +21,17 @@ rationalization: such traces know the answer and are marked so they can be filte
 
 STAGES: tuple[Stage, ...] = ("cot", "reflection", "answer_guided")
 
-Strategy = Literal["cot", "reflect", "resample", "answer_guided"]
+Strategy = Literal["cot", "reflect", "resample", "program", "answer_guided"]
 """How an attempt is made: ``cot`` (the Solver's chain of thought: always the first attempt),
 ``reflect`` (the Critic reviews the last attempt with the verifier's evidence, then the Reviser
 rewrites it: graph nodes ``critique`` -> ``revise``), ``resample`` (a fresh Solver attempt at
 :data:`~scireflect.graphs.budget.RESAMPLE_TEMPERATURE`, told which answers already failed, not shown any earlier text: node
-``resample``), ``answer_guided`` (the Reviser is shown the reference answer and derives it: node
-``answer_guided``; only as the last strategy). ``program`` (program of thought in the sandbox) is not
-built yet. The order is ``Budget.strategy`` (:class:`~scireflect.graphs.budget.Budget`)."""
+``resample``), ``program`` (program of thought: a fresh Solver attempt that writes Python, run in
+the code sandbox, and reads its output: node ``program``; skipped where the sandbox is not
+available), ``answer_guided`` (the Reviser is shown the reference answer and derives it: node
+``answer_guided``; only as the last strategy). The order is ``Budget.strategy`` (:class:`~scireflect.graphs.budget.Budget`)."""
 
-STRATEGIES: tuple[Strategy, ...] = ("cot", "reflect", "resample", "answer_guided")
+STRATEGIES: tuple[Strategy, ...] = ("cot", "reflect", "resample", "program", "answer_guided")
 
 Status = Literal["running", "accepted", "rejected", "invalid", "error", "unverified"]
 """A question's status: ``running`` until the loop ends, then one of :data:`FINAL_STATUSES`."""
@@ -126,7 +127,7 @@ class Step(TypedDict):
     """Solutions: the verifier's verdict (:meth:`scireflect.verifiers.base.Verdict.to_dict`), once judged."""
     strategy: NotRequired[Strategy]
     """Solutions: the strategy that made the attempt (:data:`Strategy`): ``cot``, ``reflect``,
-    ``resample`` or ``answer_guided``; critiques carry ``reflect``. Absent in traces and checkpoints
+    ``resample``, ``program`` or ``answer_guided``; critiques carry ``reflect``. Absent in traces and checkpoints
     made before strategies were data (there the stage says it: ``reflection`` is ``reflect``)."""
     repeated: NotRequired[int | None]
     """Solutions: the attempt number of an earlier failed attempt whose final answer this one's equals

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from scireflect.agents.code_loop import CodeExecution
 from scireflect.agents.prompts import ANSWER_PROMPTS
 from scireflect.filtering.leakage import leakage_flags
 from scireflect.graphs.annotation import build_annotation_graph
@@ -18,6 +19,7 @@ from scireflect.graphs.formal import formal_context
 from scireflect.graphs.nodes import failed_answers, repeated_attempt, strategy_of
 from scireflect.graphs.state import initial_state
 from scireflect.verifiers.base import failed_answers_evidence, wrong_answer
+from scireflect.sandbox import sandbox_available
 from scireflect.verifiers.registry import InProcessAnswerVerifier
 from tests.test_graph import CRITIQUE, QUESTION, RIGHT, WRONG, ExactBoxedVerifier, context, run, team
 
@@ -46,7 +48,7 @@ def test_default_order_is_todays_loop_and_explicit_orders_parse():
     ("strategy=reflect/cot", "first strategy must be 'cot'"),
     ("strategy=cot/answer_guided/reflect", "'answer_guided' only as the last"),
     ("strategy=cot/cot", "'cot' only as the first"),
-    ("strategy=cot/program", "unknown strategy 'program'"),  # not built yet
+    ("strategy=cot/pot", "unknown strategy 'pot'; use cot, reflect, resample, program, answer_guided"),
 ])
 def test_bad_strategy_orders_are_refused_with_the_reason(spec, why):
     with pytest.raises(ValueError, match=why):
@@ -244,3 +246,41 @@ async def test_a_multiple_choice_resample_is_not_told_which_letters_failed():
     assert [s["strategy"] for s in state["steps"]] == ["cot", "resample", "resample"] and state["status"] == "accepted"
     for call in models["solver"].calls[1:]:
         assert "already found wrong" not in call[-1].content and "Earlier solutions" not in call[-1].content
+
+
+# -- program of thought ---------------------------------------------------------------------------
+
+PROGRAM_ASK = "May: half of 48.\n```python\nprint(48 + 48 // 2)\n```\n```output\n"
+
+
+def test_decide_skips_a_strategy_the_run_cannot_make():
+    budget = Budget(strategy=("cot", "program", "reflect"))
+    assert decide([attempt(0)], budget).route == "program"
+    assert decide([attempt(0)], budget, available={"cot", "reflect", "resample", "answer_guided"}).route == "critique"
+    only = Budget(strategy=("cot", "program"))
+    ended = decide([attempt(0)], only, available={"cot", "reflect"})
+    assert (ended.route, ended.reason) == ("end", "strategies exhausted (cot/program)")
+
+
+async def test_without_the_sandbox_program_is_skipped():
+    agents, models = team([WRONG])
+    state = await run(agents, Budget(strategy=("cot", "program")))  # the context has no program settings
+    assert state["status"] == "rejected" and len(state["steps"]) == 1
+
+
+@pytest.mark.skipif(not sandbox_available()[0], reason="the code sandbox cannot start here")
+async def test_program_runs_the_solvers_python_in_the_sandbox():
+    def finish(messages):
+        assert messages[-1].content.endswith("```output\n72\n```\n")  # the real output was inserted
+        return "So the total is 72.\n\\boxed{72}"
+
+    agents, models = team([WRONG, PROGRAM_ASK + "70\n```\n", finish])
+    ctx = AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()),
+                            budget=Budget(strategy=("cot", "program")), program=CodeExecution())
+    state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "math"), context=ctx)
+    assert state["status"] == "accepted" and [s["strategy"] for s in state["steps"]] == ["cot", "program"]
+    step = state["steps"][1]
+    assert step["role"] == "solver" and step["stage"] == "cot" and step["tool_calls"][0]["result"] == "72"
+    system, *_, problem = models["solver"].calls[1]
+    assert "```output" in system.content and "Final answers already found wrong: 144." in problem.content
+    assert "72" not in problem.content and "70" not in step["response"]
