@@ -290,8 +290,9 @@ async def repeated_attempt(ctx: AnnotationContext, verdict: Mapping[str, Any], e
     Equal means the same normalised candidate (or extracted text); else, for a question that is not
     multiple choice, the verifier's own equivalence: ``ctx.verify`` (the sandboxed check, never an
     evaluation of model text here) of ``\\boxed{this answer}`` with the earlier answer as the reference
-    (``equal`` or ``unit_converted``), so ``0.5`` repeats ``1/2``. Multiple-choice letters are compared
-    as strings (a value solved without the options maps to its letter by the reference only).
+    (``equal`` or ``unit_converted``), so ``0.5`` repeats ``1/2``. Multiple-choice letters, truth values
+    and Lean proofs are compared as strings only (a value solved without the options maps to its letter
+    by the reference only; a proof is never sent to the checker as a reference).
     """
     answer = wrong_answer(verdict)
     if answer is None:
@@ -301,8 +302,8 @@ async def repeated_attempt(ctx: AnnotationContext, verdict: Mapping[str, Any], e
     for number, prior_verdict, _ in prior:
         if _same_answer(verdict, prior_verdict):
             return number
-    if is_multiple_choice(question):
-        return None
+    if is_multiple_choice(question) or question.get("statement") or select_check(question) in ("none", *CLOSED_CHECKS):
+        return None  # letters, truth values and Lean proofs (a formal row's ``statement``) compare as strings only
     checked: set[str] = set()
     for number, _, prior_answer in prior:
         if prior_answer in checked:

@@ -284,3 +284,18 @@ async def test_program_runs_the_solvers_python_in_the_sandbox():
     system, *_, problem = models["solver"].calls[1]
     assert "```output" in system.content and "Final answers already found wrong: 144." in problem.content
     assert "72" not in problem.content and "70" not in step["response"]
+
+
+async def test_a_formal_proof_is_never_checked_as_a_reference():
+    calls = []
+
+    async def checker(response, question, *, finish_reason=None):
+        calls.append(question)
+        raise AssertionError("the Lean checker must not be called to compare two proofs")
+
+    ctx = AnnotationContext(agents=team([])[0], verify=checker)
+    formal = {"id": "f", "statement": "theorem t : 1 + 1 = 2 := by sorry", "answer": None}
+    now = {"ok": False, "reason": "lean_error", "extracted": "by simp"}
+    assert await repeated_attempt(ctx, now, [attempt(0, answer="by norm_num", reason="lean_error")], formal) is None
+    assert await repeated_attempt(ctx, now, [attempt(0, answer="by simp", reason="lean_error")], formal) == 1
+    assert not calls
