@@ -57,7 +57,7 @@ from .lock import RunDirBusy, run_dir_lock
 from .manifest import manifest, record_invocation
 from .merge import commit_new, source_records
 from .outputs import write_outputs
-from .postgres import schema_name
+from .postgres import schema_name, setup_schema
 from .questions import QuestionSet, stable_bucket
 from .runner import ProgressCallback, RunResult, gather_or_cancel, make_run_dir, make_verifier, remove_leftovers
 from .store import TraceFileError, TraceStore
@@ -258,6 +258,7 @@ async def _drive(questions: QuestionSet, run_dir: Path, settings: RunSettings, s
     run_id = record_invocation(run_dir, manifest(questions, settings, models, verifier), lambda m: say("warning", {"message": m}))
     if settings.checkpoints and not settings.checkpoint_schema:
         settings = replace(settings, checkpoint_schema=schema_name(run_id))
+        await setup_schema(settings.checkpoints, settings.checkpoint_schema)  # once, before any shard opens it
     by_shard: dict[int, list[dict[str, Any]]] = {}
     for q in pending:
         by_shard.setdefault(stable_bucket(q["id"], n_shards), []).append(q)

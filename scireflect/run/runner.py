@@ -47,7 +47,7 @@ from .lock import run_dir_lock
 from .manifest import manifest, record_invocation
 from .ocr import OcrUnavailable, fill_ocr
 from .outputs import write_outputs
-from .postgres import schema_name
+from .postgres import schema_name, setup_schema
 from .quick_check import InlineCheapAnswers
 from .questions import QuestionSet, is_formal_question, stable_bucket
 from .records import trace_record
@@ -271,8 +271,9 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
                 prompt_version = contexts[0][0].prompts.version
                 run_id = record_invocation(run_dir, manifest(questions, settings, models, verifier, prompt_version=prompt_version),
                                            lambda m: say("warning", {"message": m}))
-                if settings.checkpoints and not settings.checkpoint_schema:
+                if settings.checkpoints and not settings.checkpoint_schema:  # not a Ray shard: this run owns the schema
                     settings = replace(settings, checkpoint_schema=schema_name(run_id))
+                    await setup_schema(settings.checkpoints, settings.checkpoint_schema)
                 labels = {formal: f"{judge.name}/{judge.version}" for formal, judge in ((False, verifier), (True, lean_checker)) if judge}
                 say("start", {"total": len(questions), "pending": len(pending), "skipped": skipped, "earlier": dict(earlier)})
                 try:
