@@ -201,6 +201,15 @@ def solution_steps(steps: Iterable[Mapping[str, Any]]) -> list[Any]:
     return [s for s in steps if s.get("kind", "solution") == "solution"]
 
 
+def attempt_notes(step: Mapping[str, Any]) -> list[str]:
+    """What an attempt's ``stage`` does not say, for a trace's display: its strategy when it is a fresh
+    attempt after the first (``resample``, ``program``: stage ``cot``), and ``repeats attempt N``."""
+    notes = [str(step["strategy"])] if step.get("strategy") in ("resample", "program") else []
+    if step.get("repeated"):
+        notes.append(f"repeats attempt {step['repeated']}")
+    return notes
+
+
 def step_tokens(step: Mapping[str, Any]) -> int:
     """Prompt + completion tokens of one step, discarded tries' completion tokens included, and those
     of its samples (``confirm``)."""
@@ -232,6 +241,7 @@ __all__ = [
     "BudgetStop",
     "ErrorKind",
     "STRATEGIES",
+    "attempt_notes",
     "Stage",
     "Status",
     "Strategy",

@@ -299,3 +299,23 @@ async def test_a_formal_proof_is_never_checked_as_a_reference():
     assert await repeated_attempt(ctx, now, [attempt(0, answer="by norm_num", reason="lean_error")], formal) is None
     assert await repeated_attempt(ctx, now, [attempt(0, answer="by simp", reason="lean_error")], formal) == 1
     assert not calls
+
+
+def test_a_trace_shows_which_strategy_made_each_attempt():
+    from rich.console import Console
+
+    from scireflect.cli.render import render_trace
+    from scireflect.graphs.state import attempt_notes
+
+    steps = [attempt(0, strategy="cot", role="solver"), attempt(1, strategy="resample", repeated=1, role="solver"),
+             attempt(2, strategy="program", role="solver")]
+    assert [attempt_notes(s) for s in steps] == [[], ["resample", "repeats attempt 1"], ["program"]]
+    record = {"id": "q", "question": QUESTION, "status": "rejected", "stop_reason": "x", "steps": steps,
+              "n_attempts": 3, "tokens": 9, "seconds": 0.3}
+    console = Console(record=True, width=200)
+    console.print(render_trace(record))
+    text = console.export_text()
+    assert "attempt 2 · solver · cot · resample · repeats attempt 1" in text and "attempt 3 · solver · cot · program" in text
+    from scireflect.viewer.pages import question_html
+
+    assert "solver · cot · resample · repeats attempt 1</span>" in question_html(record)

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..agents.figures import content_figures, content_text, figure_refs
+from ..graphs.state import attempt_notes
 from ..run.query import trace_row
 from ..run.records import execution_status, tool_call_parts
 from .untrusted import untrusted as _t
@@ -280,7 +281,8 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
     for step in record.get("steps") or []:
         role, stage, attempt = step.get("role", "?"), step.get("stage", "?"), step.get("attempt", "?")
         critique = step.get("kind") == "critique"
-        title = f"critique of attempt {attempt} · {role} · {stage}" if critique else f"attempt {attempt} · {role} · {stage}"
+        notes = "".join(f" · {note}" for note in attempt_notes(step))  # a fresh attempt's strategy, a repeat
+        title = f"critique of attempt {attempt} · {role} · {stage}" if critique else f"attempt {attempt} · {role} · {stage}{notes}"
         parts.append(Rule(_t(title, style="bold magenta" if critique else "bold"), align="left", style="dim"))
         parts.append(_step_meta(step))
         if prompts:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..agents.figures import content_figures, content_text, figure_refs
+from ..graphs.state import attempt_notes
 from ..run.files import MANIFEST
 from ..run.jsonl import JsonlError, read_json
 from ..run.records import execution_status, tool_call_parts
@@ -265,6 +266,7 @@ def question_html(record: Mapping[str, Any]) -> str:
         stage = str(step.get("stage") or "")
         guided = '<div class="guided-note">answer-guided: the reference answer was shown</div>' if stage == "answer_guided" else ""
         critique = critiques.get(attempt)
+        notes = "".join(f" · {note}" for note in attempt_notes(step))  # a fresh attempt's strategy, a repeat
         critique_html = (
             f'<div class="critique"><h4>critique of attempt {_e(str(attempt))} '
             f'<span class="role">({_e(str(critique.get("role")))})</span></h4>{_step_body(critique)}</div>'
@@ -272,7 +274,7 @@ def question_html(record: Mapping[str, Any]) -> str:
         )
         columns.append(
             f'<article class="attempt {cls}" id="attempt-{_e(str(attempt))}">'
-            f'<h3>Attempt {_e(str(attempt))} <span class="role">{_e(str(step.get("role")))} · {_e(stage)}</span></h3>'
+            f'<h3>Attempt {_e(str(attempt))} <span class="role">{_e(str(step.get("role")))} · {_e(stage)}{_e(notes)}</span></h3>'
             f"{guided}{_verdict_html(verdict)}{_samples_html(step)}{_step_body(step)}{critique_html}</article>"
         )
     attempts = (
