@@ -264,7 +264,9 @@ async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     step["verdict"] = verdict.to_dict()
     step["parsed_answer"] = verdict.extracted
     earlier = [s for s in solution_steps(state["steps"]) if s["index"] < step["index"]]
+    started = time.perf_counter()
     step["repeated"] = await repeated_attempt(ctx, step["verdict"], earlier, _question(state))
+    step["repeat_check_s"] = round(time.perf_counter() - started, 4)
     judged: Step = step  # type: ignore[assignment]
     decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"), _strategies(ctx))
     return {"steps": [judged], **decision.update()}

@@ -133,6 +133,9 @@ class Step(TypedDict):
     """Solutions: the attempt number of an earlier failed attempt whose final answer this one's equals
     (by the verifier's equivalence: see the ``verify`` node), or ``None``; set with the verdict. After
     a repeated answer :func:`~scireflect.graphs.budget.decide` does not ``reflect`` again."""
+    repeat_check_s: NotRequired[float]
+    """Solutions: seconds the repeat check took (the verifier's equivalence with each earlier wrong
+    answer; counted in the step's seconds, as verifier time)."""
     loop_saved_tokens: NotRequired[int]
     """A call stopped while streaming because its reply had fallen into a loop (``finish_reason``
     ``loop``): the completion tokens it did not spend, ``max_tokens`` minus those streamed (0 when the
@@ -218,8 +221,10 @@ def step_tokens(step: Mapping[str, Any]) -> int:
 
 
 def step_seconds(step: Mapping[str, Any]) -> float:
-    """Seconds of one step: the model call's latency plus its verifier check's, and its samples'."""
-    own = float(step.get("latency_s") or 0.0) + float((step.get("verdict") or {}).get("elapsed_s") or 0.0)
+    """Seconds of one step: the model call's latency plus its verifier checks' (the answer's, the repeat
+    check's), and its samples'."""
+    own = (float(step.get("latency_s") or 0.0) + float((step.get("verdict") or {}).get("elapsed_s") or 0.0)
+           + float(step.get("repeat_check_s") or 0.0))
     return own + sum(step_seconds(s) for s in step.get("samples") or ())
 
 
