@@ -69,7 +69,8 @@ def annotate_command(
     budget: str | None = typer.Option(None, "--budget", metavar="SPEC",
                                       help="Per-question limits, e.g. attempts=4,reflections=2,answer_guided=yes,tokens=24000 "
                                            "(seconds=S adds a time limit; off by default; mc_samples=3: samples that must agree on the "
-                                           "letter of a multiple-choice question that needs its options)."),
+                                           "letter of a multiple-choice question that needs its options; "
+                                           "strategy=cot/reflect/resample/program/answer_guided: the order of attempts)."),
     base_url: list[str] | None = typer.Option(None, "--base-url", metavar="URL",
                                               help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the "
                                                    "embedded model). Repeat it for replicas of one model."),
