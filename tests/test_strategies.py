@@ -7,6 +7,8 @@ repeat check through the real verifier (``0.5`` repeats ``1/2``) uses the answer
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from scireflect.agents.code_loop import CodeExecution
@@ -19,6 +21,7 @@ from scireflect.graphs.formal import formal_context
 from scireflect.graphs.nodes import failed_answers, repeated_attempt, strategy_of
 from scireflect.graphs.state import initial_state
 from scireflect.verifiers.base import failed_answers_evidence, wrong_answer
+from scireflect.run.jsonl import read_jsonl
 from scireflect.sandbox import sandbox_available
 from scireflect.verifiers.registry import InProcessAnswerVerifier
 from tests.test_graph import CRITIQUE, QUESTION, RIGHT, WRONG, ExactBoxedVerifier, context, run, team
@@ -319,3 +322,20 @@ def test_a_trace_shows_which_strategy_made_each_attempt():
     from scireflect.viewer.pages import question_html
 
     assert "solver · cot · resample · repeats attempt 1</span>" in question_html(record)
+
+
+@pytest.mark.skipif(not sandbox_available()[0], reason="the code sandbox cannot start here")
+async def test_a_run_whose_order_has_program_sets_up_the_sandbox(tmp_path):
+    from scireflect.run.config import RunSettings
+    from scireflect.run.questions import load_questions
+    from scireflect.run.runner import annotate
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps(QUESTION) + "\n")
+    agents, models = team([WRONG, PROGRAM_ASK, "So the total is 72.\n\\boxed{72}"])
+    settings = RunSettings(concurrency=1, budget=Budget(strategy=("cot", "program")))
+    result = await annotate(load_questions(questions), tmp_path / "run", settings, team=agents, verifier=ExactBoxedVerifier())
+    assert result.summary["all"].accepted == 1
+    [record] = read_jsonl(tmp_path / "run" / "traces.jsonl")
+    assert [s["strategy"] for s in record["steps"]] == ["cot", "program"]
+    assert record["steps"][1]["tool_calls"][0]["result"] == "72"

@@ -142,6 +142,23 @@ def equip_tools(teams: list[AgentTeam], settings: RunSettings, say: ProgressCall
     return equipped, (P.PYTHON_PROMPTS if text else P.ANSWER_PROMPTS)
 
 
+def program_sandbox(settings: RunSettings, say: ProgressCallback) -> Any:
+    """The code execution settings of the ``program`` strategy (``[run] max_tool_rounds`` executions of
+    ``python_timeout_s`` each), or ``None`` when the budget's order has no ``program`` or the code sandbox
+    cannot start here (then the run says so once, a ``warning``, and ``decide`` skips the strategy)."""
+    if "program" not in settings.budget.order:
+        return None
+    from ..agents.code_loop import CodeExecution
+    from ..sandbox import sandbox_available
+
+    available, reason = sandbox_available()
+    if not available:
+        say("warning", {"message": f"the program strategy is skipped: the code sandbox cannot start here ({reason}); "
+                                   "model code is never run outside it"})
+        return None
+    return CodeExecution.with_timeout(settings.max_tool_rounds, settings.python_timeout_s)
+
+
 def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVerifier, lean_checker: AnswerVerifier | None,
               say: ProgressCallback, slots: CallSlots, paths: SandboxedRunner,
               figures: FigureStore | None = None) -> tuple[list[AnnotationContext], list[AnnotationContext]]:
@@ -152,8 +169,9 @@ def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVer
     answer_teams, prompts = equip_tools(teams, settings, say)
     prompts = P.FigurePrompts(prompts, figures, settings.figures) if figures else prompts
     choose = mc_path_in(paths)
+    program = program_sandbox(settings, say)
     answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say,
-                                call_slots=slots, choose_mc_path=choose) for t in answer_teams]
+                                call_slots=slots, choose_mc_path=choose, program=program) for t in answer_teams]
     formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say, call_slots=slots) for t in teams]
               if lean_checker is not None else [])
     return answer, formal
