@@ -56,6 +56,7 @@ ORDERS: dict[str, str] = {
     "today": "attempts=4",  # cot, reflect, reflect, answer_guided: the default loop
     "reflect_resample": "attempts=5,strategy=cot/reflect/resample/reflect/answer_guided",
     "resample": "attempts=4,strategy=cot/resample/resample/answer_guided",
+    "program": "attempts=5,strategy=cot/reflect/program/resample/answer_guided",  # needs the code sandbox
 }
 """The orders compared, each a ``--budget`` spec (:meth:`~scireflect.graphs.budget.Budget.parse`)."""
 
