@@ -7,7 +7,8 @@ pass and stores the result in the state). A budget stop is a structured :class:`
 The loop's attempt strategies are data (:data:`STRATEGIES`, ``Budget.strategy``): attempt ``i`` of a
 question is made by the ``i``-th strategy of the order, except that an attempt that repeats an
 earlier failed answer (its step's ``repeated``) is never followed by ``reflect``, one more edit of
-the same text: the order skips to its next other strategy.
+the same text: the order skips to its next other strategy; and a strategy the run cannot make
+(``program`` without the code sandbox) is skipped.
 
 Example::
 
@@ -34,6 +35,7 @@ RESAMPLE_TEMPERATURE = 0.8
 """The sampling temperature of a ``resample`` attempt: an independent draw (above Qwen2.5's 0.7, so
 that it leaves the greedy path of the failed attempts)."""
 
+
 @dataclass(frozen=True)
 class Budget:
     """Per-question limits of the annotation loop.
@@ -53,10 +55,11 @@ class Budget:
         mc_samples: k, the independent samples that must all pick the correct letter before a
             ``k_sample`` multiple-choice attempt is accepted (the attempt and k-1 more, drawn by the
             ``confirm`` node at a sampling temperature), >= 1; 1 accepts the attempt alone.
-        strategy: the order of attempt strategies (:data:`Strategy` names), e.g. ``("cot", "reflect",
-            "resample", "reflect", "answer_guided")`` (:data:`~scireflect.graphs.state.Strategy`:
-            ``cot``, ``reflect``, ``resample``, ``program``, ``answer_guided``): ``cot`` first,
-            ``answer_guided`` (if present) last; TOML ``strategy = ["cot", "reflect", ...]``, ``--budget strategy=cot/reflect/...``.
+        strategy: the order of attempt strategies, e.g. ``("cot", "reflect", "resample", "reflect",
+            "answer_guided")`` (:data:`~scireflect.graphs.state.Strategy`: ``cot``, ``reflect``,
+            ``resample``, ``program``, ``answer_guided``): ``cot`` first, ``answer_guided`` (if
+            present) last; TOML ``strategy = ["cot", "reflect", ...]``, ``--budget
+            strategy=cot/reflect/...``.
             ``None`` (the default) keeps the loop as it was before strategies were data:
             ``cot``, then ``max_reflections`` times ``reflect``, then ``answer_guided`` when
             ``answer_guided`` (with the defaults: cot, reflect, reflect, answer_guided, in 4 attempts),
