@@ -18,10 +18,10 @@ then runs on those questions, one run directory each, against the same endpoint:
 
 ``report`` prints one Markdown row per run: questions, rescued (accepted after the first attempt)
 in all, by GSM8K and by the science sources, without answer-guided revision and split by the
-strategy of the accepted attempt (answer-guided apart), rescued with clean step checks (the step
-checker checked claims and found none false), tokens and seconds per accepted question (every
-question's, divided by the accepted), tokens and seconds spent on the questions that ended
-without an accepted attempt, repeated answers and loops cut (with the tokens they saved), and
+strategy of the accepted attempt out of the attempts that strategy made (answer-guided apart),
+rescued with clean step checks (the step checker checked claims and found none false), tokens and
+seconds per accepted question (every question's, divided by the accepted), tokens and seconds per
+question that ended without an accepted attempt, repeated answers and loops cut (with the tokens they saved), and
 verified traces per hour of model and verifier time (the steps' seconds, summed: sequential).
 """
 
@@ -143,6 +143,8 @@ def summarize(name: str, traces: list[Mapping[str, Any]]) -> dict[str, Any]:
         "seconds_per_accepted": seconds / max(1, len(accepted)),
         "tokens_on_failed": sum(total_tokens(r.get("steps") or []) for r in failed),
         "seconds_on_failed": sum(total_seconds(r.get("steps") or []) for r in failed),
+        "failed": len(failed),
+        "attempts_by_strategy": dict(Counter(strategy_of(s) for r in traces for s in solution_steps(r.get("steps") or []))),
         "repeated": sum(1 for s in steps if s.get("repeated")),
         "loops_cut": sum(1 for s in steps if s.get("finish_reason") == "loop"),
         "loop_saved_tokens": sum(int(s.get("loop_saved_tokens") or 0) for s in steps),
@@ -152,15 +154,17 @@ def summarize(name: str, traces: list[Mapping[str, Any]]) -> dict[str, Any]:
 
 def table(rows: list[Mapping[str, Any]]) -> str:
     """The summaries as a Markdown table."""
-    head = ("| run | questions | rescued | GSM8K w/o AG | science w/o AG | by strategy | clean steps | tokens/acc | s/acc "
-            "| tokens on failed | s on failed | repeated | loops cut (saved) | verified/h |")
+    head = ("| run | questions | rescued | GSM8K w/o AG | science w/o AG | rescued by strategy (of attempts) | clean steps "
+            "| tokens/acc | s/acc | tokens/failed | s/failed | repeated | loops cut (saved) | verified/h |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        strategies = ", ".join(f"{k} {v}" for k, v in sorted(r["rescued_by_strategy"].items())) or "-"
+        made = r["attempts_by_strategy"]
+        strategies = ", ".join(f"{k} {r['rescued_by_strategy'].get(k, 0)}/{n}" for k, n in sorted(made.items()) if k != "cot") or "-"
+        per_failed = max(1, r["failed"])
         g, s = r["gsm8k"], r["science"]
         lines.append(f"| {r['run']} | {r['questions']} | {r['rescued']} | {g[0]}/{g[1]} | {s[0]}/{s[1]} | {strategies} "
                      f"| {r['rescued_clean_steps']} | {r['tokens_per_accepted']:.0f} | {r['seconds_per_accepted']:.1f} "
-                     f"| {r['tokens_on_failed']} | {r['seconds_on_failed']:.1f} | {r['repeated']} "
+                     f"| {r['tokens_on_failed'] / per_failed:.0f} | {r['seconds_on_failed'] / per_failed:.1f} | {r['repeated']} "
                      f"| {r['loops_cut']} ({r['loop_saved_tokens']}) | {r['verified_per_hour']:.1f} |")
     return "\n".join(lines)
 
