@@ -295,8 +295,8 @@ class AnswerPrompts:
     def critique(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                  failed: Sequence[str] = ()) -> Prompt:
         evidence = critic_evidence(attempt.get("verdict") or {})
-        earlier = failed_answers_evidence(failed)
-        evidence = f"{evidence} Earlier attempts: {earlier}" if earlier else evidence
+        earlier = failed_answers_evidence(failed, "Final answers of earlier attempts, also found wrong")
+        evidence = f"{evidence} {earlier}" if earlier else evidence
         return CRITIC_PROMPT, {**prompt_variables(question, variant), "attempt": attempt["response"], "evidence": evidence}
 
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],

@@ -175,7 +175,7 @@ async def test_the_critic_hears_of_earlier_failed_answers_never_the_reference():
     first_critique = state["steps"][1]["messages"][-1]["content"]
     second_critique = state["steps"][3]["messages"][-1]["content"]
     assert "already found wrong" not in first_critique  # nothing earlier yet
-    assert "Earlier attempts: Final answers already found wrong: 144." in second_critique
+    assert "Final answers of earlier attempts, also found wrong: 144." in second_critique
     assert "extracted final answer: 145" in second_critique
     for text in (first_critique, second_critique):
         assert "72" not in text

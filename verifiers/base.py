@@ -219,10 +219,10 @@ def wrong_answer(verdict: Mapping[str, Any] | None) -> str | None:
     return str(extracted).strip() or None if extracted is not None else None
 
 
-def failed_answers_evidence(answers: Sequence[str]) -> str:
+def failed_answers_evidence(answers: Sequence[str], lead: str = "Final answers already found wrong") -> str:
     """The final answers already found wrong (each a :func:`wrong_answer`, in the order given, repeats
-    counted) as one sentence for a later role, e.g. ``Final answers already found wrong: 5.2 (twice), 7.``;
-    empty for none. Built from the model's own answers only, never from the reference.
+    counted) as one sentence for a later role, e.g. ``Final answers already found wrong: 5.2 (twice), 7.``
+    (``lead`` starts it); empty for none. Built from the model's own answers only, never from the reference.
     """
     counts: dict[str, int] = {}
     for answer in answers:
@@ -231,7 +231,7 @@ def failed_answers_evidence(answers: Sequence[str]) -> str:
         return ""
     times = {1: "", 2: " (twice)"}
     listed = ", ".join(f"{a}{times.get(n, f' ({n} times)')}" for a, n in counts.items())
-    return f"Final answers already found wrong: {listed}."
+    return f"{lead}: {listed}."
 
 
 def _false_claims(verdict: Mapping[str, Any]) -> bool:
