@@ -41,7 +41,7 @@ from ..verifiers.answer.options import is_options_free, options_free_stem, refer
 from ..verifiers.base import critic_evidence, failed_answers_evidence
 from .figures import FigureError, FigureStore, figure_refs, image_part
 
-PROMPT_VERSION = "2026-12-07.1"
+PROMPT_VERSION = "2026-12-07.2"
 
 SUBJECT_VARIANTS = ("math", "physics", "chemistry", "general")
 
