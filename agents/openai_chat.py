@@ -166,6 +166,12 @@ class OpenAIStreamingChat:
         copy.extra_body = {**self.extra_body, **options}
         return copy
 
+    def bind(self, **options: Any) -> OpenAIStreamingChat:
+        """A copy whose requests carry LangChain-style call options (``stop``, ``max_tokens``,
+        ``temperature``, ...) in their JSON body, as ``BaseChatModel.bind`` does: what the plain-text
+        code loop (:mod:`scireflect.agents.code_loop`) binds for each round."""
+        return self.with_extra_body(options)
+
     async def aclose(self) -> None:
         """Close the connections (of this client and of its copies); a later call opens new ones."""
         await self._session.aclose()

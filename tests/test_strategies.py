@@ -339,3 +339,27 @@ async def test_a_run_whose_order_has_program_sets_up_the_sandbox(tmp_path):
     [record] = read_jsonl(tmp_path / "run" / "traces.jsonl")
     assert [s["strategy"] for s in record["steps"]] == ["cot", "program"]
     assert record["steps"][1]["tool_calls"][0]["result"] == "72"
+
+
+@pytest.mark.skipif(not sandbox_available()[0], reason="the code sandbox cannot start here")
+async def test_program_on_the_lean_streaming_client_sends_the_code_loops_stop(tmp_path):
+    from scireflect.agents.openai_chat import OpenAIStreamingChat
+    from scireflect.agents.retry import RetryPolicy
+    from scireflect.agents.roles import AgentTeam
+    from scireflect.testing.mock_openai import MockOpenAI
+
+    with MockOpenAI(default_answer="144") as mock:
+        chat = OpenAIStreamingChat(base_url=mock.base_url, model=mock.model, api_key="k", temperature=0.2, max_tokens=512,
+                                   timeout_s=5.0)
+        try:
+            agents = AgentTeam.from_models({r: (chat, "m") for r in ("solver", "critic", "reviser")},
+                                           retry=RetryPolicy(max_retries=0))
+            ctx = AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()),
+                                    budget=Budget(strategy=("cot", "program")), program=CodeExecution())
+            state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "math"), context=ctx)
+        finally:
+            await chat.aclose()
+        bodies = mock.bodies
+    assert [s["strategy"] for s in state["steps"]] == ["cot", "program"] and state["status"] == "rejected"
+    assert "stop" not in bodies[0] and bodies[1]["stop"] == ["```output"] and bodies[1]["max_tokens"] == 512
+    assert state["steps"][1]["repeated"] == 1  # the mock's 144 again
