@@ -41,7 +41,7 @@ from ..verifiers.answer.options import is_options_free, options_free_stem, refer
 from ..verifiers.base import critic_evidence, failed_answers_evidence
 from .figures import FigureError, FigureStore, figure_refs, image_part
 
-PROMPT_VERSION = "2026-12-07.2"
+PROMPT_VERSION = "2026-12-07.3"
 
 SUBJECT_VARIANTS = ("math", "physics", "chemistry", "general")
 
@@ -127,8 +127,11 @@ REVISER_USER = (
     "Problem:\n{problem}\n\n"
     "Previous solution (its final answer is wrong):\n{attempt}\n\n"
     "Reviewer's critique:\n{critique}\n\n"
+    "{failed}"
     "Write the corrected, complete step-by-step solution, ending with \\boxed{{...}}."
 )
+"""``{failed}``: the final answers found wrong so far, one sentence and a blank line (empty for none or for
+a multiple-choice or true/false question): issue 24 saw the Reviser copy the wrong answer back."""
 
 # SciGLM's reflective prompt / STaR rationalization: the reference answer is shown, the model must
 # derive it. Traces made with this prompt carry stage="answer_guided". Since 2026-12-07 it is not
@@ -254,7 +257,9 @@ class PromptSet(Protocol):
         ...
 
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
-               critique: Mapping[str, Any]) -> Prompt: ...
+               critique: Mapping[str, Any], failed: Sequence[str] = ()) -> Prompt:
+        """The Reviser's rewrite of ``attempt`` from ``critique``; ``failed``: final answers found wrong so far."""
+        ...
 
     def resample(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
         """A fresh Solver attempt (strategy ``resample``), told which final answers were found wrong."""
@@ -300,9 +305,10 @@ class AnswerPrompts:
         return CRITIC_PROMPT, {**prompt_variables(question, variant), "attempt": attempt["response"], "evidence": evidence}
 
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
-               critique: Mapping[str, Any]) -> Prompt:
+               critique: Mapping[str, Any], failed: Sequence[str] = ()) -> Prompt:
+        earlier = failed_answers_evidence(failed)
         return REVISER_PROMPT, {**prompt_variables(question, variant), "attempt": attempt["response"],
-                                "critique": critique["response"]}
+                                "critique": critique["response"], "failed": f"{earlier}\n\n" if earlier else ""}
 
     def resample(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
         template, variables = self.solve(question, variant)
@@ -386,8 +392,8 @@ class PythonToolPrompts(AnswerPrompts):
         return SOLVER_PYTHON_PROMPT, super().solve(question, variant)[1]
 
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
-               critique: Mapping[str, Any]) -> Prompt:
-        return REVISER_PYTHON_PROMPT, super().revise(question, variant, attempt, critique)[1]
+               critique: Mapping[str, Any], failed: Sequence[str] = ()) -> Prompt:
+        return REVISER_PYTHON_PROMPT, super().revise(question, variant, attempt, critique, failed)[1]
 
     def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                       failed: Sequence[str] = ()) -> Prompt:
@@ -548,8 +554,8 @@ class FigurePrompts:
         return self._with_figures(question, self.base.critique(question, variant, attempt, failed))
 
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
-               critique: Mapping[str, Any]) -> Prompt:
-        return self._with_figures(question, self.base.revise(question, variant, attempt, critique))
+               critique: Mapping[str, Any], failed: Sequence[str] = ()) -> Prompt:
+        return self._with_figures(question, self.base.revise(question, variant, attempt, critique, failed))
 
     def resample(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
         return self._with_figures(question, self.base.resample(question, variant, failed))

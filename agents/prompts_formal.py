@@ -133,7 +133,7 @@ class FormalPrompts:
                                       "evidence": lean_evidence(attempt.get("verdict") or {})}
 
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
-               critique: Mapping[str, Any]) -> Prompt:
+               critique: Mapping[str, Any], failed: Sequence[str] = ()) -> Prompt:
         return FORMAL_REVISER_PROMPT, {**formal_prompt_variables(question), "proof": _proof(attempt),
                                        "evidence": lean_evidence(attempt.get("verdict") or {}),
                                        "critique": critique["response"]}

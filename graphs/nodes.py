@@ -230,7 +230,7 @@ def attempt_prompt(ctx: AnnotationContext, question: Mapping[str, Any], variant:
     attempts = solution_steps(earlier)
     if strategy == "reflect":
         last_critique = [s for s in earlier if s["kind"] == "critique"][-1]
-        return ctx.prompts.revise(question, variant, attempts[-1], last_critique)
+        return ctx.prompts.revise(question, variant, attempts[-1], last_critique, failed_answers(earlier, question))
     if strategy == "resample":
         return ctx.prompts.resample(question, variant, failed_answers(earlier, question))
     if strategy == "program":
