@@ -185,3 +185,13 @@ def test_a_typical_solution_is_fast():
     report = check_steps(text)
     assert report.checked == 120 and not report.false
     assert time.perf_counter() - t0 < 0.1
+
+
+def test_units_overrule_agreeing_numbers_only_when_every_quantity_has_its_unit():
+    """Seen in a real accepted trace of the embedded 1.5B (JEEBench 2016 P1 Q20): the work of 3.0 atm
+    over 1.0 L written as 3.0 J (it is 304 J). A bare number that stands for a conversion factor is
+    sloppy writing, not a false claim."""
+    (claim,) = check_steps(r"W = 3.0 \, \text{atm} \times 1.0 \, \text{L} = 3.0 \, \text{J}").claims
+    assert claim.verdict == "false" and claim.computed.startswith("303.97")
+    assert [c.verdict for c in check_steps("it takes 2 hours * 60 = 120 minutes").claims] == ["true"]
+    assert [c.verdict for c in check_steps(r"W = 3.0 \, \text{atm} \times 1.0 \, \text{L} = 304 \, \text{J}").claims] == ["true"]

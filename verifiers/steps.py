@@ -24,6 +24,9 @@ How a claim is judged (conservative: a false flag rejects good training data):
    the number of percent (``25/100 = 25%`` and ``1/4 * 100 = 25%`` both hold).
 4. When the numbers disagree but both sides carry units pint knows, the claim is computed again with
    units (``1.5 km + 300 m = 1800 m``, ``... = 17 kN mol^{-1}``) and judged in the written unit.
+   When the numbers agree, units overrule them only where every number of the left side carries its
+   unit and the two sides have one dimension (``3.0 atm \times 1.0 L = 3.0 J`` is false: 304 J), never
+   where a bare number stands for a conversion factor (``2 hours * 60 = 120 minutes``).
 5. Readings a text leaves open (degrees or radians in ``\sin 30``, the base of ``\log``, ``*``
    inside LaTeX, which the problem may have defined as an operation) are all tried: the claim is
    true when one reading fits; when none fits it is false, or skipped where the open reading is an
@@ -240,6 +243,11 @@ def _judge(ref: Member, w: Written, rel: Token, source: str, newlines: list[int]
     except Refused as exc:
         return StepClaim(computed=None, verdict="skipped", why=str(exc), **base)
     if _agrees(value, w, approx):
+        if w.unit and ref.units and _every_number_has_a_unit(ref.tree):
+            # "3.0 atm × 1.0 L = 3.0 J": the numbers agree, the quantities do not (3.0 atm L is 304 J)
+            verdict = _judge_units(ref, w, approx)
+            if verdict is not None and verdict[0] is False:
+                return StepClaim(computed=verdict[1], verdict="false", why=verdict[2], **base)
         return StepClaim(computed=_fmt(value, w), verdict="true", **base)
     for choice in _choices(ref.features):
         try:
@@ -282,6 +290,21 @@ def _choices(features: set[str]):
     options = [(None, *_ALTERNATIVES[k]) for k in keys]
     for combo in itertools.islice(itertools.product(*options), 1, 24):  # the first is the default, tried already
         yield {k: v for k, v in zip(keys, combo, strict=True) if v is not None}
+
+
+def _every_number_has_a_unit(tree: Any) -> bool:
+    """Whether every number of an expression tree carries a unit (``("u", node, unit)`` nodes).
+
+    Only then may units overrule numbers that agree: ``2 hours * 60 = 120 minutes`` writes a bare 60
+    for 60 min/h (sloppy, not wrong), while in ``3.0 atm * 1.0 L = 3.0 J`` every quantity has its unit
+    and the claim is off by a factor of 101.325."""
+    if not isinstance(tree, tuple) or not tree:
+        return True
+    if tree[0] == "u":
+        return True
+    if tree[0] == "n":
+        return False
+    return all(_every_number_has_a_unit(child) for child in tree[1:] if isinstance(child, tuple))
 
 
 def _judge_units(ref: Member, w: Written, approx: bool):
