@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import pickle  # noqa: TID251 - what multiprocessing does to a worker's arguments, in-process
 import subprocess
@@ -43,6 +44,21 @@ def test_protocol_and_lazy_pool() -> None:
     v.close()
     with pytest.raises(ValueError):
         SandboxedAnswerVerifier(start_method="fork")
+
+
+def test_warm_starts_the_workers_before_the_first_check() -> None:
+    before = len(multiprocessing.active_children())
+    v = SandboxedAnswerVerifier(workers=2)
+    try:
+        v.warm()
+        v.warm()  # twice is harmless
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(multiprocessing.active_children()) < before + 2:
+            time.sleep(0.05)
+        assert len(multiprocessing.active_children()) == before + 2  # both workers are up before any check
+        assert v.verify("\\boxed{42}", {"answer": "42"}).ok is True
+    finally:
+        v.close()
 
 
 def test_the_worker_gets_the_parents_extraction(monkeypatch: pytest.MonkeyPatch) -> None:

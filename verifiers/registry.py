@@ -179,6 +179,12 @@ class SubjectRouter:
         """The routed verifier's ``averify`` when it has one, else its ``verify`` in a thread."""
         return await averify_response(self.pick(question), response, question, finish_reason=finish_reason)
 
+    def warm(self) -> None:
+        """Start the routes' worker processes now (those that have a ``warm``), without waiting."""
+        for v in {id(v): v for v in [self.default, *self.routes.values()]}.values():
+            if hasattr(v, "warm"):
+                v.warm()
+
     def close(self) -> None:
         seen: set[int] = set()
         for v in [self.default, *self.routes.values()]:

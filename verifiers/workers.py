@@ -66,6 +66,10 @@ def _run_check(response: str, extraction: Extraction, question: dict[str, Any], 
     return check_response(response, extraction, question, config)
 
 
+def _noop() -> None:
+    """A task that only makes the pool start a worker (:meth:`_WorkerPool.warm`)."""
+
+
 _POLL_S = 0.01
 """How often a caller looks whether its queued task has started (its time limit starts then)."""
 
@@ -119,6 +123,17 @@ class _WorkerPool:
             fut.cancel()
             raise
         return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout_s)  # cancels fut on timeout
+
+    def warm(self) -> None:
+        """Start the worker processes now, without waiting for them: a worker takes about a second to
+        start and import sympy and pint, which then overlaps the first model calls instead of delaying
+        the first check. Safe to call more than once; never raises."""
+        try:
+            pool = self._get_pool()
+            for _ in range(self.workers):
+                pool.schedule(_noop)
+        except Exception:  # noqa: BLE001 - a failed warm-up shows again, with its reason, at the first check
+            pass
 
     def close(self) -> None:
         """Stop the worker processes (running tasks are killed). Safe to call more than once."""

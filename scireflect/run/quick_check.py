@@ -93,6 +93,11 @@ class InlineCheapAnswers:
             return verdict
         return await averify_response(self.inner, response, question, finish_reason=finish_reason)
 
+    def warm(self) -> None:
+        """Start the wrapped verifier's worker processes now, when it has any (``warm``)."""
+        if hasattr(self.inner, "warm"):
+            self.inner.warm()
+
     def close(self) -> None:
         if hasattr(self.inner, "close"):
             self.inner.close()

@@ -268,6 +268,8 @@ async def _annotate_locked(questions: QuestionSet, run_dir: Path, settings: RunS
     earlier = Counter(store.records[q["id"]]["status"] for q in questions.questions if q["id"] in store)
     own_verifier = verifier is None
     verifier = verifier or make_verifier(settings)
+    if pending and hasattr(verifier, "warm"):
+        verifier.warm()  # its workers start while the endpoints are checked and the first calls run
     formal_pending = any(is_formal_question(q) for q in pending)
     own_lean = formal_pending and lean_checker is None
     statuses: Counter = Counter()
