@@ -37,6 +37,15 @@ def read_ids(path: Path) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
 
 
+def wait_for_new_trace(traces: Path, n_before: int, proc: subprocess.Popen, deadline_s: float) -> None:
+    """Wait until ``traces`` holds more than ``n_before`` records, ``proc`` exits, or ``deadline_s`` passes."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and proc.poll() is None:
+        if traces.exists() and len(read_ids(traces)) > n_before:
+            return
+        time.sleep(0.05)
+
+
 async def test_twenty_percent_faults_every_question_accounted_for(tmp_path):
     questions = load_questions(make_questions(tmp_path / "q.jsonl", 40))
     faults = FaultPlan(rate=0.2, seed=3, retry_after_s=0.01, hang_s=4.0)
@@ -75,9 +84,10 @@ async def test_endpoint_down_stops_the_run_and_keeps_the_rest_pending(tmp_path):
 
 @pytest.mark.slow  # kills and restarts the CLI twenty times (about a minute)
 def test_twenty_random_kills_then_resume_every_question_exactly_once(tmp_path, spawn):
-    # Enough work (60 questions, 0.25 s a call, 4 at a time) that most of the twenty kills land mid-run,
-    # however fast the runner gets; once everything is done the remaining restarts must not call the model.
-    n_questions = 60
+    # Enough work (100 questions, 0.25 s a call, 4 at a time) that most of the twenty kills land mid-run: each
+    # of those waits for the process's first finished question, so start-up time does not matter. A finished
+    # question must never call the model again, and the last resume finishes the rest.
+    n_questions = 100
     questions = make_questions(tmp_path / "q.jsonl", n_questions)
     run_dir = tmp_path / "run"
     traces = run_dir / "traces.jsonl"
@@ -92,7 +102,11 @@ def test_twenty_random_kills_then_resume_every_question_exactly_once(tmp_path, s
             done_before = set(read_ids(traces)) if traces.exists() else set()
             n_requests = len(mock.requests)
             proc = spawn(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.8, 2.5))  # the interpreter takes ~1.3 s to import; some kills land before work
+            if kill % 4 == 3:  # some kills land before any work: while the interpreter imports (~1.5 s)
+                time.sleep(rng.uniform(0.2, 1.2))
+            else:  # the rest shortly after this process has finished its first question, whatever start-up costs
+                wait_for_new_trace(traces, len(done_before), proc, deadline_s=60)
+                time.sleep(rng.uniform(0.0, 0.4))
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
