@@ -113,6 +113,19 @@ def test_chains_and_display_math():
     assert [(c.written, c.verdict) for c in report.claims] == [("25", "true"), ("51 apples", "false")]
 
 
+def test_backslash_paren_and_bracket_math_delimiters_bound_a_calculation():
+    # \\( \\) and \\[ \\] are what chat models write most (seen in the 1.5B's traces): each claim in them
+    # is judged, not skipped as "may begin before the words in front of it"
+    text = ("1. Serena's time is \\( \\frac{20}{5} = 4 \\) days per book.\n"
+            "2. The total is \\(20 + 4 = 25\\) days.\n"
+            "\\[\n54 + 45 + 0 = 99\n\\]\n"
+            "and then \\[ 2 \\times 3 = 6 \\] so \\\\[2pt] 3+4=7")
+    report = check_steps(text)
+    assert [(c.line, c.expression, c.written, c.verdict) for c in report.claims] == [
+        (1, "\\frac{20}{5}", "4", "true"), (2, "20 + 4", "25", "false"), (4, "54 + 45 + 0", "99", "true"),
+        (6, "2 \\times 3", "6", "true"), (6, "3+4", "7", "true")]
+
+
 def test_text_that_only_looks_like_a_calculation():
     for text in ("Step 2 - 3 = 5 is next", "We meet at 3:45 = quarter to four", "in base 7, 44 x 55 = 3506",
                  "1. 2+2=4", "Day 4:2(50+100+120)=540", "24 crayons total - 8 red - 6 blue - 4 green = 6 pink",

@@ -38,6 +38,7 @@ _TOKEN = re.compile(
     r"|(?P<rowsep>\\\\(?:\[[^\]\n]{0,20}\])?)"
     r"|(?P<envb>\\begin\s*\{[A-Za-z*]{1,20}\}|\\end\s*\{[A-Za-z*]{1,20}\})"
     r"|(?P<cur>\\\$|\$|€|£)"
+    r"|(?P<mdelim>\\[()\[\]])"  # \( \) \[ \]: where math begins or ends, a break between calculations
     r"|(?P<lp>\\left\s*(?:[(\[]|\\\{|\\lbrace(?![A-Za-z]))|[(\[]|\\\{|\\lbrace(?![A-Za-z]))"
     r"|(?P<rp>\\right\s*(?:[)\]]|\\\}|\\rbrace(?![A-Za-z]))|[)\]]|\\\}|\\rbrace(?![A-Za-z]))"
     r"|(?P<bar>\\left\s*\||\\right\s*\||\\[lr]vert(?![A-Za-z])|\\\||\|)"
@@ -312,7 +313,7 @@ def _classify_words(toks: list[Token]) -> None:
         labels = labels + 1 if t.kind == "label" else 0
 
 
-_BREAK = frozenset(("nl", "envb", "punct", "cmp", "poison", "other", "ordinal", "clock", "word", "boxed_end"))
+_BREAK = frozenset(("nl", "envb", "mdelim", "punct", "cmp", "poison", "other", "ordinal", "clock", "word", "boxed_end"))
 _TRANSPARENT = frozenset(("amp", "skipword"))
 
 
