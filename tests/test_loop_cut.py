@@ -70,6 +70,22 @@ def test_plain_text_a_short_repetition_and_checks_off_are_never_cut():
     assert stream(LOOPING, off) == len(LOOPING)
 
 
+def test_a_loop_that_numbers_its_copies_is_cut_and_a_numbered_list_is_not():
+    # the 1.5B's own loop (GSM8K train 1387, the reflection benchmark): each copy a new list item, so the
+    # text never repeats as written; it ran to max_tokens before list numbers were masked
+    item = ("{n}. If the problem is asking for the number of pieces of gum each person will get in terms of the total "
+            "number of pieces of gum per person, the answer is:\n    \\[\n    \\boxed{{36.3333}}\n    \\]\n\n")
+    looping = "Let us count the gum.\n\n" + "".join(item.format(n=n) for n in range(1, 60))
+    progress = CallProgress(loop_check_chars=512)
+    progress.start_try()
+    assert stream(looping, progress) < len(looping) // 2
+    assert getattr(find_final_answer(looping), "kind", None) == "degenerate"  # read afterwards: a loop, not an answer
+    listing = "".join(f"{n}. Day {n} adds {n * 7} pages, so the total is {n * (n + 1) * 7 // 2} pages.\n" for n in range(1, 120))
+    progress = CallProgress(loop_check_chars=512)
+    progress.start_try()
+    assert stream(listing, progress) == len(listing)
+
+
 async def test_the_agent_stops_a_looping_reply_and_counts_the_tokens_saved():
     model = StreamingScripted(replies=[LOOPING], max_tokens=4000)
     reply = await Agent("solver", model, "m", retry=RetryPolicy(max_retries=0)).ainvoke(PROMPT, {"problem": "Add."})

@@ -6,10 +6,15 @@ numbers in its loop are not one. :func:`repeating_tail` finds the shortest perio
 the end of the text repeats itself with period ``p`` (the last copy may be cut off anywhere) over at
 least ``MIN_COPIES`` copies and ``MIN_REPEATED_CHARS`` characters. Plain string comparison on the
 last ``TAIL_CHARS`` characters; fast on any input (each period is compared in 64-character slices).
+A loop that numbers its copies as list items ("26. If the problem is asking ...", "27. If the
+problem is asking ...") is found too: when the text does not repeat as written, the numbers that
+begin its lines are masked and it is compared again (numbers elsewhere are never masked, so a
+legitimate table of different values is not a loop).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["MIN_COPIES", "MIN_REPEATED_CHARS", "Repetition", "repeating_tail"]
@@ -23,6 +28,8 @@ MAX_PERIOD = 2000
 TAIL_CHARS = 40_000
 """Only the end of the response is read (a loop runs to the end)."""
 _CHUNK = 64
+_ITEM_NUMBER = re.compile(r"(?m)^([ \t]*)\d{1,4}(?=[.):] )")
+"""A list item's number at the start of a line (``26. ``, ``  3) ``), masked by :func:`repeating_tail`."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,16 @@ def repeating_tail(text: str) -> Repetition | None:
     if not isinstance(text, str):
         return None
     tail = text.rstrip()[-TAIL_CHARS:]
+    loop = _periodic_end(tail)
+    if loop is None:
+        masked = _ITEM_NUMBER.sub(r"\1#", tail)
+        if masked != tail:
+            loop = _periodic_end(masked)  # period and span counted in the masked text
+    return loop
+
+
+def _periodic_end(tail: str) -> Repetition | None:
+    """The shortest-period loop ``tail`` ends in (see :func:`repeating_tail`), or ``None``."""
     rev = tail[::-1]  # the loop is at the end: compare the reversed text with itself shifted by p
     n = len(rev)
     for p in range(1, min(MAX_PERIOD, n // MIN_COPIES) + 1):
