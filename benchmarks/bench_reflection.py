@@ -57,6 +57,7 @@ ORDERS: dict[str, str] = {
     "reflect_resample": "attempts=5,strategy=cot/reflect/resample/reflect/answer_guided",
     "resample": "attempts=4,strategy=cot/resample/resample/answer_guided",
     "program": "attempts=5,strategy=cot/reflect/program/resample/answer_guided",  # needs the code sandbox
+    "program_resample": "attempts=4,strategy=cot/program/resample/answer_guided",  # the same 4 attempts as today
 }
 """The orders compared, each a ``--budget`` spec (:meth:`~scireflect.graphs.budget.Budget.parse`)."""
 
