@@ -291,6 +291,9 @@ async def test_program_runs_the_solvers_python_in_the_sandbox():
     system, *_, problem = models["solver"].calls[1]
     assert "```output" in system.content and "Final answers already found wrong: 144." in problem.content
     assert "72" not in problem.content and "70" not in step["response"]
+    # program of thought: the model is asked for the program alone, and its example reply is one
+    example = models["solver"].calls[1][2]
+    assert problem.content.endswith("prints the final answer.") and example.content.startswith("```python\n# ")
 
 
 async def test_a_formal_proof_is_never_checked_as_a_reference():
