@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -74,37 +75,56 @@ def test_binds_loopback_only_and_serves_the_index(server):
     assert "cdn" not in body.lower() and "https://" not in body
 
 
-def test_questions_api_rows_and_incremental_polling(server, run_dir):
+def test_questions_api_rows_and_polling(server, run_dir):
     status, _, body = get(server.url + "api/questions")
     data = json.loads(body)
-    assert status == 200 and data["total"] == 6 and data["reset"] is True and data["in_progress"] == []
+    assert status == 200 and data["total"] == data["matched"] == 6 and data["reset"] is True and data["in_progress"] == []
     by_id = {r["id"]: r for r in data["rows"]}
     row = by_id["mmlu-hs-chem-0042"]
     assert (row["subject"], row["status"], row["stage"], row["reason"], row["attempts"]) == ("chemistry", "rejected", None, "choice_mismatch", 4)
+    assert "rejected" in data["facets"]["status"] and "-" in data["facets"]["stage"]
     gen = data["generation"]
-    # Nothing new: an empty delta.
-    data = json.loads(get(server.url + f"api/questions?gen={gen}&since=6")[2])
-    assert data["rows"] == [] and data["reset"] is False and data["total"] == 6
+    data = json.loads(get(server.url + f"api/questions?gen={gen}")[2])
+    assert data["reset"] is False and data["total"] == 6
     # A run appends a question, the second one is still being written: only the complete one shows.
     extra = json.loads(LINES[0])
     extra["id"] = "math-frac-0002"
     second = dict(extra, id="math-frac-0003")
     with open(run_dir / "traces.jsonl", "ab") as fh:
         fh.write((json.dumps(extra) + "\n").encode() + json.dumps(second).encode()[:50])
-    data = json.loads(get(server.url + f"api/questions?gen={gen}&since=6")[2])
+    data = json.loads(get(server.url + f"api/questions?gen={gen}&offset=6")[2])
     assert [r["id"] for r in data["rows"]] == ["math-frac-0002"] and data["total"] == 7
     offset = server.index.offset
     assert offset == (run_dir / "traces.jsonl").stat().st_size - 50
     with open(run_dir / "traces.jsonl", "ab") as fh:
         fh.write(json.dumps(second).encode()[50:] + b"\n")
-    data = json.loads(get(server.url + f"api/questions?gen={gen}&since=7")[2])
+    data = json.loads(get(server.url + f"api/questions?gen={gen}&offset=7")[2])
     assert [r["id"] for r in data["rows"]] == ["math-frac-0003"]
+    # The full record is read back from its line.
+    assert json.loads(get(server.url + "api/question/math-frac-0003")[2])["steps"] == second["steps"]
+
+
+def test_questions_api_filters_sorts_and_pages_on_the_server(server):
+    def ids(query):
+        data = json.loads(get(server.url + "api/questions?" + query)[2])
+        return data["matched"], [r["id"] for r in data["rows"]]
+
+    assert ids("status=rejected") == (1, ["mmlu-hs-chem-0042"])
+    everything = ids("sort=tokens")[1]
+    assert ids("sort=tokens&desc=1")[1] == everything[::-1]
+    assert ids("sort=tokens&limit=2&offset=2") == (6, everything[2:4])
+    assert ids("q=GSM8K") == (1, ["gsm8k-train-0000"])
+    assert ids("stage=-")[0] == sum(1 for line in LINES if json.loads(line).get("accepted_stage") is None)
+    assert get(server.url + "api/questions?sort=__class__")[0] == 400
+    assert get(server.url + "api/questions?offset=x")[0] == 400
+    data = json.loads(get(server.url + "api/questions?limit=100000")[2])
+    assert len(data["rows"]) == 6  # the page is capped at MAX_PAGE rows, here all of them
 
 
 def test_a_rewritten_traces_file_resets_the_client(server, run_dir):
     gen = json.loads(get(server.url + "api/questions")[2])["generation"]
     (run_dir / "traces.jsonl").write_bytes(LINES[3])  # shrank: re-read from the start
-    data = json.loads(get(server.url + f"api/questions?gen={gen}&since=6")[2])
+    data = json.loads(get(server.url + f"api/questions?gen={gen}")[2])
     assert data["reset"] is True and data["generation"] == gen + 1 and [r["id"] for r in data["rows"]] == ["mmlu-hs-chem-0042"]
 
 
@@ -119,8 +139,27 @@ def test_trace_index_reads_only_new_bytes(run_dir):
         fh.write(LINES[0] + LINES[1])  # a duplicate id is ignored, as in the runner
     assert index.refresh() == 1 and [r["id"] for r in index.rows] == ["math-frac-0001", "gsm8k-train-0000"]
     assert index.offset == path.stat().st_size
+    assert index.record("gsm8k-train-0000") == json.loads(LINES[1]) and index.record("nope") is None
     path.unlink()
     assert index.refresh() == 0 and index.rows == [] and index.generation == 1
+
+
+def test_trace_index_reads_in_chunks_and_keeps_no_records(run_dir):
+    path = run_dir / "traces.jsonl"
+    long = json.loads(LINES[0])
+    long["id"], long["note"] = "long-line", "x" * 5000  # longer than a chunk: read whole
+    path.write_bytes(b"".join(LINES) + (json.dumps(long) + "\n").encode() + b'{"x": 1}\n' + LINES[0][:40])
+    index = TraceIndex(run_dir, chunk_bytes=1024)
+    assert [r["id"] for r in index.rows] == [json.loads(line)["id"] for line in LINES] + ["long-line"]
+    assert index.record("long-line")["note"] == "x" * 5000
+    assert index.problems == [f"{path}:{len(LINES) + 2}: not a trace record (no 'id')"]
+    assert index.offset == path.stat().st_size - 40  # the line still being written is left for later
+    assert not hasattr(index, "records") and "reference" not in index.rows[0]
+    # A file replaced by another (a new inode) is not read at the old offsets.
+    replaced = run_dir / "other.jsonl"
+    replaced.write_bytes(LINES[1])
+    os.replace(replaced, path)
+    assert index.record("long-line") is None
 
 
 def test_question_page_has_attempts_verdicts_diffs_and_escapes_model_text(server):
@@ -151,7 +190,6 @@ def test_question_json_and_404s(server):
     status, _, body = get(server.url + "q/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
     assert status == 404 and "<img" not in body and "&lt;img" in body
     assert get(server.url + "nowhere")[0] == 404
-    assert get(server.url + "api/questions?since=x")[0] == 400
 
 
 def test_static_files_and_no_path_traversal(server):

@@ -60,7 +60,8 @@ def test_filter_open_rejected_question_see_attempts_and_diff(browser, tmp_path):
         assert page.locator("#count").inner_text() == "6 of 6 questions"
 
         # Filter to rejected questions: one row, and the filter is kept in the URL.
-        page.select_option("#f-status", "rejected")
+        page.select_option("#f-status", "rejected")  # filtered on the server
+        sync_api.expect(page.locator("#count")).to_have_text("1 of 6 questions")
         rows = page.locator("#questions tbody tr")
         assert rows.count() == 1 and "mmlu-hs-chem-0042" in rows.first.inner_text()
         assert "choice_mismatch" in rows.first.inner_text()
@@ -162,3 +163,53 @@ def test_a_question_with_a_figure_shows_it_beside_the_question(browser, tmp_path
     assert png_size(tmp_path / "figure.png") == (WIDTH, HEIGHT)
     if os.environ.get("SCIREFLECT_KEEP_SCREENSHOTS"):
         shutil.copy(tmp_path / "figure.png", Path(os.environ["SCIREFLECT_KEEP_SCREENSHOTS"]) / "question-figure.png")
+
+
+@pytest.mark.timeout(180)
+def test_a_large_run_opens_one_page_and_pages_filters_and_sorts_on_the_server(browser, tmp_path):
+    """20,000 generated questions: the table holds one page of 200 rows, and paging, filtering and
+    sorting ask the server for the rows (the page never holds the whole run)."""
+    from scireflect.testing.large_run import write_large_run
+
+    run_dir = write_large_run(tmp_path / "run", 20_000, trace_bytes=600)
+    rejected = sum(1 for line in (run_dir / "traces.jsonl").open() if '"status": "rejected"' in line)
+    server = serve(run_dir, 0, poll_ms=60_000)
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    rows = page.locator("#questions tbody tr")
+    try:
+        page.goto(server.url)
+        page.wait_for_selector("#questions tbody tr")
+        assert rows.count() == 200 and rows.first.get_attribute("data-id") == "q-000000"
+        assert page.locator("#count").inner_text() == "20000 of 20000 questions · showing 1–200"
+        assert page.locator("#page").inner_text() == "page 1 of 100" and page.locator("#prev").is_disabled()
+
+        page.click("#next")
+        page.wait_for_selector('#questions tr[data-id="q-000200"]')
+        assert rows.count() == 200 and "page=2" in page.url
+
+        # A filter goes to the server and starts again at the first page.
+        page.select_option("#f-status", "rejected")
+        sync_api.expect(page.locator("#count")).to_have_text(f"{rejected} of 20000 questions · showing 1–200")
+        assert rows.count() == 200 and page.locator("#page").inner_text() == "page 1 of " + str(-(-rejected // 200))
+        assert all(t == "rejected" for t in page.locator("#questions tbody .badge").all_inner_texts())
+
+        # Sorting by tokens, highest first, sorts all the matching rows, not only the page shown.
+        page.click('#questions th[data-sort="tokens"]')
+        page.click('#questions th[data-sort="tokens"]')
+        top = max((r for r in server.index.rows if r["status"] == "rejected"), key=lambda r: r["tokens"])
+        page.wait_for_selector(f'#questions tbody tr:first-child[data-id="{top["id"]}"]')
+        assert "page=" not in page.url
+
+        # An id search on the server, and a question of a later page opens from its line in the file.
+        page.select_option("#f-status", "")
+        page.fill("#f-id", "q-01999")
+        sync_api.expect(page.locator("#count")).to_have_text("10 of 20000 questions")
+        assert rows.count() == 10
+        page.locator('#questions tr[data-id="q-019999"] a').click()
+        page.wait_for_selector("article.attempt")
+        assert errors == []
+    finally:
+        page.close()
+        server.close()

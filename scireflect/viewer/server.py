@@ -7,10 +7,13 @@ Pages and endpoints (all GET):
 ``/q/<id>``                one question: attempts side by side with their verdicts and evidence,
                            critiques, tool calls, the reference answer, and a diff between
                            consecutive attempts (:class:`difflib.HtmlDiff`).
-``/api/questions?gen=G&since=N``
-                           JSON: the rows (:func:`scireflect.traces.trace_row`) after the first ``N``
-                           of generation ``G`` (all rows, with ``reset: true``, when ``G`` is not the
-                           current generation), and the questions in progress.
+``/api/questions?offset=O&limit=L&subject=..&status=..&stage=..&reason=..&q=..&sort=K&desc=1&gen=G``
+                           JSON: one page of the finished questions' rows
+                           (:func:`scireflect.run.query.trace_row`) that match the filters (``q``: the
+                           id contains it), sorted by ``K`` (file order by default); ``total`` and
+                           ``matched`` counts; ``facets``, the values each filter can take; the
+                           questions in progress; ``reset: true`` when ``G`` is not the current
+                           generation (the file was replaced). At most :data:`MAX_PAGE` rows a page.
 ``/api/question/<id>``     JSON: one full trace record (or the in-progress state of a question).
 ``/figure/<id>/<n>``       the question's ``n``-th figure (0-based), read from the question file's
                            directory recorded in ``run.json``: the trace's path must stay inside it
@@ -20,7 +23,9 @@ Pages and endpoints (all GET):
 
 ``traces.jsonl`` is re-read incrementally: each request reads only the bytes appended since the last
 read, up to the last complete line; a file that shrank or was replaced is re-read from the start
-(a new generation). Questions in progress come from ``checkpoints.sqlite`` (LangGraph's
+(a new generation). The server keeps a small row per question, never the records
+(:class:`~scireflect.viewer.index.TraceIndex`): filtering, sorting and paging happen here, and a page
+holds at most one page of rows, so a run of 100,000 questions opens as fast as one of ten. Questions in progress come from ``checkpoints.sqlite`` (LangGraph's
 checkpointer, opened read-only), best effort.
 
 Safety: the server binds 127.0.0.1 only, answers only requests whose ``Host`` is a loopback name
@@ -44,7 +49,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..agents.figures import figure_refs
 from ..run.images import ImageError, decode_image, figure_root, read_figure
 from ..run.query import trace_row
-from .index import InProgress, TraceIndex
+from .index import FACETS, InProgress, TraceIndex
 from .pages import index_html, page, question_html
 
 HERE = Path(__file__).parent
@@ -52,6 +57,9 @@ STATIC = HERE / "static"
 LOOPBACK = "127.0.0.1"
 
 _LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(?::(\d{1,5}))?")
+MAX_PAGE = 1000
+"""The most rows one ``/api/questions`` page returns."""
+
 _SAFE_STATIC = re.compile(r"[A-Za-z0-9._/-]{1,200}")
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self'; "
@@ -97,9 +105,9 @@ class ViewerServer(ThreadingHTTPServer):
         self.server_close()
 
     def lookup(self, qid: str) -> dict[str, Any] | None:
-        """The finished record of ``qid``, else its in-progress state, else ``None``."""
+        """The finished record of ``qid`` (read back from its line), else its in-progress state, else ``None``."""
         self.index.refresh()
-        return self.index.records.get(qid) or self.in_progress.states().get(qid)
+        return self.index.record(qid) or self.in_progress.states().get(qid)
 
     def figure(self, qid: str, n: int) -> tuple[bytes, str] | None:
         """The bytes and MIME type of question ``qid``'s figure ``n``, or ``None`` when it cannot be had
@@ -114,22 +122,28 @@ class ViewerServer(ThreadingHTTPServer):
         except ImageError:
             return None
 
-    def questions_payload(self, generation: int | None, since: int) -> dict[str, Any]:
-        """The ``/api/questions`` JSON (see the module docstring)."""
+    def questions_payload(self, generation: int | None = None, *, filters: dict[str, str] | None = None, text: str = "",
+                          sort: str | None = None, desc: bool = False, offset: int = 0, limit: int = 200) -> dict[str, Any]:
+        """The ``/api/questions`` JSON (see the module docstring; arguments as :meth:`TraceIndex.query`).
+
+        Raises:
+            ValueError: an unknown filter or sort key.
+        """
         self.index.refresh()
         index = self.index
-        reset = generation != index.generation
-        start = 0 if reset else max(0, min(since, len(index.rows)))
-        finished = index.records
+        matched, rows = index.query(filters, text, sort, desc, offset, min(limit, MAX_PAGE))
         running = [
             {**trace_row(s), "updated_at": s.get("updated_at"), "steps": len(s.get("steps") or [])}
-            for qid, s in self.in_progress.states().items() if qid not in finished
+            for qid, s in self.in_progress.states().items() if qid not in index.locations
         ]
         return {
             "generation": index.generation,
-            "reset": reset,
+            "reset": generation != index.generation,
             "total": len(index.rows),
-            "rows": index.rows[start:],
+            "matched": matched,
+            "offset": offset,
+            "rows": rows,
+            "facets": {k: sorted(index.facets[k]) for k in FACETS},
             "in_progress": running,
             "problems": index.problems[-5:],
             "checkpoint_error": self.in_progress.error,
@@ -185,14 +199,21 @@ class ViewerHandler(BaseHTTPRequestHandler):
             if path in ("/", "/index.html"):
                 self._send(200, index_html(self.server.run_dir, self.server.poll_ms), "text/html; charset=utf-8")
             elif path == "/api/questions":
-                query = parse_qs(parts.query)
+                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
                 try:
-                    gen = int(query["gen"][0]) if "gen" in query else None
-                    since = int(query.get("since", ["0"])[0])
+                    gen = int(query["gen"]) if "gen" in query else None
+                    offset, limit = int(query.get("offset", "0")), int(query.get("limit", "200"))
                 except ValueError:
-                    self._json({"error": "gen and since must be integers"}, 400)
+                    self._json({"error": "gen, offset and limit must be integers"}, 400)
                     return
-                self._json(self.server.questions_payload(gen, since))
+                try:
+                    payload = self.server.questions_payload(
+                        gen, filters={k: query[k] for k in FACETS if query.get(k)}, text=query.get("q", ""),
+                        sort=query.get("sort") or None, desc=query.get("desc") == "1", offset=offset, limit=limit)
+                except ValueError as exc:
+                    self._json({"error": str(exc)}, 400)
+                    return
+                self._json(payload)
             elif path.startswith("/api/question/"):
                 record = self.server.lookup(unquote(path[len("/api/question/"):]))
                 if record is None:
@@ -261,4 +282,4 @@ def serve(run_dir: str | Path, port: int = 0, *, poll_ms: int = 2000) -> ViewerS
     return ViewerServer(run_dir, port, poll_ms=poll_ms).start()
 
 
-__all__ = ["LOOPBACK", "ViewerServer", "serve"]
+__all__ = ["LOOPBACK", "MAX_PAGE", "ViewerServer", "serve"]
