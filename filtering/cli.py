@@ -24,6 +24,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
+
+from ..run.untrusted import untrusted
 
 classify_app = typer.Typer(rich_markup_mode=None, help="Train and apply the instruction-quality classifier (labels from the verifiers).",
                            no_args_is_help=True, add_completion=False)
@@ -32,7 +35,7 @@ _out = Console()
 
 
 def _fail(message: str, code: int = 2) -> None:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    _err.print(Text("error: ", style="bold red") + untrusted(message), highlight=False)
     raise typer.Exit(code)
 
 
@@ -166,8 +169,7 @@ def export_command(
     except (ExportError, FileNotFoundError) as exc:
         _fail(str(exc))
     for path, pid in result.cleaned:
-        _err.print(f"removed {path}: left by an export that was stopped (pid {pid} is not running)",
-                   highlight=False, markup=False, soft_wrap=True)
+        _err.print(untrusted(f"removed {path}: left by an export that was stopped (pid {pid} is not running)"), highlight=False)
     for s in result.steps:
         _out.print(f"{s['step']:<14} in {s['in']:>6}  kept {s['kept']:>6}  dropped {s['dropped']:>6}", highlight=False)
     decon = [d for d in result.dropped if d["filter"] == "decontaminate"]

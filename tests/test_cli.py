@@ -44,7 +44,7 @@ def mock():
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args), catch_exceptions=False)  # content, not width: see test_terminal_width
 
 
 def test_annotate_writes_traces_sft_and_summary(tmp_path, mock):

@@ -63,7 +63,7 @@ def test_hf_export_loads_and_its_card_counts_every_step(tmp_path, runs):
     datasets = pytest.importorskip("datasets")
     eval_file = _eval_file(tmp_path)
     out = tmp_path / "export"
-    result = CliRunner().invoke(app, ["export", *map(str, runs), "--out", str(out), "--format", "hf",
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", *map(str, runs), "--out", str(out), "--format", "hf",
                                       "--decontaminate", str(eval_file), "--answer-guided", "downweight"])
     assert result.exit_code == 0, result.output
     assert "decontaminated gsm8k-train-0000" in result.output
@@ -110,7 +110,7 @@ def test_planted_eval_question_inside_a_longer_question_is_dropped_by_13grams(tm
 @pytest.mark.parametrize("fmt, key", [("jsonl", "content"), ("messages", "messages"), ("sharegpt", "conversations")])
 def test_jsonl_formats(tmp_path, runs, fmt, key):
     out = tmp_path / fmt
-    result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(out), "--format", fmt])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", str(runs[0]), "--out", str(out), "--format", fmt])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(key in r for r in rows)
@@ -151,9 +151,9 @@ def test_bad_options_and_non_empty_output_fail_cleanly(tmp_path, runs):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "x").write_text("x")
-    result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(out)])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", str(runs[0]), "--out", str(out)])
     assert result.exit_code == 2 and "not empty" in result.output
-    result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(tmp_path / "o"), "--decontaminate", str(tmp_path / "nope.jsonl")])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", str(runs[0]), "--out", str(tmp_path / "o"), "--decontaminate", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2 and "evaluation set" in result.output and "nope.jsonl: cannot read file" in result.output
 
 
@@ -355,7 +355,8 @@ def test_an_export_killed_at_random_points_leaves_no_half_written_folder(tmp_pat
     assert in_write, f"no kill landed in the write phase ({window:.3f} s); seed {seed}: {landed}"
 
     left = _leftovers(out)
-    final = subprocess.run(_export_cli(run, out, fmt, *(["--overwrite"] if out.exists() else [])), capture_output=True, text=True)
+    final = subprocess.run(_export_cli(run, out, fmt, *(["--overwrite"] if out.exists() else [])), capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "300"})  # a long tmp path is folded at 80 columns
     assert final.returncode == 0, final.stderr
     assert _ids_in(out, fmt) == expected and _leftovers(out) == []
     for name in left:  # each leftover of a killed run is named when it is removed
@@ -368,25 +369,25 @@ def test_a_leftover_of_a_running_export_is_left_alone_and_a_dead_ones_is_removed
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / f".out.{kind}-{live.pid}").mkdir()
-        result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(out)])
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", str(runs[0]), "--out", str(out)])
         assert result.exit_code == 2 and f"another export (pid {live.pid})" in result.output
     finally:
         live.kill()
         live.wait()
-    result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(out)])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", str(runs[0]), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert f".out.{kind}-{live.pid}" in result.output and _leftovers(out) == [] and len(_ids_in(out, "jsonl")) == 4
 
 
 def test_overwrite_replaces_a_previous_export_but_not_another_folder(tmp_path, runs):
     out = tmp_path / "out"
-    assert CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(out)]).exit_code == 0
+    assert CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", str(runs[0]), "--out", str(out)]).exit_code == 0
     (out / "stale.txt").write_text("from an older export")
-    result = CliRunner().invoke(app, ["export", *map(str, runs), "--out", str(out), "--overwrite"])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", *map(str, runs), "--out", str(out), "--overwrite"])
     assert result.exit_code == 0, result.output
     assert not (out / "stale.txt").exists() and len(_ids_in(out, "jsonl")) == 5 and _leftovers(out) == []
     mine = tmp_path / "notes"
     mine.mkdir()
     (mine / "todo.txt").write_text("mine")
-    result = CliRunner().invoke(app, ["export", str(runs[0]), "--out", str(mine), "--overwrite"])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["export", str(runs[0]), "--out", str(mine), "--overwrite"])
     assert result.exit_code == 2 and "only replaces a previous export" in result.output and (mine / "todo.txt").exists()

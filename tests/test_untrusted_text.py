@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from scireflect.cli import app
 from scireflect.cli.annotate import _fail as annotate_fail
 from scireflect.cli.progress import LiveProgress
-from scireflect.cli.untrusted import untrusted, visible
+from scireflect.run.untrusted import untrusted, visible
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"
 PAYLOAD = "A\x1b]0;pwned\x07B\x1b[2J\x1b[31mC\x9b31mD\u202eE\x00F\x7fG"
@@ -76,3 +76,34 @@ def test_an_error_quoting_an_input_file_is_printed_with_escapes_made_visible(cap
     err = capsys.readouterr().err
     assert not RAW.search(err), repr(err)
     assert "unknown field 'bogus\\x1b]0;t\\x07' in \\x1b[2J" in err.replace("\n", "")
+
+
+def test_the_training_and_filtering_commands_show_untrusted_text_and_wrap_it(capsys):
+    """eval's progress line and the error lines of train/eval/export/classify: an id or answer like
+    ``[/]`` or ``\\x1b[2J`` is shown as text (no markup error, no raw escape), and long lines wrap at the
+    terminal's width."""
+    import typer
+    from rich.console import Console
+
+    from scireflect.filtering import cli as filtering_cli
+    from scireflect.training import cli as training_cli
+
+    row = {"correct": False, "status": "done", "file": "q[/].jsonl", "id": "x\x1b[2Jy", "extracted": "[bold]7",
+           "reference": "8", "output_tokens": 12, "seconds": 3.0}
+    console = Console(width=60, record=True, color_system=None)
+    console.print(training_cli.eval_progress_line(row, 1, 2))
+    text = console.export_text()
+    assert "\x1b" not in text and "\\x1b[2J" in text and "q[/].jsonl" in text and "'[bold]7'" in text
+    assert text.startswith("[1/2] wrong ") and all(len(line) <= 60 for line in text.splitlines())
+    for module, console_name in ((training_cli, "console"), (filtering_cli, "_err")):
+        wide = Console(width=50, record=True, color_system=None, stderr=True)
+        original = getattr(module, console_name)
+        setattr(module, console_name, wide)
+        try:
+            with pytest.raises(typer.Exit):
+                module._fail("cannot read /runs/a[/]b/traces.jsonl: line 3 is \x1b]0;owned\x07 not JSON, and this sentence is long")
+        finally:
+            setattr(module, console_name, original)
+        shown = wide.export_text()
+        assert "\x1b" not in shown and "\\x1b]0;owned\\x07" in shown and "a[/]b" in shown
+        assert len(shown.splitlines()) > 1 and all(len(line) <= 50 for line in shown.splitlines())

@@ -285,11 +285,11 @@ def test_view_command_errors(tmp_path):
     def other() -> None:
         pass
 
-    result = CliRunner().invoke(app, ["view", str(tmp_path / "missing"), "--no-browser"])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["view", str(tmp_path / "missing"), "--no-browser"])
     assert result.exit_code == 2 and "not a directory" in result.output
     busy = serve(tmp_path, 0)
     try:
-        result = CliRunner().invoke(app, ["view", str(tmp_path), "--port", str(busy.port), "--no-browser"])
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["view", str(tmp_path), "--port", str(busy.port), "--no-browser"])
         assert result.exit_code == 2 and "cannot listen" in result.output and "--port 0" in result.output
     finally:
         busy.close()

@@ -18,17 +18,30 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
+
+from ..run.untrusted import untrusted
 
 console = Console(stderr=True)
 out = Console()
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(Text("error: ", style="bold red") + untrusted(message), highlight=False)
     raise typer.Exit(code)
 
 
 # -- eval -----------------------------------------------------------------------------------------
+
+
+def eval_progress_line(row: dict, done: int, total: int) -> Text:
+    """The line ``scireflect eval`` prints for one finished question: its mark, file and id, the
+    extracted and reference answers, tokens and seconds. The file, id and answers come from input
+    files and the model: shown with control characters made visible, never read as markup."""
+    mark = Text("right", "green") if row["correct"] else (Text("error", "yellow") if row["status"] == "error" else Text("wrong", "red"))
+    return (Text(f"[{done}/{total}] ") + mark + Text(" ") + untrusted(f"{row['file']}/{row['id']}")
+            + untrusted(f" answer {row['extracted']!r}, reference {row['reference']!r}, {row['output_tokens']} tokens, "
+                        f"{row['seconds']:.0f} s", "dim"))
 
 
 def eval_command(
@@ -109,16 +122,13 @@ def eval_command(
     for spec, name in zip(specs, names, strict=True):
         spec = E.ModelSpec(**{**spec.__dict__, "label": name})
         results_path = out_dir / f"{E._slug(name)}.results.jsonl"
-        console.print(f"[dim]evaluating {name} on {len(items)} questions ({spec.kind}); results in {results_path}[/]")
+        console.print(untrusted(f"evaluating {name} on {len(items)} questions ({spec.kind}); results in {results_path}", "dim"))
         done = [0]
         t0 = time.perf_counter()
 
         def on_result(row: dict, _done: list[int] = done, _n: int = len(items)) -> None:
             _done[0] += 1
-            mark = "[green]right[/]" if row["correct"] else ("[yellow]error[/]" if row["status"] == "error" else "[red]wrong[/]")
-            console.print(f"[{_done[0]}/{_n}] {mark} {row['file']}/{row['id']} [dim]answer {row['extracted']!r}, "
-                          f"reference {row['reference']!r}, {row['output_tokens']} tokens, {row['seconds']:.0f} s[/]",
-                          highlight=False, soft_wrap=True)
+            console.print(eval_progress_line(row, _done[0], _n), highlight=False)
 
         try:
             rows = asyncio.run(E.evaluate(items, spec, settings, results_path=results_path, on_result=on_result, log_dir=out_dir))
@@ -231,7 +241,7 @@ def train_command(
             if master_port:
                 cmd += ["--master_port", str(master_port)]
             cmd += ["--no_local_rank", "--module", "scireflect.training.cli", "train", *argv]
-            console.print(f"[dim]launching: {' '.join(cmd)}[/]", highlight=False, soft_wrap=True)
+            console.print(untrusted(f"launching: {' '.join(cmd)}", "dim"), highlight=False)
             raise typer.Exit(subprocess.call(cmd))
         single_process = True
         console.print("[dim]one device: training in this process (--single-process)[/]")

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .untrusted import untrusted, visible
+from ..run.untrusted import untrusted, visible
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -33,7 +33,7 @@ def sample_path(name: str) -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(Text("error: ", style="bold red") + untrusted(message), soft_wrap=True)
+    console.print(Text("error: ", style="bold red") + untrusted(message))
     raise typer.Exit(code)
 
 
@@ -201,7 +201,7 @@ def _run(question_set: Any, out_dir: Path, settings: Any, *, ray: str | None = N
         with display:
             result = asyncio.run(main())
     except (RunError, EndpointError, EmbeddedModelError) as exc:
-        console.print(Text("error: ", style="bold red") + untrusted(exc), soft_wrap=True)
+        console.print(Text("error: ", style="bold red") + untrusted(exc))
         _summary(out_dir, f"{title} (stopped)")
         if (out_dir / "traces.jsonl").is_file() and (out_dir / "traces.jsonl").stat().st_size:
             console.print(resume)

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from .untrusted import untrusted
+from ..run.untrusted import untrusted
 
 
 class _RunDirFirstGroup(TyperGroup):

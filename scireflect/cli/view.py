@@ -22,7 +22,7 @@ def view_command(
     from ..run.files import CHECKPOINTS, TRACES
     from ..viewer.server import LOOPBACK, serve
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False)
     if not run_dir.is_dir():
         err.print(Text("error: ", style="bold red") + Text(f"{run_dir}: not a directory"))
         raise typer.Exit(2)
@@ -34,7 +34,7 @@ def view_command(
         err.print(Text("error: ", style="bold red")
                   + Text(f"cannot listen on {LOOPBACK}:{port} ({exc.strerror or exc}); try --port 0 for a free port"))
         raise typer.Exit(2) from None
-    Console(highlight=False, soft_wrap=True).print(Text(f"scireflect viewer for {run_dir}: {server.url}  (Ctrl-C to stop)"))
+    Console(highlight=False).print(Text(f"scireflect viewer for {run_dir}: {server.url}  (Ctrl-C to stop)"))
     if not no_browser:
         webbrowser.open(server.url)
     try:
