@@ -8,7 +8,8 @@ Steps: write a generated run (:func:`scireflect.testing.large_run.write_large_ru
 trace line); start ``scireflect view RUN --no-browser`` in its own process and time it until it
 prints its URL (the index is read by then); open the page in headless Chromium (Debian's
 ``/usr/bin/chromium`` through ``playwright``) and time the first page of rows, the next page, a
-status filter, a sort by tokens and an id search, each until its rows are drawn; then read the
+status filter, a sort by tokens and an id search, each until its rows are drawn; the review page and
+five labels by keyboard, each until the next trace is drawn (issue 26: within 200 ms); then read the
 server's peak resident memory (``VmHWM``) and the bytes of the ``/api/questions`` page.
 
     python benchmarks/bench_viewer.py [--questions 100000] [--keep DIR]
@@ -89,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                 expect(page.locator("#count")).to_have_text(re.compile(r"^\d+ of \d+ questions$"), timeout=120_000)
                 search = time.perf_counter() - started
                 heap = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
+                # Review (issue 26): the first review page, then "v" (label valid) until the next trace is drawn.
+                review_first = _timed(page, lambda: page.goto(url + "review?pos=0"), "#review-bar")
+                review_next = []
+                for pos in range(1, 6):
+                    started = time.perf_counter()
+                    page.keyboard.press("v")
+                    page.wait_for_url(f"**/review?pos={pos}", timeout=120_000, wait_until="domcontentloaded")
+                    page.wait_for_selector("#review-bar")
+                    review_next.append(time.perf_counter() - started)
                 browser.close()
             peak_mb, now_mb = _memory_kb(server.pid, "VmHWM") / 1024, _memory_kb(server.pid, "VmRSS") / 1024
         finally:
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"first /api/questions page: {len(api) / 1e3:.0f} kB")
     print(f"Chromium: first page ({rows} rows) drawn {first:.2f} s after opening; next page {nxt:.2f} s; "
           f"status filter {filt:.2f} s; sort by tokens {sort:.2f} s; id search {search:.2f} s; JS heap {heap / 1e6:.0f} MB")
+    print(f"review: first trace {review_first:.2f} s; next trace after a label (median of 5) "
+          f"{sorted(review_next)[2] * 1000:.0f} ms (max {max(review_next) * 1000:.0f} ms)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -154,6 +154,8 @@ def export_command(
     answer_guided_weight: float = typer.Option(1.0, min=0.0, max=1.0, help="Weight of the other answer-guided traces.", metavar="X"),
     leaky_weight: float = typer.Option(0.25, min=0.0, max=1.0, help="Weight of flagged answer-guided traces under --answer-guided downweight.", metavar="X"),
     max_per_question: int = typer.Option(4, min=1, help="At most this many distinct solution paths per question.", metavar="N"),
+    keep_invalid_labels: bool = typer.Option(False, "--keep-invalid-labels",
+                                             help="Keep traces people labelled invalid in review (labels.jsonl); by default they are left out."),
     overwrite: bool = typer.Option(False, help="Replace a previous export in the output folder (one holding filter_report.json)."),
 ) -> None:
     """Export the filtered training set (decontamination, leakage, classifier, dedup) with a dataset card."""
@@ -163,7 +165,7 @@ def export_command(
     options = ExportOptions(format=fmt, eval_sets=[str(p) for p in decontaminate or []], ngram=ngram,
                             classifier_dir=str(classifier) if classifier else None, target_precision=target_precision,
                             answer_guided=answer_guided, answer_guided_weight=answer_guided_weight, leaky_weight=leaky_weight,
-                            max_per_question=max_per_question)
+                            max_per_question=max_per_question, keep_invalid_labels=keep_invalid_labels)
     try:
         result = export_training_set(run_dirs, out, options, overwrite=overwrite)
     except (ExportError, FileNotFoundError) as exc:

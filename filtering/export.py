@@ -87,6 +87,7 @@ class ExportOptions:
     answer_guided_weight: float = 1.0
     leaky_weight: float = 0.25
     max_per_question: int = 4
+    keep_invalid_labels: bool = False
     question_threshold: float = 0.8
     solution_threshold: float = 0.7
 
@@ -149,6 +150,23 @@ def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -
     attempts = load_attempts(run_dirs)
     items = [Item(a) for a in attempts if a.label is True]
     _step(steps, "candidates", len(attempts), len(items), note="in: solution attempts with a True/False verdict; kept: those the verifier accepted")
+
+    from scireflect.run.labels import invalid_by_review
+
+    invalid = {str(run): invalid_by_review(Path(run).parent if Path(run).is_file() else run) for run in run_dirs}
+    if any(v is not None for v in invalid.values()):
+        before, kept = len(items), []
+        for item in items:
+            label = (invalid.get(item.attempt.run) or {}).get(item.attempt.qid)
+            if label is not None and not options.keep_invalid_labels:
+                dropped.append({**item.ref, "filter": "review", "reason": f"labelled invalid: {label.get('reason')}",
+                                "reviewer": label.get("reviewer")})
+            else:
+                kept.append(item)
+        items = kept
+        _step(steps, "review", before, len(items), kept_invalid=options.keep_invalid_labels,
+              labelled_invalid=sum(len(v or {}) for v in invalid.values()),
+              note="people's labels (labels.jsonl): traces labelled invalid are left out unless --keep-invalid-labels")
 
     eval_sets: dict[str, int] = {}
     if options.eval_sets:

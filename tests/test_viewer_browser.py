@@ -213,3 +213,85 @@ def test_a_large_run_opens_one_page_and_pages_filters_and_sorts_on_the_server(br
     finally:
         page.close()
         server.close()
+
+
+@pytest.mark.timeout(180)
+def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_traces_label(browser, tmp_path):
+    """Issue 26: label five accepted traces from the keyboard (v, x + reason + Enter, s), stop the server
+    half-way and open a new one: the labels are kept and shown; a trace changed after its label no
+    longer counts."""
+    from scireflect.run.labels import precision, read_labels
+    from scireflect.run.store import load_traces
+    from scireflect.testing.large_run import write_large_run
+
+    run_dir = write_large_run(tmp_path / "run", 60, trace_bytes=500)
+    errors: list[str] = []
+
+    def open_review(server, pos):
+        page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + f"review?pos={pos}")
+        page.wait_for_selector("#review-bar")
+        return page
+
+    def qid(page):
+        return page.evaluate("document.body.dataset.qid")
+
+    seen: list[str] = []
+    server = serve(run_dir, 0, reviewer="ana", review_seed=7)
+    page = open_review(server, 0)
+    try:
+        seen.append(qid(page))
+        page.keyboard.press("v")
+        page.wait_for_url("**/review?pos=1")
+        seen.append(qid(page))
+        page.keyboard.press("x")
+        assert page.locator("#review-reasons").is_visible()
+        page.keyboard.press("2")  # wrong answer
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/review?pos=2")
+        seen.append(qid(page))
+        page.keyboard.press("s")
+        page.wait_for_url("**/review?pos=3")
+    finally:
+        page.close()
+        server.close()  # the server is stopped half-way
+
+    server = serve(run_dir, 0, reviewer="ana", review_seed=7)
+    page = open_review(server, 3)
+    try:
+        seen.append(qid(page))
+        page.keyboard.press("v")
+        page.wait_for_url("**/review?pos=4")
+        seen.append(qid(page))
+        page.keyboard.press("x")
+        page.keyboard.press("1")
+        page.fill("#review-note", "adds 3 and 4 to get 8")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/review?pos=5")
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_url("**/review?pos=4")
+        assert "invalid" in page.locator("#review-label").inner_text() and "wrong_reasoning" in page.locator("#review-label").inner_text()
+        page.goto(server.url + "review?pos=0")  # labelled before the restart: kept
+        assert "valid" in page.locator("#review-label").inner_text() and "by ana" in page.locator("#review-label").inner_text()
+        assert errors == []
+    finally:
+        page.close()
+        server.close()
+
+    labels, problems = read_labels(run_dir)
+    assert problems == [] and [label["id"] for label in labels] == seen
+    assert [(label["label"], label["reason"]) for label in labels] == [
+        ("valid", None), ("invalid", "wrong_answer"), ("skip", None), ("valid", None), ("invalid", "wrong_reasoning")]
+    assert labels[-1]["note"] == "adds 3 and 4 to get 8"
+    records = load_traces(run_dir)
+    assert precision(records, labels)["overall"].labelled == 4
+    # Re-annotating the first trace changes it: its label no longer counts.
+    lines = (run_dir / "traces.jsonl").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line)["id"] == seen[0])
+    changed = json.loads(lines[at])
+    changed["steps"][0]["response"] += " (revised)"
+    lines[at] = json.dumps(changed)
+    (run_dir / "traces.jsonl").write_text("\n".join(lines) + "\n")
+    result = precision(load_traces(run_dir), labels)
+    assert result["overall"].labelled == 3 and result["stale"] == 1

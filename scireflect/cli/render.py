@@ -80,6 +80,24 @@ def _fitted(build: Callable[[frozenset[str]], Table], droppable: Sequence[str], 
     return table
 
 
+def precision_tables(result: Mapping[str, Any]) -> list[Table]:
+    """:func:`scireflect.run.labels.precision` output as rich tables: overall, then by subject, stage and
+    strategy; each row gives valid / labelled, the precision and its Wilson 95% interval, and the labels
+    still needed for the planned half-width. Numbers never wrap."""
+    tables = []
+    groups = [("overall", {"all": result["overall"]})] + [(by, result["by"][by]) for by in ("subject", "stage", "strategy")]
+    for by, group in groups:
+        table = _stats_table("Precision of accepted traces" if by == "overall" else f"By {by}")
+        table.add_column(by if by != "overall" else "", **_LABEL)
+        for header in ("valid", "labelled", "precision", "95% interval", "more"):
+            table.add_column(header, **_NUMBER)
+        for name, p in group.items():
+            table.add_row(_t(name), str(p.valid), str(p.labelled), _pct(p.value), f"{100 * p.low:.0f}-{100 * p.high:.0f}%",
+                          str(p.more_for))
+        tables.append(table)
+    return tables
+
+
 def stats_tables(stats: Mapping[str, Any], width: int = 80) -> list[Table]:
     """:func:`trace_stats` output as rich tables: by subject, by subject and stage, failure reasons, top reasons by
     subject, and (when there are any) invalid attempts by kind.

@@ -201,3 +201,46 @@ def traces_stats(
 
 
 __all__ = ["traces_app"]
+
+
+@traces_app.command("precision")
+def traces_precision(
+    ctx: typer.Context,
+    models: bool = typer.Option(False, "--models", help="Count model judges' labels (reviewer model:NAME) instead of people's."),
+    half_width: float = typer.Option(0.05, "--half-width", min=0.005, max=0.5,
+                                     help="Interval half-width to plan for: how many more labels would reach it."),
+    as_json: bool = _JSON,
+) -> None:
+    """Precision of the accepted traces from RUN_DIR/labels.jsonl, with Wilson 95% intervals, overall and
+    by subject, stage and strategy (label traces with 'scireflect view RUN_DIR --review')."""
+    from ..run.labels import precision, read_labels
+
+    records = _load(ctx)
+    run_dir = Path(ctx.obj["run_dir"])
+    run_dir = run_dir.parent if run_dir.is_file() else run_dir
+    labels, problems = read_labels(run_dir)
+    for problem in problems:
+        Console(stderr=True, highlight=False).print(Text("warning: ", style="yellow") + untrusted(f"{problem} (line skipped)"))
+    result = precision(records, labels, models=models, half_width=half_width)
+    if as_json or ctx.obj["as_json"]:
+        def plain(p: Any) -> dict[str, Any]:
+            return {"precision": p.value, "valid": p.valid, "labelled": p.labelled, "low": p.low, "high": p.high,
+                    "more_labels_for_half_width": p.more_for}
+        typer.echo(json.dumps({**result, "overall": plain(result["overall"]),
+                               "by": {k: {v: plain(p) for v, p in g.items()} for k, g in result["by"].items()}},
+                              indent=2, ensure_ascii=False))
+        return
+    from .render import precision_tables
+
+    console = _console()
+    who = "model judges'" if models else "people's"
+    overall = result["overall"]
+    if not overall.labelled:
+        console.print(Text(f"no {who} labels on the {result['accepted']} accepted traces yet "
+                           f"({result['stale']} stale): label some with 'scireflect view RUN --review'"))
+        return
+    for table in precision_tables(result):
+        console.print(table)
+    console.print(Text(f"{overall.labelled} of {result['accepted']} accepted traces labelled ({who} labels); "
+                       f"{result['stale']} stale label(s) of changed traces not counted. About {overall.more_for} more "
+                       f"label(s) would narrow the overall interval to ±{half_width * 100:g} points.", style="dim"))

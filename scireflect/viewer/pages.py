@@ -293,6 +293,35 @@ def question_html(record: Mapping[str, Any]) -> str:
     return header + qbox + attempts + diff_section
 
 
+def review_html(item: Mapping[str, Any] | None, reviewer: str, reasons: tuple[str, ...], pos: int) -> str:
+    """The body of a review page: the trace ``item`` (:func:`scireflect.viewer.review.review_item`) as on
+    its question page, under a bar with its place in the sample, its current label and the keys
+    (``v`` valid, ``x`` invalid with a reason ``1``-``5``, ``s`` skip, arrows to move)."""
+    if item is None:
+        return (f'<div class="review-bar"><strong>Review</strong> · nothing to review at {pos + 1}: '
+                f'<a href="/review?pos=0">start again</a> · <a href="/">all questions</a></div>')
+    label = item["label"]
+    current = (f'{_badge(label["label"], "label-" + label["label"])}'
+               + (f' {_e(str(label.get("reason") or ""))}' if label.get("reason") else "")
+               + f' <span class="meta">by {_e(str(label["reviewer"]))} at {_e(str(label["time"]))}</span>') if label else \
+        '<span class="meta">not labelled yet</span>'
+    options = "".join(f'<label><input type="radio" name="reason" value="{_e(r)}"> <kbd>{n}</kbd> {_e(r.replace("_", " "))}</label>'
+                      for n, r in enumerate(reasons, start=1))
+    bar = (
+        f'<div class="review-bar" id="review-bar"><strong>Review</strong> · trace <span id="review-pos">{item["pos"] + 1}</span> '
+        f'of {item["total"]} accepted · {item["labelled"]} labelled · reviewer <code>{_e(reviewer)}</code> · '
+        f'label: <span id="review-label">{current}</span>'
+        f'<div class="review-keys"><button type="button" id="label-valid"><kbd>v</kbd> valid</button> '
+        f'<button type="button" id="label-invalid"><kbd>x</kbd> invalid…</button> '
+        f'<button type="button" id="label-skip"><kbd>s</kbd> skip</button> '
+        f'<button type="button" id="review-prev"><kbd>←</kbd> previous</button> '
+        f'<button type="button" id="review-next"><kbd>→</kbd> next</button> <span id="review-status" class="meta"></span></div>'
+        f'<div class="review-reasons" id="review-reasons" hidden>why invalid? {options} '
+        f'<input type="text" id="review-note" placeholder="note (optional), Enter to save" maxlength="2000"></div></div>'
+    )
+    return bar + question_html(item["record"])
+
+
 def index_html(run_dir: Path, poll_ms: int) -> bytes:
     """The questions page (the table itself is filled by ``static/index.js`` from ``/api/questions``)."""
     try:
@@ -307,4 +336,4 @@ def index_html(run_dir: Path, poll_ms: int) -> bytes:
     return page(f"scireflect · {run_dir.resolve().name}", body, "/static/index.js", f'data-poll-ms="{int(poll_ms)}"')
 
 
-__all__ = ["diff_html", "figure_url", "index_html", "page", "question_html", "question_url"]
+__all__ = ["diff_html", "figure_url", "index_html", "page", "question_html", "question_url", "review_html"]

@@ -20,6 +20,14 @@ Pages and endpoints (all GET):
                            and the bytes must have the trace's sha256; the type is Pillow's reading
                            of the bytes, never the trace's word.
 ``/static/...``            CSS, JS and the vendored KaTeX (no CDN).
+``/review?pos=N``          review: the ``N``-th trace of a seeded, stratified sample of accepted traces
+                           (:mod:`scireflect.viewer.review`), labelled by keyboard (``static/review.js``).
+
+And one POST: ``/api/label`` with a JSON body ``{id, trace_hash, label, reason, note}`` appends a label by
+this server's reviewer to ``labels.jsonl`` (:mod:`scireflect.run.labels`); it is refused (409) when the
+trace has changed since the page showed it (another hash). A POST must come from this server's own
+pages: its ``Origin`` is this server and its type ``application/json`` (which a page elsewhere cannot
+send without a CORS preflight, which this server never grants).
 
 ``traces.jsonl`` is re-read incrementally: each request reads only the bytes appended since the last
 read, up to the last complete line; a file that shrank or was replaced is re-read from the start
@@ -50,7 +58,9 @@ from ..agents.figures import figure_refs
 from ..run.images import ImageError, decode_image, figure_root, read_figure
 from ..run.query import trace_row
 from .index import FACETS, InProgress, TraceIndex
-from .pages import index_html, page, question_html
+from ..run.labels import INVALID_REASONS, LabelError, append_label, make_label, trace_hash
+from .pages import index_html, page, question_html, review_html
+from .review import ReviewSample, review_item
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -72,11 +82,15 @@ class ViewerServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, run_dir: str | Path, port: int = 0, *, poll_ms: int = 2000):
+    def __init__(self, run_dir: str | Path, port: int = 0, *, poll_ms: int = 2000, reviewer: str = "reviewer",
+                 review_seed: int = 0):
         self.run_dir = Path(run_dir)
         self.index = TraceIndex(self.run_dir)
         self.in_progress = InProgress(self.run_dir)
         self.poll_ms = poll_ms
+        self.reviewer = reviewer
+        self.review = ReviewSample(self.index, review_seed)
+        self._label_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         super().__init__((LOOPBACK, port), ViewerHandler)
 
@@ -121,6 +135,25 @@ class ViewerServer(ThreadingHTTPServer):
             return data, decode_image(data)[0]
         except ImageError:
             return None
+
+    def label(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """Record one label from a review page's POST body; returns ``(HTTP status, JSON reply)``."""
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(body.get("trace_hash"), str):
+            return 400, {"error": "a label needs id and trace_hash"}
+        self.index.refresh()
+        record = self.index.record(body["id"])
+        if record is None:
+            return 404, {"error": "no such finished question"}
+        if trace_hash(record) != body["trace_hash"]:
+            return 409, {"error": "the trace changed since this page showed it: reload it and label it again"}
+        try:
+            label = make_label(record, str(body.get("label")), reviewer=self.reviewer, reason=body.get("reason") or None,
+                               note=str(body.get("note") or ""))
+        except LabelError as exc:
+            return 400, {"error": str(exc)}
+        with self._label_lock:
+            append_label(self.run_dir, label)
+        return 200, {"ok": True, "label": label}
 
     def questions_payload(self, generation: int | None = None, *, filters: dict[str, str] | None = None, text: str = "",
                           sort: str | None = None, desc: bool = False, offset: int = 0, limit: int = 200) -> dict[str, Any]:
@@ -231,6 +264,17 @@ class ViewerHandler(BaseHTTPRequestHandler):
                          f'data-poll-ms="{int(self.server.poll_ms)}"')
                 self._send(200, page(f"{qid} · scireflect", question_html(record), "/static/question.js", attrs),
                            "text/html; charset=utf-8")
+            elif path == "/review":
+                try:
+                    pos = max(0, int(parse_qs(parts.query).get("pos", ["0"])[-1]))
+                except ValueError:
+                    pos = 0
+                item = review_item(self.server.index, self.server.review, pos, self.server.run_dir)
+                attrs = f'data-pos="{pos}"'
+                if item is not None:
+                    attrs += f' data-qid="{html.escape(item["record"]["id"])}" data-hash="{item["hash"]}"'
+                self._send(200, page(f"review {pos + 1} · scireflect", review_html(item, self.server.reviewer, INVALID_REASONS, pos),
+                                     "/static/review.js", attrs), "text/html; charset=utf-8")
             elif path.startswith("/figure/"):
                 qid, _, n = path[len("/figure/"):].rpartition("/")
                 found = self.server.figure(unquote(qid), int(n)) if n.isdigit() else None
@@ -247,6 +291,36 @@ class ViewerHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        if not self._host_ok():
+            self._send(403, b"forbidden host", "text/plain; charset=utf-8")
+            return
+        origin = (self.headers.get("Origin") or "").strip().lower()
+        allowed = {f"http://{host}:{self.server.port}" for host in ("127.0.0.1", "localhost", "[::1]")}
+        if origin not in allowed:
+            self._json({"error": "a label must come from this viewer's own page"}, 403)
+            return
+        if not (self.headers.get("Content-Type") or "").lower().startswith("application/json"):
+            self._json({"error": "send JSON"}, 415)
+            return
+        if urlsplit(self.path).path != "/api/label":
+            self._json({"error": "no such endpoint"}, 404)
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if not 0 < length <= 65536:
+            self._json({"error": "a label is a JSON body of at most 64 KiB"}, 413)
+            return
+        try:
+            body = json.loads(self.rfile.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._json({"error": "not JSON"}, 400)
+            return
+        status, reply = self.server.label(body)
+        self._json(reply, status)
+
     def _static(self, rel: str) -> None:
         root = STATIC.resolve()
         try:
@@ -261,13 +335,16 @@ class ViewerHandler(BaseHTTPRequestHandler):
         self._send(200, target.read_bytes(), ctype, cache=True)
 
 
-def serve(run_dir: str | Path, port: int = 0, *, poll_ms: int = 2000) -> ViewerServer:
+def serve(run_dir: str | Path, port: int = 0, *, poll_ms: int = 2000, reviewer: str = "reviewer",
+          review_seed: int = 0) -> ViewerServer:
     """Start the viewer on ``127.0.0.1:port`` (0: a free port) in a background thread.
 
     Args:
         run_dir: the run directory (its ``traces.jsonl`` may not exist yet: the page fills in live).
         port: TCP port on 127.0.0.1.
         poll_ms: how often the pages poll for new traces, in milliseconds.
+        reviewer: the name the review page's labels are recorded under.
+        review_seed: the seed of the review sample's order.
 
     Returns:
         The running :class:`ViewerServer`; its ``url`` is the page to open. Call ``close()`` to stop.
@@ -279,7 +356,7 @@ def serve(run_dir: str | Path, port: int = 0, *, poll_ms: int = 2000) -> ViewerS
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: not a directory")
-    return ViewerServer(run_dir, port, poll_ms=poll_ms).start()
+    return ViewerServer(run_dir, port, poll_ms=poll_ms, reviewer=reviewer, review_seed=review_seed).start()
 
 
 __all__ = ["LOOPBACK", "MAX_PAGE", "ViewerServer", "serve"]

@@ -1,0 +1,76 @@
+"""Review in the viewer: a seeded, stratified sample of accepted traces, labelled one at a time.
+
+The sample order (:class:`ReviewSample`) is a proportional stratified sample by subject and stage:
+each stratum's accepted traces are shuffled with ``random.Random(seed)`` and spread evenly over the
+order (systematic allocation), so any prefix a reviewer labels holds each stratum in about its share
+of the run, and the precision of a prefix estimates the run's. Labels go to ``labels.jsonl``
+(:mod:`scireflect.run.labels`), never anywhere else.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict
+from typing import Any
+
+from ..run.labels import current_labels, read_labels, trace_hash
+from .index import TraceIndex
+
+
+class ReviewSample:
+    """The review order of a run's accepted traces (see the module docstring).
+
+    Args:
+        index: the run's :class:`~scireflect.viewer.index.TraceIndex`.
+        seed: the sample's seed: the same run and seed give the same order.
+    """
+
+    def __init__(self, index: TraceIndex, seed: int = 0):
+        self.index = index
+        self.seed = seed
+        self._key: tuple[int, int] | None = None
+        self._order: list[str] = []
+        self._lock = threading.Lock()
+
+    def order(self) -> list[str]:
+        """The ids of the accepted traces in review order (recomputed when the run has new traces)."""
+        self.index.refresh()
+        with self._lock:
+            key = (self.index.generation, len(self.index.rows))
+            if key != self._key:
+                self._order, self._key = self._stratified(), key
+            return self._order
+
+    def _stratified(self) -> list[str]:
+        strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for row in self.index.rows:
+            if row.get("status") == "accepted":
+                strata[(str(row.get("subject")), str(row.get("stage")))].append(row["id"])
+        rng = random.Random(self.seed)
+        keyed = []
+        for name in sorted(strata):
+            ids = strata[name]
+            rng.shuffle(ids)
+            offset = rng.random()
+            keyed += [((i + offset) / len(ids), qid) for i, qid in enumerate(ids)]
+        return [qid for _, qid in sorted(keyed)]
+
+
+def review_item(index: TraceIndex, sample: ReviewSample, pos: int, run_dir: Any) -> dict[str, Any] | None:
+    """The ``pos``-th trace of the review order with its current label (people's), or ``None`` past the end:
+    ``{"pos", "total", "labelled", "record", "hash", "label"}``."""
+    order = sample.order()
+    if not 0 <= pos < len(order):
+        return None
+    record = index.record(order[pos])
+    if record is None:
+        return None
+    labels, _ = read_labels(run_dir)
+    current, _ = current_labels([record], labels)
+    labelled_ids = {label["id"] for label in labels if not label["reviewer"].startswith("model:") and label["label"] != "skip"}
+    return {"pos": pos, "total": len(order), "labelled": len(labelled_ids & set(order)), "record": record,
+            "hash": trace_hash(record), "label": current.get(record["id"])}
+
+
+__all__ = ["ReviewSample", "review_item"]
