@@ -7,6 +7,7 @@ Command shape::
     scireflect traces RUN_DIR list  [same filters]       # the default command
     scireflect traces RUN_DIR show ID [--prompts]        # one question's whole loop
     scireflect traces RUN_DIR stats [same filters] [--json]
+    scireflect traces RUN_DIR precision [--models] [--json]  # from labels.jsonl (scireflect view --review)
 
 ``RUN_DIR`` may also be a ``traces.jsonl`` file. The file may be growing (a run in progress): a
 last line without its newline is a write in progress and is ignored.
