@@ -93,7 +93,7 @@ def test_filter_open_rejected_question_see_attempts_and_diff(browser, tmp_path):
         assert page.locator(".critique").count() == 2
         assert "reference answer: B" in page.locator(".reference").inner_text()
         # The model's <script> is shown as text, never run.
-        assert "<script>alert('x')</script>" in page.locator("#attempt-1 > .text").inner_text()
+        assert "<script>alert('x')</script>" in page.locator("#attempt-1 > .trace-text").inner_text()
         assert dialogs == [] and errors == []
         question_png = tmp_path / "question-rejected.png"
         page.screenshot(path=str(question_png), full_page=True)
@@ -295,3 +295,55 @@ def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_tr
     (run_dir / "traces.jsonl").write_text("\n".join(lines) + "\n")
     result = precision(load_traces(run_dir), labels)
     assert result["overall"].labelled == 3 and result["stale"] == 1
+
+
+SNIPPETS = [  # written by the embedded 1.5B in real runs
+    r"\(h = 6.626 \times 10^{-34} \, \text{J} \cdot \text{s}\)",
+    r"\(\lambda = 300 \mathrm{~nm}\)",
+    r"\(E = \frac{6.626 \times 10^{-34} \times 3.00 \times 10^8}{300 \times 10^{-9}} = 6.63 \times 10^{-19} \text{ J}\)",
+    r"\(\text{Gum per person} = \frac{109}{3} = 36.3333 \text{ pieces}\)",
+    r"\(15 \, \text{hits/game} \times 5 \, \text{games} = 75 \, \text{hits}\)",
+]
+
+
+@pytest.mark.timeout(120)
+def test_model_math_renders_as_katex_alone_renders_it_and_broken_math_stays_raw(browser, tmp_path):
+    """Issue 26, item 4: units and fractions were pulled off the line because KaTeX writes \\text{} as
+    <span class="mord text"> and the viewer styled every class named "text" (padding, a border). Each
+    snippet must render in an attempt exactly as KaTeX renders it in a plain element of the same page
+    (same width and height to half a pixel), and math KaTeX cannot read is shown as written."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    broken = r"\(\frac{1}{\)"
+    response = "\n".join(f"{n}. {s}" for n, s in enumerate(SNIPPETS, start=1)) + f"\n6. {broken} is left as written."
+    record = {"id": "m1", "subject": "physics", "status": "accepted", "accepted_stage": "cot",
+              "question": {"id": "m1", "question": "Energy of a 300 nm photon?", "answer": "6.63"},
+              "steps": [{"kind": "solution", "stage": "cot", "attempt": 1, "response": response,
+                         "verdict": {"ok": True, "reason": "equal"}}]}
+    (run_dir / "traces.jsonl").write_text(json.dumps(record) + "\n")
+    server = serve(run_dir, 0)
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+    try:
+        page.goto(server.url + "q/m1")
+        page.wait_for_selector("#attempt-1 > .trace-text .katex")
+        sizes = page.evaluate("""(snippets) => {
+            const text = document.querySelector('#attempt-1 > .trace-text');
+            const shown = Array.from(text.querySelectorAll('.katex')).map(e => e.getBoundingClientRect());
+            const ref = document.createElement('div');
+            ref.style.fontSize = getComputedStyle(text).fontSize;
+            document.querySelector('#attempt-1').appendChild(ref);
+            const alone = snippets.map(s => {
+                const span = document.createElement('span');
+                ref.appendChild(span);
+                katex.render(s.slice(2, -2), span, {throwOnError: false});
+                return span.querySelector('.katex').getBoundingClientRect();
+            });
+            return {shown: shown.map(r => [r.width, r.height]), alone: alone.map(r => [r.width, r.height])};
+        }""", SNIPPETS)
+        assert len(sizes["shown"]) == len(SNIPPETS)
+        for snippet, shown, alone in zip(SNIPPETS, sizes["shown"], sizes["alone"], strict=True):
+            assert shown == pytest.approx(alone, abs=0.5), snippet
+        assert broken in page.locator("#attempt-1 > .trace-text").inner_text()
+    finally:
+        page.close()
+        server.close()

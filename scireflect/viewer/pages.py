@@ -154,7 +154,7 @@ def _step_body(step: Mapping[str, Any]) -> str:
         out.append(_tool_calls_html(step["tool_calls"]))
     if step.get("error"):
         out.append(f'<div class="error">error: {_e(str(step["error"]))}</div>')
-    out.append(f'<div class="text math">{_e(str(step.get("response") or ""))}</div>')
+    out.append(f'<div class="trace-text math">{_e(str(step.get("response") or ""))}</div>')
     out.append(_messages_html(step))
     return "".join(out)
 
@@ -252,7 +252,7 @@ def question_html(record: Mapping[str, Any]) -> str:
                 cls="kv small")
     qbox = (
         f'<section class="question"><h2>Question</h2><div class="qbody"><div class="qmain">'
-        f'<div class="text math qtext">{_e(str(question.get("question") or ""))}</div>'
+        f'<div class="trace-text math qtext">{_e(str(question.get("question") or ""))}</div>'
         f'{choices_html}<div class="reference">reference answer: <span class="answer math">{reference}</span>'
         f'{raw}{unit}</div>{extra}</div>{_figures_html(str(row["id"]), question)}</div></section>'
     )
