@@ -55,12 +55,27 @@ from .model import CLASSIFIER_FILE, HEADS, HELDOUT_FILE, METRICS_FILE, QualityCl
 
 __all__ = ["CLASSIFIER_FILE", "DEFAULT_ENCODER", "HEADS", "HELDOUT_FILE", "METRICS_FILE", "ClassifierError",
            "EmbeddingFeaturizer", "GeneratorStateFeaturizer", "LMHeadScorer", "QualityClassifier", "default_probe_model",
-           "featurizer_for", "grouped_splits", "load_classifier", "train_classifier"]
+           "featurizer_for", "grouped_splits", "human_label_metrics", "load_classifier", "train_classifier"]
 
 
 def _heldout_rows(attempts: Sequence[Attempt], scores: Sequence[float]) -> list[dict[str, Any]]:
     return [{"qid": a.qid, "step": a.step, "subject": a.subject, "stage": a.stage, "length": len(a.response),
-             "label": bool(a.label), "score": float(s), "run": a.run} for a, s in zip(attempts, scores, strict=True)]
+             "label": bool(a.label), "score": float(s), "run": a.run, "human": "human_label" in a.extra}
+            for a, s in zip(attempts, scores, strict=True)]
+
+
+def human_label_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Held-out metrics on the attempts people labelled in review alone (``rows`` of :func:`_heldout_rows`):
+    ``{"n", "invalid", "roc_auc"}`` (ROC-AUC ``None`` unless both labels occur), or ``{"n": 0}``."""
+    from sklearn.metrics import roc_auc_score
+
+    human = [r for r in rows if r.get("human")]
+    if not human:
+        return {"n": 0}
+    labels = [r["label"] for r in human]
+    both = 0 < sum(labels) < len(labels)
+    return {"n": len(human), "invalid": len(labels) - sum(labels),
+            "roc_auc": round(float(roc_auc_score(labels, [r["score"] for r in human])), 4) if both else None}
 
 
 def _evaluate_rows(rows: Sequence[Mapping[str, Any]], threshold: float) -> dict[str, Any]:
@@ -195,4 +210,5 @@ def train_classifier(
     model.heldout = heldout
     model.metrics = _evaluate_rows(heldout, config["threshold"]["threshold"])
     model.metrics["shortcuts"].update(extra_shortcuts)
+    model.metrics["human_labels"] = human_label_metrics(heldout)
     return model

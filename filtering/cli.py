@@ -62,18 +62,24 @@ def train(
     lm_lr: float = typer.Option(1e-5, help="LM head learning rate.", metavar="X"),
     holdout: float = typer.Option(0.2, min=0.05, max=0.5, help="Held-out share of questions for the LM head.", metavar="X"),
     mixed_only: bool = typer.Option(False, "--mixed-only", help="Only questions with both a correct and a wrong attempt."),
+    review_labels: bool = typer.Option(False, "--labels", help="Use people's review labels (each RUN_DIR/labels.jsonl) in place of the "
+                                       "verifier's on the accepted attempts they judge, and report ROC-AUC on those alone."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Train on the verifier-labelled attempts of RUN_DIRs; print held-out metrics and the shortcut audit."""
+    """Train on the verifier-labelled attempts of RUN_DIRs (and, with --labels, people's review labels);
+    print held-out metrics and the shortcut audit."""
     _offline()
     from scireflect.run.store import TraceFileError
 
     from .classifier import ClassifierError, train_classifier
-    from .examples import load_attempts
+    from .examples import load_attempts, with_review_labels
     from .metrics import summary_lines
 
     try:
         attempts = load_attempts(run_dirs)
+        relabelled = 0
+        if review_labels:
+            attempts, relabelled = with_review_labels(attempts, run_dirs)
         model = train_classifier(attempts, head=head, encoder=encoder, folds=folds, seed=seed, target_precision=target_precision,
                                  lm_model=lm_model, lm_epochs=lm_epochs, lm_lr=lm_lr, holdout=holdout, model_dir=out,
                                  mixed_only=mixed_only, probe_model=probe_model, probe_pooling=probe_pooling)
@@ -88,6 +94,11 @@ def train(
                f"held-out: {model.config['evaluation']}", highlight=False)
     for line in summary_lines(model.metrics, f"classifier ({head})"):
         _out.print(line, highlight=False, markup=False)
+    if review_labels:
+        h = model.metrics["human_labels"]
+        auc = "-" if h.get("roc_auc") is None else f"{h['roc_auc']:.3f}"
+        _out.print(f"people's labels: {relabelled} accepted attempts labelled in review; held out {h['n']} "
+                   f"({h.get('invalid', 0)} invalid), ROC-AUC on them alone {auc}", highlight=False, markup=False)
     th = model.config["threshold"]
     if not th["reachable"]:
         _err.print(f"warning: held-out precision {target_precision} is not reachable; the threshold keeps the most precise set "

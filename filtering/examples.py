@@ -17,8 +17,8 @@ answer-guided revision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,35 @@ def record_attempts(record: Mapping[str, Any], run: str = "") -> list[Attempt]:
             step_claims_checked=checked, step_errors=errors,
         ))
     return out
+
+
+def with_review_labels(attempts: Sequence[Attempt], run_dirs: Iterable[str | Path]) -> tuple[list[Attempt], int]:
+    """The attempts with people's review labels (``labels.jsonl``, :mod:`scireflect.run.labels`) in place
+    of the verifier's on the accepted attempts they judge: a trace labelled ``valid`` keeps ``True``, one
+    labelled ``invalid`` becomes ``False`` (a right answer reached by wrong reasoning). Such attempts get
+    ``extra["human_label"]`` (the label as a bool). Returns ``(attempts, number relabelled)``; labels of
+    traces that changed since are stale and ignored.
+
+    Raises:
+        FileNotFoundError, scireflect.run.store.TraceFileError: a run's ``traces.jsonl`` is missing or bad.
+    """
+    from scireflect.run.labels import current_labels, read_labels
+
+    human: dict[tuple[str, str], bool] = {}
+    for run_dir in run_dirs:
+        labels, _ = read_labels(Path(run_dir).parent if Path(run_dir).is_file() else run_dir)
+        if labels:
+            current, _ = current_labels(load_traces(run_dir), labels)
+            human.update({(str(run_dir), qid): label["label"] == "valid" for qid, label in current.items()})
+    last_true: dict[tuple[str, str], int] = {}
+    for i, a in enumerate(attempts):
+        if a.label is True:
+            last_true[(a.run, a.qid)] = i  # the accepted attempt is a trace's last attempt the verifier accepted
+    out = list(attempts)
+    for key, i in last_true.items():
+        if key in human:
+            out[i] = replace(out[i], label=human[key], extra={**out[i].extra, "human_label": human[key]})
+    return out, sum(1 for key in last_true if key in human)
 
 
 def load_attempts(run_dirs: Iterable[str | Path], *, labelled_only: bool = True) -> list[Attempt]:

@@ -195,3 +195,31 @@ def test_train_and_score_on_real_attempts(tmp_path):
     direct = model.score(attempts)
     by_key = {(r["id"], r["step"]): r["score"] for r in rows}
     assert [by_key[(a.qid, a.step)] for a in attempts] == pytest.approx(direct, abs=1e-5)
+
+
+@pytest.mark.skipif(not REAL_RUN.exists(), reason="no real-run fixture")
+def test_review_labels_replace_the_verifiers_on_the_accepted_attempts_they_judge(tmp_path):
+    """Issue 26: a trace people labelled invalid teaches the classifier False on its accepted attempt;
+    valid keeps True; the metrics report ROC-AUC on the human-labelled held-out attempts alone."""
+    from scireflect.filtering.classifier import human_label_metrics
+    from scireflect.filtering.examples import with_review_labels
+    from scireflect.run.labels import append_label, make_label
+    from scireflect.run.store import load_traces
+
+    run = tmp_path / "run"
+    shutil.copytree(REAL_RUN, run)
+    accepted = [r for r in load_traces(run) if r["status"] == "accepted"]
+    assert len(accepted) >= 4
+    append_label(run, make_label(accepted[0], "invalid", reviewer="ana", reason="wrong_reasoning"))
+    append_label(run, make_label(accepted[1], "valid", reviewer="ana"))
+    append_label(run, make_label(accepted[2], "invalid", reviewer="model:judge", reason="other"))  # a model's: not used
+    attempts = load_attempts([run])
+    relabelled, n = with_review_labels(attempts, [run])
+    assert n == 2
+    changed = [(b.qid, a.label, b.label) for a, b in zip(attempts, relabelled, strict=True) if "human_label" in b.extra]
+    assert sorted(changed) == sorted([(accepted[0]["id"], True, False), (accepted[1]["id"], True, True)])
+    assert sum(a.label is False for a in relabelled) == sum(a.label is False for a in attempts) + 1
+    rows = [{"label": True, "score": 0.9, "human": True}, {"label": False, "score": 0.2, "human": True},
+            {"label": False, "score": 0.95, "human": False}]
+    assert human_label_metrics(rows) == {"n": 2, "invalid": 1, "roc_auc": 1.0}
+    assert human_label_metrics(rows[2:]) == {"n": 0}
