@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from ..filtering.cli import classify_app, export_command
 from ..training.cli import convert_app, eval_command, train_command
 from .annotate import annotate_command, out
+from .judge import judge_command
 from .merge import merge_command
 from .traces import traces_app
 from .view import view_command
@@ -41,6 +42,7 @@ app = typer.Typer(
 app.command("annotate", short_help="Annotate questions: solve, verify, critique, revise.")(annotate_command)
 app.add_typer(traces_app, name="traces", short_help="List, show and count a run's traces.")
 app.command("view", short_help="Browse a run in a local web viewer.")(view_command)
+app.command("judge", short_help="Have a model find the earliest wrong step of accepted traces.")(judge_command)
 app.command("export", short_help="Export the filtered training set with a card.")(export_command)
 app.add_typer(classify_app, name="classify", short_help="Train and apply the quality classifier.")
 app.command("train", short_help="Fine-tune a model on verified traces (SFT).")(train_command)

@@ -214,7 +214,7 @@ def traces_precision(
 ) -> None:
     """Precision of the accepted traces from RUN_DIR/labels.jsonl, with Wilson 95% intervals, overall and
     by subject, stage and strategy (label traces with 'scireflect view RUN_DIR --review')."""
-    from ..run.labels import precision, read_labels
+    from ..run.labels import agreement, precision, read_labels
 
     records = _load(ctx)
     run_dir = Path(ctx.obj["run_dir"])
@@ -223,6 +223,7 @@ def traces_precision(
     for problem in problems:
         Console(stderr=True, highlight=False).print(Text("warning: ", style="yellow") + untrusted(f"{problem} (line skipped)"))
     result = precision(records, labels, models=models, half_width=half_width)
+    result["agreement"] = agreement(records, labels)
     if as_json or ctx.obj["as_json"]:
         def plain(p: Any) -> dict[str, Any]:
             return {"precision": p.value, "valid": p.valid, "labelled": p.labelled, "low": p.low, "high": p.high,
@@ -245,3 +246,10 @@ def traces_precision(
     console.print(Text(f"{overall.labelled} of {result['accepted']} accepted traces labelled ({who} labels); "
                        f"{result['stale']} stale label(s) of changed traces not counted. About {overall.more_for} more "
                        f"label(s) would narrow the overall interval to ±{half_width * 100:g} points.", style="dim"))
+    agree = result["agreement"]
+    if agree["n"]:
+        m = agree["matrix"]
+        kappa = "undefined" if agree["kappa"] is None else f"{agree['kappa']:.2f}"
+        console.print(Text(f"model judges vs people on {agree['n']} traces labelled by both: both valid {m['valid']['valid']}, "
+                           f"both invalid {m['invalid']['invalid']}, people valid/model invalid {m['valid']['invalid']}, "
+                           f"people invalid/model valid {m['invalid']['valid']}; Cohen's kappa {kappa}"))

@@ -251,6 +251,51 @@ def precision(records: Iterable[Mapping[str, Any]], labels: Iterable[Mapping[str
             "accepted": len(accepted), "labelled": len(overall), "stale": stale, "reasons": reasons}
 
 
+def agreement(records: Iterable[Mapping[str, Any]], labels: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """How far model judges agree with people on the accepted traces both have labelled (labels in force,
+    :func:`current_labels`): ``{"n", "matrix": {people's label: {model's label: n}}, "kappa"}`` with
+    Cohen's kappa (scikit-learn's ``cohen_kappa_score``; ``None`` when it is undefined: fewer than two
+    traces, or one label only on both sides)."""
+    accepted = [r for r in records if r.get("status") == "accepted"]
+    labels = list(labels)
+    people, _ = current_labels(accepted, labels)
+    models, _ = current_labels(accepted, labels, models=True)
+    both = sorted(set(people) & set(models))
+    pairs = [(people[q]["label"], models[q]["label"]) for q in both]
+    matrix = {h: {m: sum(1 for p in pairs if p == (h, m)) for m in ("valid", "invalid")} for h in ("valid", "invalid")}
+    kappa = None
+    if len(pairs) >= 2 and len({p for pair in pairs for p in pair}) > 1:
+        from sklearn.metrics import cohen_kappa_score
+
+        value = cohen_kappa_score([h for h, _ in pairs], [m for _, m in pairs], labels=["valid", "invalid"])
+        kappa = None if math.isnan(value) else round(float(value), 4)
+    return {"n": len(pairs), "matrix": matrix, "kappa": kappa}
+
+
+def review_order(rows: Iterable[Mapping[str, Any]], seed: int = 0) -> list[str]:
+    """The ids of the accepted traces among ``rows`` (trace records or :func:`~scireflect.run.query.trace_row`
+    rows) in review order: a proportional stratified sample by subject and stage. Each stratum's ids are
+    shuffled with ``random.Random(seed)`` and spread evenly over the order (systematic allocation), so
+    any prefix holds each stratum in about its share of the run and a prefix's precision estimates the
+    run's. The same rows and seed give the same order."""
+    import random
+    from collections import defaultdict
+
+    strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for row in rows:
+        if row.get("status") == "accepted":
+            stage = row["stage"] if "stage" in row else row.get("accepted_stage")
+            strata[(str(row.get("subject") or subject_of(row)), str(stage))].append(row["id"])
+    rng = random.Random(seed)
+    keyed: list[tuple[float, str]] = []
+    for name in sorted(strata):
+        ids = strata[name]
+        rng.shuffle(ids)
+        offset = rng.random()
+        keyed += [((i + offset) / len(ids), qid) for i, qid in enumerate(ids)]
+    return [qid for _, qid in sorted(keyed)]
+
+
 def invalid_by_review(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
     """The traces of a run that people labelled ``invalid`` (label in force, :func:`current_labels`), as
     ``{id: label}``; ``None`` when the run has no labels at all (then nothing is left out).
@@ -268,6 +313,6 @@ def invalid_by_review(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
     return {qid: label for qid, label in current.items() if label["label"] == "invalid"}
 
 
-__all__ = ["INVALID_REASONS", "LABELS", "MODEL_REVIEWER", "VERDICTS", "LabelError", "Precision", "accepted_strategy",
+__all__ = ["INVALID_REASONS", "agreement", "LABELS", "MODEL_REVIEWER", "VERDICTS", "LabelError", "Precision", "accepted_strategy",
            "append_label", "current_labels", "invalid_by_review", "is_model_reviewer", "labels_needed", "labels_path", "make_label", "precision",
-           "read_labels", "trace_hash", "wilson_interval"]
+           "read_labels", "review_order", "trace_hash", "wilson_interval"]

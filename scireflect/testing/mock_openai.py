@@ -6,7 +6,8 @@ on a seeded random share of requests, with the faults real endpoints produce: 42
 non-JSON body, or an empty message. It binds to 127.0.0.1 only, and it is bounded: it refuses
 (503) requests past ``max_requests`` and caps every sleep.
 
-Replies: a prompt whose system message mentions a reviewer (the Critic) gets a fixed critique; an
+Replies: a judge prompt (:mod:`scireflect.agents.judge`) gets ``judge_replies[key]`` for the first key in
+its text, else ``VERDICT: none``; a prompt whose system message mentions a reviewer (the Critic) gets a fixed critique; an
 answer-guided prompt ("The correct final answer is: X") gets ``\\boxed{X}``; every other prompt
 gets ``\\boxed{<answer>}`` where ``<answer>`` comes from ``answers`` (a map from a substring of the
 question to its answer) or ``default_answer``.
@@ -116,6 +117,7 @@ class MockOpenAI:
         token_latency_s: float = 0.0,
         vision: bool = True,
         require_images: bool = False,
+        judge_replies: dict[str, str] | None = None,
     ):
         self.latency_s = latency_s
         self.token_latency_s = token_latency_s
@@ -126,6 +128,9 @@ class MockOpenAI:
         self.max_requests = max_requests
         self.vision = vision
         self.require_images = require_images
+        self.judge_replies = dict(judge_replies or {})
+        """A judge prompt (its system message asks for ``VERDICT:``) whose text contains a key gets its reply;
+        any other gets ``VERDICT: none``."""
         self.requests: list[list[dict]] = []
         self.request_images: list[list[str]] = []
         self.bodies: list[dict] = []
@@ -175,6 +180,11 @@ class MockOpenAI:
         """The deterministic reply text for a chat request."""
         system = self.text(messages[0]["content"]) if messages else ""
         user = self.text(messages[-1]["content"]) if messages else ""
+        if "VERDICT:" in system:  # the process judge (scireflect.agents.judge)
+            for key, reply in self.judge_replies.items():
+                if key in user:
+                    return reply
+            return "Every step follows from the one before.\nVERDICT: none"
         if "reviewer" in system:
             return "Step 1 is wrong: the quantity was misread."
         guided = re.search(r"The correct final answer is: (\S+)", user)

@@ -1,20 +1,17 @@
 """Review in the viewer: a seeded, stratified sample of accepted traces, labelled one at a time.
 
-The sample order (:class:`ReviewSample`) is a proportional stratified sample by subject and stage:
-each stratum's accepted traces are shuffled with ``random.Random(seed)`` and spread evenly over the
-order (systematic allocation), so any prefix a reviewer labels holds each stratum in about its share
-of the run, and the precision of a prefix estimates the run's. Labels go to ``labels.jsonl``
+The sample order (:class:`ReviewSample`) is :func:`scireflect.run.labels.review_order`: a proportional
+stratified sample by subject and stage, so any prefix a reviewer labels holds each stratum in about
+its share of the run, and the precision of a prefix estimates the run's. Labels go to ``labels.jsonl``
 (:mod:`scireflect.run.labels`), never anywhere else.
 """
 
 from __future__ import annotations
 
-import random
 import threading
-from collections import defaultdict
 from typing import Any
 
-from ..run.labels import current_labels, read_labels, trace_hash
+from ..run.labels import current_labels, read_labels, review_order, trace_hash
 from .index import TraceIndex
 
 
@@ -43,18 +40,7 @@ class ReviewSample:
             return self._order
 
     def _stratified(self) -> list[str]:
-        strata: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for row in self.index.rows:
-            if row.get("status") == "accepted":
-                strata[(str(row.get("subject")), str(row.get("stage")))].append(row["id"])
-        rng = random.Random(self.seed)
-        keyed = []
-        for name in sorted(strata):
-            ids = strata[name]
-            rng.shuffle(ids)
-            offset = rng.random()
-            keyed += [((i + offset) / len(ids), qid) for i, qid in enumerate(ids)]
-        return [qid for _, qid in sorted(keyed)]
+        return review_order(self.index.rows, self.seed)
 
 
 def review_item(index: TraceIndex, sample: ReviewSample, pos: int, run_dir: Any) -> dict[str, Any] | None:
