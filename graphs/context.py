@@ -101,6 +101,11 @@ class AnnotationContext:
     """The code sandbox's settings for the ``program`` strategy (a Solver attempt whose ```python blocks
     run in the sandbox); ``None`` where the sandbox is not available: ``decide`` then skips ``program``."""
 
+    judge: str = "off"
+    """The model reviewer on attempts the verifier accepts (``[judge] mode``): ``off``; ``flag`` (its
+    finding is recorded in the step's ``judge``); ``gate`` (also: an accepted attempt stands only when
+    the reviewer says no step is wrong, else reason ``judge_rejected``). Its model is the Critic's."""
+
     @property
     def strategies(self) -> frozenset[str]:
         """The strategies this context can make (``program`` only with :attr:`program`)."""

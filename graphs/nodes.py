@@ -51,7 +51,7 @@ from ..agents.retry import ModelCallError, describe_error
 from ..agents.roles import LOOP, AgentReply, CallProgress
 from ..verifiers.answer.options import is_multiple_choice, with_mc_path
 from ..verifiers.answer.select import select_check
-from ..verifiers.base import EQUAL, SAMPLE_DISAGREEMENT, UNIT_CONVERTED, wrong_answer
+from ..verifiers.base import EQUAL, JUDGE_REJECTED, SAMPLE_DISAGREEMENT, UNIT_CONVERTED, Verdict, wrong_answer
 from .budget import RESAMPLE_TEMPERATURE, Route, decide, describe_stop
 from .context import AnnotationContext, choose_mc_path
 from .state import (AnnotationState, BudgetStop, Sample, Stage, Step, Strategy, merge_steps, solution_steps,
@@ -261,6 +261,10 @@ async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     step = dict(_last_attempt(state))
     written = model_text(step["response"], step.get("tool_calls"))
     verdict = await ctx.verify(written, _question(state), finish_reason=step.get("finish_reason"))
+    if verdict.ok is True and getattr(ctx, "judge", "off") != "off" and not _question(state).get("statement"):
+        step["judge"] = await judge_attempt(ctx, state, {**step, "verdict": verdict.to_dict()})
+        if ctx.judge == "gate" and step["judge"]["step"] != 0:
+            verdict = judge_rejected(verdict, step["judge"])
     step["verdict"] = verdict.to_dict()
     step["parsed_answer"] = verdict.extracted
     earlier = [s for s in solution_steps(state["steps"]) if s["index"] < step["index"]]
@@ -270,6 +274,42 @@ async def verify(state: AnnotationState, runtime: Runtime[AnnotationContext]) ->
     judged: Step = step  # type: ignore[assignment]
     decision = decide(merge_steps(state["steps"], [judged]), ctx.budget, state.get("mc_path"), _strategies(ctx))
     return {"steps": [judged], **decision.update()}
+
+
+async def judge_attempt(ctx: AnnotationContext, state: AnnotationState, step: Mapping[str, Any]) -> dict[str, Any]:
+    """The model reviewer's finding on an attempt the verifier accepted (``[judge] mode`` ``flag`` or
+    ``gate``; :mod:`scireflect.agents.judge`): the Critic's model, holding a call slot, names the
+    earliest wrong step or none. Returns the record kept in the step's ``judge``: ``step`` (the
+    earliest wrong step, 0 for none, ``None`` for no verdict: a reply outside the format or a failed
+    call), ``text`` (that step), ``why``, ``model``, tokens, ``latency_s`` and the prompt ``version``."""
+    from ..agents.judge import JUDGE_PROMPT, JUDGE_VERSION, judge_variables, parse_verdict
+
+    record = {"id": state["question"]["id"], "question": _question(state), "steps": [step]}
+    variables, numbered = judge_variables(record)
+    slot = ctx.call_slots.hold(continuing=True) if ctx.call_slots is not None else contextlib.nullcontext()
+    finding: dict[str, Any] = {"mode": ctx.judge, "version": JUDGE_VERSION, "model": ctx.agents.critic.model_name}
+    try:
+        async with slot:
+            reply = await ctx.agents.critic.ainvoke(JUDGE_PROMPT, variables)
+    except ModelCallError as exc:
+        return {**finding, "step": None, "text": "", "why": f"the judge's call failed: {describe_error(exc)}",
+                "input_tokens": 0, "output_tokens": 0, "latency_s": 0.0}
+    verdict = parse_verdict(reply.text, len(numbered))
+    return {**finding, "step": verdict.step, "text": numbered[verdict.step - 1] if verdict.step else "", "why": verdict.why,
+            "reply": reply.text[-2000:], "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
+            "latency_s": round(reply.latency_s, 3)}
+
+
+def judge_rejected(verdict: Verdict, finding: Mapping[str, Any]) -> Verdict:
+    """An accepted verdict turned down by the model reviewer (``[judge] mode = "gate"``): reason
+    ``judge_rejected``, the finding in ``details["judge"]`` (the step and its text: the attempt's own words)."""
+    from dataclasses import replace
+
+    why = (f"the model reviewer found step {finding['step']} wrong" if finding.get("step")
+           else f"the model reviewer gave no verdict ({finding.get('why')})")
+    return replace(verdict, ok=False, reason=JUDGE_REJECTED, explanation=f"The answer matches, but {why}.",
+                   details={**verdict.details, "judge": {"step": finding.get("step"), "text": finding.get("text", ""),
+                                                         "why": finding.get("why")}})
 
 
 def _strategies(ctx: Any) -> frozenset[str] | None:

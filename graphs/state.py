@@ -144,6 +144,10 @@ class Step(TypedDict):
     """A ``k_sample`` attempt the verifier accepted: the k-1 more samples of its prompt that ``confirm``
     drew (each verified); its ``verdict`` is then ``sample_disagreement`` unless every sample picked the
     correct letter. Absent until drawn (and on every other step)."""
+    judge: NotRequired[dict[str, Any]]
+    """The model reviewer's finding on this accepted attempt (``[judge] mode`` ``flag``/``gate``;
+    :func:`~scireflect.graphs.nodes.judge_attempt`): ``step`` (earliest wrong step, 0 none, ``None``
+    no verdict), ``text``, ``why``, ``model``, tokens and ``latency_s`` (counted in the step's)."""
 
 
 def merge_steps(left: list[Step] | None, right: list[Step] | None) -> list[Step]:
@@ -215,8 +219,10 @@ def attempt_notes(step: Mapping[str, Any]) -> list[str]:
 
 def step_tokens(step: Mapping[str, Any]) -> int:
     """Prompt + completion tokens of one step, discarded tries' completion tokens included, and those
-    of its samples (``confirm``)."""
+    of its samples (``confirm``) and of the model reviewer's call on it (``judge``)."""
     own = int(step.get("input_tokens") or 0) + int(step.get("output_tokens") or 0) + int(step.get("discarded_tokens") or 0)
+    judge = step.get("judge") or {}
+    own += int(judge.get("input_tokens") or 0) + int(judge.get("output_tokens") or 0)
     return own + sum(step_tokens(s) for s in step.get("samples") or ())
 
 
@@ -224,7 +230,7 @@ def step_seconds(step: Mapping[str, Any]) -> float:
     """Seconds of one step: the model call's latency plus its verifier checks' (the answer's, the repeat
     check's), and its samples'."""
     own = (float(step.get("latency_s") or 0.0) + float((step.get("verdict") or {}).get("elapsed_s") or 0.0)
-           + float(step.get("repeat_check_s") or 0.0))
+           + float(step.get("repeat_check_s") or 0.0) + float((step.get("judge") or {}).get("latency_s") or 0.0))
     return own + sum(step_seconds(s) for s in step.get("samples") or ())
 
 

@@ -98,3 +98,69 @@ def test_judge_writes_model_labels_resumes_and_reports_agreement_with_people(tmp
     assert result.exit_code == 0 and "Cohen's kappa 1.00" in result.output
     result = runner.invoke(app, ["traces", str(run_dir), "precision", "--models"])
     assert result.exit_code == 0 and "2 of 4 accepted traces labelled (model judges' labels)" in result.output
+
+
+# -- the judge inside the graph ([judge] mode) ------------------------------------------------------
+
+def _graph_context(agents, mode, budget=None):
+    from scireflect.graphs.budget import Budget
+    from scireflect.graphs.context import AnnotationContext, verify_with
+    from tests.test_graph import ExactBoxedVerifier
+
+    return AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()), budget=budget or Budget(), judge=mode)
+
+
+async def _annotate(agents, mode, budget=None):
+    from scireflect.graphs.annotation import build_annotation_graph
+    from scireflect.graphs.state import initial_state
+    from tests.test_graph import QUESTION
+
+    return await build_annotation_graph().ainvoke(initial_state(QUESTION, "math"), context=_graph_context(agents, mode, budget))
+
+
+async def test_gate_turns_down_an_accepted_attempt_whose_step_the_judge_finds_wrong_and_the_loop_goes_on():
+    from scireflect.graphs.state import total_tokens
+    from tests.test_graph import CRITIQUE, RIGHT, team
+
+    lucky = "Step 1: May sold 48 - 24 = 24.\nStep 2: total 48 + 24 = 72.\n\\boxed{72}"
+    agents, models = team([lucky], critic=["Step 1 subtracts instead of halving.\nVERDICT: 1", CRITIQUE, "VERDICT: none"],
+                          reviser=[RIGHT])
+    state = await _annotate(agents, "gate")
+    first = state["steps"][0]
+    assert first["verdict"]["ok"] is False and first["verdict"]["reason"] == "judge_rejected"
+    assert first["judge"]["step"] == 1 and first["judge"]["text"].startswith("Step 1: May sold 48 - 24")
+    # the Critic hears which step, not whether the final answer matched
+    critic_prompt = models["critic"].calls[1][-1].content
+    assert "It points to step 1 (counting" in critic_prompt and "72" not in critic_prompt.split("evidence:")[-1]
+    assert state["status"] == "accepted" and state["accepted_stage"] == "reflection"
+    assert state["steps"][-1]["judge"]["step"] == 0
+    assert total_tokens(state["steps"]) == sum(s["input_tokens"] + s["output_tokens"] + s.get("judge", {}).get("input_tokens", 0)
+                                               + s.get("judge", {}).get("output_tokens", 0) for s in state["steps"])
+
+
+async def test_gate_never_accepts_without_a_verdict_and_flag_only_records():
+    from scireflect.graphs.budget import Budget
+    from tests.test_graph import RIGHT, team
+
+    agents, _ = team([RIGHT], critic=["This solution is correct."])  # a master-key reply
+    state = await _annotate(agents, "gate", Budget(max_attempts=1))
+    assert state["status"] == "rejected" and state["steps"][0]["verdict"]["reason"] == "judge_rejected"
+    assert state["steps"][0]["judge"]["step"] is None
+    agents, _ = team([RIGHT], critic=["VERDICT: 1"])
+    state = await _annotate(agents, "flag")
+    assert state["status"] == "accepted" and state["steps"][0]["judge"]["step"] == 1 and state["steps"][0]["verdict"]["ok"] is True
+    agents, models = team([RIGHT])
+    state = await _annotate(agents, "off")
+    assert state["status"] == "accepted" and "judge" not in state["steps"][0] and models["critic"].calls == []
+
+
+def test_judge_mode_is_a_setting_of_the_config_file_and_the_command_line(tmp_path):
+    from scireflect.run.config import ConfigError, load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text('[judge]\nmode = "flag"\n')
+    assert load_settings(config).judge == "flag" and load_settings(config, judge="gate").judge == "gate"
+    assert load_settings().judge == "off"
+    config.write_text('[judge]\nmode = "strict"\n')
+    with pytest.raises(ConfigError, match="judge mode must be one of off, flag, gate"):
+        load_settings(config)

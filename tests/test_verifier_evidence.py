@@ -26,6 +26,7 @@ from scireflect.verifiers.base import (
     NUMERIC_MISMATCH,
     NO_OPTION,
     REASONS,
+    JUDGE_REJECTED,
     SAMPLE_DISAGREEMENT,
     STEP_ERROR,
     SYMBOLIC_MISMATCH,
@@ -84,6 +85,10 @@ DIRECT = [
     # the graph's confirm node: the checked letter was right, a sample picked another
     Verdict(ok=False, reason=SAMPLE_DISAGREEMENT, explanation="not confirmed: 2 of 3 independent samples agree (letters: C, C, A)",
             extracted="C", candidate="C", reference="C", checker="choice", details={"letters": ["C", "C", "A"]}),
+    # the graph's verify node with [judge] mode = "gate": the answer matched, the model reviewer named a step
+    Verdict(ok=False, reason=JUDGE_REJECTED, explanation="The answer matches, but the model reviewer found step 2 wrong.",
+            extracted="35", candidate="35", reference="35", checker="numeric",
+            details={"judge": {"step": 2, "text": "Step 2: so 7 * 5 = 35 apples.", "why": "step 2 is the earliest wrong step"}}),
 ]
 FORBIDDEN = ("relative error", "tolerance", "integer", "exact", "round", "allowance", "significant", "fraction",
              "different number", "reference", "element", "form")

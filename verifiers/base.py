@@ -33,11 +33,12 @@ NO_OPTION = "no_option"  # multiple choice solved without its options: the value
 SAMPLE_DISAGREEMENT = "sample_disagreement"  # multiple choice: k independent samples did not all pick the correct letter (ok=False)
 STEP_ERROR = "step_error"  # the final answer matches, but a calculation claim of the reasoning is false (ok=False)
 INVALID = "invalid"  # not a usable attempt (cut off, a loop, its text contradicts its box): ok=False, never accepted
+JUDGE_REJECTED = "judge_rejected"  # the answer matched; the model reviewer ([judge] mode = "gate") found a wrong step or gave no verdict (ok=False)
 
 REASONS = (
     EQUAL, UNIT_CONVERTED, NUMERIC_MISMATCH, DIMENSION_MISMATCH, CHOICE_MISMATCH, SYMBOLIC_MISMATCH, TEXT_MISMATCH,
     NO_ANSWER, UNPARSEABLE, NO_REFERENCE, TIMEOUT, CHECK_ERROR, UNDECIDED, STEP_ERROR, INVALID,
-    NO_OPTION, SAMPLE_DISAGREEMENT,
+    NO_OPTION, SAMPLE_DISAGREEMENT, JUDGE_REJECTED,
 )
 """Every reason code of the built-in verifiers (plugins may add their own strings)."""
 
@@ -137,6 +138,7 @@ _WHY = {
     NO_OPTION: "The value of the answer is wrong.",
     SAMPLE_DISAGREEMENT: "Independent solutions of this problem disagree on the answer, so the reasoning does not "
                          "establish it: check every fact and every step.",
+    JUDGE_REJECTED: "A reviewer found a step of the reasoning wrong: check every fact and every step.",
 }
 _NO_ANSWER_WHY = {
     "truncated": "The response was cut off by the token limit before it finished, so it states no final answer; "
@@ -185,6 +187,12 @@ def critic_evidence(verdict: Mapping[str, Any]) -> str:
     if verdict.get("reason") == SAMPLE_DISAGREEMENT:
         # the answer itself passed the check: neither it nor the reason code is repeated to the Critic
         return f"verifier: {status} (unconfirmed). {_WHY[SAMPLE_DISAGREEMENT]}"
+    if verdict.get("reason") == JUDGE_REJECTED:
+        # as for a false calculation, whether the final answer matched is left unsaid; the reviewer's
+        # finding is a step number of the attempt (its non-blank lines), not its text: a step may hold the answer
+        finding = (verdict.get("details") or {}).get("judge") or {}
+        step = f" It points to step {finding['step']} (counting the solution's non-blank lines)." if finding.get("step") else ""
+        return f"verifier: {status} (reviewed). {_WHY[JUDGE_REJECTED]}{step}"
     steps = step_evidence(verdict)
     if verdict.get("ok") is False and verdict.get("reason") != INVALID and _false_claims(verdict):
         # A false calculation is the grounded evidence; whether the final answer matched (step_error) or
@@ -194,9 +202,10 @@ def critic_evidence(verdict: Mapping[str, Any]) -> str:
     return f"{line} {steps}" if steps and status != "accepted" else line
 
 
-NOT_A_WRONG_ANSWER = (STEP_ERROR, SAMPLE_DISAGREEMENT, INVALID)
+NOT_A_WRONG_ANSWER = (STEP_ERROR, SAMPLE_DISAGREEMENT, INVALID, JUDGE_REJECTED)
 """Reasons of a failed verdict whose final answer was not found wrong: ``step_error`` (it matched, a
-claim is false), ``sample_disagreement`` (it matched, the samples disagreed), ``invalid`` (none read)."""
+claim is false), ``sample_disagreement`` (it matched, the samples disagreed), ``invalid`` (none read),
+``judge_rejected`` (it matched, the model reviewer found a step wrong)."""
 
 
 def wrong_answer(verdict: Mapping[str, Any] | None) -> str | None:

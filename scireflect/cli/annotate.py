@@ -71,6 +71,9 @@ def annotate_command(
                                            "(seconds=S adds a time limit; off by default; mc_samples=3: samples that must agree on the "
                                            "letter of a multiple-choice question that needs its options; "
                                            "strategy=cot/reflect/resample/program/answer_guided: the order of attempts)."),
+    judge: str | None = typer.Option(None, "--judge", metavar="MODE",
+                                     help="Model reviewer on accepted attempts (the Critic's model names the earliest wrong step): "
+                                          "off, flag (recorded) or gate (accepted only when no step is wrong) [default: off]."),
     base_url: list[str] | None = typer.Option(None, "--base-url", metavar="URL",
                                               help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the "
                                                    "embedded model). Repeat it for replicas of one model."),
@@ -144,7 +147,7 @@ def annotate_command(
                      "request_timeout_s": request_timeout},
             budget_spec=budget, concurrency=concurrency, lookahead=lookahead, prompt_variant=prompt_variant, embedded_model=embedded_model,
             gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, steps=steps, tools=tools, tool_format=tool_format, speculative=speculative,
-            embedded_threads=embedded_threads,
+            embedded_threads=embedded_threads, judge=judge,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
             checkpoints=checkpoints,
             mmproj_path=mmproj,

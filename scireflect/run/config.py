@@ -180,6 +180,9 @@ class RunSettings:
     embedded_threads: int | None = None
     """CPU threads of the embedded server (default: one per core)."""
     lean: LeanSettings = field(default_factory=LeanSettings)
+    judge: str = "off"
+    """The model reviewer on accepted attempts (``[judge] mode``, ``--judge``): ``off``, ``flag`` or
+    ``gate`` (:attr:`scireflect.graphs.context.AnnotationContext.judge`); its model is the Critic's."""
     checkpoints: str | None = None
     """A ``postgresql://`` URL: LangGraph's checkpoints go to that database (one schema per run,
     :mod:`scireflect.run.postgres`); ``None``: a SQLite file in the run directory."""
@@ -215,6 +218,7 @@ _RUN_SPEC = {"concurrency": "int>=1", "lookahead": "int>=0", "prompt_variant": "
              "mmproj": "str", "figures": "str", "ocr": "bool", "ocr_timeout_s": "num>0", "checkpoints": "str", "speculative": "str",
              "slot_affinity": "bool", "embedded_threads": "int>=1"}
 TOOL_FORMATS = ("auto", "text", "calls")
+JUDGE_MODES = ("off", "flag", "gate")
 
 
 def _check_value(value: Any, kind: str, where: str, key: str) -> None:
@@ -304,6 +308,7 @@ def load_settings(
     speculative: str | None = None,
     slot_affinity: bool | None = None,
     embedded_threads: int | None = None,
+    judge: str | None = None,
 ) -> RunSettings:
     """Merge defaults, the TOML file, the environment and command-line values.
 
@@ -325,6 +330,7 @@ def load_settings(
             string, or the old ``true``/``false``).
         tool_format: ``auto``, ``text`` or ``calls`` (see :attr:`RunSettings.tool_format`).
         steps: the step checker's mode ``gate``, ``flag`` or ``off`` (``[verifier] steps``).
+        judge: the model reviewer's mode ``off``, ``flag`` or ``gate`` (``[judge] mode``).
 
     Raises:
         ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
@@ -339,9 +345,9 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_path}: invalid TOML ({exc})") from exc
     where = str(config_path) if config_path else "config"
-    for section in ("llm", "roles", "budget", "verifier", "run", "lean"):
+    for section in ("llm", "roles", "budget", "verifier", "run", "lean", "judge"):
         _check_table(data.get(section, {}), {}, f"{where} [{section}]")
-    unknown = set(data) - {"llm", "roles", "budget", "verifier", "run", "lean"}
+    unknown = set(data) - {"llm", "roles", "budget", "verifier", "run", "lean", "judge"}
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -443,6 +449,12 @@ def load_settings(
         tool_names = parse_tool_names(tool_spec)
     except (ValueError, AttributeError, TypeError) as exc:
         raise ConfigError(f"tools: {exc}") from None
+    judge_table = _check_table(data.get("judge", {}), {"mode": "str"}, f"{where} [judge]")
+    if set(judge_table) - {"mode"}:
+        raise ConfigError(f"{where} [judge]: unknown key(s) {', '.join(sorted(set(judge_table) - {'mode'}))}")
+    judge = judge or judge_table.get("mode", "off")
+    if judge not in JUDGE_MODES:
+        raise ConfigError(f"judge mode must be one of {', '.join(JUDGE_MODES)}, not {judge!r}")
     tool_format = tool_format or run_table.get("tool_format", "auto")
     if tool_format not in TOOL_FORMATS:
         raise ConfigError(f"tool_format must be one of {', '.join(TOOL_FORMATS)}, not {tool_format!r}")
@@ -468,5 +480,6 @@ def load_settings(
         slot_affinity=bool(run_table.get("slot_affinity", True)) if slot_affinity is None else slot_affinity,
         embedded_threads=embedded_threads,
         lean=lean_settings,
+        judge=judge,
         checkpoints=checkpoints,
     )

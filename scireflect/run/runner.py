@@ -171,7 +171,7 @@ def _contexts(teams: list[AgentTeam], settings: RunSettings, verifier: AnswerVer
     choose = mc_path_in(paths)
     program = program_sandbox(settings, say)
     answer = [AnnotationContext(agents=t, verify=verify_with(verifier), budget=settings.budget, prompts=prompts, report=say,
-                                call_slots=slots, choose_mc_path=choose, program=program) for t in answer_teams]
+                                call_slots=slots, choose_mc_path=choose, program=program, judge=settings.judge) for t in answer_teams]
     formal = ([replace(formal_context(t, verify_with(lean_checker), settings.budget), report=say, call_slots=slots) for t in teams]
               if lean_checker is not None else [])
     return answer, formal
