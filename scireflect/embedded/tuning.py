@@ -1,6 +1,6 @@
 """How the embedded server uses the machine: slots, threads and batch sizes, and speculative decoding.
 
-The figures behind each default are in ``benchmarks/bench_embedded.py`` and the README's
+The figures behind each default are in ``benchmarks/bench_embedded.py`` and docs/benchmarks.md,
 "Embedded model speed" section (measured on 2 cores; rerun the benchmark on other machines).
 
 Speculative decoding (Leviathan et al. 2023, "Fast Inference from Transformers via Speculative

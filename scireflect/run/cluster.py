@@ -105,7 +105,7 @@ def connect(address: str) -> None:
 
     A new local Ray listens on 127.0.0.1 only (:func:`_local_only`): nothing outside this machine can
     reach it, whatever Ray's own authentication does. A cluster of several machines is made with
-    ``ray start`` (README: how to secure it).
+    ``ray start`` (docs/annotating.md, "Scaling out": how to secure it).
 
     Raises:
         RunError: Ray is not installed, or the cluster cannot be reached.

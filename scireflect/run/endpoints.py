@@ -56,7 +56,7 @@ PROBE_PNG = base64.b64decode(
 """A 1x1 PNG: what :func:`preflight` sends to learn whether a model takes images."""
 
 FIGURES_HINT = ("use --figures text to send the figures' caption, OCR text and mentions instead, or a vision-language "
-                "model (the embedded model takes images with --mmproj FILE: see README, 'Figures (SciTune)')")
+                "model (the embedded model takes images with --mmproj FILE: see docs/figures.md)")
 
 
 async def _probe_images(client: openai.AsyncOpenAI, base_url: str, model: str) -> None:
