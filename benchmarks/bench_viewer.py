@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen([sys.executable, "-m", "scireflect.cli", "view", str(run_dir), "--port", "0", "--no-browser"],
                                   stdout=subprocess.PIPE, text=True)
         try:
-            line = server.stdout.readline()
-            url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+            url = next(m.group(0) for line in server.stdout if (m := re.search(r"http://127\.0\.0\.1:\d+/", line)))
             start_s = time.perf_counter() - started
             api = urllib.request.urlopen(url + "api/questions", timeout=60).read()
             with sync_playwright() as p:

@@ -217,9 +217,9 @@ def test_a_large_run_opens_one_page_and_pages_filters_and_sorts_on_the_server(br
 
 @pytest.mark.timeout(180)
 def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_traces_label(browser, tmp_path):
-    """Issue 26: label five accepted traces from the keyboard (v, x + reason + Enter, s), stop the server
-    half-way and open a new one: the labels are kept and shown; a trace changed after its label no
-    longer counts."""
+    """Issue 26: label five accepted traces from the keyboard (v, x + reason + Enter, s), kill the server
+    (``scireflect view`` in its own process, SIGKILL) half-way and open a new one: the labels are kept and
+    shown; a trace changed after its label no longer counts."""
     from scireflect.run.labels import precision, read_labels
     from scireflect.run.store import load_traces
     from scireflect.testing.large_run import write_large_run
@@ -227,19 +227,27 @@ def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_tr
     run_dir = write_large_run(tmp_path / "run", 60, trace_bytes=500)
     errors: list[str] = []
 
-    def open_review(server, pos):
+    def open_review(url, pos):
         page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server.url + f"review?pos={pos}")
+        page.goto(url + f"review?pos={pos}")
         page.wait_for_selector("#review-bar")
         return page
 
     def qid(page):
         return page.evaluate("document.body.dataset.qid")
 
+    import re
+    import signal
+    import subprocess
+    import sys
+
     seen: list[str] = []
-    server = serve(run_dir, 0, reviewer="ana", review_seed=7)
-    page = open_review(server, 0)
+    # The first half against the real command in its own process, killed (SIGKILL) half-way.
+    proc = subprocess.Popen([sys.executable, "-m", "scireflect.cli", "view", str(run_dir), "--no-browser", "--port", "0",
+                             "--reviewer", "ana", "--seed", "7"], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    url = next(m.group(0) for line in proc.stdout if (m := re.search(r"http://127\.0\.0\.1:\d+/", line)))
+    page = open_review(url, 0)
     try:
         seen.append(qid(page))
         page.keyboard.press("v")
@@ -255,10 +263,11 @@ def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_tr
         page.wait_for_url("**/review?pos=3")
     finally:
         page.close()
-        server.close()  # the server is stopped half-way
+        os.killpg(proc.pid, signal.SIGKILL)  # the server is killed half-way
+        proc.wait(10)
 
     server = serve(run_dir, 0, reviewer="ana", review_seed=7)
-    page = open_review(server, 3)
+    page = open_review(server.url, 3)
     try:
         seen.append(qid(page))
         page.keyboard.press("v")

@@ -50,7 +50,9 @@ def view_command(
                   + Text(f"cannot listen on {LOOPBACK}:{port} ({exc.strerror or exc}); try --port 0 for a free port"))
         raise typer.Exit(2) from None
     url = server.url + ("review" if review else "")
-    Console(highlight=False).print(Text(f"scireflect viewer for {run_dir}: {url}  (Ctrl-C to stop)"))
+    console = Console(highlight=False)
+    console.print(Text(f"scireflect viewer for {run_dir} (Ctrl-C to stop):"))
+    console.print(Text(url), soft_wrap=True)  # on a line of its own, never broken: to click or copy
     if not no_browser:
         webbrowser.open(url)
     try:
