@@ -27,6 +27,13 @@ from tests.test_runner import questions_file, scripted_team
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    """These tests read the CLI's messages whole (the subprocesses inherit it): at 80 columns an error line
+    naming a long temporary path wraps at words. tests/test_terminal_width.py checks the wrapping."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "scireflect.cli", *args]
 
