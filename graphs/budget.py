@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from ..verifiers.base import INVALID
-from ..verifiers.lean.source import UNVERIFIED
+from ..verifiers.base import UNVERIFIED
 from .state import STRATEGIES, BudgetStop, Stage, Status, Strategy, solution_steps, total_seconds, total_tokens
 
 

@@ -33,6 +33,7 @@ NO_OPTION = "no_option"  # multiple choice solved without its options: the value
 SAMPLE_DISAGREEMENT = "sample_disagreement"  # multiple choice: k independent samples did not all pick the correct letter (ok=False)
 STEP_ERROR = "step_error"  # the final answer matches, but a calculation claim of the reasoning is false (ok=False)
 INVALID = "invalid"  # not a usable attempt (cut off, a loop, its text contradicts its box): ok=False, never accepted
+UNVERIFIED = "unverified"  # a formal proof that could not be checked (no Lean installed): never accepted, never retried
 JUDGE_REJECTED = "judge_rejected"  # the answer matched; the model reviewer ([judge] mode = "gate") found a wrong step or gave no verdict (ok=False)
 
 REASONS = (

@@ -105,7 +105,7 @@ async def setup_schema(url: str, schema: str) -> None:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg import sql
 
-    from .checkpoints import PlainDataSerializer
+    from .checkpoint_serde import PlainDataSerializer
 
     kwargs, key = _connection_kwargs(schema), zlib.crc32(schema.encode())
     try:
@@ -134,7 +134,7 @@ async def open_postgres_checkpointer(url: str, schema: str, *, max_connections: 
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg_pool import AsyncConnectionPool
 
-    from .checkpoints import PlainDataSerializer
+    from .checkpoint_serde import PlainDataSerializer
 
     kwargs = _connection_kwargs(schema)
     try:

@@ -42,14 +42,3 @@ __all__ = [
     "verify_answer",
     "verify_extraction",
 ]
-
-# Private names that code imported from the single-file answer.py before the split (new code
-# imports them from their modules: .common, .latex, .numbers, .numeric).
-from .common import NotANumber as _NotANumber  # noqa: E402, F401
-from .common import Unparseable as _Unparseable  # noqa: E402, F401
-from .latex import evalf as _evalf  # noqa: E402, F401
-from .latex import is_large as _is_large  # noqa: E402, F401
-from .latex import latex_to_sympy as _latex_to_sympy  # noqa: E402, F401
-from .latex import sympy_module as _sp  # noqa: E402, F401
-from .numbers import fmt_short as _fmt_short  # noqa: E402, F401
-from .numeric import candidate_value as _candidate_value  # noqa: E402, F401

@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base import UNVERIFIED  # a reason code the loop ends on (graphs/budget.py), defined once with the others
+
 # Reason codes of the Lean checker (Verdict.reason).
 PROOF_CHECKED = "proof_checked"
 NO_PROOF = "no_proof"
@@ -39,7 +41,6 @@ DISALLOWED_AXIOM = "disallowed_axiom"
 NATIVE_DECIDE = "native_decide"
 UNSAFE_CONSTRUCT = "unsafe_construct"
 BAD_IMPORT = "bad_import"
-UNVERIFIED = "unverified"
 LEAN_REASONS = (PROOF_CHECKED, NO_PROOF, LEAN_ERROR, SORRY, STATEMENT_CHANGED, DISALLOWED_AXIOM, NATIVE_DECIDE,
                 UNSAFE_CONSTRUCT, BAD_IMPORT, UNVERIFIED)
 
