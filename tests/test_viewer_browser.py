@@ -246,9 +246,10 @@ def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_tr
     # The first half against the real command in its own process, killed (SIGKILL) half-way.
     proc = subprocess.Popen([sys.executable, "-m", "scireflect.cli", "view", str(run_dir), "--no-browser", "--port", "0",
                              "--reviewer", "ana", "--seed", "7"], stdout=subprocess.PIPE, text=True, start_new_session=True)
-    url = next(m.group(0) for line in proc.stdout if (m := re.search(r"http://127\.0\.0\.1:\d+/", line)))
-    page = open_review(url, 0)
+    page = None
     try:
+        url = next(m.group(0) for line in proc.stdout if (m := re.search(r"http://127\.0\.0\.1:\d+/", line)))
+        page = open_review(url, 0)
         seen.append(qid(page))
         page.keyboard.press("v")
         page.wait_for_url("**/review?pos=1")
@@ -262,8 +263,9 @@ def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_tr
         page.keyboard.press("s")
         page.wait_for_url("**/review?pos=3")
     finally:
-        page.close()
-        os.killpg(proc.pid, signal.SIGKILL)  # the server is killed half-way
+        if page is not None:
+            page.close()
+        os.killpg(proc.pid, signal.SIGKILL)  # the server is killed half-way (and never left behind)
         proc.wait(10)
 
     server = serve(run_dir, 0, reviewer="ana", review_seed=7)
