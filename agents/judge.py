@@ -153,5 +153,18 @@ def parse_verdict(reply: str, n_steps: int) -> JudgeVerdict:
     return JudgeVerdict(k, f"step {k} is the earliest wrong step")
 
 
-__all__ = ["JUDGE_PROMPT", "JUDGE_VERSION", "MAX_STEPS", "JudgeVerdict", "accepted_step", "judge_variables", "number_steps",
+async def ask_judge(agent: Any, record: Mapping[str, Any]) -> tuple[JudgeVerdict, list[str], Any]:
+    """One judgement of a trace's accepted attempt by ``agent`` (a :class:`~scireflect.agents.roles.Agent`):
+    ``(verdict, the numbered steps, the agent's reply)``. Used by ``scireflect judge`` and by the graph's
+    ``[judge] mode``; each holds its own concurrency limit around the call.
+
+    Raises:
+        ValueError: the trace has no accepted attempt. Whatever ``agent.ainvoke`` raises.
+    """
+    variables, steps = judge_variables(record)
+    reply = await agent.ainvoke(JUDGE_PROMPT, variables)
+    return parse_verdict(reply.text, len(steps)), steps, reply
+
+
+__all__ = ["JUDGE_PROMPT", "JUDGE_VERSION", "MAX_STEPS", "JudgeVerdict", "accepted_step", "ask_judge", "judge_variables", "number_steps",
            "parse_verdict", "quote_solution"]

@@ -121,14 +121,12 @@ def with_review_labels(attempts: Sequence[Attempt], run_dirs: Iterable[str | Pat
     Raises:
         FileNotFoundError, scireflect.run.store.TraceFileError: a run's ``traces.jsonl`` is missing or bad.
     """
-    from scireflect.run.labels import current_labels, read_labels
+    from scireflect.run.labels import people_labels
 
     human: dict[tuple[str, str], bool] = {}
     for run_dir in run_dirs:
-        labels, _ = read_labels(Path(run_dir).parent if Path(run_dir).is_file() else run_dir)
-        if labels:
-            current, _ = current_labels(load_traces(run_dir), labels)
-            human.update({(str(run_dir), qid): label["label"] == "valid" for qid, label in current.items()})
+        current = people_labels(run_dir) or {}
+        human.update({(str(run_dir), qid): label["label"] == "valid" for qid, label in current.items()})
     last_true: dict[tuple[str, str], int] = {}
     for i, a in enumerate(attempts):
         if a.label is True:

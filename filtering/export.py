@@ -153,7 +153,7 @@ def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -
 
     from scireflect.run.labels import invalid_by_review
 
-    invalid = {str(run): invalid_by_review(Path(run).parent if Path(run).is_file() else run) for run in run_dirs}
+    invalid = {str(run): invalid_by_review(run) for run in run_dirs}
     if any(v is not None for v in invalid.values()):
         before, kept = len(items), []
         for item in items:

@@ -54,7 +54,7 @@ from ..verifiers.answer.select import select_check
 from ..verifiers.base import EQUAL, JUDGE_REJECTED, SAMPLE_DISAGREEMENT, UNIT_CONVERTED, Verdict, wrong_answer
 from .budget import RESAMPLE_TEMPERATURE, Route, decide, describe_stop
 from .context import AnnotationContext, choose_mc_path
-from .state import (AnnotationState, BudgetStop, Sample, Stage, Step, Strategy, merge_steps, solution_steps,
+from .state import (AnnotationState, BudgetStop, Sample, Stage, Step, Strategy, merge_steps, solution_steps, strategy_of,
                     total_seconds)
 
 SAMPLE_TEMPERATURE = 0.7
@@ -103,15 +103,6 @@ def new_step(index: int, role: Role, stage: Stage, attempt: int, reply: AgentRep
     if reply is not None and reply.finish_reason == LOOP:
         step["loop_saved_tokens"] = reply.loop_saved_tokens
     return step
-
-
-_STRATEGY_OF_STAGE: dict[str, Strategy] = {"cot": "cot", "reflection": "reflect", "answer_guided": "answer_guided"}
-
-
-def strategy_of(step: Mapping[str, Any]) -> Strategy:
-    """The strategy that made ``step``: its ``strategy``, or, for steps recorded before strategies were
-    data, the one of its stage (``reflection`` -> ``reflect``)."""
-    return step.get("strategy") or _STRATEGY_OF_STAGE.get(step.get("stage", "cot"), "cot")
 
 
 CLOSED_CHECKS = ("choice", "options_free", "boolean")
@@ -282,19 +273,17 @@ async def judge_attempt(ctx: AnnotationContext, state: AnnotationState, step: Ma
     earliest wrong step or none. Returns the record kept in the step's ``judge``: ``step`` (the
     earliest wrong step, 0 for none, ``None`` for no verdict: a reply outside the format or a failed
     call), ``text`` (that step), ``why``, ``model``, tokens, ``latency_s`` and the prompt ``version``."""
-    from ..agents.judge import JUDGE_PROMPT, JUDGE_VERSION, judge_variables, parse_verdict
+    from ..agents.judge import JUDGE_VERSION, ask_judge
 
     record = {"id": state["question"]["id"], "question": _question(state), "steps": [step]}
-    variables, numbered = judge_variables(record)
     slot = ctx.call_slots.hold(continuing=True) if ctx.call_slots is not None else contextlib.nullcontext()
     finding: dict[str, Any] = {"mode": ctx.judge, "version": JUDGE_VERSION, "model": ctx.agents.critic.model_name}
     try:
         async with slot:
-            reply = await ctx.agents.critic.ainvoke(JUDGE_PROMPT, variables)
+            verdict, numbered, reply = await ask_judge(ctx.agents.critic, record)
     except ModelCallError as exc:
         return {**finding, "step": None, "text": "", "why": f"the judge's call failed: {describe_error(exc)}",
                 "input_tokens": 0, "output_tokens": 0, "latency_s": 0.0}
-    verdict = parse_verdict(reply.text, len(numbered))
     return {**finding, "step": verdict.step, "text": numbered[verdict.step - 1] if verdict.step else "", "why": verdict.why,
             "reply": reply.text[-2000:], "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
             "latency_s": round(reply.latency_s, 3)}

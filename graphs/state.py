@@ -208,6 +208,15 @@ def solution_steps(steps: Iterable[Mapping[str, Any]]) -> list[Any]:
     return [s for s in steps if s.get("kind", "solution") == "solution"]
 
 
+_STRATEGY_OF_STAGE: dict[str, Strategy] = {"cot": "cot", "reflection": "reflect", "answer_guided": "answer_guided"}
+
+
+def strategy_of(step: Mapping[str, Any]) -> Strategy:
+    """The strategy that made ``step``: its ``strategy``, or, for steps recorded before strategies were
+    data, the one of its stage (``reflection`` -> ``reflect``)."""
+    return step.get("strategy") or _STRATEGY_OF_STAGE.get(step.get("stage", "cot"), "cot")
+
+
 def attempt_notes(step: Mapping[str, Any]) -> list[str]:
     """What an attempt's ``stage`` does not say, for a trace's display: its strategy when it is a fresh
     attempt after the first (``resample``, ``program``: stage ``cot``), and ``repeats attempt N``."""
@@ -245,6 +254,7 @@ def total_seconds(steps: Iterable[Mapping[str, Any]]) -> float:
 
 
 __all__ = [
+    "strategy_of",
     "FINAL_STATUSES",
     "Sample",
     "STAGES",

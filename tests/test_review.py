@@ -159,3 +159,11 @@ def test_the_review_sample_is_seeded_stratified_and_holds_each_accepted_trace_on
     whole, head = Counter(accepted.values()), Counter(accepted[q] for q in order[: len(order) // 10])
     for stratum, n in whole.items():
         assert abs(head[stratum] - n / 10) <= 1.5, (stratum, head[stratum], n)
+
+
+def test_the_strategy_of_an_old_trace_comes_from_its_stage():
+    from scireflect.run.labels import accepted_strategy
+
+    old = {"steps": [{"kind": "solution", "stage": "answer_guided", "response": "\\boxed{1}"}]}
+    assert accepted_strategy(old) == "answer_guided"  # it read "cot" before it used graphs.state.strategy_of
+    assert accepted_strategy({"steps": []}) == "cot"

@@ -217,9 +217,7 @@ def traces_precision(
     from ..run.labels import agreement, precision, read_labels
 
     records = _load(ctx)
-    run_dir = Path(ctx.obj["run_dir"])
-    run_dir = run_dir.parent if run_dir.is_file() else run_dir
-    labels, problems = read_labels(run_dir)
+    labels, problems = read_labels(ctx.obj["run_dir"])
     for problem in problems:
         Console(stderr=True, highlight=False).print(Text("warning: ", style="yellow") + untrusted(f"{problem} (line skipped)"))
     result = precision(records, labels, models=models, half_width=half_width)

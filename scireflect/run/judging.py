@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..agents.judge import JUDGE_PROMPT, JUDGE_VERSION, judge_variables, parse_verdict
+from ..agents.judge import JUDGE_VERSION, ask_judge
 from .config import RunSettings
 from .endpoints import open_teams
 from .labels import MODEL_REVIEWER, append_label, make_label, read_labels, review_order, trace_hash
@@ -53,10 +53,7 @@ async def judge_run(run_dir: str | Path, settings: RunSettings, *, limit: int | 
     order = review_order(records.values(), seed)
     summary = JudgeSummary()
 
-    def say(kind: str, data: Any) -> None:
-        pass
-
-    async with open_teams(settings, run_dir, say) as (teams, names):
+    async with open_teams(settings, run_dir, lambda kind, data: None) as (teams, names):
         agent = teams[0].critic
         summary.reviewer = reviewer = f"{MODEL_REVIEWER}{names['critic']}"
         labels, _ = read_labels(run_dir)
@@ -68,10 +65,8 @@ async def judge_run(run_dir: str | Path, settings: RunSettings, *, limit: int | 
 
         async def judge_one(qid: str) -> None:
             record = records[qid]
-            variables, steps = judge_variables(record)
             async with gate:
-                reply = await agent.ainvoke(JUDGE_PROMPT, variables)
-            verdict = parse_verdict(reply.text, len(steps))
+                verdict, steps, reply = await ask_judge(agent, record)
             summary.tokens += reply.output_tokens
             summary.judged += 1
             if verdict.valid is None:

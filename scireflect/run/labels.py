@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .jsonl import JsonlError, append_lines, dumps_line, read_complete_lines
-from ..graphs.state import solution_steps
+from ..graphs.state import solution_steps, strategy_of
 from .summary import subject_of
 
 LABELS = "labels.jsonl"
@@ -60,8 +60,9 @@ def trace_hash(record: Mapping[str, Any]) -> str:
 
 
 def labels_path(run_dir: str | Path) -> Path:
-    """``run_dir/labels.jsonl``."""
-    return Path(run_dir) / LABELS
+    """``run_dir/labels.jsonl`` (``run_dir`` may also be the run's ``traces.jsonl``, as wherever runs are named)."""
+    path = Path(run_dir)
+    return (path.parent if path.is_file() else path) / LABELS
 
 
 def make_label(record: Mapping[str, Any], verdict: str, *, reviewer: str, reason: str | None = None, note: str = "",
@@ -127,7 +128,12 @@ def current_labels(records: Iterable[Mapping[str, Any]], labels: Iterable[Mappin
         ``({id: label}, number of stale labels)``: stale labels were given to a trace that has changed
         since (or that is no longer in the run) and are not counted.
     """
-    hashes = {r["id"]: trace_hash(r) for r in records}
+    return _in_force({r["id"]: trace_hash(r) for r in records}, labels, models)
+
+
+def _in_force(hashes: Mapping[str, str], labels: Iterable[Mapping[str, Any]],
+              models: bool) -> tuple[dict[str, dict[str, Any]], int]:
+    """:func:`current_labels` from the traces' hashes (``{id: trace_hash}``), computed once by the caller."""
     current: dict[str, dict[str, Any]] = {}
     stale = 0
     for label in labels:
@@ -144,10 +150,7 @@ def current_labels(records: Iterable[Mapping[str, Any]], labels: Iterable[Mappin
 def accepted_strategy(record: Mapping[str, Any]) -> str:
     """The strategy of a trace's accepted (last) attempt (``cot`` for traces recorded before strategies)."""
     steps = solution_steps(record.get("steps") or [])
-    if not steps:
-        return "cot"
-    last = steps[-1]
-    return last.get("strategy") or {"reflection": "reflect"}.get(last.get("stage", "cot"), "cot")
+    return strategy_of(steps[-1]) if steps else "cot"
 
 
 @dataclass(frozen=True)
@@ -256,10 +259,10 @@ def agreement(records: Iterable[Mapping[str, Any]], labels: Iterable[Mapping[str
     :func:`current_labels`): ``{"n", "matrix": {people's label: {model's label: n}}, "kappa"}`` with
     Cohen's kappa (scikit-learn's ``cohen_kappa_score``; ``None`` when it is undefined: fewer than two
     traces, or one label only on both sides)."""
-    accepted = [r for r in records if r.get("status") == "accepted"]
+    hashes = {r["id"]: trace_hash(r) for r in records if r.get("status") == "accepted"}
     labels = list(labels)
-    people, _ = current_labels(accepted, labels)
-    models, _ = current_labels(accepted, labels, models=True)
+    people, _ = _in_force(hashes, labels, models=False)
+    models, _ = _in_force(hashes, labels, models=True)
     both = sorted(set(people) & set(models))
     pairs = [(people[q]["label"], models[q]["label"]) for q in both]
     matrix = {h: {m: sum(1 for p in pairs if p == (h, m)) for m in ("valid", "invalid")} for h in ("valid", "invalid")}
@@ -285,7 +288,7 @@ def review_order(rows: Iterable[Mapping[str, Any]], seed: int = 0) -> list[str]:
     for row in rows:
         if row.get("status") == "accepted":
             stage = row["stage"] if "stage" in row else row.get("accepted_stage")
-            strata[(str(row.get("subject") or subject_of(row)), str(stage))].append(row["id"])
+            strata[(subject_of(row), str(stage))].append(row["id"])
     rng = random.Random(seed)
     keyed: list[tuple[float, str]] = []
     for name in sorted(strata):
@@ -296,9 +299,9 @@ def review_order(rows: Iterable[Mapping[str, Any]], seed: int = 0) -> list[str]:
     return [qid for _, qid in sorted(keyed)]
 
 
-def invalid_by_review(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
-    """The traces of a run that people labelled ``invalid`` (label in force, :func:`current_labels`), as
-    ``{id: label}``; ``None`` when the run has no labels at all (then nothing is left out).
+def people_labels(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
+    """People's labels in force on a run's traces (:func:`current_labels`), as ``{id: label}``; ``None``
+    when the run has no labels at all. ``run_dir`` may also be its ``traces.jsonl``.
 
     Raises:
         FileNotFoundError: the run has no ``traces.jsonl``.
@@ -309,10 +312,16 @@ def invalid_by_review(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
     labels, _ = read_labels(run_dir)
     if not labels:
         return None
-    current, _ = current_labels(load_traces(run_dir), labels)
-    return {qid: label for qid, label in current.items() if label["label"] == "invalid"}
+    return current_labels(load_traces(run_dir), labels)[0]
+
+
+def invalid_by_review(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
+    """The traces of a run that people labelled ``invalid`` (:func:`people_labels`), as ``{id: label}``;
+    ``None`` when the run has no labels at all (then nothing is left out). Raises as :func:`people_labels`."""
+    current = people_labels(run_dir)
+    return None if current is None else {qid: label for qid, label in current.items() if label["label"] == "invalid"}
 
 
 __all__ = ["INVALID_REASONS", "agreement", "LABELS", "MODEL_REVIEWER", "VERDICTS", "LabelError", "Precision", "accepted_strategy",
-           "append_label", "current_labels", "invalid_by_review", "is_model_reviewer", "labels_needed", "labels_path", "make_label", "precision",
+           "append_label", "current_labels", "invalid_by_review", "is_model_reviewer", "labels_needed", "labels_path", "make_label", "people_labels", "precision",
            "read_labels", "review_order", "trace_hash", "wilson_interval"]

@@ -31,17 +31,28 @@ class TraceFileError(JsonlError):
     """A complete line of ``traces.jsonl`` is not a trace record (the message names file and line)."""
 
 
+def trace_record(value: dict[str, Any] | JsonlError, path: Path, lineno: int) -> dict[str, Any]:
+    """A parsed line of ``traces.jsonl`` (or the error reading it) as a trace record.
+
+    Raises:
+        TraceFileError: the line is not JSON, or not a record with a string ``id`` (file and line named).
+    """
+    if isinstance(value, JsonlError):
+        raise TraceFileError(path, lineno, value.reason)
+    if not isinstance(value.get("id"), str):
+        raise TraceFileError(path, lineno, "not a trace record (no 'id')")
+    return value
+
+
 def _records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int, list[TraceFileError]]:
     """The complete trace lines from ``offset``: ``(records, new offset, problems)``."""
     lines, end = read_complete_lines(path, offset)
     records, problems = [], []
     for lineno, value in lines:
-        if isinstance(value, JsonlError):
-            problems.append(TraceFileError(path, lineno, value.reason))
-        elif not isinstance(value.get("id"), str):
-            problems.append(TraceFileError(path, lineno, "not a trace record (no 'id')"))
-        else:
-            records.append(value)
+        try:
+            records.append(trace_record(value, path, lineno))
+        except TraceFileError as exc:
+            problems.append(exc)
     return records, end, problems
 
 
@@ -175,4 +186,4 @@ class TraceStore:
             await asyncio.gather(self._writer, return_exceptions=True)
 
 
-__all__ = ["TraceFileError", "TraceStore", "load_traces", "read_traces"]
+__all__ = ["TraceFileError", "TraceStore", "load_traces", "read_traces", "trace_record"]

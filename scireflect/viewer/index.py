@@ -20,7 +20,7 @@ from ..run.checkpoints import read_in_progress
 from ..run.files import CHECKPOINTS, TRACES
 from ..run.jsonl import JsonlError, parse_line
 from ..run.query import trace_row
-from ..run.store import TraceFileError
+from ..run.store import TraceFileError, trace_record
 
 CHUNK_BYTES = 4 << 20
 """Bytes of ``traces.jsonl`` read at a time (a longer line is read whole)."""
@@ -132,14 +132,15 @@ class TraceIndex:
         if not raw.strip():
             return 0
         try:
-            record = parse_line(raw, self.path, self._lines)
+            value: dict[str, Any] | JsonlError = parse_line(raw, self.path, self._lines)
         except JsonlError as exc:
+            value = exc
+        try:
+            record = trace_record(value, self.path, self._lines)
+        except TraceFileError as exc:
             self.problems.append(str(exc))
             return 0
-        qid = record.get("id")
-        if not isinstance(qid, str):
-            self.problems.append(str(TraceFileError(self.path, self._lines, "not a trace record (no 'id')")))
-            return 0
+        qid = record["id"]
         if qid in self.locations:
             return 0
         row = trace_row(record)

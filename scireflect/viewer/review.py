@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..run.labels import current_labels, read_labels, review_order, trace_hash
+from ..run.labels import current_labels, is_model_reviewer, read_labels, review_order, trace_hash
 from .index import TraceIndex
 
 
@@ -28,19 +28,25 @@ class ReviewSample:
         self.seed = seed
         self._key: tuple[int, int] | None = None
         self._order: list[str] = []
+        self._ids: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def order(self) -> list[str]:
         """The ids of the accepted traces in review order (recomputed when the run has new traces)."""
+        return self._current()[0]
+
+    def ids(self) -> frozenset[str]:
+        """The same ids as a set (for counting what is labelled), kept with the order."""
+        return self._current()[1]
+
+    def _current(self) -> tuple[list[str], frozenset[str]]:
         self.index.refresh()
         with self._lock:
             key = (self.index.generation, len(self.index.rows))
             if key != self._key:
-                self._order, self._key = self._stratified(), key
-            return self._order
-
-    def _stratified(self) -> list[str]:
-        return review_order(self.index.rows, self.seed)
+                self._order = review_order(self.index.rows, self.seed)
+                self._ids, self._key = frozenset(self._order), key
+            return self._order, self._ids
 
 
 def review_item(index: TraceIndex, sample: ReviewSample, pos: int, run_dir: Any) -> dict[str, Any] | None:
@@ -54,8 +60,8 @@ def review_item(index: TraceIndex, sample: ReviewSample, pos: int, run_dir: Any)
         return None
     labels, _ = read_labels(run_dir)
     current, _ = current_labels([record], labels)
-    labelled_ids = {label["id"] for label in labels if not label["reviewer"].startswith("model:") and label["label"] != "skip"}
-    return {"pos": pos, "total": len(order), "labelled": len(labelled_ids & set(order)), "record": record,
+    labelled_ids = {label["id"] for label in labels if not is_model_reviewer(label["reviewer"]) and label["label"] != "skip"}
+    return {"pos": pos, "total": len(order), "labelled": len(labelled_ids & sample.ids()), "record": record,
             "hash": trace_hash(record), "label": current.get(record["id"])}
 
 
