@@ -201,8 +201,6 @@ def traces_stats(
         console.print(table)
 
 
-__all__ = ["traces_app"]
-
 
 @traces_app.command("precision")
 def traces_precision(
@@ -251,3 +249,6 @@ def traces_precision(
         console.print(Text(f"model judges vs people on {agree['n']} traces labelled by both: both valid {m['valid']['valid']}, "
                            f"both invalid {m['invalid']['invalid']}, people valid/model invalid {m['valid']['invalid']}, "
                            f"people invalid/model valid {m['invalid']['valid']}; Cohen's kappa {kappa}"))
+
+
+__all__ = ["traces_app"]
