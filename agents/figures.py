@@ -14,7 +14,7 @@ figure's bytes are and hands them out, checked against the sha256, when a prompt
 reference in place of the URL (:func:`recorded_content`).
 
 The references are made, and every figure decoded and checked, by
-:mod:`scireflect.run.images` when the question file is read.
+:mod:`scireflect.rundata.images` when the question file is read.
 """
 
 from __future__ import annotations

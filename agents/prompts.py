@@ -40,6 +40,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from ..verifiers.answer.options import is_options_free, options_free_stem, reference_option_text
 from ..verifiers.base import critic_evidence, failed_answers_evidence
 from .figures import FigureError, FigureStore, figure_refs, image_part
+from .prompts_program import PROGRAM_ASK, PROGRAM_EXAMPLE_ASSISTANT, PROGRAM_SYSTEM_HEAD
 
 PROMPT_VERSION = "2026-12-07.4"
 
@@ -318,8 +319,6 @@ class AnswerPrompts:
         return template, variables
 
     def program(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
-        from .prompts_program import SOLVER_PROGRAM_PROMPT  # it builds on this module's texts
-
         return SOLVER_PROGRAM_PROMPT, self.resample(question, variant, failed)[1]
 
     def answer_guided(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
@@ -403,6 +402,12 @@ class PythonToolPrompts(AnswerPrompts):
 
 
 PYTHON_PROMPTS = PythonToolPrompts()
+
+SOLVER_PROGRAM_SYSTEM = PROGRAM_SYSTEM_HEAD + _ANSWER_FORM
+SOLVER_PROGRAM_PROMPT = ChatPromptTemplate.from_messages([
+    ("system", SOLVER_PROGRAM_SYSTEM), ("human", PYTHON_EXAMPLE_USER + PROGRAM_ASK), ("ai", PROGRAM_EXAMPLE_ASSISTANT),
+    ("human", SOLVER_USER + PROGRAM_ASK)])
+"""The ``program`` strategy's prompt (:meth:`AnswerPrompts.program`, texts in :mod:`.prompts_program`): one worked example as a previous turn."""
 
 
 # -- figures (SciTune, Horawalavithana et al. 2023, arXiv 2307.01139) -----------------------------

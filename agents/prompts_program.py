@@ -6,13 +6,12 @@ model then states the printed result as its answer. Asked to mix prose and code 
 prompts of :mod:`.prompts`), the 1.5B coder model wrote prose only (0 of 10 program attempts held code
 in the reflection benchmark); asked for the program alone, it wrote code for 12 of those 12
 questions, and 4 printed the reference. Recorded under :data:`~scireflect.agents.prompts.PROMPT_VERSION`.
+
+Only the texts live here; :mod:`.prompts` puts them together with the rules every solver shares
+(``SOLVER_PROGRAM_PROMPT``), so the import goes one way.
 """
 
 from __future__ import annotations
-
-from langchain_core.prompts import ChatPromptTemplate
-
-from .prompts import _ANSWER_FORM, PYTHON_EXAMPLE_USER, SOLVER_USER
 
 _PROGRAM_RULES = (
     "Solve the problem by writing a Python program (program of thought). Write one ```python block: a "
@@ -23,12 +22,13 @@ _PROGRAM_RULES = (
     "it and run it again. After the output, round only the final answer, to the precision of the data. "
 )
 
-SOLVER_PROGRAM_SYSTEM = (
+PROGRAM_SYSTEM_HEAD = (
     "You are an expert {subject_name} teacher who solves problems with short, correct Python programs.\n"
-    "{advice}\n" + _PROGRAM_RULES + _ANSWER_FORM
+    "{advice}\n" + _PROGRAM_RULES
 )
+"""The system message of the ``program`` strategy, before the answer-form rules every solver shares."""
 
-_PROGRAM_ASK = "\n\nWrite the Python program that solves this problem and prints the final answer."
+PROGRAM_ASK = "\n\nWrite the Python program that solves this problem and prints the final answer."
 
 PROGRAM_EXAMPLE_ASSISTANT = (
     "```python\n"
@@ -42,10 +42,4 @@ PROGRAM_EXAMPLE_ASSISTANT = (
     "\\boxed{{122}}"
 )
 
-SOLVER_PROGRAM_PROMPT = ChatPromptTemplate.from_messages([
-    ("system", SOLVER_PROGRAM_SYSTEM), ("human", PYTHON_EXAMPLE_USER + _PROGRAM_ASK), ("ai", PROGRAM_EXAMPLE_ASSISTANT),
-    ("human", SOLVER_USER + _PROGRAM_ASK)])
-"""The ``program`` strategy's prompt (:meth:`AnswerPrompts.program`): one worked example as a previous turn."""
-
-
-__all__ = ["PROGRAM_EXAMPLE_ASSISTANT", "SOLVER_PROGRAM_PROMPT", "SOLVER_PROGRAM_SYSTEM"]
+__all__ = ["PROGRAM_ASK", "PROGRAM_EXAMPLE_ASSISTANT", "PROGRAM_SYSTEM_HEAD"]

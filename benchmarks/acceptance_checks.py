@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scireflect.graphs.state import solution_steps
-from scireflect.run.store import load_traces
+from scireflect.rundata.store import load_traces
 
 
 def stopped_by(verdict: dict[str, Any]) -> str | None:

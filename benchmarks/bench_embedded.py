@@ -147,8 +147,8 @@ def _server_metrics(log: Path) -> dict[str, float]:
 
 def _loop_one(name: str, questions_path: Path, run_dir: Path, model: str) -> dict[str, Any]:
     from scireflect.run.config import load_settings
-    from scireflect.run.files import SERVER_LOG, TRACES
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.files import SERVER_LOG, TRACES
+    from scireflect.rundata.questions import load_questions
     from scireflect.run.runner import annotate
 
     settings = load_settings(embedded_model=model, **CONFIGS[name])

@@ -105,7 +105,7 @@ def trace(qid: str, row: dict[str, Any], lines: list[str]) -> dict[str, Any]:
 
 def build(n: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """``n`` correct and ``n`` planted traces from seeded GSM8K train rows; and ``{planted id: planted step}``."""
-    from scireflect.run.jsonl import read_jsonl
+    from scireflect.rundata.jsonl import read_jsonl
 
     rows = read_jsonl(DATA)
     rng = random.Random(seed)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from scireflect.agents.judge import number_steps
     from scireflect.run.config import load_settings
     from scireflect.run.judging import judge_run
-    from scireflect.run.labels import read_labels
+    from scireflect.rundata.labels import read_labels
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.keep or Path(tmp) / "run"

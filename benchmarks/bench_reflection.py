@@ -40,7 +40,7 @@ from typing import Any
 from scireflect.graphs.budget import Budget
 from scireflect.graphs.nodes import strategy_of
 from scireflect.graphs.state import solution_steps, total_seconds, total_tokens
-from scireflect.run.jsonl import read_jsonl
+from scireflect.rundata.jsonl import read_jsonl
 
 SEED = 24
 HERE = Path(__file__).resolve().parent
@@ -175,7 +175,7 @@ async def run_orders(question_file: Path, out: Path, orders: Mapping[str, str], 
     """Annotate ``question_file`` once per order (``OUT/<name>``), one after the other, against the same
     endpoint (``base_url``/``model``; none: the embedded model, as ``scireflect annotate``). Returns the run dirs."""
     from scireflect.run.config import load_settings
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.questions import load_questions
     from scireflect.run.runner import annotate
 
     dirs = []

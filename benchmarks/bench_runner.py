@@ -75,7 +75,7 @@ def _questions(path: Path, n: int) -> Path:
 
 async def _one_run(base_url: str, mock_pid: int, n: int, concurrency: int, workdir: Path, verifier, tag: str = "") -> dict:
     from scireflect.run.config import LLMSettings, RunSettings
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.questions import load_questions
     from scireflect.run.runner import annotate
 
     questions = load_questions(_questions(workdir / f"q{concurrency}{tag}.jsonl", n))
@@ -176,7 +176,7 @@ def _ray_inside(n: int, latency: float, concurrency: int, workers: list[int]) ->
 
     from scireflect.run.cluster import annotate_on_ray
     from scireflect.run.config import LLMSettings, RunSettings
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.questions import load_questions
 
     server, parent, base_url = _start_mock(latency)
     ray.init(num_cpus=max(workers), object_store_memory=100 * 1024 * 1024, include_dashboard=False, logging_level=logging.WARNING,

@@ -40,7 +40,7 @@ from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
 
-from scireflect.run.jsonl import read_jsonl
+from scireflect.rundata.jsonl import read_jsonl
 
 HERE = Path(__file__).resolve().parent
 SUITE = HERE / "data" / "equivalence_suite.jsonl"

@@ -28,7 +28,7 @@ from bench_runner import _cpu_seconds, _questions, _start_mock, _stop_mock
 
 async def _variant(name: str, url: str, mock_pid: int, n: int, tmp: Path, patches: list[tuple[object, str, object]]) -> float:
     from scireflect.run.config import LLMSettings, RunSettings
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.questions import load_questions
     from scireflect.run.runner import annotate, make_verifier
 
     questions = load_questions(_questions(tmp / f"{name}.jsonl", n))
@@ -56,10 +56,10 @@ def _stand_ins() -> dict[str, list[tuple[object, str, object]]]:
     from langgraph.checkpoint.memory import InMemorySaver
 
     import scireflect.agents.openai_chat as chat
-    import scireflect.run.checkpoints as checkpoints
-    import scireflect.run.jsonl as jsonl
+    import scireflect.rundata.checkpoints as checkpoints
+    import scireflect.rundata.jsonl as jsonl
     import scireflect.run.runner as runner
-    import scireflect.run.store as store
+    import scireflect.rundata.store as store
 
     reply = "Step 1: work it out.\nStep 2: the result is 42.\n\\boxed{42}"
 

@@ -19,7 +19,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from scireflect.run.jsonl import read_jsonl
+from scireflect.rundata.jsonl import read_jsonl
 
 HERE = Path(__file__).resolve().parent
 REAL = [

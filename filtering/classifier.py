@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scireflect.run.records import prompts_for
+from scireflect.rundata.records import prompts_for
 
 from .errors import ClassifierError
 from .examples import INPUT_TEMPLATE_VERSION, Attempt

@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..run.untrusted import untrusted
+from ..rundata.untrusted import untrusted
 
 classify_app = typer.Typer(rich_markup_mode=None, help="Train and apply the instruction-quality classifier (labels from the verifiers).",
                            no_args_is_help=True, add_completion=False)
@@ -69,7 +69,7 @@ def train(
     """Train on the verifier-labelled attempts of RUN_DIRs (and, with --labels, people's review labels);
     print held-out metrics and the shortcut audit."""
     _offline()
-    from scireflect.run.store import TraceFileError
+    from scireflect.rundata.store import TraceFileError
 
     from .classifier import ClassifierError, train_classifier
     from .examples import load_attempts, with_review_labels
@@ -117,8 +117,8 @@ def score(
     """Score every solution attempt of RUN_DIR: P(correct), keep/drop at the threshold; where the verifier
     labelled an attempt, print how the threshold's keep set agrees with it."""
     _offline()
-    from scireflect.run.jsonl import write_jsonl_atomic
-    from scireflect.run.store import TraceFileError
+    from scireflect.rundata.jsonl import write_jsonl_atomic
+    from scireflect.rundata.store import TraceFileError
 
     from .classifier import ClassifierError, load_classifier
     from .examples import load_attempts

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scireflect.run.jsonl import JsonlError, iter_jsonl
+from scireflect.rundata.jsonl import JsonlError, iter_jsonl
 
 TEXT_KEYS = ("question", "problem", "prompt", "content", "input")
 DEFAULT_N = 13

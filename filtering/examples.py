@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from scireflect.run.records import prompts_for, step_check_counts
-from scireflect.run.store import load_traces
+from scireflect.rundata.records import prompts_for, step_check_counts
+from scireflect.rundata.store import load_traces
 
 #: Bump when :func:`classifier_input` changes; a model trained on another version refuses to score.
 INPUT_TEMPLATE_VERSION = "1"
@@ -112,16 +112,16 @@ def record_attempts(record: Mapping[str, Any], run: str = "") -> list[Attempt]:
 
 
 def with_review_labels(attempts: Sequence[Attempt], run_dirs: Iterable[str | Path]) -> tuple[list[Attempt], int]:
-    """The attempts with people's review labels (``labels.jsonl``, :mod:`scireflect.run.labels`) in place
+    """The attempts with people's review labels (``labels.jsonl``, :mod:`scireflect.rundata.labels`) in place
     of the verifier's on the accepted attempts they judge: a trace labelled ``valid`` keeps ``True``, one
     labelled ``invalid`` becomes ``False`` (a right answer reached by wrong reasoning). Such attempts get
     ``extra["human_label"]`` (the label as a bool). Returns ``(attempts, number relabelled)``; labels of
     traces that changed since are stale and ignored.
 
     Raises:
-        FileNotFoundError, scireflect.run.store.TraceFileError: a run's ``traces.jsonl`` is missing or bad.
+        FileNotFoundError, scireflect.rundata.store.TraceFileError: a run's ``traces.jsonl`` is missing or bad.
     """
-    from scireflect.run.labels import people_labels
+    from scireflect.rundata.labels import people_labels
 
     human: dict[tuple[str, str], bool] = {}
     for run_dir in run_dirs:
@@ -147,7 +147,7 @@ def load_attempts(run_dirs: Iterable[str | Path], *, labelled_only: bool = True)
 
     Raises:
         FileNotFoundError: a run has no ``traces.jsonl``.
-        scireflect.run.store.TraceFileError: a complete line is not a trace record.
+        scireflect.rundata.store.TraceFileError: a complete line is not a trace record.
     """
     out: list[Attempt] = []
     for run_dir in run_dirs:

@@ -21,7 +21,7 @@ Formats (``train.jsonl`` unless ``hf``), every row with the metadata ``id``, ``s
 ``jsonl``     SciInstruct's form (THUDM/SciGLM): ``content`` (the problem) and ``summary`` (the solution).
 ``messages``  OpenAI chat: ``messages`` = [user problem, assistant solution] (read by ``scireflect train``);
               an attempt that called tools has its tool turns in between (assistant ``tool_calls``, then
-              ``tool`` results; :func:`scireflect.run.records.attempt_messages`). Python run in plain text
+              ``tool`` results; :func:`scireflect.rundata.records.attempt_messages`). Python run in plain text
               stays inside the assistant message as ```output blocks: tool output, masked by ``train``.
 ``sharegpt``  ``conversations`` = [{"from": "human", ...}, {"from": "gpt", ...}]; tool turns as
               ``function_call`` (``{"name", "arguments"}`` JSON) and ``observation`` (LLaMA-Factory's names).
@@ -54,10 +54,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scireflect.run.files import MANIFEST, TRACES
-from scireflect.run.jsonl import JsonlError, read_json, write_jsonl_atomic
-from scireflect.run.manifest import redact_url
-from scireflect.run.records import attempt_messages, prompts_for
+from scireflect.rundata.files import MANIFEST, TRACES
+from scireflect.rundata.jsonl import JsonlError, read_json, write_jsonl_atomic
+from scireflect.agents.endpoints import redact_url
+from scireflect.rundata.records import attempt_messages, prompts_for
 
 from .decontam import DEFAULT_N, EvalIndex, build_index, question_text
 from .dedup import QuestionGroups, select_diverse
@@ -151,7 +151,7 @@ def build_training_set(run_dirs: Sequence[str | Path], options: ExportOptions) -
     items = [Item(a) for a in attempts if a.label is True]
     _step(steps, "candidates", len(attempts), len(items), note="in: solution attempts with a True/False verdict; kept: those the verifier accepted")
 
-    from scireflect.run.labels import invalid_by_review
+    from scireflect.rundata.labels import invalid_by_review
 
     invalid = {str(run): invalid_by_review(run) for run in run_dirs}
     if any(v is not None for v in invalid.values()):

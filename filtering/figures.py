@@ -1,8 +1,8 @@
 """Figures in an export: each example's images found again, checked, and written the way each format wants.
 
 The figures of a run are read from the question file's directory that the run's ``run.json``
-records (:func:`scireflect.run.images.figure_root`), the path checked to stay inside it and the bytes
-checked against the trace's sha256 (:func:`scireflect.run.images.read_figure`). Then, by format:
+records (:func:`scireflect.rundata.images.figure_root`), the path checked to stay inside it and the bytes
+checked against the trace's sha256 (:func:`scireflect.rundata.images.read_figure`). Then, by format:
 
 ``jsonl`` / ``sharegpt``  an ``images`` list of paths inside the export (``images/<sha256>.<ext>``,
                           each figure written once); ShareGPT's human turn starts with ``<image>``
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scireflect.agents.figures import figure_refs
-from scireflect.run.images import ImageError, figure_root, read_figure
+from scireflect.rundata.images import ImageError, figure_root, read_figure
 
 from .examples import Attempt
 

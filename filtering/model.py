@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scireflect.run.jsonl import JsonlError, iter_jsonl, write_jsonl_atomic
+from scireflect.rundata.jsonl import JsonlError, iter_jsonl, write_jsonl_atomic
 from .errors import ClassifierError
 from .examples import INPUT_TEMPLATE_VERSION, Attempt, classifier_input
 from .metrics import threshold_for_precision

@@ -2,7 +2,7 @@
 
 Read this before the graph code (the layout of langchain-ai/react-agent's ``state.py``): every field
 is documented where it is declared. A question's state is checkpointed after every node and its
-final value becomes the question's line in ``traces.jsonl`` (:mod:`scireflect.run.records`), so
+final value becomes the question's line in ``traces.jsonl`` (:mod:`scireflect.rundata.records`), so
 every value here is plain JSON (dicts, lists, strings, numbers): no objects, nothing that a
 checkpoint would have to import to read back.
 """
@@ -171,7 +171,7 @@ class AnnotationState(TypedDict, total=False):
 
     question: dict[str, Any]
     """The question row: ``id``, ``question``, ``answer`` (the reference answer), ``subject``, ... (see
-    :mod:`scireflect.run.questions`)."""
+    :mod:`scireflect.rundata.questions`)."""
     variant: str
     """The prompt variant: ``math``, ``physics``, ``chemistry`` or ``general``."""
     steps: Annotated[list[Step], merge_steps]

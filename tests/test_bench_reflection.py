@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scireflect.run.jsonl import read_jsonl
+from scireflect.rundata.jsonl import read_jsonl
 from scireflect.testing.mock_openai import MockOpenAI
 
 _SPEC = importlib.util.spec_from_file_location("bench_reflection", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_reflection.py")

@@ -10,7 +10,7 @@ import pytest
 
 from scireflect.graphs.call_slots import CallSlots
 from scireflect.run.config import LLMSettings, RunSettings, load_settings
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.testing.mock_openai import MockOpenAI
 from tests.test_graph import ExactBoxedVerifier

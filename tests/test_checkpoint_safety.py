@@ -18,9 +18,9 @@ import ormsgpack
 import pytest
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from scireflect.run.checkpoints import CheckpointRejected, PlainDataSerializer, read_in_progress
+from scireflect.rundata.checkpoints import CheckpointRejected, PlainDataSerializer, read_in_progress
 from scireflect.run.config import RunSettings
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.graphs.nodes import EndpointError
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
@@ -158,7 +158,7 @@ async def test_checkpoint_writes_of_one_loop_turn_share_one_commit(tmp_path):
 
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from scireflect.run.checkpoints import open_checkpointer
+    from scireflect.rundata.checkpoints import open_checkpointer
 
     path = tmp_path / "checkpoints.sqlite"
     commits: list[str] = []
@@ -182,7 +182,7 @@ async def test_checkpoint_writes_of_one_loop_turn_share_one_commit(tmp_path):
 async def test_a_failed_checkpoint_commit_is_raised_by_the_next_write(tmp_path):
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from scireflect.run.checkpoints import open_checkpointer
+    from scireflect.rundata.checkpoints import open_checkpointer
 
     import asyncio
 
@@ -202,7 +202,7 @@ async def test_a_failed_last_commit_at_close_is_raised(tmp_path):
     """The commit made as the saver closes has a caller to tell: it raises, never passes silently."""
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from scireflect.run.checkpoints import open_checkpointer
+    from scireflect.rundata.checkpoints import open_checkpointer
 
     with pytest.raises(sqlite3.OperationalError, match="disk is full"):
         async with open_checkpointer(tmp_path / "checkpoints.sqlite") as saver:

@@ -203,8 +203,8 @@ def test_review_labels_replace_the_verifiers_on_the_accepted_attempts_they_judge
     valid keeps True; the metrics report ROC-AUC on the human-labelled held-out attempts alone."""
     from scireflect.filtering.classifier import human_label_metrics
     from scireflect.filtering.examples import with_review_labels
-    from scireflect.run.labels import append_label, make_label
-    from scireflect.run.store import load_traces
+    from scireflect.rundata.labels import append_label, make_label
+    from scireflect.rundata.store import load_traces
 
     run = tmp_path / "run"
     shutil.copytree(REAL_RUN, run)

@@ -8,7 +8,7 @@ import pytest
 
 from scireflect.run.config import ConfigError, load_settings
 from scireflect.testing.mock_openai import MockOpenAI
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 
 

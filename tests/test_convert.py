@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.training.convert import ConvertError, convert_scicap, convert_scienceqa
 
 

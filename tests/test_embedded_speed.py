@@ -106,18 +106,18 @@ async def test_slot_options_reach_the_embedded_endpoint_only():
 
 
 async def test_the_draft_is_the_small_model_when_both_are_installed(monkeypatch, tmp_path):
-    from scireflect.run.endpoints import embedded_draft
+    from scireflect.embedded import embedded_draft
 
     small, default = "qwen2.5-coder-0.5b-instruct-q4_k_m", "qwen2.5-coder-1.5b-instruct-q4_k_m"
     joined = []
-    monkeypatch.setattr("scireflect.embedded.materialise_embedded_model", lambda name: joined.append(name) or tmp_path / f"{name}.gguf")
-    monkeypatch.setattr("scireflect.embedded.available_embedded_models", lambda: [default, small])
+    monkeypatch.setattr("scireflect.embedded.choice.materialise_embedded_model", lambda name: joined.append(name) or tmp_path / f"{name}.gguf")
+    monkeypatch.setattr("scireflect.embedded.choice.available_embedded_models", lambda: [default, small])
     draft = await embedded_draft("auto", default, None)
     assert (draft.name, draft.path) == (small, tmp_path / f"{small}.gguf")
     assert await embedded_draft("off", default, None) is None
     assert await embedded_draft("auto", small, None) is None  # nothing smaller drafts for the 0.5B
     assert await embedded_draft("auto", default, tmp_path / "own.gguf") is None  # a user's GGUF: no guessing
     assert (await embedded_draft(small, "own", tmp_path / "own.gguf")).name == small  # named: always
-    monkeypatch.setattr("scireflect.embedded.available_embedded_models", lambda: [default])
+    monkeypatch.setattr("scireflect.embedded.choice.available_embedded_models", lambda: [default])
     assert await embedded_draft("auto", default, None) is None  # the 0.5B is not installed
     assert joined == [small, small]

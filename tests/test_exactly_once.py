@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from scireflect.cli import app
 from scireflect.graphs.budget import Budget
 from scireflect.run.config import LLMSettings, RunSettings
-from scireflect.run.questions import load_questions, select_shard
+from scireflect.rundata.questions import load_questions, select_shard
 from scireflect.run.runner import annotate
 from scireflect.run.lease import LeaseLost, ShardLease
-from scireflect.run.store import TraceStore
+from scireflect.rundata.store import TraceStore
 from scireflect.testing.mock_openai import MockOpenAI
 from tests.test_scale_out import write_questions
 

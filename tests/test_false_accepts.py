@@ -22,7 +22,7 @@ from scireflect.graphs.annotation import build_annotation_graph
 from scireflect.graphs.budget import Budget
 from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.state import initial_state
-from scireflect.run.records import attempt_messages
+from scireflect.rundata.records import attempt_messages
 from scireflect.sandbox import ExecutionResult
 from scireflect.training.data import _response_pieces
 from scireflect.verifiers import verify_answer

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.verifiers import verify_answer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "figures"

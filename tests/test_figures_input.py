@@ -23,8 +23,8 @@ from PIL import Image
 
 from scireflect.agents.figures import FigureError, recorded_content
 from scireflect.agents.prompts import ANSWER_PROMPTS, FigurePrompt, FigurePrompts
-from scireflect.run.images import ImageError, decode_image, read_figure, resolve_figure_path
-from scireflect.run.questions import QuestionFileError, load_questions
+from scireflect.rundata.images import ImageError, decode_image, read_figure, resolve_figure_path
+from scireflect.rundata.questions import QuestionFileError, load_questions
 
 
 def png_bytes(size=(40, 30), colour=(200, 30, 30)) -> bytes:

@@ -21,8 +21,8 @@ import pytest
 
 from scireflect.filtering.export import ExportOptions, export_training_set
 from scireflect.run.config import load_settings
-from scireflect.run.errors import RunError
-from scireflect.run.questions import load_questions
+from scireflect.rundata.errors import RunError
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.testing.mock_openai import MockOpenAI
 from scireflect.viewer import serve

@@ -16,10 +16,10 @@ from scireflect.cli.progress import LiveProgress
 from scireflect.cli.render import summary_table
 from scireflect.graphs.budget import Budget
 from scireflect.run.config import LLMSettings, RunSettings
-from scireflect.run.jsonl import read_jsonl
-from scireflect.run.questions import load_questions
+from scireflect.rundata.jsonl import read_jsonl
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
-from scireflect.run.summary import Outcomes
+from scireflect.rundata.summary import Outcomes
 from scireflect.testing.mock_openai import MockOpenAI
 from tests.test_runner import questions_file
 

@@ -16,9 +16,9 @@ from scireflect.graphs.annotation import build_annotation_graph
 from scireflect.graphs.budget import Budget, decide
 from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.state import FINAL_STATUSES, initial_state
-from scireflect.run.outputs import write_outputs
-from scireflect.run.query import filter_traces
-from scireflect.run.summary import summarize, trace_stats
+from scireflect.rundata.outputs import write_outputs
+from scireflect.rundata.query import filter_traces
+from scireflect.rundata.summary import summarize, trace_stats
 from scireflect.verifiers import Verdict, verify_answer
 from scireflect.verifiers.answer import consistency
 from scireflect.verifiers.answer.consistency import apply_consistency_check, concluding_statement, find_contradiction

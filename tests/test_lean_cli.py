@@ -31,7 +31,7 @@ def no_lean(tmp_path, monkeypatch):
 async def test_annotate_minif2f_without_lean_every_row_unverified(tmp_path, no_lean):
     from scireflect.agents.roles import AgentTeam
     from scireflect.run.config import RunSettings
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.questions import load_questions
     from tests.fakes import ScriptedChatModel
 
     questions = load_questions(SAMPLE)
@@ -73,7 +73,7 @@ def test_cli_annotate_minif2f_without_lean(tmp_path, no_lean):
 
 
 def test_question_file_accepts_null_answer_only_with_a_statement(tmp_path):
-    from scireflect.run.questions import QuestionFileError, load_questions
+    from scireflect.rundata.questions import QuestionFileError, load_questions
 
     good = tmp_path / "good.jsonl"
     good.write_text(SAMPLE.read_text())

@@ -13,7 +13,7 @@ from scireflect.graphs.budget import Budget, decide
 from scireflect.graphs.context import verify_with
 from scireflect.graphs.formal import build_formal_graph, formal_context
 from scireflect.graphs.state import initial_state
-from scireflect.run.questions import is_formal_question
+from scireflect.rundata.questions import is_formal_question
 from scireflect.verifiers.lean import LeanProofChecker, LeanSettings
 from tests.test_graph import team
 from tests.test_lean_repl import ERROR_IMO, GOOD_IMO, STOP_81, install_fake_lean

@@ -24,7 +24,7 @@ from scireflect.graphs.budget import Budget, decide
 from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.nodes import SAMPLE_TEMPERATURE
 from scireflect.graphs.state import initial_state, total_tokens
-from scireflect.run.records import sft_pair, trace_record
+from scireflect.rundata.records import sft_pair, trace_record
 from scireflect.verifiers.answer import verify_answer
 from scireflect.verifiers.answer.options import (
     check_options_free,

@@ -18,7 +18,7 @@ import pytest
 
 from scireflect.graphs.nodes import EndpointError
 from scireflect.run.config import RunSettings
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.testing.mock_openai import MockOpenAI
 from scireflect.testing.postgres import TempPostgres, postgres_bin

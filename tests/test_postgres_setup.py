@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from scireflect.run.errors import RunError
+from scireflect.rundata.errors import RunError
 from scireflect.run.postgres import open_postgres_checkpointer, postgres_threads, setup_schema
 from scireflect.testing.postgres import TempPostgres, postgres_bin
 

@@ -22,7 +22,7 @@ from scireflect.graphs.budget import Budget
 from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.state import initial_state
 from scireflect.run.config import ConfigError, load_settings
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.sandbox import ExecutionResult, sandbox_available
 from scireflect.verifiers.base import Verdict

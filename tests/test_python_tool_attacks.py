@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage
 from scireflect.agents.retry import RetryPolicy
 from scireflect.agents.roles import AgentTeam
 from scireflect.run.config import load_settings
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.sandbox import sandbox_available
 from tests.fakes import ScriptedChatModel

@@ -15,7 +15,7 @@ from scireflect.agents.retry import RetryPolicy
 from scireflect.agents.roles import AgentTeam
 from scireflect.filtering.export import ExportOptions, export_training_set
 from scireflect.run.config import load_settings
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.sandbox import sandbox_available
 from scireflect.verifiers.base import Verdict

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scireflect.run.questions import QuestionFileError, load_questions
+from scireflect.rundata.questions import QuestionFileError, load_questions
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "questions.jsonl"
 
@@ -86,7 +86,7 @@ def test_deeply_nested_rows_get_a_file_line_error(tmp_path, field, depth):
     """Issue 25, finding 4: at depth ~1000 the loader died with a RecursionError; at depth 300, in
     any field, the row passed and every run then crashed when it checkpointed that question. A row
     nested past MAX_QUESTION_DEPTH levels is refused with one file:line message."""
-    from scireflect.run.questions import MAX_QUESTION_DEPTH
+    from scireflect.rundata.questions import MAX_QUESTION_DEPTH
 
     path = write(tmp_path, [row(), row(id="b")[:-1] + f', "{field}": ' + "[" * depth + "]" * depth + "}"])
     with pytest.raises(QuestionFileError) as info:
@@ -98,8 +98,8 @@ def test_deeply_nested_rows_get_a_file_line_error(tmp_path, field, depth):
 def test_nesting_up_to_the_limit_is_kept_and_checkpointed(tmp_path):
     """A row at exactly MAX_QUESTION_DEPTH levels loads, and its state is a checkpoint msgpack can hold."""
     from scireflect.graphs.state import initial_state
-    from scireflect.run.checkpoints import PlainDataSerializer
-    from scireflect.run.questions import MAX_QUESTION_DEPTH
+    from scireflect.rundata.checkpoints import PlainDataSerializer
+    from scireflect.rundata.questions import MAX_QUESTION_DEPTH
 
     path = write(tmp_path, [json.dumps({"id": "b", "question": "x?", "answer": "1", "extra": _nested(MAX_QUESTION_DEPTH - 1)})])
     [question] = load_questions(path).questions

@@ -22,7 +22,7 @@ from scireflect.run.config import LLMSettings, RunSettings
 from scireflect.graphs.budget import Budget
 from scireflect.graphs.nodes import EndpointError
 from scireflect.testing.mock_openai import FaultPlan, MockOpenAI
-from scireflect.run.questions import load_questions
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 
 

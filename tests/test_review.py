@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from scireflect.cli import app
-from scireflect.run.jsonl import JsonlError
-from scireflect.run.labels import (LabelError, append_label, current_labels, labels_needed, labels_path, make_label, precision,
+from scireflect.rundata.jsonl import JsonlError
+from scireflect.rundata.labels import (LabelError, append_label, current_labels, labels_needed, labels_path, make_label, precision,
                                    read_labels, trace_hash, wilson_interval)
-from scireflect.run.store import load_traces
+from scireflect.rundata.store import load_traces
 from scireflect.testing.large_run import write_large_run
 from scireflect.viewer import serve
 
@@ -162,7 +162,7 @@ def test_the_review_sample_is_seeded_stratified_and_holds_each_accepted_trace_on
 
 
 def test_the_strategy_of_an_old_trace_comes_from_its_stage():
-    from scireflect.run.labels import accepted_strategy
+    from scireflect.rundata.labels import accepted_strategy
 
     old = {"steps": [{"kind": "solution", "stage": "answer_guided", "response": "\\boxed{1}"}]}
     assert accepted_strategy(old) == "answer_guided"  # it read "cot" before it used graphs.state.strategy_of

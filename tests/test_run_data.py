@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from scireflect.run.config import RunSettings
-from scireflect.run.jsonl import JsonlError, append_line, dumps_line, read_complete_lines, read_jsonl, write_jsonl_atomic
-from scireflect.run.questions import load_questions
+from scireflect.rundata.jsonl import JsonlError, append_line, dumps_line, read_complete_lines, read_jsonl, write_jsonl_atomic
+from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
-from scireflect.run.store import load_traces
+from scireflect.rundata.store import load_traces
 from tests.test_graph import ExactBoxedVerifier
 from tests.test_runner import scripted_team
 

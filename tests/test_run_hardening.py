@@ -14,11 +14,11 @@ import pytest
 
 from scireflect.graphs.budget import Budget
 from scireflect.run.config import ConfigError, RunSettings, load_settings
-from scireflect.run.errors import RunError
-from scireflect.run.jsonl import read_jsonl
-from scireflect.run.lock import run_dir_lock
-from scireflect.run.manifest import redact_url
-from scireflect.run.questions import QuestionFileError, load_questions
+from scireflect.rundata.errors import RunError
+from scireflect.rundata.jsonl import read_jsonl
+from scireflect.rundata.lock import run_dir_lock
+from scireflect.agents.endpoints import redact_url
+from scireflect.rundata.questions import QuestionFileError, load_questions
 from scireflect.run.runner import annotate
 from scireflect.testing.mock_openai import MockOpenAI
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
@@ -111,7 +111,7 @@ async def test_a_lone_surrogate_in_a_reply_is_kept_exactly_and_other_questions_g
 
 
 def test_checkpoints_keep_a_lone_surrogate_unchanged():
-    from scireflect.run.checkpoints import PlainDataSerializer
+    from scireflect.rundata.checkpoints import PlainDataSerializer
 
     serde = PlainDataSerializer()
     value = {"steps": [{"response": "a \ud800 b", "n": 1}], "ok": "ünï"}

@@ -9,11 +9,11 @@ import pytest
 
 from scireflect.agents.roles import AgentTeam
 from scireflect.run.config import RunSettings
-from scireflect.run.questions import load_questions
-from scireflect.run.records import sft_pair
+from scireflect.rundata.questions import load_questions
+from scireflect.rundata.records import sft_pair
 from scireflect.run.runner import annotate
-from scireflect.run.store import TraceFileError, TraceStore
-from scireflect.run.summary import summarize
+from scireflect.rundata.store import TraceFileError, TraceStore
+from scireflect.rundata.summary import summarize
 from tests.fakes import ScriptedChatModel
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
 

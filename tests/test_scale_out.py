@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from scireflect.cli import app
 from scireflect.testing.mock_openai import MockOpenAI
-from scireflect.run.questions import load_questions, select_shard
+from scireflect.rundata.questions import load_questions, select_shard
 
 
 def write_questions(path, n):

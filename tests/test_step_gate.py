@@ -9,7 +9,7 @@ import json
 import pytest
 
 from scireflect.run.config import ConfigError, load_settings
-from scireflect.run.records import sft_pair, step_check_counts, trace_record
+from scireflect.rundata.records import sft_pair, step_check_counts, trace_record
 from scireflect.verifiers import InProcessAnswerVerifier, SandboxedAnswerVerifier, verify_answer
 from scireflect.verifiers.base import STEP_ERROR, critic_evidence
 

@@ -21,7 +21,7 @@ from scireflect.graphs.formal import formal_context
 from scireflect.graphs.nodes import failed_answers, repeated_attempt, strategy_of
 from scireflect.graphs.state import initial_state
 from scireflect.verifiers.base import failed_answers_evidence, wrong_answer
-from scireflect.run.jsonl import read_jsonl
+from scireflect.rundata.jsonl import read_jsonl
 from scireflect.sandbox import sandbox_available
 from scireflect.verifiers.registry import InProcessAnswerVerifier
 from tests.test_graph import CRITIQUE, QUESTION, RIGHT, WRONG, ExactBoxedVerifier, context, run, team
@@ -334,7 +334,7 @@ def test_a_trace_shows_which_strategy_made_each_attempt():
 @pytest.mark.skipif(not sandbox_available()[0], reason="the code sandbox cannot start here")
 async def test_a_run_whose_order_has_program_sets_up_the_sandbox(tmp_path):
     from scireflect.run.config import RunSettings
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.questions import load_questions
     from scireflect.run.runner import annotate
 
     questions = tmp_path / "q.jsonl"

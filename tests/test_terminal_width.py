@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from scireflect.cli import app
 from scireflect.cli.annotate import closing_line
 from scireflect.cli.render import stats_tables
-from scireflect.run.store import load_traces
-from scireflect.run.summary import trace_stats
+from scireflect.rundata.store import load_traces
+from scireflect.rundata.summary import trace_stats
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"
 

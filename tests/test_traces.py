@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from scireflect.cli.render import render_trace, stats_tables
 from scireflect.cli.traces import traces_app
-from scireflect.run.query import filter_traces, find_trace, trace_row
-from scireflect.run.store import TraceFileError, load_traces, read_traces
-from scireflect.run.summary import trace_stats
+from scireflect.rundata.query import filter_traces, find_trace, trace_row
+from scireflect.rundata.store import TraceFileError, load_traces, read_traces
+from scireflect.rundata.summary import trace_stats
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"
 

@@ -21,7 +21,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("deepspeed")
 
 from scireflect.run.config import load_settings  # noqa: E402
-from scireflect.run.questions import load_questions  # noqa: E402
+from scireflect.rundata.questions import load_questions  # noqa: E402
 from scireflect.run.runner import annotate  # noqa: E402
 from scireflect.testing.mock_openai import MockOpenAI  # noqa: E402
 from scireflect.training.vision_data import ALIGN_PROMPT, encode_example, load_align_rows, load_instruct_rows  # noqa: E402

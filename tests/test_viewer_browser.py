@@ -123,7 +123,7 @@ def test_a_question_with_a_figure_shows_it_beside_the_question(browser, tmp_path
     import threading
 
     from scireflect.run.config import load_settings
-    from scireflect.run.questions import load_questions
+    from scireflect.rundata.questions import load_questions
     from scireflect.run.runner import annotate
     from scireflect.testing.mock_openai import MockOpenAI
 
@@ -220,8 +220,8 @@ def test_review_by_keyboard_keeps_labels_across_a_restart_and_drops_a_changed_tr
     """Issue 26: label five accepted traces from the keyboard (v, x + reason + Enter, s), kill the server
     (``scireflect view`` in its own process, SIGKILL) half-way and open a new one: the labels are kept and
     shown; a trace changed after its label no longer counts."""
-    from scireflect.run.labels import precision, read_labels
-    from scireflect.run.store import load_traces
+    from scireflect.rundata.labels import precision, read_labels
+    from scireflect.rundata.store import load_traces
     from scireflect.testing.large_run import write_large_run
 
     run_dir = write_large_run(tmp_path / "run", 60, trace_bytes=500)

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..run.untrusted import untrusted
+from ..rundata.untrusted import untrusted
 
 console = Console(stderr=True)
 out = Console()
@@ -254,9 +254,10 @@ def train_command(
             from .sft import single_process_env
 
             single_process_env(use_cpu)
-    from ..run.ocr import OcrUnavailable
+    from ..rundata.ocr import OcrUnavailable
     from .data import ChatTemplateError, SFTDataError
     from .sft import SFTConfig, TrainError, run_sft
+    from .vision_sft import run_vision_sft
 
     cfg = SFTConfig(
         model=model, data=list(data), output_dir=out_dir, deepspeed=deepspeed, learning_rate=learning_rate, epochs=epochs,
@@ -268,7 +269,7 @@ def train_command(
         stage=stage, align_targets=target_tuple,
     )
     try:
-        result = run_sft(cfg, console=out)
+        result = (run_sft if cfg.stage is None else run_vision_sft)(cfg, console=out)
     except (TrainError, SFTDataError, ChatTemplateError, ValueError, OcrUnavailable) as exc:
         _fail(str(exc), code=1)
     if os.environ.get("RANK", "0") == "0":

@@ -3,7 +3,7 @@
 Both are licensed for non-commercial use only (ScienceQA: CC BY-NC-SA 4.0; SciCap: CC BY-NC-SA 4.0):
 scireflect never ships them, and these converters only read the files a user has downloaded.
 Image paths are written relative to the output file, and the images must lie in its folder or
-below it (the rule of question files, :mod:`scireflect.run.images`): write the output inside the
+below it (the rule of question files, :mod:`scireflect.rundata.images`): write the output inside the
 data set's folder (the default).
 
 :func:`convert_scienceqa`  ScienceQA (Lu et al. 2022) as its repository ships it: ``problems.json``
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..run.jsonl import dumps_line
+from ..rundata.jsonl import dumps_line
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..agents.code_blocks import tool_output_spans
 from ..graphs.state import STAGES
-from ..run.jsonl import JsonlError, iter_jsonl
+from ..rundata.jsonl import JsonlError, iter_jsonl
 
 IGNORE_INDEX = -100
 OVERLENGTH_POLICIES = ("skip", "keep", "error")

@@ -1,6 +1,6 @@
 """Evaluate a model on benchmark JSONL files with scireflect's own prompt and verifier.
 
-A benchmark file has the schema of the question files (:func:`scireflect.run.questions.load_questions`):
+A benchmark file has the schema of the question files (:func:`scireflect.rundata.questions.load_questions`):
 ``id``, ``question``, ``answer`` required; ``subject``, ``unit``, ``choices``, ... optional. Every
 question is put to the model with the Solver prompt (:data:`scireflect.agents.prompts.SOLVER_PROMPT`,
 the subject variant picked from the question's ``subject``), and the response is checked with
@@ -43,8 +43,8 @@ from rich.table import Table
 
 from ..agents import prompts as P
 from ..agents.figures import FigureStore
-from ..run.jsonl import JsonlError, dumps_line, iter_jsonl
-from ..run.questions import load_questions
+from ..rundata.jsonl import JsonlError, dumps_line, iter_jsonl
+from ..rundata.questions import load_questions
 
 
 class EvalError(RuntimeError):
@@ -131,7 +131,7 @@ def load_benchmarks(paths: Sequence[Path], *, limit: int | None = None, subjects
     Raises:
         EvalError: a file is missing, empty or has a bad line (the message names file and line).
     """
-    from ..run.questions import QuestionFileError
+    from ..rundata.questions import QuestionFileError
 
     stems = [Path(p).stem for p in paths]
     items: list[BenchmarkItem] = []
@@ -254,14 +254,13 @@ async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: P
         yield backend
         return
     if spec.kind == "endpoint":
-        from ..run.endpoints import preflight
-        from ..run.errors import RunError
+        from ..agents.endpoints import EndpointCheckError, preflight
 
         if not spec.model:
             raise EvalError("--base-url needs --model")
         try:
             await preflight({spec.base_url: (os.environ.get("OPENAI_API_KEY") or "local", {spec.model})}, images=images)  # type: ignore[dict-item]
-        except RunError as exc:
+        except EndpointCheckError as exc:
             raise EvalError(str(exc)) from None
         backend = _EndpointBackend(spec.base_url, spec.model, settings)  # type: ignore[arg-type]
         try:
@@ -269,14 +268,13 @@ async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: P
         finally:
             await backend.aclose()
         return
-    from ..embedded import DEFAULT_EMBEDDED_MODEL, EmbeddedServer
-    from ..run.endpoints import embedded_gguf, embedded_mmproj, preflight
-    from ..run.errors import RunError
+    from ..agents.endpoints import EndpointCheckError, preflight
+    from ..embedded import DEFAULT_EMBEDDED_MODEL, EmbeddedModelError, EmbeddedServer, embedded_gguf, embedded_mmproj
 
     try:
         gguf, _ = await embedded_gguf(None if spec.gguf else (spec.embedded_model or DEFAULT_EMBEDDED_MODEL), spec.gguf)
         mmproj = embedded_mmproj(spec.mmproj)
-    except RunError as exc:
+    except EmbeddedModelError as exc:
         raise EvalError(str(exc)) from None
     name = spec.display_name()
     log_path = (log_dir / f"embedded-server-{_slug(name)}.log") if log_dir else None
@@ -284,7 +282,7 @@ async def open_backend(spec: ModelSpec, settings: GenerationSettings, log_dir: P
                               log_path=log_path, model_name=name, mmproj_path=mmproj) as server:
         try:
             await preflight({server.base_url: ("local", {name})}, images=images)
-        except RunError as exc:
+        except EndpointCheckError as exc:
             raise EvalError(str(exc)) from None
         backend = _EndpointBackend(server.base_url, name, settings)
         try:
@@ -302,10 +300,10 @@ def _slug(text: str) -> str:
 
 async def _with_ocr(item: BenchmarkItem, settings: GenerationSettings) -> dict[str, Any]:
     """The item's question, with its missing ``ocr`` read by Tesseract when figures go as text
-    (:func:`scireflect.run.ocr.fill_ocr`); as it is without Tesseract."""
+    (:func:`scireflect.rundata.ocr.fill_ocr`); as it is without Tesseract."""
     if settings.figures == "image" or item.figures is None or not item.question.get("images"):
         return item.question
-    from ..run.ocr import OcrUnavailable, fill_ocr
+    from ..rundata.ocr import OcrUnavailable, fill_ocr
 
     try:
         return await fill_ocr(item.question, item.figures)

@@ -385,16 +385,16 @@ def run_sft(cfg: SFTConfig, console: Any = None) -> SFTResult:
     precision, optimizer hyper-parameters); load the model; train (resuming when asked); save the
     final model and tokenizer to ``output_dir/final``; write ``train_report.json``.
 
-    A vision-language stage (``cfg.stage``) goes to :func:`scireflect.training.vision_sft.run_vision_sft`.
+    A vision-language stage (``cfg.stage``) trains with :func:`scireflect.training.vision_sft.run_vision_sft`
+    (``scireflect train`` picks it), which builds on this module.
 
     Raises:
-        TrainError: no data left after filtering, bad batch sizes, unknown DeepSpeed config.
+        TrainError: no data left after filtering, bad batch sizes, unknown DeepSpeed config, or a
+            vision-language ``cfg.stage`` (not trained here).
         scireflect.training.data.SFTDataError / ChatTemplateError: bad data or template.
     """
     if cfg.stage is not None:
-        from .vision_sft import run_vision_sft
-
-        return run_vision_sft(cfg, console)
+        raise TrainError(f"stage {cfg.stage!r} is a vision-language stage: train it with scireflect.training.vision_sft.run_vision_sft")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 

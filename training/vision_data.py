@@ -7,13 +7,13 @@ each reads its own rows here:
               target is the figure's caption, OCR text and mentions (each can be left out,
               ``targets``, as in SciTune's ablations). Rows: any JSONL with ``images`` and the text
               modalities (``scireflect convert scicap``, a question file with figures). A missing
-              ``ocr`` is read with Tesseract (:mod:`scireflect.run.ocr`).
+              ``ocr`` is read with Tesseract (:mod:`scireflect.rundata.ocr`).
 ``instruct``  instruction tuning on verified traces: the question with its figure, the accepted
               solution as the target. Rows: a run's ``sft.jsonl`` (figure references, read from
               the run's question-file directory) or a ``messages``/``jsonl`` export (``images``
               paths inside the export folder).
 
-Every image is read as untrusted input (:func:`scireflect.run.images.load_figure`: inside the data
+Every image is read as untrusted input (:func:`scireflect.rundata.images.load_figure`: inside the data
 file's folder, decoded by Pillow, size-limited; references checked against their sha256).
 
 Encoding (:func:`encode_example`): the processor's chat template renders the conversation with one
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ..agents.figures import content_text
-from ..run.images import ImageError, figure_root, load_figure, read_figure
-from ..run.jsonl import JsonlError, iter_jsonl
+from ..rundata.images import ImageError, figure_root, load_figure, read_figure
+from ..rundata.jsonl import JsonlError, iter_jsonl
 from .data import IGNORE_INDEX, ChatTemplateError, SFTDataError, parse_stages
 
 VISION_STAGES = ("align", "instruct")
@@ -116,9 +116,9 @@ def load_align_rows(paths: Sequence[Path], targets: Sequence[str] = ALIGN_TARGET
 
     Raises:
         SFTDataError: unreadable file or bad JSON, a bad image (file and line named), a duplicate id.
-        scireflect.run.ocr.OcrUnavailable: ``ocr`` is a target, a row lacks it and Tesseract is missing.
+        scireflect.rundata.ocr.OcrUnavailable: ``ocr`` is a target, a row lacks it and Tesseract is missing.
     """
-    from ..run.ocr import ocr_image
+    from ..rundata.ocr import ocr_image
 
     rows, report, seen = [], VisionLoadReport(), set()
     for path in map(Path, paths):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..base import (
     CHOICE_MISMATCH,
@@ -36,9 +36,8 @@ from ..base import (
 )
 from ..extract import Extraction, NoFinalAnswer, last_box_span, strip_answer_delimiters
 from .common import verdict
+from .compare import VerifierConfig, verify_extraction
 
-if TYPE_CHECKING:
-    from .verify import VerifierConfig
 
 __all__ = ["apply_consistency_check", "concluding_statement", "concluding_statements", "find_contradiction",
            "no_final_answer_verdict"]
@@ -155,7 +154,6 @@ def _readable(stated: str, kind: str) -> bool:
 def _differs(a: str, b: str, question: Mapping[str, Any], kind: str, config: VerifierConfig) -> bool:
     """Whether the answer check decides that ``a`` is not ``b`` (``b`` taken as the reference)."""
     from .select import select_check
-    from .verify import verify_extraction
 
     as_reference = {**dict(question), "answer": b}
     if select_check(as_reference) != kind:
@@ -174,7 +172,7 @@ def find_contradiction(response: str, extraction: Extraction, question: Mapping[
         extraction: its final answer (:func:`~scireflect.verifiers.answer.verify.precheck`); only a
             ``boxed`` one is compared (an answer line has no box to contradict).
         question: the question mapping (its check kind, ``choices``, ``unit`` and tolerance apply).
-        config: the verifier's settings (:class:`~scireflect.verifiers.answer.verify.VerifierConfig`).
+        config: the verifier's settings (:class:`~scireflect.verifiers.answer.compare.VerifierConfig`).
 
     Returns:
         ``Verdict(ok=False, reason="invalid", details={"invalid": "self_contradiction", "stated":
@@ -194,7 +192,6 @@ def find_contradiction(response: str, extraction: Extraction, question: Mapping[
         True
     """
     from .select import select_check
-    from .verify import VerifierConfig
 
     if extraction.method != "boxed" or not isinstance(response, str):
         return None
