@@ -33,6 +33,12 @@ TEXT_MODALITIES = ("caption", "ocr", "mentions")
 caption, the text written in it (OCR) and the paper's paragraphs that mention it."""
 
 
+FIGURE_MODES = ("image", "text", "both")
+"""How a question's figures reach the models: ``image`` (the pixels, as ``image_url`` parts),
+``text`` (SciTune's text modalities instead: caption, OCR, mentions; for text-only models) or
+``both``."""
+
+
 class FigureError(RuntimeError):
     """A figure's bytes cannot be had (file gone, or changed since the question file was read)."""
 
@@ -165,5 +171,5 @@ def _data_url_digest(url: str) -> str | None:
         return None
 
 
-__all__ = ["TEXT_MODALITIES", "FigureError", "FigureRef", "FigureStore", "content_figures", "content_text", "data_url",
+__all__ = ["FIGURE_MODES", "TEXT_MODALITIES", "FigureError", "FigureRef", "FigureStore", "content_figures", "content_text", "data_url",
            "figure_refs", "image_part", "recorded_content"]

@@ -39,7 +39,7 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from ..verifiers.answer.options import is_options_free, options_free_stem, reference_option_text
 from ..verifiers.base import critic_evidence, failed_answers_evidence
-from .figures import FigureError, FigureStore, figure_refs, image_part
+from .figures import FIGURE_MODES, FigureError, FigureStore, figure_refs, image_part
 from .prompts_program import PROGRAM_ASK, PROGRAM_EXAMPLE_ASSISTANT, PROGRAM_SYSTEM_HEAD
 
 PROMPT_VERSION = "2026-12-07.4"
@@ -411,11 +411,6 @@ SOLVER_PROGRAM_PROMPT = ChatPromptTemplate.from_messages([
 
 
 # -- figures (SciTune, Horawalavithana et al. 2023, arXiv 2307.01139) -----------------------------
-
-FIGURE_MODES = ("image", "text", "both")
-"""How a question's figures reach the models: ``image`` (the pixels, as ``image_url`` parts),
-``text`` (SciTune's text modalities instead: caption, OCR, mentions; for text-only models) or
-``both``."""
 
 FIGURE_VERSION_SUFFIX = "+figures.2"
 """Appended to the version of the prompt set that figure prompts wrap; bump it when the figure texts change."""

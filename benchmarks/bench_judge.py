@@ -151,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = args.keep or Path(tmp) / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "traces.jsonl").write_text("".join(json.dumps(t) + "\n" for t in traces))
-        settings = load_settings(cli_llm={"base_url": [args.base_url] if args.base_url else None, "model": args.model,
-                                          "max_tokens": args.max_tokens, "temperature": 0.0})
+        settings = load_settings(base_url=[args.base_url] if args.base_url else None, model=args.model, max_tokens=args.max_tokens, temperature=0.0)
         started = time.perf_counter()
         summary = asyncio.run(judge_run(run_dir, settings))
         seconds = time.perf_counter() - started

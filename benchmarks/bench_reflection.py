@@ -181,8 +181,8 @@ async def run_orders(question_file: Path, out: Path, orders: Mapping[str, str], 
     dirs = []
     for name, spec in orders.items():
         Budget.parse(spec)  # a bad order fails before any model call
-        settings = load_settings(cli_llm={"base_url": base_url, "model": model, "max_tokens": max_tokens},
-                                 budget_spec=spec, concurrency=concurrency)
+        settings = load_settings(base_url=base_url, model=model, max_tokens=max_tokens,
+                                 budget=spec, concurrency=concurrency)
         run_dir = out / name
         await annotate(load_questions(question_file), run_dir, settings)
         dirs.append(run_dir)

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.text import Text
 
 from ..rundata.untrusted import untrusted, visible
+from ..run.config import LLMSettings, RunSettings, VerifierSettings
+from .options import setting_option
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -61,70 +63,40 @@ def annotate_command(
                                       help="A shipped sample instead of QUESTIONS: quickstart (6 questions) or full (40)."),
     subject: list[str] | None = typer.Option(None, "--subject", "-s", metavar="NAME", help="Only questions of this subject (repeatable)."),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, metavar="N", help="At most N questions (after --subject)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-k", min=1, metavar="K", help="Model calls in flight at once; with the embedded model also its server slots "
-                                                  "[default: 2; embedded model on 6+ cores: one per 2 cores, at most 8]."),
-    lookahead: int | None = typer.Option(None, "--lookahead", min=0, metavar="L",
-                                         help="Questions admitted beyond K, prepared, checked and recorded while the K calls run "
-                                              "[default: K with an endpoint, 0 with the embedded model]."),
-    budget: str | None = typer.Option(None, "--budget", metavar="SPEC",
-                                      help="Per-question limits, e.g. attempts=4,reflections=2,answer_guided=yes,tokens=24000 "
-                                           "(seconds=S adds a time limit; off by default; mc_samples=3: samples that must agree on the "
-                                           "letter of a multiple-choice question that needs its options; "
-                                           "strategy=cot/reflect/resample/program/answer_guided: the order of attempts)."),
-    judge: str | None = typer.Option(None, "--judge", metavar="MODE",
-                                     help="Model reviewer on accepted attempts (the Critic's model names the earliest wrong step): "
-                                          "off, flag (recorded) or gate (accepted only when no step is wrong) [default: off]."),
-    base_url: list[str] | None = typer.Option(None, "--base-url", metavar="URL",
-                                              help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the "
-                                                   "embedded model). Repeat it for replicas of one model."),
-    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME", help="Model name at the endpoint."),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.0, metavar="T", help="Sampling temperature [default: 0.2]."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, metavar="N", help="Completion tokens per model call [default: 1536]."),
-    request_timeout: float | None = typer.Option(None, "--request-timeout", min=1.0, metavar="SECONDS",
-                                                 help="Give up on a call after this long without a new token (time to the first "
-                                                      "token included); a long generation is never cut [default: 600]."),
+    concurrency: int | None = setting_option(RunSettings, "concurrency", "-k", metavar="K"),
+    lookahead: int | None = setting_option(RunSettings, "lookahead", metavar="L"),
+    budget: str | None = setting_option(RunSettings, "budget", metavar="SPEC"),
+    judge: str | None = setting_option(RunSettings, "judge", metavar="MODE"),
+    base_url: list[str] | None = setting_option(LLMSettings, "base_url", metavar="URL"),
+    model: str | None = setting_option(LLMSettings, "model", "-m", metavar="NAME"),
+    temperature: float | None = setting_option(LLMSettings, "temperature", metavar="T"),
+    max_tokens: int | None = setting_option(LLMSettings, "max_tokens", metavar="N"),
+    request_timeout: float | None = setting_option(LLMSettings, "request_timeout_s", metavar="SECONDS"),
     shard: str | None = typer.Option(None, "--shard", metavar="K/N",
                                      help="Only shard K of N (0-based) of the questions, by a stable hash of their ids."),
-    prompt_variant: str | None = typer.Option(None, "--prompt-variant", metavar="NAME",
-                                              help="Force a prompt variant: math, physics, chemistry, general [default: by subject]."),
+    prompt_variant: str | None = setting_option(RunSettings, "prompt_variant", metavar="NAME"),
     config: Path | None = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML file: per-role endpoints and models, budget, verifier."),
-    embedded_model: str | None = typer.Option(None, "--embedded-model", metavar="NAME",
-                                              help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b)."),
-    gguf: Path | None = typer.Option(None, "--gguf", metavar="FILE", help="Serve this GGUF file as the embedded model instead."),
-    speculative: str | None = typer.Option(None, "--speculative", metavar="MODE",
-                                           help="Embedded model's speculative decoding: auto (the 0.5B drafts for the 1.5B when both "
-                                                "are installed), off, or a draft model name; greedy output can differ at near-ties "
-                                                "[default: off]."),
-    embedded_threads: int | None = typer.Option(None, "--embedded-threads", min=1, metavar="N",
-                                                help="CPU threads of the embedded server [default: one per core]."),
-    mmproj: Path | None = typer.Option(None, "--mmproj", metavar="FILE",
-                                       help="Multimodal projector GGUF served beside the embedded model, so that it takes the "
-                                            "questions' figures (e.g. SmolVLM's or Qwen2.5-VL's mmproj file)."),
-    figures: str | None = typer.Option(None, "--figures", metavar="MODE",
-                                       help="How figures reach the models: image (the pixels), text (caption, OCR text and "
-                                            "mentions, for text-only models) or both [default: image]."),
-    ocr: bool | None = typer.Option(None, "--ocr/--no-ocr", help="Read a figure question's missing 'ocr' text with Tesseract [default: on]."),
-    rel_tol: float | None = typer.Option(None, "--rel-tol", min=0.0, metavar="X", help="A fixed relative tolerance of numeric answers."),
-    tolerance: str | None = typer.Option(None, "--tolerance", metavar="POLICY", help="Numeric tolerance policy: default, sig_figs, scibench."),
-    steps: str | None = typer.Option(None, "--steps", metavar="MODE", help="Step checker: gate (default: a false calculation in the reasoning rejects a matching answer), flag (recorded only), off."),
+    embedded_model: str | None = setting_option(RunSettings, "embedded_model", metavar="NAME"),
+    gguf: Path | None = setting_option(RunSettings, "gguf_path", metavar="FILE"),
+    speculative: str | None = setting_option(RunSettings, "speculative", metavar="MODE"),
+    embedded_threads: int | None = setting_option(RunSettings, "embedded_threads", metavar="N"),
+    mmproj: Path | None = setting_option(RunSettings, "mmproj_path", metavar="FILE"),
+    figures: str | None = setting_option(RunSettings, "figures", metavar="MODE"),
+    ocr: bool | None = setting_option(RunSettings, "ocr"),
+    rel_tol: float | None = setting_option(VerifierSettings, "rel_tol", metavar="X"),
+    tolerance: str | None = setting_option(VerifierSettings, "tolerance", metavar="POLICY"),
+    steps: str | None = setting_option(VerifierSettings, "steps", metavar="MODE"),
     lean_project: Path | None = typer.Option(None, "--lean-project", metavar="DIR",
                                              help="Lean 4 project with Mathlib built, for rows with a Lean statement."),
     lean_backend: str | None = typer.Option(None, "--lean-backend", metavar="NAME", help="Lean checker: auto, repl, lake, leandojo, none."),
-    tools: str | None = typer.Option(None, "--tools", metavar="NAMES",
-                                     help="Tools by name, comma-separated: python (the Solver and Reviser run Python in a sandbox), "
-                                          "calculator, unit_converter, answer_format_check (the Solver and Critic); 'basic' is the "
-                                          "last three, 'all' every tool, 'none' none [default: none]."),
-    tool_format: str | None = typer.Option(None, "--tool-format", metavar="FORMAT",
-                                           help="How python reaches the model: text (```python/```output blocks), calls (tool "
-                                                "calling), auto (text on the embedded model) [default: auto]."),
+    tools: str | None = setting_option(RunSettings, "tools", metavar="NAMES"),
+    tool_format: str | None = setting_option(RunSettings, "tool_format", metavar="FORMAT"),
     ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS",
                                    help="Run on Ray: auto (the cluster of RAY_ADDRESS or of 'ray start' here, else a local one), "
                                         "local, or a cluster address; shards run in restartable actors (needs scireflect[ray])."),
     shards: int | None = typer.Option(None, "--shards", min=1, metavar="N",
                                       help="With --ray: split a new run into N shards [default: 4 per cluster CPU]."),
-    checkpoints: str | None = typer.Option(None, "--checkpoints", metavar="URL",
-                                           help="LangGraph checkpoints in PostgreSQL (postgresql://...) instead of SQLite in the run "
-                                                "directory (needs scireflect[postgres])."),
+    checkpoints: str | None = setting_option(RunSettings, "checkpoints", metavar="URL"),
 ) -> None:
     """Annotate questions with the self-reflective loop: solve, verify, critique, revise, answer-guided revision."""
     from ..run.config import ConfigError, load_settings
@@ -142,17 +114,11 @@ def annotate_command(
     questions = questions or sample_path(sample or "quickstart")
     try:
         settings = load_settings(
-            config,
-            cli_llm={"base_url": base_url or None, "model": model, "temperature": temperature, "max_tokens": max_tokens,
-                     "request_timeout_s": request_timeout},
-            budget_spec=budget, concurrency=concurrency, lookahead=lookahead, prompt_variant=prompt_variant, embedded_model=embedded_model,
+            config, base_url=base_url, model=model, temperature=temperature, max_tokens=max_tokens, request_timeout_s=request_timeout,
+            budget=budget, concurrency=concurrency, lookahead=lookahead, prompt_variant=prompt_variant, embedded_model=embedded_model,
             gguf_path=gguf, rel_tol=rel_tol, tolerance=tolerance, steps=steps, tools=tools, tool_format=tool_format, speculative=speculative,
-            embedded_threads=embedded_threads, judge=judge,
+            embedded_threads=embedded_threads, judge=judge, checkpoints=checkpoints, mmproj_path=mmproj, figures=figures, ocr=ocr,
             lean={"project_dir": str(lean_project) if lean_project else None, "backend": lean_backend},
-            checkpoints=checkpoints,
-            mmproj_path=mmproj,
-            figures=figures,
-            ocr=ocr,
         )
         from ..agents.prompts import subject_variant
 

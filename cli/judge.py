@@ -10,18 +10,20 @@ from rich.console import Console
 from rich.text import Text
 
 from ..rundata.untrusted import untrusted
+from ..run.config import LLMSettings, RunSettings
+from .options import setting_option
 
 
 def judge_command(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="Run directory whose accepted traces to judge."),
-    base_url: list[str] | None = typer.Option(None, "--base-url", metavar="URL",
-                                              help="OpenAI-compatible endpoint of the judge (default: $OPENAI_BASE_URL, else the embedded model)."),
-    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME", help="Model name at the endpoint."),
-    embedded_model: str | None = typer.Option(None, "--embedded-model", metavar="NAME", help="Embedded model (1.5b, 0.5b)."),
+    base_url: list[str] | None = setting_option(LLMSettings, "base_url", metavar="URL",
+                                                help="OpenAI-compatible endpoint of the judge (default: $OPENAI_BASE_URL, else the embedded model)."),
+    model: str | None = setting_option(LLMSettings, "model", "-m", metavar="NAME"),
+    embedded_model: str | None = setting_option(RunSettings, "embedded_model", metavar="NAME", help="Embedded model (1.5b, 0.5b)."),
     limit: int | None = typer.Option(None, "--limit", min=1, metavar="N", help="Judge at most N traces not judged yet."),
     seed: int = typer.Option(0, "--seed", help="Seed of the review order (the same stratified order as 'view --review')."),
-    concurrency: int | None = typer.Option(None, "--concurrency", min=1, metavar="K", help="Judge calls at once [default: 2]."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, metavar="N", help="Completion tokens per judgement [default: 1536]."),
+    concurrency: int | None = setting_option(RunSettings, "concurrency", metavar="K", help="Judge calls at once [default: 2]."),
+    max_tokens: int | None = setting_option(LLMSettings, "max_tokens", metavar="N", help="Completion tokens per judgement [default: 1536]."),
     config: Path | None = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML file: the critic role's endpoint and model judge."),
 ) -> None:
     """Have a model name the earliest wrong step of each accepted trace (or none); its labels go to
@@ -34,8 +36,7 @@ def judge_command(
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
     try:
-        settings = load_settings(config, cli_llm={"base_url": base_url or None, "model": model, "max_tokens": max_tokens,
-                                                  "temperature": 0.0},
+        settings = load_settings(config, base_url=base_url or None, model=model, max_tokens=max_tokens, temperature=0.0,
                                  concurrency=concurrency, embedded_model=embedded_model)
     except (ConfigError, ValueError) as exc:
         err.print(Text("error: ", style="bold red") + untrusted(f"bad settings: {exc}"))

@@ -26,8 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from ..verifiers.base import INVALID
-from ..verifiers.base import UNVERIFIED
+from ..verifiers.base import INVALID, UNVERIFIED
 from .state import STRATEGIES, BudgetStop, Stage, Status, Strategy, solution_steps, total_seconds, total_tokens
 
 
@@ -112,41 +111,49 @@ class Budget:
     @classmethod
     def parse(cls, spec: str) -> Budget:
         """Parse ``"attempts=4,reflections=2,tokens=24000,seconds=900,answer_guided=yes,mc_samples=3"``,
-        or ``"strategy=cot/reflect/resample/answer_guided"`` (names joined by ``/``).
+        or ``"strategy=cot/reflect/resample/answer_guided"`` (names joined by ``/``): ``--budget``.
 
         Missing keys keep their defaults; ``seconds=none`` (or ``off``) means no time limit.
 
         Raises:
             ValueError: an unknown key or a bad value (the message names it).
         """
-        names = {"attempts": "max_attempts", "reflections": "max_reflections", "tokens": "max_tokens",
-                 "seconds": "max_seconds", "answer_guided": "answer_guided", "mc_samples": "mc_samples",
-                 "strategy": "strategy"}
-        values: dict[str, Any] = {}
+        return cls.from_table(cls.spec_items(spec))
+
+    @staticmethod
+    def spec_items(spec: str) -> dict[str, str]:
+        """``"attempts=4,strategy=cot/reflect"`` as ``{"attempts": "4", "strategy": "cot/reflect"}``, for
+        :meth:`from_table` (the command line's ``--budget`` over the TOML file's ``[budget]`` table).
+
+        Raises:
+            ValueError: an item without ``=`` or with an unknown key.
+        """
+        items: dict[str, str] = {}
         for item in filter(None, (s.strip() for s in spec.split(","))):
             key, sep, raw = item.partition("=")
-            key, raw = key.strip(), raw.strip()
-            if not sep or key not in names:
-                raise ValueError(f"budget: unknown item '{item}'; use {', '.join(k + '=...' for k in names)}")
+            if not sep or key.strip() not in _TABLE_KEYS:
+                raise ValueError(f"budget: unknown item '{item}'; use {', '.join(k + '=...' for k in _TABLE_KEYS)}")
+            items[key.strip()] = raw.strip()
+        return items
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> Budget:
+        """A budget from the TOML ``[budget]`` table (``attempts = 4``, ``answer_guided = true``,
+        ``strategy = ["cot", "reflect"]``, ``seconds = 900``) or from :meth:`spec_items`' strings.
+
+        Raises:
+            ValueError: an unknown key or a bad value (the message names it).
+        """
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            if key not in _TABLE_KEYS:
+                raise ValueError(f"budget: unknown item '{key}'; use {', '.join(k + '=...' for k in _TABLE_KEYS)}")
             try:
-                if key == "answer_guided":
-                    if raw.lower() not in ("yes", "no", "true", "false", "1", "0"):
-                        raise ValueError
-                    values[names[key]] = raw.lower() in ("yes", "true", "1")
-                elif key == "strategy":
-                    values[names[key]] = tuple(n.strip() for n in raw.split("/"))
-                    check_strategy(values[names[key]])
-                elif key == "seconds" and raw.lower() in ("none", "off"):
-                    values[names[key]] = None
-                elif key == "seconds":
-                    values[names[key]] = float(raw)
-                    if not math.isfinite(values[names[key]]):
-                        raise ValueError
-                else:
-                    values[names[key]] = int(raw)
+                values[_TABLE_KEYS[key]] = _budget_value(key, raw)
             except ValueError as exc:
+                shown = "/".join(map(str, raw)) if isinstance(raw, list | tuple) else raw
                 why = f": {exc}" if key == "strategy" and str(exc) else ""
-                raise ValueError(f"budget: bad value for {key}: '{raw}'{why}") from None
+                raise ValueError(f"budget: bad value for {key}: '{shown}'{why}") from None
         return cls(**values)
 
     def seconds_left(self, steps: Sequence[Mapping[str, Any]]) -> float | None:
@@ -165,6 +172,41 @@ class Budget:
         if self.max_seconds is not None and seconds >= self.max_seconds:
             return {"limit": "seconds", "used": round(seconds, 3), "allowed": self.max_seconds}
         return None
+
+
+_TABLE_KEYS = {"attempts": "max_attempts", "reflections": "max_reflections", "tokens": "max_tokens", "seconds": "max_seconds",
+               "answer_guided": "answer_guided", "mc_samples": "mc_samples", "strategy": "strategy"}
+"""The keys of ``[budget]`` and ``--budget``, and the :class:`Budget` field each sets."""
+
+
+def _budget_value(key: str, raw: Any) -> Any:
+    """One ``[budget]`` value, typed (TOML) or a string (``--budget``), as its field's type.
+
+    Raises:
+        ValueError: not a value of the key's type (an empty message), or a bad strategy order (its fault).
+    """
+    if key == "answer_guided":
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() not in ("yes", "no", "true", "false", "1", "0"):
+            raise ValueError
+        return str(raw).lower() in ("yes", "true", "1")
+    if key == "strategy":
+        order = tuple(str(n).strip() for n in (raw if isinstance(raw, list | tuple) else str(raw).split("/")))
+        check_strategy(order)
+        return order
+    if isinstance(raw, bool) or isinstance(raw, list | tuple | dict):
+        raise ValueError
+    if key == "seconds":
+        if str(raw).lower() in ("none", "off"):
+            return None
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError
+        return value
+    if isinstance(raw, float):
+        raise ValueError
+    return int(raw)
 
 
 def describe_stop(stop: BudgetStop) -> str:

@@ -1,7 +1,10 @@
 """Run configuration: which model each role uses, the budget, and the verifier settings.
 
-Settings come, in increasing priority, from defaults, an optional TOML file (``--config``), the
-usual OpenAI environment variables (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) and command-line flags.
+Each setting is declared once, on its settings field (:func:`setting`): its type and range (the
+check), default, TOML table and key, environment fallback and command-line flag and help. A value
+comes, in increasing priority, from the default, the environment fallback (``OPENAI_BASE_URL``), an
+optional TOML file (``--config``) and the command line; :func:`load_settings` merges them and
+checks every value, so a bad one is a one-line :class:`ConfigError` naming the file, table and key.
 A TOML file may give each role its own endpoint and model::
 
     [llm]                     # defaults for every role
@@ -41,22 +44,82 @@ local model (:mod:`scireflect.embedded`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..agents.roles import ROLES
+from ..agents.figures import FIGURE_MODES
+from ..agents.names import ROLES
 from ..graphs.budget import Budget
 from ..verifiers.answer.compare import STEP_MODES
 from ..verifiers.lean.config import LeanSettings
 
+TOOL_FORMATS = ("auto", "text", "calls")
+JUDGE_MODES = ("off", "flag", "gate")
+TOLERANCE_POLICIES = ("default", "sig_figs", "scibench")
+SECTIONS = ("llm", "roles", "budget", "verifier", "run", "lean", "judge")
+"""The tables of a TOML settings file."""
+
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message says which and where."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The declaration of one setting, kept in its settings field's metadata (:func:`setting`).
+
+    Attributes:
+        section: its TOML table (``run``, ``llm`` and ``[roles.NAME]``, ``verifier``, ``judge``, ``budget``).
+        check: what a value must be (:func:`check_value`): ``str``, ``url``, ``urls`` (a URL or a
+            list of them), ``bool``, ``table``, ``path``, ``tools``, ``budget``, ``int>=N``, ``num>=N``,
+            ``num>N``.
+        key: its TOML key (default: the field's name).
+        choices: the values a ``str`` may take (none: any non-empty string).
+        flag: its command-line option (``--concurrency``; ``--ocr/--no-ocr`` for a switch), if any.
+        help: the option's help text (``scireflect annotate --help``).
+        env: an environment variable read when neither the TOML file nor the command line sets it.
+    """
+
+    section: str
+    check: str
+    key: str = ""
+    choices: tuple[str, ...] = ()
+    flag: str | None = None
+    help: str | None = None
+    env: str | None = None
+
+    def bound(self) -> int | float | None:
+        """The inclusive lower bound of an ``int>=N``/``num>=N`` check (for the option's ``min``), else ``None``."""
+        m = re.fullmatch(r"(int|num)>=(\d+)", self.check)
+        return None if m is None else (int(m[2]) if m[1] == "int" else float(m[2]))
+
+
+def setting(default: Any = dataclasses.MISSING, *, section: str, check: str, key: str = "", choices: tuple[str, ...] = (),
+            flag: str | None = None, help: str | None = None, env: str | None = None,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """A settings dataclass field declared with its :class:`Setting` (the arguments but the default)."""
+    declared = Setting(section, check, key, choices, flag, help, env)
+    return field(default=default, default_factory=default_factory, metadata={"setting": declared})
+
+
+def declared_settings(cls: type) -> dict[str, Setting]:
+    """``{field name: Setting}`` of a settings dataclass (:class:`LLMSettings`, :class:`VerifierSettings`, :class:`RunSettings`)."""
+    return {f.name: f.metadata["setting"] for f in fields(cls) if "setting" in f.metadata}
+
+
+def setting_of(cls: type, name: str) -> Setting:
+    """The :class:`Setting` of field ``name`` of ``cls``.
+
+    Raises:
+        KeyError: ``name`` is not a declared setting of ``cls``.
+    """
+    return declared_settings(cls)[name]
 
 
 @dataclass(frozen=True)
@@ -81,15 +144,20 @@ class LLMSettings:
         retry_backoff_s: the first backoff ceiling in seconds (doubling per retry, up to 20 s).
     """
 
-    base_url: str | None = None
+    base_url: str | None = setting(None, section="llm", check="urls", flag="--base-url", env="OPENAI_BASE_URL",
+                                   help="OpenAI-compatible endpoint for every role (default: $OPENAI_BASE_URL, else the "
+                                        "embedded model). Repeat it for replicas of one model.")
     replicas: tuple[str, ...] = ()
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.2
-    max_tokens: int = 1536
-    request_timeout_s: float = 600.0
-    max_retries: int = 4
-    retry_backoff_s: float = 0.5
+    model: str | None = setting(None, section="llm", check="str", flag="--model", help="Model name at the endpoint.")
+    api_key_env: str = setting("OPENAI_API_KEY", section="llm", check="str")
+    temperature: float = setting(0.2, section="llm", check="num>=0", flag="--temperature", help="Sampling temperature [default: 0.2].")
+    max_tokens: int = setting(1536, section="llm", check="int>=16", flag="--max-tokens",
+                              help="Completion tokens per model call [default: 1536].")
+    request_timeout_s: float = setting(600.0, section="llm", check="num>=1", flag="--request-timeout",
+                                       help="Give up on a call after this long without a new token (time to the first "
+                                            "token included); a long generation is never cut [default: 600].")
+    max_retries: int = setting(4, section="llm", check="int>=0")
+    retry_backoff_s: float = setting(0.5, section="llm", check="num>=0")
 
     @property
     def embedded(self) -> bool:
@@ -101,7 +169,7 @@ class LLMSettings:
 
 @dataclass(frozen=True)
 class VerifierSettings:
-    """Verifier settings.
+    """Verifier settings (TOML ``[verifier]``).
 
     Attributes:
         rel_tol: relative tolerance of numeric answers (``None``: the tolerance policy decides).
@@ -118,14 +186,18 @@ class VerifierSettings:
             reason ``step_error``), ``flag`` (claims checked and recorded, acceptance unchanged) or ``off``.
     """
 
-    rel_tol: float | None = None
-    tolerance: str | None = None
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
-    default: str = "answer"
-    by_subject: dict[str, str] = field(default_factory=dict)
-    steps: str = "gate"
-    ensemble: bool = True
+    rel_tol: float | None = setting(None, section="verifier", check="num>=0", flag="--rel-tol",
+                                    help="A fixed relative tolerance of numeric answers.")
+    tolerance: str | None = setting(None, section="verifier", check="str", choices=TOLERANCE_POLICIES, flag="--tolerance",
+                                    help="Numeric tolerance policy: default, sig_figs, scibench.")
+    timeout_s: float = setting(10.0, section="verifier", check="num>0")
+    memory_mb: int = setting(1024, section="verifier", check="int>=0")
+    default: str = setting("answer", section="verifier", check="str")
+    by_subject: dict[str, str] = setting(section="verifier", check="table", default_factory=dict)
+    steps: str = setting("gate", section="verifier", check="str", choices=STEP_MODES, flag="--steps",
+                         help="Step checker: gate (default: a false calculation in the reasoning rejects a matching answer), "
+                              "flag (recorded only), off.")
+    ensemble: bool = setting(True, section="verifier", check="bool")
 
 
 @dataclass(frozen=True)
@@ -133,57 +205,86 @@ class RunSettings:
     """Everything a run needs besides the input file and the output directory."""
 
     roles: dict[str, LLMSettings] = field(default_factory=lambda: {r: LLMSettings() for r in ROLES})
-    budget: Budget = field(default_factory=Budget)
+    budget: Budget = setting(section="budget", check="budget", flag="--budget", default_factory=Budget,
+                             help="Per-question limits, e.g. attempts=4,reflections=2,answer_guided=yes,tokens=24000 "
+                                  "(seconds=S adds a time limit; off by default; mc_samples=3: samples that must agree on the "
+                                  "letter of a multiple-choice question that needs its options; "
+                                  "strategy=cot/reflect/resample/program/answer_guided: the order of attempts).")
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
-    concurrency: int = 2
+    concurrency: int = setting(2, section="run", check="int>=1", flag="--concurrency",
+                               help="Model calls in flight at once; with the embedded model also its server slots "
+                                    "[default: 2; embedded model on 6+ cores: one per 2 cores, at most 8].")
     """Model calls in flight at once (the run's call slots, :class:`~graphs.call_slots.CallSlots`);
     with the embedded model also its server slots."""
-    lookahead: int | None = None
+    lookahead: int | None = setting(None, section="run", check="int>=0", flag="--lookahead",
+                                    help="Questions admitted beyond K, prepared, checked and recorded while the K calls run "
+                                         "[default: K with an endpoint, 0 with the embedded model].")
     """Questions admitted beyond ``concurrency``: they prepare their next call (and are checked and
     recorded) while the slots stay busy, so that the endpoint never waits on the framework.
     ``None``: ``concurrency`` for a remote endpoint, 0 on the embedded model (where a question
     keeps its server slot, and its prompt cache, from one call to the next)."""
     abort_after_transport_errors: int = 8
-    tools: tuple[str, ...] = ()
+    tools: tuple[str, ...] = setting((), section="run", check="tools", flag="--tools",
+                                     help="Tools by name, comma-separated: python (the Solver and Reviser run Python in a sandbox), "
+                                          "calculator, unit_converter, answer_format_check (the Solver and Critic); 'basic' is the "
+                                          "last three, 'all' every tool, 'none' none [default: none].")
     """Tools by name (:data:`scireflect.agents.tools.TOOL_NAMES`): ``calculator``, ``unit_converter``,
     ``answer_format_check`` (the Solver and the Critic) and ``python`` (the Solver and the Reviser)."""
-    tool_format: str = "auto"
+    tool_format: str = setting("auto", section="run", check="str", choices=TOOL_FORMATS, flag="--tool-format",
+                               help="How python reaches the model: text (```python/```output blocks), calls (tool "
+                                    "calling), auto (text on the embedded model) [default: auto].")
     """How ``python`` reaches the model: ``text`` (it writes ```python / ```output blocks, run by
     :mod:`scireflect.agents.code_loop`), ``calls`` (a LangChain tool, for endpoints with tool
     calling) or ``auto`` (``text`` on the embedded model, else ``calls``)."""
-    max_tool_rounds: int = 4
+    max_tool_rounds: int = setting(4, section="run", check="int>=1")
     """Tool executions per agent call, in either format (calls past it are answered "not run:
     limit reached"; in ``text``, code blocks run per call)."""
-    python_timeout_s: float = 20.0
+    python_timeout_s: float = setting(20.0, section="run", check="num>0")
     """Wall-clock seconds of one execution of model code in the sandbox (CPU time: three quarters of it)."""
-    prompt_variant: str | None = None
-    max_question_bytes: int = 1_000_000
-    embedded_model: str | None = None
-    gguf_path: Path | None = None
-    mmproj_path: Path | None = None
+    prompt_variant: str | None = setting(None, section="run", check="str", flag="--prompt-variant",
+                                         help="Force a prompt variant: math, physics, chemistry, general [default: by subject].")
+    max_question_bytes: int = setting(1_000_000, section="run", check="int>=1")
+    embedded_model: str | None = setting(None, section="run", check="str", flag="--embedded-model",
+                                         help="Embedded model: a name from 'scireflect models' or an alias (1.5b, 0.5b).")
+    gguf_path: Path | None = setting(None, section="run", check="path", key="gguf", flag="--gguf",
+                                     help="Serve this GGUF file as the embedded model instead.")
+    mmproj_path: Path | None = setting(None, section="run", check="path", key="mmproj", flag="--mmproj",
+                                       help="Multimodal projector GGUF served beside the embedded model, so that it takes the "
+                                            "questions' figures (e.g. SmolVLM's or Qwen2.5-VL's mmproj file).")
     """A llama.cpp multimodal projector GGUF served beside ``gguf_path`` (the model then takes images)."""
-    figures: str = "image"
+    figures: str = setting("image", section="run", check="str", choices=FIGURE_MODES, flag="--figures",
+                           help="How figures reach the models: image (the pixels), text (caption, OCR text and "
+                                "mentions, for text-only models) or both [default: image].")
     """How figures reach the models: ``image``, ``text`` (caption, OCR, mentions) or ``both``
-    (:data:`scireflect.agents.prompts.FIGURE_MODES`)."""
-    ocr: bool = True
+    (:data:`scireflect.agents.figures.FIGURE_MODES`)."""
+    ocr: bool = setting(True, section="run", check="bool", flag="--ocr/--no-ocr",
+                        help="Read a figure question's missing 'ocr' text with Tesseract [default: on].")
     """Fill a figure question's missing ``ocr`` with Tesseract before its first model call."""
-    ocr_timeout_s: float = 30.0
+    ocr_timeout_s: float = setting(30.0, section="run", check="num>0")
     """Seconds Tesseract may take per figure."""
-    speculative: str = "off"
+    speculative: str = setting("off", section="run", check="str", flag="--speculative",
+                               help="Embedded model's speculative decoding: auto (the 0.5B drafts for the 1.5B when both "
+                                    "are installed), off, or a draft model name; greedy output can differ at near-ties "
+                                    "[default: off].")
     """Speculative decoding on the embedded server: ``off``, ``auto`` or a draft model name
     (:func:`scireflect.embedded.choice.embedded_draft`). Off by default: llama.cpp's CPU kernels are
     not batch-invariant, so greedy output with a draft can differ at near-ties (see
     ``tests/test_speculative_identity.py``)."""
-    slot_affinity: bool = True
+    slot_affinity: bool = setting(True, section="run", check="bool")
     """Keep each question's calls on one embedded-server slot (prompt-cache reuse;
     :class:`scireflect.embedded.SlotAffinity`)."""
-    embedded_threads: int | None = None
+    embedded_threads: int | None = setting(None, section="run", check="int>=1", flag="--embedded-threads",
+                                           help="CPU threads of the embedded server [default: one per core].")
     """CPU threads of the embedded server (default: one per core)."""
     lean: LeanSettings = field(default_factory=LeanSettings)
-    judge: str = "off"
+    judge: str = setting("off", section="judge", check="str", key="mode", choices=JUDGE_MODES, flag="--judge",
+                         help="Model reviewer on accepted attempts (the Critic's model names the earliest wrong step): "
+                              "off, flag (recorded) or gate (accepted only when no step is wrong) [default: off].")
     """The model reviewer on accepted attempts (``[judge] mode``, ``--judge``): ``off``, ``flag`` or
     ``gate`` (:attr:`scireflect.graphs.context.AnnotationContext.judge`); its model is the Critic's."""
-    checkpoints: str | None = None
+    checkpoints: str | None = setting(None, section="run", check="str", flag="--checkpoints",
+                                      help="LangGraph checkpoints in PostgreSQL (postgresql://...) instead of SQLite in the run "
+                                           "directory (needs scireflect[postgres]).")
     """A ``postgresql://`` URL: LangGraph's checkpoints go to that database (one schema per run,
     :mod:`scireflect.run.postgres`); ``None``: a SQLite file in the run directory."""
     checkpoint_schema: str | None = None
@@ -205,29 +306,40 @@ class RunSettings:
         return self.concurrency + self.lookahead_questions
 
 
-_LLM_KEYS = {f for f in LLMSettings.__dataclass_fields__}
+def check_value(value: Any, declared: Setting, where: str, key: str) -> Any:
+    """``value`` checked against ``declared`` and converted to the field's type (a ``path`` to a
+    :class:`~pathlib.Path`, ``urls`` to ``(base_url, replicas)``, ``tools`` to tool names, ``budget``
+    to a :class:`Budget`); numbers must be finite.
 
-# What each key of a table must be: checked before any setting is used, so that a bad value is a
-# one-line error naming the key, never a traceback in the middle of a run.
-_LLM_SPEC = {"base_url": "url", "model": "str", "api_key_env": "str", "temperature": "num>=0", "max_tokens": "int>=16",
-             "request_timeout_s": "num>0", "max_retries": "int>=0", "retry_backoff_s": "num>=0"}
-_VERIFIER_SPEC = {"rel_tol": "num>=0", "tolerance": "str", "timeout_s": "num>0", "memory_mb": "int>=0", "default": "str",
-                  "by_subject": "table", "ensemble": "bool", "steps": "str"}
-_RUN_SPEC = {"concurrency": "int>=1", "lookahead": "int>=0", "prompt_variant": "str", "embedded_model": "str", "gguf": "str",
-             "tool_format": "str", "max_tool_rounds": "int>=1", "max_question_bytes": "int>=1", "python_timeout_s": "num>0",
-             "mmproj": "str", "figures": "str", "ocr": "bool", "ocr_timeout_s": "num>0", "checkpoints": "str", "speculative": "str",
-             "slot_affinity": "bool", "embedded_threads": "int>=1"}
-TOOL_FORMATS = ("auto", "text", "calls")
-JUDGE_MODES = ("off", "flag", "gate")
+    Raises:
+        ConfigError: ``"{where}: {key} must be {what}, not {value!r}"``.
+    """
+    kind = declared.check
+    if kind == "urls":
+        urls = list(value) if isinstance(value, list | tuple) else [value]
+        if not urls:
+            raise ConfigError(f"{where}: {key} must be a URL or a non-empty list of URLs")
+        for url in urls:
+            check_value(url, Setting(declared.section, "url"), where, key)
+        return urls[0], tuple(urls[1:])
+    if kind == "tools":
+        from ..agents.tools import parse_tool_names
 
-
-def _check_value(value: Any, kind: str, where: str, key: str) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is of ``kind`` (``str``, ``url``, ``bool``, ``table``,
-    ``int>=N``, ``num>=N``, ``num>N``; numbers must be finite)."""
-    if kind in ("str", "url"):
-        ok = isinstance(value, str) and bool(value.strip())
+        if not isinstance(value, str | bool | list | tuple):
+            raise ConfigError(f"{where}: tools must be a list of tool names, not {value!r}")
+        try:
+            return parse_tool_names(value)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise ConfigError(f"tools: {exc}") from None
+    if kind == "budget":
+        try:
+            return Budget.from_table(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if kind in ("str", "url", "path"):
+        ok = isinstance(value, str | Path) and bool(str(value).strip())
         if ok and kind == "url":
-            ok = value.startswith(("http://", "https://"))
+            ok = str(value).startswith(("http://", "https://"))
         expected = "an http(s):// URL" if kind == "url" else "a non-empty string"
     elif kind == "bool":
         ok, expected = isinstance(value, bool), "true or false"
@@ -236,42 +348,65 @@ def _check_value(value: Any, kind: str, where: str, key: str) -> None:
     else:
         number, op, bound = re.fullmatch(r"(int|num)(>=|>)(\d+)", kind).groups()
         integral = number == "int"
-        ok = (isinstance(value, int) if integral else isinstance(value, (int, float))) and not isinstance(value, bool)
+        ok = (isinstance(value, int) if integral else isinstance(value, int | float)) and not isinstance(value, bool)
         ok = ok and math.isfinite(value) and (value >= int(bound) if op == ">=" else value > int(bound))
         expected = f"{'an integer' if integral else 'a number'} {op} {bound}"
     if not ok:
         raise ConfigError(f"{where}: {key} must be {expected}, not {value!r}")
+    if declared.choices and value not in declared.choices:
+        raise ConfigError(f"{where}: {key} must be one of {', '.join(declared.choices)}, not {value!r}")
+    return Path(value) if kind == "path" else value
 
 
-def _check_table(table: Any, spec: dict[str, str], where: str) -> dict[str, Any]:
-    """``table`` as a dict after checking that it is a table and that every known key has the right kind."""
+def _apply(settings: Any, table: Any, where: str, section: str | None = None) -> Any:
+    """``settings`` with the values of one TOML ``section`` table (keys: its TOML keys) or, with no
+    ``section``, of the command line (keys: field names) over it.
+
+    Raises:
+        ConfigError: not a table, an unknown key (the message lists the known ones), a bad value.
+    """
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table ([section] with key = value lines), not {table!r}")
-    for key, value in table.items():
-        if key in spec:
-            _check_value(value, spec[key], where, key)
-    return table
-
-
-def _llm_from(table: dict[str, Any], base: LLMSettings, where: str) -> LLMSettings:
-    table = dict(_check_table(table, {k: v for k, v in _LLM_SPEC.items() if k != "base_url"}, where))
-    urls = table.get("base_url")
-    if isinstance(urls, (list, tuple)):
-        if not urls:
-            raise ConfigError(f"{where}: base_url must be a URL or a non-empty list of URLs")
-        for url in urls:
-            _check_value(url, "url", where, "base_url")
-        table["base_url"], table["replicas"] = urls[0], tuple(urls[1:])
-    elif "base_url" in table:
-        _check_value(urls, "url", where, "base_url")
-        table["replicas"] = ()
-    unknown = set(table) - _LLM_KEYS
+    declared = {(name if section is None else s.key or name): (name, s) for name, s in declared_settings(type(settings)).items()
+                if s.check != "budget" and section in (None, s.section)}
+    unknown = set(table) - set(declared)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_LLM_KEYS))}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(declared))}")
+    changes: dict[str, Any] = {}
+    for key, value in table.items():
+        name, declared_setting = declared[key]
+        checked = check_value(value, declared_setting, where, key)
+        if declared_setting.check == "urls":
+            changes["base_url"], changes["replicas"] = checked
+        else:
+            changes[name] = checked
+    return replace(settings, **changes)
+
+
+def _from_environment(settings: Any) -> Any:
+    """``settings`` with each declared environment fallback that is set."""
+    for name, declared in declared_settings(type(settings)).items():
+        if declared.env and os.environ.get(declared.env):
+            settings = _apply(settings, {name: os.environ[declared.env]}, f"${declared.env}")
+    return settings
+
+
+def _read_toml(config_path: Path | None) -> dict[str, Any]:
+    if config_path is None:
+        return {}
     try:
-        return replace(base, **table)
-    except TypeError as exc:  # pragma: no cover - guarded by the key check
-        raise ConfigError(f"{where}: {exc}") from exc
+        data = tomllib.loads(Path(config_path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot read config ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: invalid TOML ({exc})") from exc
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown section(s) {', '.join(sorted(unknown))}")
+    for section in SECTIONS:
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{config_path} [{section}] must be a table ([section] with key = value lines), not {data[section]!r}")
+    return data
 
 
 def _check_verifier_names(verifier: VerifierSettings, where: str) -> None:
@@ -285,201 +420,103 @@ def _check_verifier_names(verifier: VerifierSettings, where: str) -> None:
                               "through the 'scireflect.verifiers' entry point group)")
 
 
-def load_settings(
-    config_path: Path | None = None,
-    *,
-    cli_llm: dict[str, Any] | None = None,
-    budget_spec: str | None = None,
-    concurrency: int | None = None,
-    lookahead: int | None = None,
-    prompt_variant: str | None = None,
-    embedded_model: str | None = None,
-    gguf_path: Path | None = None,
-    rel_tol: float | None = None,
-    tolerance: str | None = None,
-    steps: str | None = None,
-    tools: str | bool | tuple[str, ...] | None = None,
-    tool_format: str | None = None,
-    lean: dict[str, Any] | None = None,
-    mmproj_path: Path | None = None,
-    figures: str | None = None,
-    ocr: bool | None = None,
-    checkpoints: str | None = None,
-    speculative: str | None = None,
-    slot_affinity: bool | None = None,
-    embedded_threads: int | None = None,
-    judge: str | None = None,
-) -> RunSettings:
-    """Merge defaults, the TOML file, the environment and command-line values.
+COMMAND_LINE = "command line"
+
+
+def load_settings(config_path: Path | None = None, **overrides: Any) -> RunSettings:
+    """Merge defaults, environment fallbacks, the TOML file and command-line values into :class:`RunSettings`.
 
     Args:
         config_path: optional TOML file (see the module docstring).
-        cli_llm: LLM flags for every role (``base_url``, ``model``, ``temperature``, ``max_tokens``);
-            ``None`` values are ignored.
-        budget_spec: ``"attempts=4,tokens=20000,..."`` (see :meth:`Budget.parse`), applied over the file's.
-        mmproj_path / figures / ocr: ``--mmproj``, ``--figures`` and ``--ocr/--no-ocr`` (``[run]`` keys
-            ``mmproj``, ``figures``, ``ocr``, ``ocr_timeout_s``).
-        checkpoints: ``postgresql://...`` for PostgreSQL checkpoints (``[run] checkpoints``), else SQLite.
-        concurrency: model calls in flight; default ``[run] concurrency``, else, when a role uses the
-            embedded model, :func:`scireflect.embedded.default_slots` of this machine's cores, else 2.
-        lookahead: questions admitted beyond ``concurrency`` (``[run] lookahead``; see :attr:`RunSettings.lookahead`).
-        speculative / slot_affinity / embedded_threads: the embedded server's settings (see
-            :class:`RunSettings`), over ``[run]``'s.
-        tools: tool names, ``"python,calculator"`` or a tuple (also ``all``, ``basic``, ``none``; see
-            :func:`scireflect.agents.tools.parse_tool_names`), over ``[run] tools`` (a list, such a
-            string, or the old ``true``/``false``).
-        tool_format: ``auto``, ``text`` or ``calls`` (see :attr:`RunSettings.tool_format`).
-        steps: the step checker's mode ``gate``, ``flag`` or ``off`` (``[verifier] steps``).
-        judge: the model reviewer's mode ``off``, ``flag`` or ``gate`` (``[judge] mode``).
+        overrides: command-line values by field name, over everything else; ``None`` (and ``[]``)
+            values are ignored. The names are the declared settings of :class:`LLMSettings` (for
+            every role: ``base_url`` (a URL or a list: replicas), ``model``, ``temperature``, ...),
+            :class:`VerifierSettings` (``rel_tol``, ``tolerance``, ``steps``, ...) and
+            :class:`RunSettings` (``concurrency``, ``tools``, ``judge``, ``gguf_path``, ...);
+            ``budget`` is a ``--budget`` spec (:meth:`Budget.parse`) applied over the file's
+            ``[budget]`` table, ``lean`` a mapping over ``[lean]``.
+
+    Unset, ``concurrency`` is :func:`scireflect.embedded.default_slots` of this machine's cores when
+    a role uses the embedded model, else 2.
 
     Raises:
-        ConfigError: unreadable or invalid TOML, unknown keys, invalid values, a role without a model
-            on an explicit endpoint.
+        ConfigError: unreadable or invalid TOML, unknown sections or keys, invalid values, a role
+            without a model on an explicit endpoint, ``--mmproj`` without the embedded model.
+        TypeError: an override that is not a declared setting (a programming error).
     """
-    data: dict[str, Any] = {}
-    if config_path is not None:
-        try:
-            data = tomllib.loads(Path(config_path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"{config_path}: cannot read config ({exc.strerror})") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_path}: invalid TOML ({exc})") from exc
+    overrides = {k: v for k, v in overrides.items() if v is not None and v != []}
+    budget_spec, lean = overrides.pop("budget", None), overrides.pop("lean", None)
+    by_class = {cls: {k: overrides.pop(k) for k in list(overrides) if k in declared_settings(cls)}
+                for cls in (LLMSettings, VerifierSettings, RunSettings)}
+    if overrides:
+        raise TypeError(f"load_settings: not a setting: {', '.join(sorted(overrides))}")
+    data = _read_toml(config_path)
     where = str(config_path) if config_path else "config"
-    for section in ("llm", "roles", "budget", "verifier", "run", "lean", "judge"):
-        _check_table(data.get(section, {}), {}, f"{where} [{section}]")
-    unknown = set(data) - {"llm", "roles", "budget", "verifier", "run", "lean", "judge"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
 
-    base = LLMSettings()
-    env_url = os.environ.get("OPENAI_BASE_URL")
-    if env_url:
-        base = replace(base, base_url=env_url)
-    base = _llm_from(data.get("llm", {}), base, f"{where} [llm]")
-    cli = {k: v for k, v in (cli_llm or {}).items() if v is not None and v != []}
-    base = _llm_from(cli, base, "command line")
+    base = _apply(_from_environment(LLMSettings()), data.get("llm", {}), f"{where} [llm]", "llm")
     role_tables = data.get("roles", {})
     unknown_roles = set(role_tables) - set(ROLES)
     if unknown_roles:
         raise ConfigError(f"{where}: unknown role(s) {', '.join(sorted(unknown_roles))}; roles are {', '.join(ROLES)}")
     roles = {}
     for role in ROLES:
-        settings = _llm_from(role_tables.get(role, {}), base, f"{where} [roles.{role}]")
-        settings = _llm_from(cli, settings, "command line")
+        settings = _apply(base, role_tables.get(role, {}), f"{where} [roles.{role}]", "llm")
+        settings = _apply(settings, by_class[LLMSettings], COMMAND_LINE)
         if settings.base_url is not None and not settings.model:
             raise ConfigError(f"role {role}: endpoint {settings.base_url} needs a model name (--model or [llm] model)")
-        if settings.max_tokens < 16:
-            raise ConfigError(f"role {role}: max_tokens must be at least 16")
         roles[role] = settings
 
-    budget_table = data.get("budget", {})
     try:
-        # a list (strategy = ["cot", "reflect", ...]) is Budget.parse's "cot/reflect/..."
-        spec = ",".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in budget_table.items())
-        if budget_spec:
-            spec = f"{spec},{budget_spec}" if spec else budget_spec
-        budget = Budget.parse(spec) if spec else Budget()
+        budget_table = {**data.get("budget", {}), **(Budget.spec_items(budget_spec) if budget_spec else {})}
     except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+        raise ConfigError(str(exc)) from None
+    budget = check_value(budget_table, setting_of(RunSettings, "budget"), f"{where} [budget]", "budget")
 
-    verifier_table = dict(_check_table(data.get("verifier", {}), _VERIFIER_SPEC, f"{where} [verifier]"))
-    unknown = set(verifier_table) - set(VerifierSettings.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"{where} [verifier]: unknown key(s) {', '.join(sorted(unknown))}")
-    if rel_tol is not None:
-        verifier_table["rel_tol"] = rel_tol
-    if tolerance is not None:
-        verifier_table["tolerance"] = tolerance
-    if verifier_table.get("tolerance") not in (None, "default", "sig_figs", "scibench"):
-        raise ConfigError(f"verifier tolerance must be default, sig_figs or scibench, not '{verifier_table['tolerance']}'")
-    if steps is not None:
-        verifier_table["steps"] = steps
-    if verifier_table.get("steps", "gate") not in STEP_MODES:
-        raise ConfigError(f"verifier steps must be {', '.join(STEP_MODES)}, not '{verifier_table['steps']}'")
-    verifier = VerifierSettings(**verifier_table)
+    verifier = _apply(VerifierSettings(), data.get("verifier", {}), f"{where} [verifier]", "verifier")
+    verifier = _apply(verifier, by_class[VerifierSettings], COMMAND_LINE)
     _check_verifier_names(verifier, f"{where} [verifier]")
-
-    lean_table = {**data.get("lean", {}), **{k: v for k, v in (lean or {}).items() if v is not None}}
     try:
-        lean_settings = LeanSettings.from_mapping(lean_table, where=f"{where} [lean]")
+        lean_settings = LeanSettings.from_mapping({**data.get("lean", {}), **{k: v for k, v in (lean or {}).items() if v is not None}},
+                                                  where=f"{where} [lean]")
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 
-    run_table = _check_table(data.get("run", {}), _RUN_SPEC, f"{where} [run]")
-    uses_embedded = any(r.embedded for r in roles.values())
-    concurrency = concurrency if concurrency is not None else run_table.get("concurrency")
-    if concurrency is None:
+    run = _apply(RunSettings(), data.get("run", {}), f"{where} [run]", "run")
+    run = _apply(run, data.get("judge", {}), f"{where} [judge]", "judge")
+    run = _apply(run, by_class[RunSettings], COMMAND_LINE)
+    run = replace(run, roles=roles, budget=budget, verifier=verifier, lean=lean_settings)
+    given = set(data.get("run", {})) | set(by_class[RunSettings])
+    return _resolve_machine_settings(run, concurrency_given="concurrency" in given)
+
+
+def _resolve_machine_settings(run: RunSettings, *, concurrency_given: bool) -> RunSettings:
+    """The rules between settings, checked before any model is joined or started: the default
+    concurrency on the embedded model, embedded model names and aliases, a ``postgresql://``
+    checkpoint URL, ``--mmproj`` only with the embedded model.
+
+    Raises:
+        ConfigError: an unknown embedded model or draft, a checkpoint URL of another scheme, a projector without the embedded model.
+    """
+    concurrency = run.concurrency
+    if not concurrency_given:
         from ..embedded import available_cores, default_slots
 
-        concurrency = default_slots(available_cores()) if uses_embedded else 2
-    _check_value(concurrency, "int>=1", "settings", "concurrency")
-    lookahead = lookahead if lookahead is not None else run_table.get("lookahead")
-    if lookahead is not None:
-        _check_value(lookahead, "int>=0", "settings", "lookahead")
-    checkpoints = checkpoints or run_table.get("checkpoints")
-    if checkpoints and not str(checkpoints).startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"checkpoints must be a postgresql:// URL (SQLite in the run directory is the default), not {checkpoints!r}")
-    embedded_model = embedded_model or run_table.get("embedded_model")
-    speculative = (speculative or run_table.get("speculative") or "off").strip().lower()
+        concurrency = default_slots(available_cores()) if run.uses_embedded else 2
+    if run.checkpoints and not run.checkpoints.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"checkpoints must be a postgresql:// URL (SQLite in the run directory is the default), not {run.checkpoints!r}")
+    embedded_model, speculative = run.embedded_model, run.speculative.strip().lower()
     if embedded_model or speculative not in ("auto", "off"):
         from ..embedded import EmbeddedModelError, resolve_embedded_model
 
-        try:  # checked here, before any model is joined or started
+        try:
             embedded_model = resolve_embedded_model(embedded_model) if embedded_model else None
             speculative = speculative if speculative in ("auto", "off") else resolve_embedded_model(speculative)
         except EmbeddedModelError as exc:
             raise ConfigError(str(exc) + "; speculative also takes auto or off") from None
-    embedded_threads = embedded_threads if embedded_threads is not None else run_table.get("embedded_threads")
-    if embedded_threads is not None:
-        _check_value(embedded_threads, "int>=1", "settings", "embedded_threads")
-    figures = figures or run_table.get("figures", "image")
-    from ..agents.prompts import FIGURE_MODES
-
-    if figures not in FIGURE_MODES:
-        raise ConfigError(f"figures must be one of {', '.join(FIGURE_MODES)}, not {figures!r}")
-    mmproj_path = mmproj_path or (Path(run_table["mmproj"]) if run_table.get("mmproj") else None)
-    if mmproj_path is not None and not uses_embedded:
+    if run.mmproj_path is not None and not run.uses_embedded:
         raise ConfigError("--mmproj goes with the embedded model (--gguf or --embedded-model); every role has an endpoint")
-    from ..agents.tools import parse_tool_names
+    return replace(run, concurrency=concurrency, embedded_model=embedded_model, speculative=speculative)
 
-    tool_spec = tools if tools is not None else run_table.get("tools")
-    if tool_spec is not None and not isinstance(tool_spec, (str, bool, list, tuple)):
-        raise ConfigError(f"{where} [run]: tools must be a list of tool names, not {tool_spec!r}")
-    try:
-        tool_names = parse_tool_names(tool_spec)
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ConfigError(f"tools: {exc}") from None
-    judge_table = _check_table(data.get("judge", {}), {"mode": "str"}, f"{where} [judge]")
-    if set(judge_table) - {"mode"}:
-        raise ConfigError(f"{where} [judge]: unknown key(s) {', '.join(sorted(set(judge_table) - {'mode'}))}")
-    judge = judge or judge_table.get("mode", "off")
-    if judge not in JUDGE_MODES:
-        raise ConfigError(f"judge mode must be one of {', '.join(JUDGE_MODES)}, not {judge!r}")
-    tool_format = tool_format or run_table.get("tool_format", "auto")
-    if tool_format not in TOOL_FORMATS:
-        raise ConfigError(f"tool_format must be one of {', '.join(TOOL_FORMATS)}, not {tool_format!r}")
-    return RunSettings(
-        roles=roles,
-        budget=budget,
-        verifier=verifier,
-        concurrency=concurrency,
-        lookahead=lookahead,
-        prompt_variant=prompt_variant or run_table.get("prompt_variant"),
-        embedded_model=embedded_model,
-        gguf_path=gguf_path or (Path(run_table["gguf"]) if run_table.get("gguf") else None),
-        tools=tool_names,
-        tool_format=tool_format,
-        max_tool_rounds=int(run_table.get("max_tool_rounds", 4)),
-        python_timeout_s=float(run_table.get("python_timeout_s", RunSettings.python_timeout_s)),
-        max_question_bytes=int(run_table.get("max_question_bytes", RunSettings.max_question_bytes)),
-        mmproj_path=mmproj_path,
-        figures=figures,
-        ocr=bool(run_table.get("ocr", True)) if ocr is None else ocr,
-        ocr_timeout_s=float(run_table.get("ocr_timeout_s", RunSettings.ocr_timeout_s)),
-        speculative=speculative,
-        slot_affinity=bool(run_table.get("slot_affinity", True)) if slot_affinity is None else slot_affinity,
-        embedded_threads=embedded_threads,
-        lean=lean_settings,
-        judge=judge,
-        checkpoints=checkpoints,
-    )
+
+__all__ = ["COMMAND_LINE", "JUDGE_MODES", "SECTIONS", "TOLERANCE_POLICIES", "TOOL_FORMATS", "ConfigError", "LLMSettings", "RunSettings",
+           "Setting", "VerifierSettings", "check_value", "declared_settings", "load_settings", "setting", "setting_of"]

@@ -85,7 +85,7 @@ def test_concurrency_default_follows_the_cores_only_for_the_embedded_model(monke
     monkeypatch.setattr("scireflect.embedded.available_cores", lambda: 2)
     assert load_settings().concurrency == default_slots(2)
     assert load_settings(concurrency=3).concurrency == 3
-    remote = load_settings(cli_llm={"base_url": "http://127.0.0.1:9/v1", "model": "m"})
+    remote = load_settings(base_url="http://127.0.0.1:9/v1", model="m")
     assert remote.concurrency == 2
 
 

@@ -181,7 +181,7 @@ def test_figure_settings_are_checked_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="figures must be one of image, text, both, not 'pixels'"):
         load_settings(figures="pixels")
     with pytest.raises(ConfigError, match="--mmproj goes with the embedded model"):
-        load_settings(cli_llm={"base_url": ["http://127.0.0.1:9/v1"], "model": "m"}, mmproj_path=tmp_path / "p.gguf")
+        load_settings(base_url=["http://127.0.0.1:9/v1"], model="m", mmproj_path=tmp_path / "p.gguf")
 
 
 def test_text_sft_refuses_rows_with_image_parts(tmp_path):

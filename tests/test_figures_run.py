@@ -38,8 +38,8 @@ def figure_run(tmp_path_factory):
     shutil.copytree(SAMPLE, root / "figures", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     questions = load_questions(root / "figures" / "questions.jsonl")
     with MockOpenAI(default_answer="999", require_images=True) as mock:
-        settings = load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model}, concurrency=4,
-                                 budget_spec="attempts=3,reflections=1")
+        settings = load_settings(base_url=[mock.base_url], model=mock.model, concurrency=4,
+                                 budget="attempts=3,reflections=1")
         result = asyncio.run(annotate(questions, root / "run", settings))
         requests, images = list(mock.requests), list(mock.request_images)
     return {"root": root, "questions": questions, "result": result, "requests": requests, "images": images}
@@ -76,12 +76,12 @@ def test_every_call_of_every_role_carries_the_figure_and_traces_keep_only_refere
 def test_a_text_only_model_stops_the_run_unless_figures_go_as_text(tmp_path):
     questions = load_questions(SAMPLE / "questions.jsonl", limit=2)
     with MockOpenAI(vision=False, default_answer="999") as mock:
-        settings = load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model})
+        settings = load_settings(base_url=[mock.base_url], model=mock.model)
         with pytest.raises(RunError, match="cannot take images .* use --figures text"):
             asyncio.run(annotate(questions, tmp_path / "run", settings))
         assert not (tmp_path / "run" / "traces.jsonl").exists() or not (tmp_path / "run" / "traces.jsonl").read_text()
-        text = load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model}, figures="text", ocr=False,
-                             budget_spec="attempts=2,reflections=0")
+        text = load_settings(base_url=[mock.base_url], model=mock.model, figures="text", ocr=False,
+                             budget="attempts=2,reflections=0")
         result = asyncio.run(annotate(questions, tmp_path / "run2", text))
         sent = [m for r in mock.requests[1:] for m in r]
     assert result.status_counts == Counter(accepted=2)
@@ -154,7 +154,7 @@ def test_a_figure_replaced_during_a_run_stops_it_with_the_file_named(tmp_path):
     figure = tmp_path / "figures" / questions.questions[0]["images"][0]["path"]
     figure.write_bytes((SAMPLE / "images" / "hooke-1.png").read_bytes())  # another figure under the same name
     with MockOpenAI() as mock:
-        settings = load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model}, ocr=False)
+        settings = load_settings(base_url=[mock.base_url], model=mock.model, ocr=False)
         with pytest.raises(RunError, match=f"figure {figure} changed since the question file was read"):
             asyncio.run(annotate(questions, tmp_path / "run", settings))
         assert mock.stats.chat_requests == 1  # the preflight's probe only: no figure went out unchecked

@@ -162,5 +162,5 @@ def test_judge_mode_is_a_setting_of_the_config_file_and_the_command_line(tmp_pat
     assert load_settings(config).judge == "flag" and load_settings(config, judge="gate").judge == "gate"
     assert load_settings().judge == "off"
     config.write_text('[judge]\nmode = "strict"\n')
-    with pytest.raises(ConfigError, match="judge mode must be one of off, flag, gate"):
+    with pytest.raises(ConfigError, match=r"c.toml \[judge\]: mode must be one of off, flag, gate, not \'strict\'"):
         load_settings(config)

@@ -307,7 +307,7 @@ async def test_without_a_sandbox_the_tool_is_not_offered_and_the_run_says_so_onc
     rows = [dict(QUESTION, id=f"q{i}") for i in range(3)]
     team, models = _team([ASK + "180\n```\n\\boxed{50.7}"] * 3)
     events = []
-    settings = load_settings(tools="python", budget_spec="attempts=1")
+    settings = load_settings(tools="python", budget="attempts=1")
     await annotate(_questions(tmp_path, rows), tmp_path / "run", settings, team=team, verifier=Boxed(),
                    on_event=lambda kind, data: events.append((kind, data)))
     warnings = [d["message"] for k, d in events if k == "warning"]
@@ -324,7 +324,7 @@ async def test_without_a_sandbox_the_tool_is_not_offered_and_the_run_says_so_onc
 @requires_sandbox
 async def test_a_run_with_the_tool_records_the_python_prompt_version(tmp_path: Path) -> None:
     team, _ = _team([ASK, "So \\boxed{50.7}"])
-    settings = load_settings(tools="python", tool_format="text", budget_spec="attempts=1")
+    settings = load_settings(tools="python", tool_format="text", budget="attempts=1")
     events = []
     await annotate(_questions(tmp_path, [QUESTION]), tmp_path / "run", settings, team=team, verifier=Boxed(),
                    on_event=lambda kind, data: events.append((kind, data)))

@@ -84,7 +84,7 @@ async def test_attacks_through_the_annotate_run_are_contained_and_recorded(tmp_p
                                              "question": f"Attack: {name}. What is printed?"}) + "\n" for name in attacks))
     model = _model(attacks)
     team = AgentTeam.from_models({r: (model, "scripted") for r in ("solver", "critic", "reviser")}, retry=RetryPolicy(max_retries=0))
-    settings = load_settings(tools="python", tool_format="text", budget_spec="attempts=1", concurrency=2)
+    settings = load_settings(tools="python", tool_format="text", budget="attempts=1", concurrency=2)
     settings = type(settings)(**{**settings.__dict__, "python_timeout_s": 6.0})
     before = set(sandbox_processes())
     try:

@@ -46,7 +46,7 @@ async def _run(tmp_path: Path, name: str, replies: list, tool_format: str) -> Pa
     path.write_text(json.dumps(dict(QUESTION, id=f"{name}-1", question=question)) + "\n")
     model = ScriptedChatModel(replies=replies)
     team = AgentTeam.from_models({r: (model, "scripted") for r in ("solver", "critic", "reviser")}, retry=RetryPolicy(max_retries=0))
-    settings = load_settings(tools="python", tool_format=tool_format, budget_spec="attempts=1")
+    settings = load_settings(tools="python", tool_format=tool_format, budget="attempts=1")
     await annotate(load_questions(path), tmp_path / name, settings, team=team, verifier=Boxed())
     return tmp_path / name
 

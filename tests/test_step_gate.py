@@ -113,7 +113,7 @@ def test_the_setting(tmp_path, monkeypatch):
     assert load_settings(path).verifier.steps == "flag"
     assert load_settings(path, steps="off").verifier.steps == "off"
     path.write_text('[verifier]\nsteps = "strict"\n')
-    with pytest.raises(ConfigError, match="verifier steps must be gate, flag, off"):
+    with pytest.raises(ConfigError, match=r"c.toml \[verifier\]: steps must be one of gate, flag, off, not \'strict\'"):
         load_settings(path)
 
 

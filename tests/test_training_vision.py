@@ -43,7 +43,7 @@ def data(tmp_path_factory):
     (root / "figures" / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     questions = load_questions(root / "figures" / "questions.jsonl")
     with MockOpenAI(answers={r["question"][:60]: r["answer"] for r in rows}, require_images=True) as mock:
-        asyncio.run(annotate(questions, root / "run", load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model}, ocr=False)))
+        asyncio.run(annotate(questions, root / "run", load_settings(base_url=[mock.base_url], model=mock.model, ocr=False)))
     texts = tiny_model.sft_texts() + [ALIGN_PROMPT, "Caption: Text in the figure: The paper says:"]
     texts += [" ".join([r["question"], r["caption"], *r["mentions"], r["answer"]]) for r in rows]
     texts += [json.loads(line)["response"] for line in (root / "run" / "sft.jsonl").read_text().splitlines()]

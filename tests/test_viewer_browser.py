@@ -131,7 +131,7 @@ def test_a_question_with_a_figure_shows_it_beside_the_question(browser, tmp_path
     shutil.copytree(sample, tmp_path / "figures", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     questions = load_questions(tmp_path / "figures" / "questions.jsonl", limit=2)
     with MockOpenAI(answers={"cart": "2.5"}, require_images=True) as mock:
-        settings = load_settings(cli_llm={"base_url": [mock.base_url], "model": mock.model}, ocr=False)
+        settings = load_settings(base_url=[mock.base_url], model=mock.model, ocr=False)
         # Playwright's sync API holds an event loop in this thread: annotate in another one.
         worker = threading.Thread(target=lambda: asyncio.run(annotate(questions, tmp_path / "run", settings)))
         worker.start()
