@@ -11,12 +11,12 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from ..filtering.cli import classify_app, export_command
-from ..training.cli import convert_app, eval_command, train_command
 from .annotate import annotate_command, out
+from .filtering import classify_app, export_command
 from .judge import judge_command
 from .merge import merge_command
 from .traces import traces_app
+from .training import convert_app, eval_command, train_command
 from .view import view_command
 
 ORDER = ("annotate", "traces", "view", "export", "classify", "train", "eval", "convert", "merge", "models", "version")

@@ -69,11 +69,11 @@ def train(
     """Train on the verifier-labelled attempts of RUN_DIRs (and, with --labels, people's review labels);
     print held-out metrics and the shortcut audit."""
     _offline()
-    from scireflect.rundata.store import TraceFileError
+    from ..rundata.store import TraceFileError
 
-    from .classifier import ClassifierError, train_classifier
-    from .examples import load_attempts, with_review_labels
-    from .metrics import summary_lines
+    from ..filtering.classifier import ClassifierError, train_classifier
+    from ..filtering.examples import load_attempts, with_review_labels
+    from ..filtering.metrics import summary_lines
 
     try:
         attempts = load_attempts(run_dirs)
@@ -117,12 +117,12 @@ def score(
     """Score every solution attempt of RUN_DIR: P(correct), keep/drop at the threshold; where the verifier
     labelled an attempt, print how the threshold's keep set agrees with it."""
     _offline()
-    from scireflect.rundata.jsonl import write_jsonl_atomic
-    from scireflect.rundata.store import TraceFileError
+    from ..rundata.jsonl import write_jsonl_atomic
+    from ..rundata.store import TraceFileError
 
-    from .classifier import ClassifierError, load_classifier
-    from .examples import load_attempts
-    from .metrics import expected_calibration_error, precision_recall, roc_auc
+    from ..filtering.classifier import ClassifierError, load_classifier
+    from ..filtering.examples import load_attempts
+    from ..filtering.metrics import expected_calibration_error, precision_recall, roc_auc
 
     try:
         model = load_classifier(model_dir)
@@ -171,7 +171,7 @@ def export_command(
 ) -> None:
     """Export the filtered training set (decontamination, leakage, classifier, dedup) with a dataset card."""
     _offline()
-    from .export import ExportError, ExportOptions, export_training_set
+    from ..filtering.export import ExportError, ExportOptions, export_training_set
 
     options = ExportOptions(format=fmt, eval_sets=[str(p) for p in decontaminate or []], ngram=ngram,
                             classifier_dir=str(classifier) if classifier else None, target_precision=target_precision,

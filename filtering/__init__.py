@@ -15,8 +15,8 @@ Installed as ``scireflect.filtering``. Modules:
 * :mod:`.dedup`      exact and MinHash near-duplicate questions and solutions; RFT-style diverse paths.
 * :mod:`.export`     the filter pipeline and the writers (SciInstruct JSONL, chat messages, ShareGPT,
   Hugging Face ``datasets`` folder) with a dataset card.
-* :mod:`.cli`        ``scireflect classify train|score`` and ``scireflect export``.
 
 Heavy dependencies (torch, sentence-transformers, scikit-learn, datasets, datasketch) are imported
 lazily, inside the functions that need them; ``pip install "scireflect[filter]"`` installs them.
+The commands (``scireflect classify train|score`` and ``scireflect export``) are in :mod:`scireflect.cli.filtering`.
 """

@@ -15,9 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from scireflect.cli.filtering import classify_app
 from scireflect.filtering import features
 from scireflect.filtering.classifier import ClassifierError, grouped_splits, load_classifier, train_classifier
-from scireflect.filtering.cli import classify_app
 from scireflect.filtering.examples import Attempt, load_attempts
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

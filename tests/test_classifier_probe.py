@@ -16,6 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from scireflect.cli.filtering import classify_app
 from scireflect.filtering.classifier import (
     ClassifierError,
     GeneratorStateFeaturizer,
@@ -24,7 +25,6 @@ from scireflect.filtering.classifier import (
     load_classifier,
     train_classifier,
 )
-from scireflect.filtering.cli import classify_app
 from scireflect.filtering.examples import Attempt, load_attempts
 
 from .test_classifier import SignalFeaturizer, _attempts

@@ -14,9 +14,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from scireflect.cli.eval_tables import accuracy_table, compare_table
+from scireflect.cli.training import eval_command
 from scireflect.testing.mock_openai import MockOpenAI
-from scireflect.training.cli import eval_command
-from scireflect.training.evaluate import accuracy_table, compare_table, score, solver_messages
+from scireflect.training.evaluate import score, solver_messages
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "questions.jsonl"
 SMALL = "qwen2.5-coder-0.5b-instruct-q4_k_m"

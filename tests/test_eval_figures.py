@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from scireflect.cli.training import eval_command
 from scireflect.testing.mock_openai import MockOpenAI
-from scireflect.training.cli import eval_command
 from scireflect.training.evaluate import read_results
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "figures"

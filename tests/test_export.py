@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scireflect.filtering.cli import classify_app, export_command
+from scireflect.cli.filtering import classify_app, export_command
 from scireflect.filtering.export import ExportError, ExportOptions, build_training_set
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

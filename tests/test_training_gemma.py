@@ -38,7 +38,7 @@ def test_gemma3_270m_sft_few_steps_lowers_the_loss(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["CUDA_VISIBLE_DEVICES"] = ""
     result = subprocess.run(
-        [sys.executable, "-m", "scireflect.training.cli", "train", str(data), "--model", str(model_dir), "--gguf-file", gguf.name,
+        [sys.executable, "-m", "scireflect.cli.training", "train", str(data), "--model", str(model_dir), "--gguf-file", gguf.name,
          "--chat-template", str(FIXTURES / "gemma_chat_template.jinja"), "--out", str(out), "--single-process",
          "--lr", "1e-4", "--global-batch", "2", "--micro-batch", "1", "--max-steps", "4", "--epochs", "4",
          "--max-length", "1024", "--save-steps", "100"],

@@ -32,7 +32,7 @@ def tiny_model(tmp_path_factory):
 def _train(args, tmp_path, timeout=300):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env["CUDA_VISIBLE_DEVICES"] = ""
-    return subprocess.run([sys.executable, "-m", "scireflect.training.cli", "train", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "scireflect.cli.training", "train", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
 
 

@@ -85,8 +85,8 @@ def test_the_training_and_filtering_commands_show_untrusted_text_and_wrap_it(cap
     import typer
     from rich.console import Console
 
-    from scireflect.filtering import cli as filtering_cli
-    from scireflect.training import cli as training_cli
+    from scireflect.cli import filtering as filtering_cli
+    from scireflect.cli import training as training_cli
 
     row = {"correct": False, "status": "done", "file": "q[/].jsonl", "id": "x\x1b[2Jy", "extracted": "[bold]7",
            "reference": "8", "output_tokens": 12, "seconds": 3.0}

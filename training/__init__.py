@@ -8,8 +8,9 @@ lazily, from the ``train`` extra):
 * :mod:`.sft`: :class:`~.sft.SFTConfig` (SciGLM's recipe by default) and :func:`~.sft.run_sft`
   (HF Trainer + DeepSpeed ZeRO, checkpoints, resume, metrics to console/JSONL/TensorBoard).
 * :mod:`.evaluate`: run a model (endpoint, embedded, local transformers) on benchmark files with the
-  Solver prompt and the sandboxed answer verifier; accuracy and before/after tables.
-* :mod:`.cli`: ``train_command`` and ``eval_command`` (``scireflect train`` / ``scireflect eval``).
+  Solver prompt and the sandboxed answer verifier; accuracy and before/after scores.
 * :mod:`.bench_sft_gpu`: SFT throughput and MFU on a GPU.
 * ``configs/``: DeepSpeed configs ``zero2.json``, ``zero3_offload.json``, ``zero2_cpu.json``.
+
+The commands (``scireflect train``, ``eval`` and ``convert``) are in :mod:`scireflect.cli.training`.
 """

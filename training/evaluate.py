@@ -21,9 +21,9 @@ text and mentions; the embedded model takes images with a projector (``mmproj``)
 vision-language model through :mod:`.vision_eval`.
 
 Per-question results go to a JSONL file (one line per question: ``file``, ``id``, ``subject``,
-``figures``, ``correct``, ``verdict``, ``response``, ``model``, tokens, seconds); :func:`accuracy_table`,
-:func:`compare_table` and :func:`~scireflect.training.vision_eval.figure_table` make the rich tables
-printed by ``scireflect eval``.
+``figures``, ``correct``, ``verdict``, ``response``, ``model``, tokens, seconds); :func:`score`,
+:func:`compare` and :func:`figure_score` count them, for the tables that ``scireflect eval`` prints
+(:mod:`scireflect.cli.eval_tables`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from rich.table import Table
 
 from ..agents import prompts as P
 from ..agents.figures import FigureStore
@@ -423,7 +421,7 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-# -- tables ---------------------------------------------------------------------------------------
+# -- scores (the tables of 'scireflect eval' are drawn from them in scireflect.cli.eval_tables) ----
 
 
 @dataclass
@@ -470,39 +468,41 @@ def score(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Score]:
     return out
 
 
-def accuracy_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
-    """Accuracy per subject and per file (rich table): n, correct, accuracy %, no answer, errors."""
-    table = Table(title=title, title_justify="left")
-    for col, justify in [("file", "left"), ("subject", "left"), ("n", "right"), ("correct", "right"),
-                         ("accuracy", "right"), ("no answer", "right"), ("errors", "right")]:
-        table.add_column(col, justify=justify)
-    for (f, s), sc in score(rows).items():
-        if s == "all":
-            table.add_section()
-        table.add_row(f, s, str(sc.n), str(sc.correct), f"{100 * sc.accuracy:.1f}%", str(sc.unparseable), str(sc.errors),
-                      style="bold" if s == "all" else None)
-    return table
+def figure_score(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Score]:
+    """Scores keyed by ``(file, "with figure" | "without figure")``, plus ``("all", ...)`` over every file.
 
-
-def compare_table(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]], *,
-                  before_name: str = "before", after_name: str = "after") -> Table:
-    """Before/after accuracy per file and subject on the questions both runs answered.
-
-    Questions are matched by ``(file, id)``; rows only in one run are left out (the title says how
-    many). Columns: n, accuracy before, accuracy after, change in percentage points, questions
-    fixed (wrong -> right) and broken (right -> wrong).
+    Keys are ordered: the files sorted, then the two ``all`` groups.
     """
+    groups: dict[tuple[str, str], Score] = defaultdict(Score)
+    for row in rows:
+        kind = "with figure" if row.get("figures") else "without figure"
+        for key in ((str(row.get("file", "-")), kind), ("all", kind)):
+            groups[key].add(row)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0] == "all", kv[0])))
+
+
+@dataclass
+class Comparison:
+    """Two runs of one benchmark on the questions both answered (matched by ``(file, id)``).
+
+    ``before`` and ``after`` are :func:`score` of each run on those questions; ``fixed`` and
+    ``broken`` count, per key of :func:`score`, the questions wrong before and right after, and the
+    other way round; ``unmatched`` is how many rows only one run has (left out).
+    """
+
+    common: int
+    unmatched: int
+    before: dict[tuple[str, str], Score]
+    after: dict[tuple[str, str], Score]
+    fixed: dict[tuple[str, str], int]
+    broken: dict[tuple[str, str], int]
+
+
+def compare(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> Comparison:
+    """Compare two runs' result rows question by question (see :class:`Comparison`)."""
     a = {(str(r.get("file")), str(r["id"])): r for r in before}
     b = {(str(r.get("file")), str(r["id"])): r for r in after}
     common = [k for k in a if k in b]
-    dropped = len(a) + len(b) - 2 * len(common)
-    title = f"{before_name} -> {after_name}: {len(common)} common questions" + (f" ({dropped} unmatched left out)" if dropped else "")
-    table = Table(title=title, title_justify="left")
-    for col, justify in [("file", "left"), ("subject", "left"), ("n", "right"), (before_name, "right"), (after_name, "right"),
-                         ("change", "right"), ("fixed", "right"), ("broken", "right")]:
-        table.add_column(col, justify=justify)
-    sa = score(a[k] for k in common)
-    sb = score(b[k] for k in common)
     fixed: dict[tuple[str, str], int] = defaultdict(int)
     broken: dict[tuple[str, str], int] = defaultdict(int)
     for k in common:
@@ -511,14 +511,5 @@ def compare_table(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[s
         for key in ((f, s), (f, "all"), ("all", "all")):
             fixed[key] += (not ca) and cb
             broken[key] += ca and not cb
-    for key, x in sa.items():
-        y = sb[key]
-        delta = 100 * (y.accuracy - x.accuracy)
-        colour = "green" if delta > 0 else "red" if delta < 0 else ""
-        if key[1] == "all":
-            table.add_section()
-        table.add_row(key[0], key[1], str(x.n), f"{100 * x.accuracy:.1f}%", f"{100 * y.accuracy:.1f}%",
-                      f"[{colour}]{delta:+.1f} pp[/]" if colour else f"{delta:+.1f} pp", str(fixed[key]), str(broken[key]),
-                      style="bold" if key[1] == "all" else None)
-    return table
-
+    return Comparison(common=len(common), unmatched=len(a) + len(b) - 2 * len(common), before=score(a[k] for k in common),
+                      after=score(b[k] for k in common), fixed=fixed, broken=broken)

@@ -1,9 +1,9 @@
-"""Evaluation of questions with figures: a local vision-language model, and accuracy with and without a figure.
+"""Evaluation of questions with figures: a local vision-language model.
 
 :class:`HFVisionBackend` answers the Solver's chat messages (OpenAI form: the figures as
 ``image_url`` parts holding ``data:`` URLs) with a local ``AutoModelForImageTextToText`` and its
 ``AutoProcessor`` (e.g. the output of ``scireflect train --stage instruct``), greedy by default.
-:func:`figure_table` splits accuracy by whether a question had a figure, per benchmark file.
+Accuracy with and without a figure is :func:`scireflect.training.evaluate.figure_score`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from rich.table import Table
 
 
 def is_vision_model(path: Path) -> bool:
@@ -99,21 +97,4 @@ class HFVisionBackend:
         return None
 
 
-def figure_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
-    """Accuracy per benchmark file, split by whether the question had a figure (rich table)."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for row in rows:
-        kind = "with figure" if row.get("figures") else "without figure"
-        for key in ((str(row.get("file", "-")), kind), ("all", kind)):
-            n_correct = groups.setdefault(key, [0, 0])
-            n_correct[0] += 1
-            n_correct[1] += bool(row.get("correct"))
-    table = Table(title=title, title_justify="left")
-    for col, justify in [("file", "left"), ("questions", "left"), ("n", "right"), ("correct", "right"), ("accuracy", "right")]:
-        table.add_column(col, justify=justify)
-    for (file, kind), (n, correct) in sorted(groups.items(), key=lambda kv: (kv[0][0] == "all", kv[0])):
-        table.add_row(file, kind, str(n), str(correct), f"{100 * correct / n:.1f}%", style="bold" if file == "all" else None)
-    return table
-
-
-__all__ = ["HFVisionBackend", "figure_table", "is_vision_model", "processor_messages"]
+__all__ = ["HFVisionBackend", "is_vision_model", "processor_messages"]

@@ -1,10 +1,11 @@
-"""``scireflect train`` and ``scireflect eval``: typer-annotated command functions.
+"""``scireflect train``, ``scireflect eval`` and ``scireflect convert``: typer-annotated command functions.
 
 They are registered on the main app in :mod:`scireflect.cli` (``app.command("train")(train_command)``,
-``app.command("eval")(eval_command)``). This module also has its own small app so the DeepSpeed
-launcher can start it as a module on every rank::
+``app.command("eval")(eval_command)``, ``app.add_typer(convert_app)``); the work is done in
+:mod:`scireflect.training`. This package also has its own small app, run by ``__main__.py``, so the DeepSpeed launcher can
+start it as a module on every rank::
 
-    deepspeed --hostfile hostfile --no_local_rank --module scireflect.training.cli train --data sft.jsonl ...
+    deepspeed --hostfile hostfile --no_local_rank --module scireflect.cli.training train --data sft.jsonl ...
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..rundata.untrusted import untrusted
+from ...rundata.untrusted import untrusted
 
 console = Console(stderr=True)
 out = Console()
@@ -63,7 +64,8 @@ def eval_command(
     mmproj: Path | None = typer.Option(None, "--mmproj", help="Projector GGUF for the embedded model (--gguf / --embedded-model), so that it takes figures.", metavar="FILE"),
 ) -> None:
     """Evaluate a model on benchmark files with the Solver prompt and the project's verifier; or compare two runs."""
-    from . import evaluate as E
+    from ...training import evaluate as E
+    from ..eval_tables import accuracy_table, compare_table, figure_table
 
     if compare:
         try:
@@ -74,7 +76,7 @@ def eval_command(
         aname = _run_name(after, compare[1])
         if bname == aname:
             bname, aname = f"{bname} (A)", f"{aname} (B)"
-        out.print(E.compare_table(before, after, before_name=bname, after_name=aname))
+        out.print(compare_table(before, after, before_name=bname, after_name=aname))
         return
     if not benchmarks:
         _fail("give benchmark JSONL files, or --compare RESULTS_A RESULTS_B")
@@ -87,7 +89,7 @@ def eval_command(
             _fail("--model needs --base-url (or $OPENAI_BASE_URL)")
     for name in model or []:
         specs.append(E.ModelSpec(base_url=base_url, model=name))
-    from scireflect.embedded import EmbeddedModelError, resolve_embedded_model
+    from ...embedded import EmbeddedModelError, resolve_embedded_model
 
     for name in embedded_model or []:
         try:
@@ -96,7 +98,7 @@ def eval_command(
             _fail(str(exc))
     if gguf is not None:
         specs.append(E.ModelSpec(gguf=gguf))
-    from ..agents.prompts import FIGURE_MODES
+    from ...agents.figures import FIGURE_MODES
 
     if figures not in FIGURE_MODES:
         _fail(f"--figures must be one of {', '.join(FIGURE_MODES)}")
@@ -135,20 +137,18 @@ def eval_command(
         except E.EvalError as exc:
             _fail(str(exc), code=1)
         except Exception as exc:  # noqa: BLE001 - a clear message for a model that cannot start
-            from ..embedded import EmbeddedModelError
+            from ...embedded import EmbeddedModelError
 
             if isinstance(exc, EmbeddedModelError):
                 _fail(str(exc), code=1)
             raise
-        out.print(E.accuracy_table(rows, f"scireflect eval: {name} ({time.perf_counter() - t0:.0f} s)"))
+        out.print(accuracy_table(rows, f"scireflect eval: {name} ({time.perf_counter() - t0:.0f} s)"))
         if any(r.get("figures") for r in rows):
-            from .vision_eval import figure_table
-
             out.print(figure_table(rows, f"{name}: questions with and without a figure (figures sent as {figures})"))
         out.print(f"per-question results: {results_path}")
         runs.append((name, rows))
     if len(runs) >= 2:
-        out.print(E.compare_table(runs[0][1], runs[1][1], before_name=runs[0][0], after_name=runs[1][0]))
+        out.print(compare_table(runs[0][1], runs[1][1], before_name=runs[0][0], after_name=runs[1][0]))
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -206,8 +206,8 @@ def train_command(
     """Fine-tune a causal LM, or a vision-language model (--stage), on verified traces (SFT, loss on responses only) with the HF Trainer and DeepSpeed ZeRO."""
     import subprocess
 
-    from .data import OVERLENGTH_POLICIES, parse_stages
-    from .vision_data import VISION_STAGES, parse_targets
+    from ...training.data import OVERLENGTH_POLICIES, parse_stages
+    from ...training.vision_data import VISION_STAGES, parse_targets
 
     try:
         stage_tuple = parse_stages(stages)
@@ -240,7 +240,7 @@ def train_command(
                 cmd += ["--num_nodes", str(num_nodes)]
             if master_port:
                 cmd += ["--master_port", str(master_port)]
-            cmd += ["--no_local_rank", "--module", "scireflect.training.cli", "train", *argv]
+            cmd += ["--no_local_rank", "--module", "scireflect.cli.training", "train", *argv]
             console.print(untrusted(f"launching: {' '.join(cmd)}", "dim"), highlight=False)
             raise typer.Exit(subprocess.call(cmd))
         single_process = True
@@ -251,13 +251,13 @@ def train_command(
 
         use_cpu = cpu or not torch.cuda.is_available()
         if not launched:
-            from .sft import single_process_env
+            from ...training.sft import single_process_env
 
             single_process_env(use_cpu)
-    from ..rundata.ocr import OcrUnavailable
-    from .data import ChatTemplateError, SFTDataError
-    from .sft import SFTConfig, TrainError, run_sft
-    from .vision_sft import run_vision_sft
+    from ...rundata.ocr import OcrUnavailable
+    from ...training.data import ChatTemplateError, SFTDataError
+    from ...training.sft import SFTConfig, TrainError, run_sft
+    from ...training.vision_sft import run_vision_sft
 
     cfg = SFTConfig(
         model=model, data=list(data), output_dir=out_dir, deepspeed=deepspeed, learning_rate=learning_rate, epochs=epochs,
@@ -292,7 +292,7 @@ def convert_scienceqa_command(
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many questions.", metavar="N"),
 ) -> None:
     """ScienceQA -> a question file (multiple choice; lecture and solution kept) for annotate, eval and train --stage instruct."""
-    from .convert import ConvertError, convert_scienceqa
+    from ...training.convert import ConvertError, convert_scienceqa
 
     try:
         path, n = convert_scienceqa(root, out, split=split, with_images_only=with_images_only, limit=limit)
@@ -309,7 +309,7 @@ def convert_scicap_command(
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="At most this many figures.", metavar="N"),
 ) -> None:
     """SciCap -> figure rows (caption, OCR, mentions) for train --stage align."""
-    from .convert import ConvertError, convert_scicap
+    from ...training.convert import ConvertError, convert_scicap
 
     try:
         path, n = convert_scicap(json_file, out, images=images, limit=limit)
@@ -323,6 +323,3 @@ app = typer.Typer(name="scireflect-training", add_completion=False, pretty_excep
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 
-
-if __name__ == "__main__":
-    app()
