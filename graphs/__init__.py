@@ -3,5 +3,6 @@
 Read in this order: ``state.py`` (the question's state and the record of each model call),
 ``budget.py`` (the limits and the loop's one decision), ``context.py`` (what the nodes need),
 ``nodes.py`` (the nodes), then ``annotation.py`` / ``formal.py`` (the wiring, one screen each).
-``studio.py`` serves the annotation graph to LangGraph Studio.
+The graphs are given their models and verifiers by the runner (:mod:`scireflect.run`), and for
+LangGraph Studio by :mod:`scireflect.run.studio`.
 """

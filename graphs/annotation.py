@@ -36,7 +36,7 @@ def build_annotation_graph(checkpointer: Any = None, *, context_schema: type = A
     """Wire and compile the annotation graph (``checkpointer``: e.g. ``AsyncSqliteSaver``; ``None`` in tests).
 
     ``context_schema`` is the type of the runtime context, :class:`AnnotationContext` or anything with
-    its ``agents``, ``verify``, ``budget`` and ``prompts`` (LangGraph Studio's, in :mod:`.studio`).
+    its ``agents``, ``verify``, ``budget`` and ``prompts`` (LangGraph Studio's, in :mod:`scireflect.run.studio`).
     """
     builder = StateGraph(AnnotationState, context_schema=context_schema)
     builder.add_node("solve", solve)

@@ -1,4 +1,4 @@
-"""LangGraph Studio entry point (``langgraph.json`` -> ``graphs/studio.py:make_graph``) and tracing defaults."""
+"""LangGraph Studio entry point (``langgraph.json`` -> ``run/studio.py:make_graph``) and tracing defaults."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langsmith import utils as ls_utils
 
 from scireflect.graphs.budget import Budget
-from scireflect.graphs.studio import StudioContext, make_graph, studio_settings
+from scireflect.run.studio import StudioContext, make_graph, studio_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACING_VARS = ("LANGSMITH_TRACING", "LANGSMITH_TRACING_V2", "LANGCHAIN_TRACING", "LANGCHAIN_TRACING_V2",
@@ -43,7 +43,7 @@ def test_langgraph_json_points_to_the_factory(env):
     config = json.loads((ROOT / "langgraph.json").read_text())
     assert config["dependencies"] == ["."]
     spec = config["graphs"]["annotation"]
-    assert spec == "./graphs/studio.py:make_graph" and (ROOT / "graphs" / "studio.py").is_file()
+    assert spec == "./run/studio.py:make_graph" and (ROOT / "run" / "studio.py").is_file()
     env.setenv("SCIREFLECT_MODEL", "qwen2.5-7b-instruct")
     factory = load_by_path(spec)
     graph = factory({"configurable": {}})
@@ -53,7 +53,7 @@ def test_langgraph_json_points_to_the_factory(env):
 def test_langgraph_cli_accepts_the_config():
     cli_config = pytest.importorskip("langgraph_cli.config", reason="langgraph-cli is not installed")
     config = cli_config.validate_config_file(ROOT / "langgraph.json")
-    assert config["graphs"] == {"annotation": "./graphs/studio.py:make_graph"}
+    assert config["graphs"] == {"annotation": "./run/studio.py:make_graph"}
 
 
 def test_factory_builds_the_annotation_graph_without_calling_a_model(env):
