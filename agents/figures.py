@@ -14,7 +14,8 @@ figure's bytes are and hands them out, checked against the sha256, when a prompt
 reference in place of the URL (:func:`recorded_content`).
 
 The references are made, and every figure decoded and checked, by
-:mod:`scireflect.rundata.images` when the question file is read.
+:mod:`scireflect.rundata.images` when the question file is read. Whatever goes wrong with a figure
+is a :class:`FigureError`, and its bytes are read again only by :func:`read_checked`.
 """
 
 from __future__ import annotations
@@ -39,14 +40,41 @@ FIGURE_MODES = ("image", "text", "both")
 ``both``."""
 
 
-class FigureError(RuntimeError):
-    """A figure's bytes cannot be had (file gone, or changed since the question file was read)."""
+class FigureError(ValueError):
+    """A figure cannot be used, or its bytes cannot be had; the message says why.
+
+    The one error of figures, wherever they are read: a question file's figure that is not a usable
+    image (:mod:`scireflect.rundata.images`: missing, too big, not an image, a path out of the
+    question file's directory), and a figure whose file is gone or changed since the question file
+    was read (:func:`read_checked`: during a run, or when a finished run is viewed, exported or
+    trained on).
+    """
 
 
 def figure_refs(question: Mapping[str, Any]) -> list[FigureRef]:
     """The figure references of a question (``[]`` when it has none)."""
     images = question.get("images")
     return [ref for ref in images if isinstance(ref, Mapping)] if isinstance(images, list) else []
+
+
+def read_checked(path: Path, sha256: str, name: str) -> bytes:
+    """The bytes of the figure file ``path``, checked against the ``sha256`` recorded when its question
+    file was read: the one reader of a figure's bytes (:class:`FigureStore` during a run,
+    :func:`scireflect.rundata.images.read_figure` for a finished run).
+
+    Args:
+        name: how the figure is named in an error message (e.g. ``figure /data/figs/a.png``).
+
+    Raises:
+        FigureError: the file cannot be read, or its bytes changed (the sha256 differs).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FigureError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise FigureError(f"{name} changed since the question file was read (sha256 differs)")
+    return data
 
 
 def data_url(mime: str, data: bytes) -> str:
@@ -101,13 +129,7 @@ class FigureStore:
         path = self._files.get(sha)
         if path is None:
             raise FigureError(f"figure {ref.get('path') or sha[:12]} is not among the figures of the question file")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise FigureError(f"figure {path}: cannot read it ({exc.strerror or exc})") from None
-        if hashlib.sha256(data).hexdigest() != sha:
-            raise FigureError(f"figure {path} changed since the question file was read (sha256 differs)")
-        return data
+        return read_checked(path, sha, f"figure {path}")
 
     def data_urls(self, refs: Sequence[Mapping[str, Any]]) -> list[str]:
         """One ``data:`` URL per reference, in order (see :meth:`read` for the errors)."""
@@ -172,4 +194,4 @@ def _data_url_digest(url: str) -> str | None:
 
 
 __all__ = ["FIGURE_MODES", "TEXT_MODALITIES", "FigureError", "FigureRef", "FigureStore", "content_figures", "content_text", "data_url",
-           "figure_refs", "image_part", "recorded_content"]
+           "figure_refs", "image_part", "read_checked", "recorded_content"]

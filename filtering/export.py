@@ -57,12 +57,13 @@ from typing import Any
 from scireflect.rundata.files import MANIFEST, TRACES
 from scireflect.rundata.jsonl import JsonlError, read_json, write_jsonl_atomic
 from scireflect.agents.endpoints import redact_url
+from scireflect.agents.figures import FigureError
 from scireflect.rundata.records import attempt_messages, prompts_for
 
 from .decontam import DEFAULT_N, EvalIndex, build_index, question_text
 from .dedup import QuestionGroups, select_diverse
 from .examples import Attempt, load_attempts
-from .figures import FigureExportError, FigureWriter, figure_key, hf_dataset, with_figures
+from .figures import FigureWriter, figure_key, hf_dataset, with_figures
 from .leakage import leakage_flags
 
 FORMATS = ("jsonl", "messages", "sharegpt", "hf")
@@ -501,7 +502,7 @@ def _write(out_dir: Path, result: FilterResult, options: ExportOptions, run_dirs
     figures = FigureWriter(None if options.format == "hf" else out_dir)
     try:
         rows = [with_figures(_row(i, options.format), options.format, figures.figures(i.attempt)) for i in result.kept]
-    except FigureExportError as exc:
+    except FigureError as exc:
         raise ExportError(str(exc)) from None
     files: list[str] = [f"images/ ({len(figures.written)} figures)"] if figures.written else []
     if options.format == "hf":

@@ -23,17 +23,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scireflect.agents.figures import figure_refs
-from scireflect.rundata.images import ImageError, figure_root, read_figure
+from scireflect.agents.figures import FigureError, figure_refs
+from scireflect.rundata.images import figure_root, read_figure
 
 from .examples import Attempt
 
 IMAGES_DIR = "images"
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
-
-
-class FigureExportError(ValueError):
-    """An exported example's figure cannot be found or no longer matches its trace."""
 
 
 class FigureWriter:
@@ -52,8 +48,8 @@ class FigureWriter:
         """``[(path inside the export, bytes)]`` of the example's figures, in order.
 
         Raises:
-            FigureExportError: a figure cannot be read or its bytes changed (the message names the
-                run, the question and the figure).
+            scireflect.agents.figures.FigureError: a figure cannot be read or its bytes changed (the
+                message names the run, the question and the figure).
         """
         out = []
         for ref in figure_refs(attempt.question):
@@ -61,8 +57,8 @@ class FigureWriter:
                 self._roots[attempt.run] = figure_root(Path(attempt.run))
             try:
                 data = read_figure(self._roots[attempt.run], ref)
-            except ImageError as exc:
-                raise FigureExportError(f"run {attempt.run}, question {attempt.qid}: figure {ref.get('path')}: {exc}") from None
+            except FigureError as exc:
+                raise FigureError(f"run {attempt.run}, question {attempt.qid}: figure {ref.get('path')}: {exc}") from None
             sha = str(ref["sha256"])
             name = f"{IMAGES_DIR}/{sha}.{_EXTENSIONS.get(str(ref.get('mime')), 'png')}"
             if self.out_dir is not None and sha not in self.written:
@@ -110,4 +106,4 @@ def hf_dataset(rows: list[dict[str, Any]]) -> Any:
     return ds.cast_column("images", datasets.List(datasets.Image()))
 
 
-__all__ = ["IMAGES_DIR", "FigureExportError", "FigureWriter", "figure_key", "hf_dataset", "with_figures"]
+__all__ = ["IMAGES_DIR", "FigureWriter", "figure_key", "hf_dataset", "with_figures"]

@@ -39,7 +39,7 @@ from ..rundata.checkpoints import CheckpointRejected, compact
 from ..rundata.errors import RunError
 from ..rundata.files import CHECKPOINTS, TRACES
 from ..rundata.lock import run_dir_lock
-from ..rundata.ocr import OcrUnavailable, fill_ocr
+from ..rundata.ocr import FigureOcr
 from ..rundata.outputs import write_outputs
 from ..rundata.questions import QuestionSet, is_formal_question, stable_bucket
 from ..rundata.records import trace_record
@@ -328,22 +328,6 @@ async def _resume_point(graph: Any, saver: Any, config: dict[str, Any], say: Pro
         return None
 
 
-async def _with_ocr(question: dict[str, Any], settings: RunSettings, figures: FigureStore | None, ocr_state: dict[str, bool],
-                    say: ProgressCallback) -> dict[str, Any]:
-    """``question`` with its missing ``ocr`` read by Tesseract (``settings.ocr``); without Tesseract,
-    one warning for the run and the question as it is."""
-    if not settings.ocr or figures is None or not question.get("images") or ocr_state.get("off"):
-        return question
-    try:
-        return await fill_ocr(question, figures, timeout_s=settings.ocr_timeout_s)
-    except OcrUnavailable as exc:
-        ocr_state["off"] = True
-        say("warning", {"message": f"no OCR of figures: {exc}"})
-    except FigureError as exc:
-        say("warning", {"message": f"question {question['id']}: no OCR ({exc})"})
-    return question
-
-
 async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settings: RunSettings, store: TraceStore,
                             contexts: tuple[list[AnnotationContext], list[AnnotationContext]], slots: CallSlots,
                             labels: dict[bool, str], statuses: Counter, say: ProgressCallback, figures: FigureStore | None = None) -> None:
@@ -370,7 +354,7 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
         graphs = {False: (build_annotation_graph(saver), contexts[0]), True: (build_formal_graph(saver), contexts[1])}
         semaphore = asyncio.Semaphore(settings.concurrency)
         transport_errors_in_a_row = 0
-        ocr_state: dict[str, bool] = {}
+        ocr = FigureOcr(timeout_s=settings.ocr_timeout_s, warn=lambda m: say("warning", {"message": m})) if settings.ocr else None
 
         async def admit_lookahead() -> None:  # after the first calls: preparing these must not delay them
             await slots.filled.wait()
@@ -391,7 +375,8 @@ async def _annotate_pending(pending: list[dict[str, Any]], run_dir: Path, settin
                     final = snapshot.values  # finished, but its trace line was not written
                 else:
                     variant = P.subject_variant(question.get("subject"), settings.prompt_variant)
-                    question = await _with_ocr(question, settings, figures, ocr_state, say)
+                    if ocr is not None:  # missing OCR text read by Tesseract; without it, one warning for the run
+                        question = await ocr.fill(question, figures)
                     final = await graph.ainvoke(initial_state(question, variant), config, context=context)
                 if final.get("error_kind") == "transport":
                     transport_errors_in_a_row += 1

@@ -1,7 +1,8 @@
 """OCR of a figure with Tesseract, offline, for SciTune's ``ocr`` modality.
 
 A question with figures and no ``ocr`` text gets one before its first model call
-(:func:`fill_ocr`): each figure is decoded by Pillow (already checked by :mod:`scireflect.rundata.images`),
+(:class:`FigureOcr`, the one helper of ``scireflect annotate`` and ``scireflect eval``, over
+:func:`fill_ocr`): each figure is decoded by Pillow (already checked by :mod:`scireflect.rundata.images`),
 re-encoded and read by the ``tesseract`` program (Debian's ``tesseract-ocr``, English) through
 ``pytesseract``, with a time limit per figure. The text goes to models that cannot see images
 (``--figures text``), to the trace, and to the alignment stage of vision-language training
@@ -13,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from ..agents.figures import FigureStore, figure_refs
+from ..agents.figures import FigureError, FigureStore, figure_refs
 
 
 class OcrUnavailable(RuntimeError):
@@ -87,4 +88,39 @@ async def fill_ocr(question: Mapping[str, Any], store: FigureStore, *, timeout_s
     return question
 
 
-__all__ = ["OcrUnavailable", "fill_ocr", "ocr_image", "tesseract_version"]
+class FigureOcr:
+    """Fills the missing ``ocr`` of the questions of a run or an evaluation, one question at a time.
+
+    Without Tesseract, the questions go as they are: :meth:`fill` warns once and then no longer
+    tries. A figure whose bytes cannot be had any more gets a warning and its question goes as it is.
+
+    Args:
+        timeout_s: Tesseract's time limit per figure.
+        warn: called with each warning's message. ``None`` (``scireflect eval``): no warnings, and a
+            figure whose bytes cannot be had raises its :class:`~scireflect.agents.figures.FigureError`.
+    """
+
+    def __init__(self, *, timeout_s: float = 30.0, warn: Callable[[str], None] | None = None):
+        self.timeout_s, self.warn = timeout_s, warn
+        self.unavailable = False
+        """Whether Tesseract turned out to be missing (then :meth:`fill` no longer tries)."""
+
+    async def fill(self, question: dict[str, Any], store: FigureStore | None) -> dict[str, Any]:
+        """``question`` with its missing ``ocr`` read from its figures in ``store`` (:func:`fill_ocr`);
+        as it is without figures, without a store, or without Tesseract."""
+        if self.unavailable or store is None or not question.get("images"):
+            return question
+        try:
+            return await fill_ocr(question, store, timeout_s=self.timeout_s)
+        except OcrUnavailable as exc:
+            self.unavailable = True
+            if self.warn is not None:
+                self.warn(f"no OCR of figures: {exc}")
+        except FigureError as exc:
+            if self.warn is None:
+                raise
+            self.warn(f"question {question['id']}: no OCR ({exc})")
+        return question
+
+
+__all__ = ["FigureOcr", "OcrUnavailable", "fill_ocr", "ocr_image", "tesseract_version"]

@@ -30,9 +30,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..agents.figures import FigureStore
+from ..agents.figures import FigureError, FigureStore
 from ..verifiers.lean.source import statement_head
-from .images import MAX_FIGURES, ImageError, load_figures
+from .images import MAX_FIGURES, load_figures
 from .jsonl import JsonlError, parse_line
 
 REQUIRED_FIELDS = ("id", "question", "answer")
@@ -220,7 +220,7 @@ def load_questions(path: str | Path, *, subjects: set[str] | None = None, limit:
         if row.get("images"):
             try:
                 row["images"] = load_figures(row["images"], path.parent, store)
-            except ImageError as exc:  # "image N ('spec'): cause"
+            except FigureError as exc:  # "image N ('spec'): cause"
                 raise QuestionFileError(path, row["_line"], str(exc)) from None
             except ValueError as exc:  # whatever a path check missed: still at its line, with its cause
                 raise QuestionFileError(path, row["_line"], f"field 'images': {exc}") from None

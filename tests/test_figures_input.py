@@ -23,7 +23,7 @@ from PIL import Image
 
 from scireflect.agents.figures import FigureError, recorded_content
 from scireflect.agents.prompts import ANSWER_PROMPTS, FigurePrompt, FigurePrompts
-from scireflect.rundata.images import ImageError, decode_image, read_figure, resolve_figure_path
+from scireflect.rundata.images import decode_image, read_figure, resolve_figure_path
 from scireflect.rundata.questions import QuestionFileError, load_questions
 
 
@@ -103,7 +103,7 @@ def test_a_link_out_of_the_directory_is_refused(tmp_path):
     sub = tmp_path / "sub"
     (sub / "figs").mkdir(parents=True)
     (sub / "figs" / "link.png").symlink_to(tmp_path / "secret.png")
-    with pytest.raises(ImageError, match="leads out"):
+    with pytest.raises(FigureError, match="leads out"):
         resolve_figure_path(sub, "figs/link.png")
 
 
@@ -121,17 +121,17 @@ def test_malformed_figure_fields_are_line_errors(tmp_path, field, value, message
 
 
 def test_images_over_the_limit_but_under_pillows_are_refused_from_their_header():
-    with pytest.raises(ImageError, match=r"8000x6000 pixels \(48 megapixels\); the limit is 40 megapixels"):
+    with pytest.raises(FigureError, match=r"8000x6000 pixels \(48 megapixels\); the limit is 40 megapixels"):
         decode_image(bomb_png(8000, 6000))
 
 
 def test_truncated_and_unsupported_images_are_refused():
     data = png_bytes((300, 200))
-    with pytest.raises(ImageError, match="corrupt or truncated"):
+    with pytest.raises(FigureError, match="corrupt or truncated"):
         decode_image(data[: len(data) // 2])
     buf = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buf, "BMP")
-    with pytest.raises(ImageError, match="format BMP is not one of PNG, JPEG, GIF, WEBP"):
+    with pytest.raises(FigureError, match="format BMP is not one of PNG, JPEG, GIF, WEBP"):
         decode_image(buf.getvalue())
 
 
@@ -166,7 +166,7 @@ def test_figures_become_references_and_their_bytes_come_from_the_store(tmp_path)
     (tmp_path / "figs" / "good.png").write_bytes(png_bytes(colour=(0, 255, 0)))
     with pytest.raises(FigureError, match="changed since the question file was read"):
         prompts.solve(qs.questions[1], "physics")
-    with pytest.raises(ImageError, match="sha256 differs"):
+    with pytest.raises(FigureError, match="sha256 differs"):
         read_figure(tmp_path, refs[1])
 
 
@@ -193,3 +193,32 @@ def test_text_sft_refuses_rows_with_image_parts(tmp_path):
                                                         {"role": "assistant", "content": "a"}]}) + "\n")
     with pytest.raises(SFTDataError, match="train.jsonl:1: the messages carry image parts: .*--stage instruct"):
         load_sft_rows(rows)
+
+
+def test_one_ocr_helper_warns_once_without_tesseract_and_per_question_for_a_changed_figure(tmp_path, monkeypatch):
+    """FigureOcr, the OCR helper of annotate and eval: without Tesseract, one warning and the questions
+    as they are; a figure changed on disk, a warning naming the question (or, with no warn, the error)."""
+    import asyncio
+
+    from scireflect.rundata import ocr
+    from scireflect.rundata.ocr import FigureOcr, OcrUnavailable
+
+    qs = load_questions(question_file(tmp_path, ["figs/good.png"]))
+    warnings: list[str] = []
+
+    def missing() -> str:
+        raise OcrUnavailable("tesseract is not installed")
+
+    monkeypatch.setattr(ocr, "tesseract_version", missing)
+    helper = FigureOcr(warn=warnings.append)
+    assert [asyncio.run(helper.fill(q, qs.figures)) for q in qs.questions] == qs.questions
+    assert warnings == ["no OCR of figures: tesseract is not installed"] and helper.unavailable
+    assert asyncio.run(FigureOcr().fill(qs.questions[0], qs.figures)) == qs.questions[0]  # no warn: silent
+
+    monkeypatch.setattr(ocr, "tesseract_version", lambda: "5.0")
+    (tmp_path / "figs" / "good.png").write_bytes(png_bytes(colour=(0, 255, 0)))
+    warnings.clear()
+    assert asyncio.run(FigureOcr(warn=warnings.append).fill(qs.questions[1], qs.figures)) == qs.questions[1]
+    assert len(warnings) == 1 and warnings[0].startswith("question bad: no OCR (figure ") and "sha256 differs" in warnings[0]
+    with pytest.raises(FigureError, match="changed since the question file was read"):
+        asyncio.run(FigureOcr().fill(qs.questions[1], qs.figures))

@@ -42,6 +42,7 @@ from typing import Any
 from ..agents import prompts as P
 from ..agents.figures import FigureStore
 from ..rundata.jsonl import JsonlError, dumps_line, iter_jsonl
+from ..rundata.ocr import FigureOcr
 from ..rundata.questions import load_questions
 
 
@@ -296,19 +297,6 @@ def _slug(text: str) -> str:
 # -- running --------------------------------------------------------------------------------------
 
 
-async def _with_ocr(item: BenchmarkItem, settings: GenerationSettings) -> dict[str, Any]:
-    """The item's question, with its missing ``ocr`` read by Tesseract when figures go as text
-    (:func:`scireflect.rundata.ocr.fill_ocr`); as it is without Tesseract."""
-    if settings.figures == "image" or item.figures is None or not item.question.get("images"):
-        return item.question
-    from ..rundata.ocr import OcrUnavailable, fill_ocr
-
-    try:
-        return await fill_ocr(item.question, item.figures)
-    except OcrUnavailable:
-        return item.question
-
-
 async def evaluate(
     items: Sequence[BenchmarkItem],
     spec: ModelSpec,
@@ -359,9 +347,10 @@ async def evaluate(
                 raise EvalError(f"{name} is a text-only model and the benchmark has figures: pass --figures text "
                                 "(caption, OCR text and mentions instead of the pixels)")
             sem = asyncio.Semaphore(max(1, settings.concurrency))
+            ocr = FigureOcr()  # when figures go as text too: their missing OCR text, read by Tesseract (if installed)
 
             async def one(i: int, item: BenchmarkItem) -> None:
-                q = await _with_ocr(item, settings)
+                q = item.question if settings.figures == "image" else await ocr.fill(item.question, item.figures)
                 async with sem:
                     t0 = time.perf_counter()
                     error = None

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..agents.figures import content_text
-from ..rundata.images import ImageError, figure_root, load_figure, read_figure
+from ..agents.figures import FigureError, content_text
+from ..rundata.images import figure_root, load_figure, read_figure
 from ..rundata.jsonl import JsonlError, iter_jsonl
 from .data import IGNORE_INDEX, ChatTemplateError, SFTDataError, parse_stages
 
@@ -92,8 +92,8 @@ def _row_images(row: Mapping[str, Any], path: Path, where: str) -> list[bytes]:
                 root = root or figure_root(path.parent) or path.parent
                 out.append(read_figure(root, item))
             else:
-                raise ImageError("an image must be a path or a figure reference")
-        except ImageError as exc:
+                raise FigureError("an image must be a path or a figure reference")
+        except FigureError as exc:
             raise SFTDataError(f"{where}: image {item if isinstance(item, str) else item.get('path')!r}: {exc}") from None
     return out
 

@@ -54,8 +54,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
-from ..agents.figures import figure_refs
-from ..rundata.images import ImageError, decode_image, figure_root, read_figure
+from ..agents.figures import FigureError, figure_refs
+from ..rundata.images import decode_image, figure_root, read_figure
 from ..rundata.query import trace_row
 from .index import FACETS, InProgress, TraceIndex
 from ..rundata.labels import INVALID_REASONS, LabelError, append_label, make_label, trace_hash
@@ -133,7 +133,7 @@ class ViewerServer(ThreadingHTTPServer):
         try:
             data = read_figure(figure_root(self.run_dir), refs[n])
             return data, decode_image(data)[0]
-        except ImageError:
+        except FigureError:
             return None
 
     def label(self, body: Any) -> tuple[int, dict[str, Any]]:
