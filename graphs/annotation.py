@@ -37,6 +37,38 @@ def build_annotation_graph(checkpointer: Any = None, *, context_schema: type = A
 
     ``context_schema`` is the type of the runtime context, :class:`AnnotationContext` or anything with
     its ``agents``, ``verify``, ``budget`` and ``prompts`` (LangGraph Studio's, in :mod:`scireflect.run.studio`).
+
+    Examples:
+        The graph has one node per step of the loop:
+
+        >>> from scireflect.graphs.annotation import build_annotation_graph
+        >>> graph = build_annotation_graph()
+        >>> sorted(graph.get_graph().nodes)
+        ['__end__', '__start__', 'answer_guided', 'confirm', 'critique', 'program', 'resample', 'revise', 'solve', 'verify']
+
+        One question through it, with scripted models (any LangChain chat model will do) and the
+        answer verifier in this process: the Solver's answer is wrong, the Critic finds the step,
+        the Reviser's answer is accepted:
+
+        >>> import asyncio
+        >>> from langchain_core.language_models import FakeListChatModel
+        >>> from scireflect.agents.roles import AgentTeam
+        >>> from scireflect.graphs.budget import Budget
+        >>> from scireflect.graphs.context import AnnotationContext, verify_with
+        >>> from scireflect.graphs.state import initial_state
+        >>> from scireflect.verifiers import InProcessAnswerVerifier
+        >>> replies = {"solver": [r"In May she sold 48 * 2 = 96, so 48 + 96 = \\boxed{144}."],
+        ...            "critic": ["'Half as many' means 48 / 2 = 24, not 48 * 2."],
+        ...            "reviser": [r"In May she sold 48 / 2 = 24, so 48 + 24 = \\boxed{72}."]}
+        >>> team = AgentTeam.from_models({role: (FakeListChatModel(responses=r), "fake") for role, r in replies.items()})
+        >>> context = AnnotationContext(agents=team, verify=verify_with(InProcessAnswerVerifier()), budget=Budget(max_attempts=3))
+        >>> question = {"id": "clips", "question": "Natalia sold 48 clips in April and half as many in May. "
+        ...             "How many clips did she sell in all?", "answer": "72"}
+        >>> final = asyncio.run(graph.ainvoke(initial_state(question, "math"), context=context))
+        >>> final["status"], final["accepted_stage"]
+        ('accepted', 'reflection')
+        >>> [(step["kind"], step["stage"], (step.get("verdict") or {}).get("reason")) for step in final["steps"]]
+        [('solution', 'cot', 'numeric_mismatch'), ('critique', 'reflection', None), ('solution', 'reflection', 'equal')]
     """
     builder = StateGraph(AnnotationState, context_schema=context_schema)
     builder.add_node("solve", solve)

@@ -69,12 +69,40 @@ class Budget:
         ValueError: a limit out of range or not a finite number; an unknown strategy, or an order
             that does not start with ``cot`` or has ``answer_guided`` elsewhere than last.
 
-    Example::
+    Examples:
+        The defaults: a chain of thought, two rounds of reflection, then the answer-guided
+        revision, in at most 4 attempts and 24,000 tokens:
+
+        >>> from scireflect.graphs.budget import Budget
+        >>> Budget().order
+        ('cot', 'reflect', 'reflect', 'answer_guided')
+        >>> Budget(max_reflections=1, answer_guided=False).order
+        ('cot', 'reflect')
+
+        From ``--budget`` and from the TOML ``[budget]`` table (the same keys):
 
         >>> Budget.parse("attempts=5,strategy=cot/reflect/resample/reflect/answer_guided").order
         ('cot', 'reflect', 'resample', 'reflect', 'answer_guided')
-        >>> Budget().order
-        ('cot', 'reflect', 'reflect', 'answer_guided')
+        >>> budget = Budget.from_table({"attempts": 3, "seconds": 900, "strategy": ["cot", "resample", "answer_guided"]})
+        >>> budget.max_attempts, budget.max_seconds, budget.order
+        (3, 900.0, ('cot', 'resample', 'answer_guided'))
+
+        The first limit a question's steps have reached (``None``: the loop may go on):
+
+        >>> steps = [{"kind": "solution", "input_tokens": 900, "output_tokens": 700, "latency_s": 12.5}]
+        >>> Budget(max_attempts=2).exhausted(steps) is None
+        True
+        >>> Budget(max_attempts=2, max_tokens=1500).exhausted(steps)
+        {'limit': 'tokens', 'used': 1600, 'allowed': 1500}
+        >>> Budget(max_attempts=1).exhausted(steps)
+        {'limit': 'attempts', 'used': 1, 'allowed': 1}
+
+        A bad limit or order is refused when the budget is made:
+
+        >>> Budget.parse("strategy=reflect/cot")
+        Traceback (most recent call last):
+            ...
+        ValueError: budget: bad value for strategy: 'reflect/cot': the first strategy must be 'cot'
     """
 
     max_attempts: int = 4

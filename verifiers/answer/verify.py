@@ -133,6 +133,40 @@ def verify_answer(
 
     Raises:
         ValueError: an unknown ``tolerance`` policy or a negative ``rel_tol`` (settings, not input).
+
+    Examples:
+        The final answer is taken from the last ``\boxed{}``; numbers are compared as numbers, with
+        their units:
+
+        >>> from scireflect.verifiers.answer import verify_answer
+        >>> v = verify_answer(r"The speed is \boxed{2.0\ \mathrm{m/s}}.", {"answer": "2", "unit": "m/s"})
+        >>> v.ok, v.status, v.extracted
+        (True, 'accepted', '2.0\\ \\mathrm{m/s}')
+        >>> verify_answer(r"\boxed{2000 m}", {"answer": "2 km"}).reason
+        'unit_converted'
+
+        A wrong answer is rejected with the reason; the tolerance can be widened (SciBench's 5 %):
+
+        >>> v = verify_answer(r"\boxed{9.79}", {"answer": "9.8"})
+        >>> v.ok, v.reason
+        (False, 'numeric_mismatch')
+        >>> verify_answer(r"\boxed{9.79}", {"answer": "9.8"}, tolerance="scibench").ok
+        True
+
+        Expressions are compared symbolically, options by letter or by text:
+
+        >>> verify_answer(r"\boxed{x^2 - 1}", {"answer": "(x-1)(x+1)"}).ok
+        True
+        >>> verify_answer(r"\boxed{2 m}", {"answer": "B", "choices": ["1 m", "2 m"]}).ok
+        True
+
+        Without a final answer, or without a reference, there is no verdict (``ok`` is ``None``):
+
+        >>> v = verify_answer("I give up.", {"answer": "7"})
+        >>> v.ok, v.reason
+        (None, 'no_answer')
+        >>> verify_answer(r"\boxed{2}", {"answer": None}).reason
+        'no_reference'
     """
     t0 = perf_counter()
     config = config or VerifierConfig.of(rel_tol, tolerance, ensemble, steps)
