@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import scireflect.verifiers.answer.verify as verify_mod
+import scireflect.verifiers.answer.compare as compare_mod
 from scireflect.verifiers import Verdict, verify_answer
 from scireflect.verifiers.answer import (
     SCIBENCH_REL_TOL,
@@ -396,7 +396,7 @@ def test_checker_errors_become_check_error(monkeypatch: pytest.MonkeyPatch) -> N
     def boom(*_a, **_k):
         raise RuntimeError("the reference 12345 must not leak")
 
-    monkeypatch.setattr(verify_mod, "_check", boom)
+    monkeypatch.setattr(compare_mod, "_check", boom)  # the selected check, in compare.py since the split
     v = verify_answer(boxed("1"), {"answer": "12345"})
     assert v.ok is None and v.reason == CHECK_ERROR and "12345" not in v.explanation
 
