@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..rundata.untrusted import untrusted, visible
+from .untrusted import untrusted, visible
 from ..run.config import LLMSettings, RunSettings, VerifierSettings
 from .options import setting_option
 

@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..rundata.untrusted import untrusted
+from .untrusted import untrusted
 
 classify_app = typer.Typer(rich_markup_mode=None, help="Train and apply the instruction-quality classifier (labels from the verifiers).",
                            no_args_is_help=True, add_completion=False)

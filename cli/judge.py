@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..rundata.untrusted import untrusted
+from .untrusted import untrusted
 from ..run.config import LLMSettings, RunSettings
 from .options import setting_option
 

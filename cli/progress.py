@@ -6,7 +6,7 @@ It consumes the runner's events (:func:`scireflect.run.runner.annotate`'s ``on_e
 ``call`` (a model call starts, ends, fails or is cut), ``tokens`` (tokens streamed so far), ``retry``,
 ``done`` (a trace record), ``status`` and ``warning``. Every value that comes from a question file or a
 model (ids, messages, errors) is rendered as :class:`rich.text.Text` with its control characters made
-visible (:func:`~scireflect.rundata.untrusted.visible`), never parsed as markup, so an id like ``[/]``,
+visible (:func:`~scireflect.cli.untrusted.visible`), never parsed as markup, so an id like ``[/]``,
 ``[link=...]`` or ``ESC[31m`` prints as it is.
 """
 
@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..rundata.untrusted import visible
+from .untrusted import visible
 
 STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "unverified": "yellow"}
 STATUS_MARK = {"accepted": "✓", "rejected": "✗", "invalid": "⊘", "error": "!", "unverified": "?"}

@@ -1,7 +1,7 @@
 """Runs in the terminal: rich renderables of traces, stats and the annotate summary, readable at 80 columns.
 
 Model output and every other value from a trace is untrusted text: it is always rendered through
-:func:`~scireflect.rundata.untrusted.untrusted` (a :class:`rich.text.Text` with control characters made
+:func:`~scireflect.cli.untrusted.untrusted` (a :class:`rich.text.Text` with control characters made
 visible), never parsed as rich markup nor passed raw to the terminal.
 """
 
@@ -22,8 +22,8 @@ from ..agents.figures import content_figures, content_text, figure_refs
 from ..graphs.state import attempt_notes
 from ..rundata.query import trace_row
 from ..rundata.records import execution_status, tool_call_parts
-from ..rundata.untrusted import untrusted as _t
-from ..rundata.untrusted import visible
+from .untrusted import untrusted as _t
+from .untrusted import visible
 
 _STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "running": "yellow",
                  "unverified": "yellow"}

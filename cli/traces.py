@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ..rundata.untrusted import untrusted
+from .untrusted import untrusted
 
 
 class _RunDirFirstGroup(TyperGroup):

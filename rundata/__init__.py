@@ -7,8 +7,7 @@ files), ``images.py`` and ``ocr.py`` (figures), ``records.py`` (``TraceRecord``,
 ``store.py`` (``traces.jsonl``), ``summary.py`` (counts and stats), ``query.py`` (rows, filters,
 lookup), ``labels.py`` (review labels and precision), ``outputs.py`` (``sft.jsonl`` and
 ``summary.json``), ``merge.py`` (run directories into one, once by id), ``checkpoints.py`` and
-``checkpoint_serde.py`` (the SQLite checkpoints, read as plain data only), ``untrusted.py`` (model
-and file text as the terminal shows it).
+``checkpoint_serde.py`` (the SQLite checkpoints, read as plain data only).
 
 Nothing is imported here, so reading a JSONL file does not load LangGraph.
 """

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from scireflect.cli import app
 from scireflect.cli.annotate import _fail as annotate_fail
 from scireflect.cli.progress import LiveProgress
-from scireflect.rundata.untrusted import untrusted, visible
+from scireflect.cli.untrusted import untrusted, visible
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"
 PAYLOAD = "A\x1b]0;pwned\x07B\x1b[2J\x1b[31mC\x9b31mD\u202eE\x00F\x7fG"

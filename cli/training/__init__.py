@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ...rundata.untrusted import untrusted
+from ..untrusted import untrusted
 
 console = Console(stderr=True)
 out = Console()
