@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-import scireflect.verifiers.answer.verify as verify_mod
+import scireflect.verifiers.answer.compare as compare_mod
 from scireflect.verifiers import Verdict, verify_answer
 from scireflect.verifiers.answer.consistency import find_contradiction
 from scireflect.verifiers.base import (
@@ -154,6 +154,6 @@ def test_checker_errors_do_not_leak_through_the_critic(monkeypatch: pytest.Monke
     def boom(*_a, **_k):
         raise RuntimeError("the reference 399 must not leak")
 
-    monkeypatch.setattr(verify_mod, "_check", boom)
+    monkeypatch.setattr(compare_mod, "_check", boom)  # the selected check, in compare.py since the split
     v = verify_answer("\\boxed{15}", {"answer": "399"})
     assert v.reason == CHECK_ERROR and "399" not in v.evidence_for_critic()
