@@ -42,7 +42,7 @@ from ..verifiers.base import critic_evidence, failed_answers_evidence
 from .figures import FIGURE_MODES, FigureError, FigureStore, figure_refs, image_part
 from .prompts_program import PROGRAM_ASK, PROGRAM_EXAMPLE_ASSISTANT, PROGRAM_SYSTEM_HEAD
 
-PROMPT_VERSION = "2026-12-07.4"
+PROMPT_VERSION = "2026-12-07.5"
 
 SUBJECT_VARIANTS = ("math", "physics", "chemistry", "general")
 
@@ -111,8 +111,8 @@ CRITIC_SYSTEM = (
 )
 
 REVISER_SYSTEM = SOLVER_SYSTEM + (
-    "\nYou are revising a solution that was found to be wrong. Write a complete corrected solution "
-    "from the first step, not only the fix."
+    "\nA solution of this problem was found to be wrong, and a reviewer has named its error. Write a new, "
+    "complete solution from the first step that avoids that error."
 )
 
 SOLVER_USER = "{problem}"
@@ -124,12 +124,15 @@ CRITIC_USER = (
     "Name the first wrong step, explain the error, and say how to fix it."
 )
 
+# Since 2026-12-07.5 the Reviser is not shown the failed solution, only the Critic's critique (which
+# quotes the wrong step): shown the whole solution, the 1.5B copied it back almost word for word,
+# wrong answer included (issue 24; 0 of 12 reflect attempts rescued, 10 repeats).
 REVISER_USER = (
     "Problem:\n{problem}\n\n"
-    "Previous solution (its final answer is wrong):\n{attempt}\n\n"
-    "Reviewer's critique:\n{critique}\n\n"
+    "A reviewer read an earlier solution of this problem, whose final answer was wrong, and found this error:\n"
+    "{critique}\n\n"
     "{failed}"
-    "Write the corrected, complete step-by-step solution, ending with \\boxed{{...}}."
+    "Solve the problem again from its data, step by step, avoiding that error, and end with \\boxed{{...}}."
 )
 """``{failed}``: the final answers found wrong so far, one sentence and a blank line (empty for none or for
 a multiple-choice or true/false question): issue 24 saw the Reviser copy the wrong answer back."""
@@ -259,7 +262,9 @@ class PromptSet(Protocol):
 
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                critique: Mapping[str, Any], failed: Sequence[str] = ()) -> Prompt:
-        """The Reviser's rewrite of ``attempt`` from ``critique``; ``failed``: final answers found wrong so far."""
+        """The Reviser's new attempt after ``critique`` of ``attempt``; ``failed``: final answers found wrong so far.
+        The answer prompts show the Reviser the critique, not ``attempt`` itself (issue 24: shown the failed
+        solution, the 1.5B copied it, wrong answer included); the formal prompts show the rejected proof."""
         ...
 
     def resample(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
@@ -308,8 +313,8 @@ class AnswerPrompts:
     def revise(self, question: Mapping[str, Any], variant: str, attempt: Mapping[str, Any],
                critique: Mapping[str, Any], failed: Sequence[str] = ()) -> Prompt:
         earlier = failed_answers_evidence(failed)
-        return REVISER_PROMPT, {**prompt_variables(question, variant), "attempt": attempt["response"],
-                                "critique": critique["response"], "failed": f"{earlier}\n\n" if earlier else ""}
+        return REVISER_PROMPT, {**prompt_variables(question, variant), "critique": critique["response"],
+                                "failed": f"{earlier}\n\n" if earlier else ""}
 
     def resample(self, question: Mapping[str, Any], variant: str, failed: Sequence[str]) -> Prompt:
         template, variables = self.solve(question, variant)
@@ -352,8 +357,8 @@ SOLVER_PYTHON_SYSTEM = (
 )
 
 REVISER_PYTHON_SYSTEM = SOLVER_PYTHON_SYSTEM + (
-    "\nYou are revising a solution that was found to be wrong. Write a complete corrected solution "
-    "from the first step, not only the fix."
+    "\nA solution of this problem was found to be wrong, and a reviewer has named its error. Write a new, "
+    "complete solution from the first step that avoids that error."
 )
 
 PYTHON_EXAMPLE_USER = (

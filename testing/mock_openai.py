@@ -7,7 +7,7 @@ non-JSON body, or an empty message. It binds to 127.0.0.1 only, and it is bounde
 (503) requests past ``max_requests`` and caps every sleep.
 
 Replies: a judge prompt (:mod:`scireflect.agents.judge`) gets ``judge_replies[key]`` for the first key in
-its text, else ``VERDICT: none``; a prompt whose system message mentions a reviewer (the Critic) gets a fixed critique; an
+its text, else ``VERDICT: none``; a prompt whose system message casts it as a reviewer of solutions (the Critic) gets a fixed critique; an
 answer-guided prompt ("The correct final answer is: X") gets ``\\boxed{X}``; every other prompt
 gets ``\\boxed{<answer>}`` where ``<answer>`` comes from ``answers`` (a map from a substring of the
 question to its answer) or ``default_answer``.
@@ -185,7 +185,7 @@ class MockOpenAI:
                 if key in user:
                     return reply
             return "Every step follows from the one before.\nVERDICT: none"
-        if "reviewer" in system:
+        if "reviewer of" in system:  # the Critic ("a meticulous reviewer of worked solutions"), not the Reviser told of one
             return "Step 1 is wrong: the quantity was misread."
         guided = re.search(r"The correct final answer is: (\S+)", user)
         if guided:

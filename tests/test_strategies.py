@@ -181,7 +181,7 @@ async def test_the_critic_hears_of_earlier_failed_answers_never_the_reference():
         assert "72" not in text
     # the Reviser is told too: the first revision of 144, the second of 144 and 145
     revisions = [state["steps"][i]["messages"][-1]["content"] for i in (2, 4)]
-    assert "Final answers already found wrong: 144.\n\nWrite the corrected" in revisions[0]
+    assert "Final answers already found wrong: 144.\n\nSolve the problem again" in revisions[0]
     assert "Final answers already found wrong: 144, 145." in revisions[1] and "72" not in revisions[1]
 
 
