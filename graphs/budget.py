@@ -160,7 +160,7 @@ class Budget:
         for item in filter(None, (s.strip() for s in spec.split(","))):
             key, sep, raw = item.partition("=")
             if not sep or key.strip() not in _TABLE_KEYS:
-                raise ValueError(f"budget: unknown item '{item}'; use {', '.join(k + '=...' for k in _TABLE_KEYS)}")
+                raise _unknown_item(item)
             items[key.strip()] = raw.strip()
         return items
 
@@ -175,7 +175,7 @@ class Budget:
         values: dict[str, Any] = {}
         for key, raw in table.items():
             if key not in _TABLE_KEYS:
-                raise ValueError(f"budget: unknown item '{key}'; use {', '.join(k + '=...' for k in _TABLE_KEYS)}")
+                raise _unknown_item(key)
             try:
                 values[_TABLE_KEYS[key]] = _budget_value(key, raw)
             except ValueError as exc:
@@ -205,6 +205,11 @@ class Budget:
 _TABLE_KEYS = {"attempts": "max_attempts", "reflections": "max_reflections", "tokens": "max_tokens", "seconds": "max_seconds",
                "answer_guided": "answer_guided", "mc_samples": "mc_samples", "strategy": "strategy"}
 """The keys of ``[budget]`` and ``--budget``, and the :class:`Budget` field each sets."""
+
+
+def _unknown_item(item: str) -> ValueError:
+    """The error of an item that is not a ``[budget]``/``--budget`` key, listing the keys."""
+    return ValueError(f"budget: unknown item '{item}'; use {', '.join(k + '=...' for k in _TABLE_KEYS)}")
 
 
 def _budget_value(key: str, raw: Any) -> Any:

@@ -94,10 +94,17 @@ class Setting:
     help: str | None = None
     env: str | None = None
 
+    def numeric(self) -> tuple[bool, str, int] | None:
+        """``(integral, ">=" or ">", N)`` of an ``int>=N``/``num>=N``/``num>N`` check, else ``None``."""
+        m = re.fullmatch(r"(int|num)(>=|>)(\d+)", self.check)
+        return None if m is None else (m[1] == "int", m[2], int(m[3]))
+
     def bound(self) -> int | float | None:
         """The inclusive lower bound of an ``int>=N``/``num>=N`` check (for the option's ``min``), else ``None``."""
-        m = re.fullmatch(r"(int|num)>=(\d+)", self.check)
-        return None if m is None else (int(m[2]) if m[1] == "int" else float(m[2]))
+        numeric = self.numeric()
+        if numeric is None or numeric[1] != ">=":
+            return None
+        return numeric[2] if numeric[0] else float(numeric[2])
 
 
 def setting(default: Any = dataclasses.MISSING, *, section: str, check: str, key: str = "", choices: tuple[str, ...] = (),
@@ -346,10 +353,9 @@ def check_value(value: Any, declared: Setting, where: str, key: str) -> Any:
     elif kind == "table":
         ok, expected = isinstance(value, dict), "a table"
     else:
-        number, op, bound = re.fullmatch(r"(int|num)(>=|>)(\d+)", kind).groups()
-        integral = number == "int"
+        integral, op, bound = declared.numeric()
         ok = (isinstance(value, int) if integral else isinstance(value, int | float)) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value) and (value >= int(bound) if op == ">=" else value > int(bound))
+        ok = ok and math.isfinite(value) and (value >= bound if op == ">=" else value > bound)
         expected = f"{'an integer' if integral else 'a number'} {op} {bound}"
     if not ok:
         raise ConfigError(f"{where}: {key} must be {expected}, not {value!r}")
@@ -446,7 +452,7 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> RunSetti
     """
     overrides = {k: v for k, v in overrides.items() if v is not None and v != []}
     budget_spec, lean = overrides.pop("budget", None), overrides.pop("lean", None)
-    by_class = {cls: {k: overrides.pop(k) for k in list(overrides) if k in declared_settings(cls)}
+    by_class = {cls: {k: overrides.pop(k) for k in set(overrides) & set(declared_settings(cls))}
                 for cls in (LLMSettings, VerifierSettings, RunSettings)}
     if overrides:
         raise TypeError(f"load_settings: not a setting: {', '.join(sorted(overrides))}")
