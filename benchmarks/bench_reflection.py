@@ -13,7 +13,7 @@ then runs on those questions, one run directory each, against the same endpoint:
     scireflect annotate cand.jsonl -o runs/cot --budget attempts=1     # the embedded model by default
     python benchmarks/bench_reflection.py failures runs/cot            # -> reflection_ids.txt
     python benchmarks/bench_reflection.py questions -o q.jsonl
-    python benchmarks/bench_reflection.py run q.jsonl -o runs/reflection [--base-url URL --model M] [--orders today,resample]
+    python benchmarks/bench_reflection.py run q.jsonl -o runs/reflection [--base-url URL --model M] [--orders sciglm,program_resample]
     python benchmarks/bench_reflection.py report runs/reflection/*      # the table for README
 
 ``report`` prints one Markdown row per run: questions, rescued (accepted after the first attempt)
@@ -53,11 +53,11 @@ PER_SOURCE = {"gsm8k": 40, "math": 20, "scibench": 20, "theoremqa": 20}
 GSM8K and 40 science failures remain."""
 
 ORDERS: dict[str, str] = {
-    "today": "attempts=4",  # cot, reflect, reflect, answer_guided: the default loop
+    "sciglm": "attempts=4,reflections=2",  # cot, reflect, reflect, answer_guided: SciGLM's loop, the default until 2026-12-07
     "reflect_resample": "attempts=5,strategy=cot/reflect/resample/reflect/answer_guided",
     "resample": "attempts=4,strategy=cot/resample/resample/answer_guided",
     "program": "attempts=5,strategy=cot/reflect/program/resample/answer_guided",  # needs the code sandbox
-    "program_resample": "attempts=4,strategy=cot/program/resample/answer_guided",  # the same 4 attempts as today
+    "program_resample": "attempts=4,strategy=cot/program/resample/answer_guided",  # the default order it picked
 }
 """The orders compared, each a ``--budget`` spec (:meth:`~scireflect.graphs.budget.Budget.parse`)."""
 

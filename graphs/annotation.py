@@ -47,7 +47,8 @@ def build_annotation_graph(checkpointer: Any = None, *, context_schema: type = A
         ['__end__', '__start__', 'answer_guided', 'confirm', 'critique', 'program', 'resample', 'revise', 'solve', 'verify']
 
         One question through it, with scripted models (any LangChain chat model will do) and the
-        answer verifier in this process: the Solver's answer is wrong, the Critic finds the step,
+        answer verifier in this process, on SciGLM's reflection loop (``max_reflections``; the
+        default order resamples instead): the Solver's answer is wrong, the Critic finds the step,
         the Reviser's answer is accepted:
 
         >>> import asyncio
@@ -61,7 +62,7 @@ def build_annotation_graph(checkpointer: Any = None, *, context_schema: type = A
         ...            "critic": ["'Half as many' means 48 / 2 = 24, not 48 * 2."],
         ...            "reviser": [r"In May she sold 48 / 2 = 24, so 48 + 24 = \\boxed{72}."]}
         >>> team = AgentTeam.from_models({role: (FakeListChatModel(responses=r), "fake") for role, r in replies.items()})
-        >>> context = AnnotationContext(agents=team, verify=verify_with(InProcessAnswerVerifier()), budget=Budget(max_attempts=3))
+        >>> context = AnnotationContext(agents=team, verify=verify_with(InProcessAnswerVerifier()), budget=Budget(max_attempts=3, max_reflections=2))
         >>> question = {"id": "clips", "question": "Natalia sold 48 clips in April and half as many in May. "
         ...             "How many clips did she sell in all?", "answer": "72"}
         >>> final = asyncio.run(graph.ainvoke(initial_state(question, "math"), context=context))

@@ -4,8 +4,8 @@
 pass and stores the result in the state). A budget stop is a structured :class:`BudgetStop`
 (``{"limit": "tokens", "used": 24100, "allowed": 24000}``), never a string to be parsed.
 
-The loop's attempt strategies are data (:data:`STRATEGIES`, ``Budget.strategy``): attempt ``i`` of a
-question is made by the ``i``-th strategy of the order, except that an attempt that repeats an
+The loop's attempt strategies are data (:data:`STRATEGIES`, ``Budget.strategy``, by default
+:data:`DEFAULT_ORDER`): attempt ``i`` of a question is made by the ``i``-th strategy of the order, except that an attempt that repeats an
 earlier failed answer (its step's ``repeated``) is never followed by ``reflect``, one more edit of
 the same text: the order skips to its next other strategy; and a strategy the run cannot make
 (``program`` without the code sandbox) is skipped.
@@ -17,6 +17,10 @@ Example::
     ('cot', 'reflect', 'resample', 'answer_guided')
     >>> decide([{"kind": "solution", "stage": "cot", "verdict": {"ok": False}}], budget).route
     'critique'
+    >>> decide([{"kind": "solution", "stage": "cot", "verdict": {"ok": False}}], Budget()).route
+    'program'
+    >>> decide([{"kind": "solution", "stage": "cot", "verdict": {"ok": False}}], Budget(), available={"cot", "resample"}).route
+    'resample'
 """
 
 from __future__ import annotations
@@ -34,6 +38,17 @@ RESAMPLE_TEMPERATURE = 0.8
 """The sampling temperature of a ``resample`` attempt: an independent draw (above Qwen2.5's 0.7, so
 that it leaves the greedy path of the failed attempts)."""
 
+DEFAULT_ORDER: tuple[Strategy, ...] = ("cot", "program", "resample", "answer_guided")
+"""The attempt strategies when the budget names none: a chain of thought, then program of thought
+(skipped where the code sandbox cannot start), a fresh resample, and the answer-guided revision.
+Picked by ``benchmarks/bench_reflection.py`` (docs/benchmarks.md, "Reflection strategies"): on the
+embedded 1.5B's chain-of-thought failures, a ``program`` attempt rescued 5 of 20, ``resample`` 5 of
+34 and ``reflect`` (the Critic, then the Reviser) 4 of 46, pooled over the runs of 2026-12-07; this
+order rescued more questions without the answer-guided revision than cot/reflect/reflect in each
+run. Unaided self-correction rarely helps a small model (Huang et al., ICLR 2024, "Large Language
+Models Cannot Self-Correct Reasoning Yet"); independent attempts are the strong baseline. Formal
+proofs keep reflection, on the Lean checker's errors (:func:`~scireflect.graphs.formal.formal_context`)."""
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -41,10 +56,12 @@ class Budget:
 
     Attributes:
         max_attempts: solution attempts in all (the Solver's plus every revision), >= 1.
-        max_reflections: critique + revise rounds before the answer-guided revision, >= 0 (read
-            only when ``strategy`` is ``None``).
-        answer_guided: whether to make one answer-guided revision when reflection has failed (read
-            only when ``strategy`` is ``None``).
+        max_reflections: critique + revise rounds before the answer-guided revision, >= 0, or
+            ``None`` (not set). Setting it (or ``answer_guided``) without ``strategy`` asks for the
+            reflection loop of SciGLM: ``cot``, then ``max_reflections`` (default 2) times
+            ``reflect``, then ``answer_guided``.
+        answer_guided: whether that reflection loop ends with one answer-guided revision, or
+            ``None`` (not set: yes).
         max_tokens: prompt + completion tokens over all model calls of the question: the default
             guard against runaway questions, and the same on a fast and a slow machine.
         max_seconds: seconds of model and verifier time of the question (summed over its steps, so
@@ -59,22 +76,24 @@ class Budget:
             ``resample``, ``program``, ``answer_guided``): ``cot`` first, ``answer_guided`` (if
             present) last; TOML ``strategy = ["cot", "reflect", ...]``, ``--budget
             strategy=cot/reflect/...``.
-            ``None`` (the default) keeps the loop as it was before strategies were data:
-            ``cot``, then ``max_reflections`` times ``reflect``, then ``answer_guided`` when
-            ``answer_guided`` (with the defaults: cot, reflect, reflect, answer_guided, in 4 attempts),
-            until a benchmark (``benchmarks/bench_reflection.py``) picks another order. The order
-            is also capped by ``max_attempts``.
+            ``None`` (the default): :data:`DEFAULT_ORDER` (cot, program, resample, answer_guided),
+            the order ``benchmarks/bench_reflection.py`` picked, unless ``max_reflections`` or
+            ``answer_guided`` is set (then the reflection loop above). The order is also capped by
+            ``max_attempts``.
 
     Raises:
         ValueError: a limit out of range or not a finite number; an unknown strategy, or an order
             that does not start with ``cot`` or has ``answer_guided`` elsewhere than last.
 
     Examples:
-        The defaults: a chain of thought, two rounds of reflection, then the answer-guided
-        revision, in at most 4 attempts and 24,000 tokens:
+        The defaults: a chain of thought, program of thought, a fresh resample, then the
+        answer-guided revision, in at most 4 attempts and 24,000 tokens; the reflection loop
+        when its round count is given:
 
         >>> from scireflect.graphs.budget import Budget
         >>> Budget().order
+        ('cot', 'program', 'resample', 'answer_guided')
+        >>> Budget.parse("reflections=2").order
         ('cot', 'reflect', 'reflect', 'answer_guided')
         >>> Budget(max_reflections=1, answer_guided=False).order
         ('cot', 'reflect')
@@ -106,8 +125,8 @@ class Budget:
     """
 
     max_attempts: int = 4
-    max_reflections: int = 2
-    answer_guided: bool = True
+    max_reflections: int | None = None
+    answer_guided: bool | None = None
     max_tokens: int = 24_000
     max_seconds: float | None = None
     mc_samples: int = 3
@@ -121,7 +140,7 @@ class Budget:
             raise ValueError("budget: mc_samples must be >= 1")
         if self.max_attempts < 1:
             raise ValueError("budget: attempts must be >= 1")
-        if self.max_reflections < 0:
+        if self.max_reflections is not None and self.max_reflections < 0:
             raise ValueError("budget: reflections must be >= 0")
         if self.max_tokens < 1:
             raise ValueError("budget: tokens must be positive")
@@ -130,11 +149,20 @@ class Budget:
 
     @property
     def order(self) -> tuple[Strategy, ...]:
-        """The attempt strategies in order: ``strategy``, or the order ``max_reflections`` and
-        ``answer_guided`` describe when it is ``None``."""
+        """The attempt strategies in order: ``strategy``; else the reflection loop when
+        ``max_reflections`` or ``answer_guided`` is set; else :data:`DEFAULT_ORDER`."""
         if self.strategy is not None:
             return self.strategy
-        return ("cot", *("reflect",) * self.max_reflections, *(("answer_guided",) if self.answer_guided else ()))
+        if not self.reflection_loop:
+            return DEFAULT_ORDER
+        rounds = 2 if self.max_reflections is None else self.max_reflections
+        return ("cot", *("reflect",) * rounds, *(("answer_guided",) if self.answer_guided is not False else ()))
+
+    @property
+    def reflection_loop(self) -> bool:
+        """Whether the order is SciGLM's reflection loop, asked for by ``max_reflections`` or
+        ``answer_guided`` without ``strategy``."""
+        return self.strategy is None and (self.max_reflections is not None or self.answer_guided is not None)
 
     @classmethod
     def parse(cls, spec: str) -> Budget:
@@ -335,8 +363,8 @@ def decide(steps: Sequence[Mapping[str, Any]], budget: Budget, mc_path: str | No
                                 f"{solutions[-1]['repeated']}); no other strategy left")
     if order[-1] == "answer_guided":
         return _failed(verdict, "answer-guided revision failed")
-    if budget.strategy is None:
-        return _failed(verdict, f"reflection failed ({budget.max_reflections} rounds)")
+    if budget.reflection_loop:
+        return _failed(verdict, f"reflection failed ({order.count('reflect')} rounds)")
     return _failed(verdict, f"strategies exhausted ({'/'.join(order)})")
 
 
@@ -348,5 +376,5 @@ def _failed(verdict: Mapping[str, Any], reason: str, stop: BudgetStop | None = N
     return Decision("end", "rejected", reason, budget_stop=stop)
 
 
-__all__ = ["RESAMPLE_TEMPERATURE", "STRATEGIES", "Budget", "Decision", "Route", "Strategy", "check_strategy", "decide",
+__all__ = ["DEFAULT_ORDER", "RESAMPLE_TEMPERATURE", "STRATEGIES", "Budget", "Decision", "Route", "Strategy", "check_strategy", "decide",
            "describe_stop"]

@@ -46,8 +46,12 @@ def build_formal_graph(checkpointer: Any = None) -> CompiledStateGraph:
 def formal_context(agents: AgentTeam, verify: VerifyFn, budget: Budget = Budget()) -> AnnotationContext:
     """The runtime context of the formal graph: the formal prompts, and the budget without its
     answer-guided stage (there is no reference proof to show) and, of a strategy order, only the
-    strategies this graph has (``cot``, ``reflect``)."""
+    strategies this graph has (``cot``, ``reflect``). An order that keeps nothing after ``cot`` (the
+    default's ``program``, ``resample``) gives proofs the reflection loop: reflecting on the Lean
+    checker's errors is grounded feedback, which a fresh proof attempt would throw away."""
     strategy = None if budget.strategy is None else tuple(s for s in budget.strategy if s in ("cot", "reflect"))
+    if strategy == ("cot",) and len(budget.order) > 1:
+        strategy = None
     return AnnotationContext(agents=agents, verify=verify, budget=replace(budget, answer_guided=False, strategy=strategy),
                              prompts=FORMAL_PROMPTS)
 

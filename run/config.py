@@ -213,10 +213,11 @@ class RunSettings:
 
     roles: dict[str, LLMSettings] = field(default_factory=lambda: {r: LLMSettings() for r in ROLES})
     budget: Budget = setting(section="budget", check="budget", flag="--budget", default_factory=Budget,
-                             help="Per-question limits, e.g. attempts=4,reflections=2,answer_guided=yes,tokens=24000 "
+                             help="Per-question limits, e.g. attempts=4,tokens=24000 "
                                   "(seconds=S adds a time limit; off by default; mc_samples=3: samples that must agree on the "
                                   "letter of a multiple-choice question that needs its options; "
-                                  "strategy=cot/reflect/resample/program/answer_guided: the order of attempts).")
+                                  "strategy=cot/program/resample/answer_guided: the order of attempts, the default; "
+                                  "reflections=2: SciGLM's loop, cot/reflect/reflect/answer_guided).")
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
     concurrency: int = setting(2, section="run", check="int>=1", flag="--concurrency",
                                help="Model calls in flight at once; with the embedded model also its server slots "
@@ -473,7 +474,10 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> RunSetti
         roles[role] = settings
 
     try:
-        budget_table = {**data.get("budget", {}), **(Budget.spec_items(budget_spec) if budget_spec else {})}
+        over = Budget.spec_items(budget_spec) if budget_spec else {}
+        budget_table = {**data.get("budget", {}), **over}
+        if over.keys() & {"reflections", "answer_guided"} and "strategy" not in over:
+            budget_table.pop("strategy", None)  # --budget reflections=N asks for SciGLM's loop over the file's order
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     budget = check_value(budget_table, setting_of(RunSettings, "budget"), f"{where} [budget]", "budget")

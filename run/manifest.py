@@ -29,7 +29,7 @@ def manifest(questions: QuestionSet, settings: RunSettings, models: Mapping[str,
         "input": {"path": str(questions.path), "sha256": questions.sha256, "dir": str(Path(questions.path).resolve().parent)},
         "prompt_version": prompt_version,
         "verifier": {"name": verifier.name, "version": verifier.version, **asdict(settings.verifier)},
-        "budget": asdict(settings.budget),
+        "budget": {**asdict(settings.budget), "order": list(settings.budget.order)},  # the order in effect
         "concurrency": settings.concurrency,
         "questions_in_flight": settings.questions_in_flight,
         "checkpoints": redact_url(settings.checkpoints) or "sqlite",

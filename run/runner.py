@@ -146,8 +146,9 @@ def equip_tools(teams: list[AgentTeam], settings: RunSettings, say: ProgressCall
 def program_sandbox(settings: RunSettings, say: ProgressCallback) -> Any:
     """The code execution settings of the ``program`` strategy (``[run] max_tool_rounds`` executions of
     ``python_timeout_s`` each), or ``None`` when the budget's order has no ``program`` or the code sandbox
-    cannot start here (then the run says so once, a ``warning``, and ``decide`` skips the strategy)."""
-    if "program" not in settings.budget.order:
+    cannot start here (then the run says so once, a ``warning``, and ``decide`` skips the strategy).
+    An order whose ``program`` lies beyond the budget's attempts never reaches it: ``None``, no warning."""
+    if "program" not in settings.budget.order[:settings.budget.max_attempts]:
         return None
     from ..agents.code_loop import CodeExecution
     from ..sandbox import sandbox_available

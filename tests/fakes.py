@@ -11,6 +11,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
+from scireflect.graphs.budget import Budget
+
+REFLECTION_LOOP = Budget(max_reflections=2)
+"""SciGLM's loop, cot/reflect/reflect/answer_guided: the order the scripted tests of reflection script
+(the default order, cot/program/resample/answer_guided, is tested in test_strategies)."""
+
 Reply = str | BaseException | Callable[[list[BaseMessage]], str]
 
 

@@ -38,22 +38,22 @@ def test_selection_is_seeded_and_numeric():
 async def test_orders_side_by_side_against_the_mock_endpoint(tmp_path):
     questions = tmp_path / "q.jsonl"
     questions.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    orders = {"today": bench_reflection.ORDERS["today"], "resample": bench_reflection.ORDERS["resample"]}
+    orders = {"sciglm": bench_reflection.ORDERS["sciglm"], "resample": bench_reflection.ORDERS["resample"]}
     with MockOpenAI(default_answer="42") as mock:
         dirs = await bench_reflection.run_orders(questions, tmp_path / "runs", orders, base_url=mock.base_url,
                                                  model=mock.model, concurrency=1)
     rows = [bench_reflection.summarize(d.name, read_jsonl(d / "traces.jsonl")) for d in dirs]
-    today, resample = rows
+    sciglm, resample = rows
     for r in rows:
         assert r["questions"] == 2 and r["accepted"] == 2 and r["rescued_by_strategy"] == {"answer_guided": 2}
         assert r["rescued_without_answer_guided"] == 0 and r["gsm8k"] == (0, 1) and r["science"] == (0, 1)
         assert r["tokens_on_failed"] == 0 and r["failed"] == 0 and r["verified_per_hour"] > 0
-    # today: cot 42, reflect 42 (repeated: the second reflect is skipped), answer-guided
-    assert today["repeated"] == 2 and today["attempts_by_strategy"] == {"cot": 2, "reflect": 2, "answer_guided": 2}
+    # SciGLM's loop: cot 42, reflect 42 (repeated: the second reflect is skipped), answer-guided
+    assert sciglm["repeated"] == 2 and sciglm["attempts_by_strategy"] == {"cot": 2, "reflect": 2, "answer_guided": 2}
     # resample: cot 42, resample 42 (repeated), resample 42 (repeated), answer-guided
     assert resample["repeated"] == 4
     traces = read_jsonl(dirs[1] / "traces.jsonl")
     assert [s["strategy"] for s in traces[0]["steps"]] == ["cot", "resample", "resample", "answer_guided"]
     text = bench_reflection.table(rows)
-    assert text.splitlines()[0].startswith("| run | questions | rescued |") and "| today | 2 | 2 | 0/1 | 0/1 | answer_guided 2/2, reflect 0/2 |" in text
+    assert text.splitlines()[0].startswith("| run | questions | rescued |") and "| sciglm | 2 | 2 | 0/1 | 0/1 | answer_guided 2/2, reflect 0/2 |" in text
     assert bench_reflection.failures(traces) == ["gsm8k-train-0001", "scibench-atkins-0002"]

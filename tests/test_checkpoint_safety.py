@@ -23,6 +23,7 @@ from scireflect.run.config import RunSettings
 from scireflect.rundata.questions import load_questions
 from scireflect.run.runner import annotate
 from scireflect.graphs.nodes import EndpointError
+from tests.fakes import REFLECTION_LOOP
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
 from tests.test_runner import questions_file, scripted_team
 
@@ -55,7 +56,7 @@ async def interrupted_run(tmp_path: Path) -> tuple[Path, Path]:
     team, _ = scripted_team([WRONG], [openai.AuthenticationError("bad key", response=response, body=None)])
     questions = questions_file(tmp_path, 1)
     with pytest.raises(EndpointError):
-        await annotate(load_questions(questions), tmp_path / "run", RunSettings(concurrency=1), team=team,
+        await annotate(load_questions(questions), tmp_path / "run", RunSettings(budget=REFLECTION_LOOP, concurrency=1), team=team,
                        verifier=ExactBoxedVerifier())
     return tmp_path / "run", questions
 
@@ -99,7 +100,7 @@ async def test_resume_ignores_a_planted_checkpoint_and_redoes_the_question(tmp_p
     plant(run_dir / "checkpoints.sqlite", marker)
     team, models = scripted_team([WRONG], [CRITIQUE], [RIGHT])
     events = []
-    result = await annotate(load_questions(questions), run_dir, RunSettings(concurrency=1), team=team,
+    result = await annotate(load_questions(questions), run_dir, RunSettings(budget=REFLECTION_LOOP, concurrency=1), team=team,
                             verifier=ExactBoxedVerifier(), on_event=lambda kind, data: events.append((kind, data)))
     assert not marker.exists()
     warnings = [d["message"] for k, d in events if k == "warning"]
@@ -121,7 +122,7 @@ async def test_resume_reports_a_malformed_checkpoint_row_and_restarts_the_questi
     assert states == {} and len(rejected) == 1 and "'q0'" in rejected[0] and "malformed" in rejected[0]
     team, models = scripted_team([WRONG], [CRITIQUE], [RIGHT])
     events = []
-    result = await annotate(load_questions(questions), run_dir, RunSettings(concurrency=1), team=team,
+    result = await annotate(load_questions(questions), run_dir, RunSettings(budget=REFLECTION_LOOP, concurrency=1), team=team,
                             verifier=ExactBoxedVerifier(), on_event=lambda kind, data: events.append((kind, data)))
     warnings = [d["message"] for k, d in events if k == "warning"]
     assert any("q0" in w and "malformed" in w and "question restarts" in w for w in warnings), warnings
@@ -133,7 +134,7 @@ async def test_a_normal_run_resumes_through_the_plain_data_serializer(tmp_path):
     """The state the graph writes is plain data: an interrupted question resumes without redoing its solver call."""
     run_dir, questions = await interrupted_run(tmp_path)
     team, models = scripted_team([], [CRITIQUE], [RIGHT])
-    result = await annotate(load_questions(questions), run_dir, RunSettings(concurrency=1), team=team, verifier=ExactBoxedVerifier())
+    result = await annotate(load_questions(questions), run_dir, RunSettings(budget=REFLECTION_LOOP, concurrency=1), team=team, verifier=ExactBoxedVerifier())
     assert result.summary["all"].accepted_reflection == 1 and not models["solver"].calls
 
 

@@ -73,7 +73,7 @@ async def test_roles_reach_their_own_endpoints(tmp_path, monkeypatch):
     with MockOpenAI(model="small") as weak, MockOpenAI(model="strong", default_answer="7") as strong:
         path = tmp_path / "c.toml"
         path.write_text(f'[llm]\nbase_url = "{weak.base_url}"\nmodel = "small"\n'
-                        f'[roles.reviser]\nbase_url = "{strong.base_url}"\nmodel = "strong"\n')
+                        f'[roles.reviser]\nbase_url = "{strong.base_url}"\nmodel = "strong"\n[budget]\nreflections = 2\n')
         settings = load_settings(path)
         result = await annotate(load_questions(questions), tmp_path / "run", settings)
         assert len(strong.requests) == 1 and len(weak.requests) == 2  # solver + critic on the weak endpoint

@@ -23,7 +23,7 @@ from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.nodes import EndpointError
 from scireflect.graphs.state import initial_state, merge_steps
 from scireflect.verifiers.base import Verdict
-from tests.fakes import ScriptedChatModel
+from tests.fakes import REFLECTION_LOOP, ScriptedChatModel
 
 QUESTION = {
     "id": "gsm8k-train-0000",
@@ -64,11 +64,11 @@ WRONG = "Step 1: May: 48*2 = 96.\nStep 2: total 48 + 96 = 144.\n\\boxed{144}"
 CRITIQUE = "Step 1 is wrong: 'half as many' means 48/2, not 48*2."
 
 
-def context(agents, budget=Budget()) -> AnnotationContext:
+def context(agents, budget=REFLECTION_LOOP) -> AnnotationContext:
     return AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()), budget=budget)
 
 
-async def run(agents, budget=Budget(), checkpointer=None, config=None):
+async def run(agents, budget=REFLECTION_LOOP, checkpointer=None, config=None):
     graph = build_annotation_graph(checkpointer)
     return await graph.ainvoke(initial_state(QUESTION, "math"), config, context=context(agents, budget))
 

@@ -147,7 +147,7 @@ def test_decide_ends_invalid_when_the_last_attempt_was_invalid() -> None:
     ended = decide([attempt("cot", invalid)], Budget(max_reflections=0, answer_guided=False))
     assert (ended.status, ended.reason) == ("invalid", "invalid (truncated); reflection failed (0 rounds)")
     # not the end yet: the loop goes on and the Critic sees the evidence
-    assert decide([attempt("cot", invalid)], Budget()).route == "critique"
+    assert decide([attempt("cot", invalid)], Budget(max_reflections=2)).route == "critique"
     # an earlier invalid attempt does not make the question invalid: the last one decides
     wrong = {"ok": False, "reason": NUMERIC_MISMATCH}
     steps = [attempt("cot", invalid), {**attempt("reflection", wrong), "index": 1}]
@@ -159,7 +159,8 @@ def test_decide_ends_invalid_when_the_last_attempt_was_invalid() -> None:
 async def test_a_question_whose_attempts_all_loop_ends_invalid() -> None:
     agents, _ = team([LOOP], ["The solution repeats itself."] * 2, [LOOP, LOOP, LOOP])
     graph = build_annotation_graph(None)
-    ctx = AnnotationContext(agents=agents, verify=verify_with(InProcessAnswerVerifier()), budget=Budget())
+    ctx = AnnotationContext(agents=agents, verify=verify_with(InProcessAnswerVerifier()),
+                            budget=Budget(max_reflections=2))  # the Critic is shown the loop
     state = await graph.ainvoke(initial_state(QUESTION, "math"), None, context=ctx)
     assert state["status"] == "invalid" and state["stop_reason"].startswith("invalid (degenerate)")
     attempts = [s for s in state["steps"] if s["kind"] == "solution"]

@@ -103,11 +103,11 @@ def test_judge_writes_model_labels_resumes_and_reports_agreement_with_people(tmp
 # -- the judge inside the graph ([judge] mode) ------------------------------------------------------
 
 def _graph_context(agents, mode, budget=None):
-    from scireflect.graphs.budget import Budget
     from scireflect.graphs.context import AnnotationContext, verify_with
+    from tests.fakes import REFLECTION_LOOP
     from tests.test_graph import ExactBoxedVerifier
 
-    return AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()), budget=budget or Budget(), judge=mode)
+    return AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()), budget=budget or REFLECTION_LOOP, judge=mode)
 
 
 async def _annotate(agents, mode, budget=None):

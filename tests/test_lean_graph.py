@@ -95,7 +95,7 @@ def test_formal_prompt_keeps_braces_and_the_decision_prefers_unverified():
               "input_tokens": 0, "output_tokens": 0, "latency_s": 0.0}]
     assert decide(steps, Budget(max_attempts=1))[:3] == ("end", "unverified", "unverified: no toolchain")
     steps[0]["verdict"] = {"ok": None, "reason": "timeout", "explanation": "slow"}
-    assert decide(steps, Budget()).route == "critique"
+    assert decide(steps, Budget(max_reflections=2)).route == "critique"
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))

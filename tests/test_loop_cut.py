@@ -13,14 +13,13 @@ from scireflect.agents.openai_chat import OpenAIStreamingChat
 from scireflect.agents.retry import RetryPolicy
 from scireflect.agents.roles import LOOP, STREAM_LOOP_MIN_CHARS, Agent, CallProgress, LoopCut
 from scireflect.graphs.annotation import build_annotation_graph
-from scireflect.graphs.budget import Budget
 from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.state import initial_state
 from scireflect.testing.mock_openai import MockOpenAI
 from scireflect.verifiers.answer import verify_answer
 from scireflect.verifiers.extract import find_final_answer
 from scireflect.verifiers.registry import InProcessAnswerVerifier
-from tests.fakes import ScriptedChatModel
+from tests.fakes import REFLECTION_LOOP, ScriptedChatModel
 from tests.test_graph import QUESTION, RIGHT, team
 
 PASSAGE = "Let me recheck the sum of the values once more: 12 + 7 = 19, and 19 + 5 = 24. "  # 78 characters
@@ -122,7 +121,7 @@ async def test_a_looping_attempt_in_the_graph_records_loop_and_goes_on():
     agents, models = team([], ["Step 1 loops."], [RIGHT])
     agents = replace(agents, solver=Agent("solver", StreamingScripted(replies=[LOOPING], max_tokens=3000), "solver-model",
                                           retry=RetryPolicy(max_retries=0)))
-    context = AnnotationContext(agents=agents, verify=verify_with(InProcessAnswerVerifier()), budget=Budget())
+    context = AnnotationContext(agents=agents, verify=verify_with(InProcessAnswerVerifier()), budget=REFLECTION_LOOP)
     state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "math"), context=context)
     first = state["steps"][0]
     assert first["finish_reason"] == LOOP and first["loop_saved_tokens"] == 3000 - first["output_tokens"]

@@ -287,7 +287,7 @@ HYDRO = "The melting point rises with the number of induced dipoles (London forc
 
 async def test_k_sample_question_with_a_disagreeing_sample_is_not_accepted_at_that_attempt():
     agents, models = team([HYDRO, HYDRO, "Heavier molecules melt later.\n\\boxed{A}"], ["critique"], [HYDRO, HYDRO, HYDRO])
-    state = await run(HYDROCARBONS, agents, Budget(mc_samples=3))
+    state = await run(HYDROCARBONS, agents, Budget(mc_samples=3, max_reflections=2))
     assert state["mc_path"] == "k_sample"
     first, critique, revision = state["steps"]
     assert first["verdict"]["ok"] is False and first["verdict"]["reason"] == "sample_disagreement"

@@ -23,6 +23,7 @@ from scireflect.run.runner import annotate
 from scireflect.testing.mock_openai import MockOpenAI
 from scireflect.testing.postgres import TempPostgres, postgres_bin
 from tests.test_checkpoint_safety import _payload
+from tests.fakes import REFLECTION_LOOP
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
 from tests.test_runner import questions_file, scripted_team
 
@@ -46,7 +47,7 @@ async def interrupted(tmp_path, url):
     team, _ = scripted_team([WRONG], [rejected_key()])
     questions = questions_file(tmp_path, 1)
     with pytest.raises(EndpointError):
-        await annotate(load_questions(questions), tmp_path / "run", RunSettings(concurrency=1, checkpoints=url), team=team,
+        await annotate(load_questions(questions), tmp_path / "run", RunSettings(budget=REFLECTION_LOOP, concurrency=1, checkpoints=url), team=team,
                        verifier=ExactBoxedVerifier())
     run_id = json.loads((tmp_path / "run" / "run.json").read_text())["run_id"]
     return questions, f"scireflect_{run_id}"
@@ -62,12 +63,12 @@ async def test_an_interrupted_question_resumes_from_postgres_in_its_runs_schema(
     other = tmp_path / "other"
     other.mkdir()
     team2, models2 = scripted_team([RIGHT])
-    await annotate(load_questions(questions), other / "run", RunSettings(concurrency=1, checkpoints=pg.url), team=team2,
+    await annotate(load_questions(questions), other / "run", RunSettings(budget=REFLECTION_LOOP, concurrency=1, checkpoints=pg.url), team=team2,
                    verifier=ExactBoxedVerifier())
     assert len(models2["solver"].calls) == 1
     # The interrupted run resumes at its checkpoint: no new solver call, and its checkpoints go once committed.
     team, models = scripted_team([], [CRITIQUE], [RIGHT])
-    result = await annotate(load_questions(questions), tmp_path / "run", RunSettings(concurrency=1, checkpoints=pg.url), team=team,
+    result = await annotate(load_questions(questions), tmp_path / "run", RunSettings(budget=REFLECTION_LOOP, concurrency=1, checkpoints=pg.url), team=team,
                             verifier=ExactBoxedVerifier())
     assert result.summary["all"].accepted_reflection == 1 and not models["solver"].calls
     with psycopg.connect(pg.url) as conn:
@@ -77,7 +78,7 @@ async def test_an_interrupted_question_resumes_from_postgres_in_its_runs_schema(
 async def test_the_checkpoint_url_is_recorded_without_its_password(tmp_path, pg):
     url = pg.url.replace("postgresql:///", "postgresql://scireflect:s3cret@/")  # trust auth ignores the password
     team, _ = scripted_team([RIGHT])
-    await annotate(load_questions(questions_file(tmp_path, 1)), tmp_path / "run", RunSettings(concurrency=1, checkpoints=url),
+    await annotate(load_questions(questions_file(tmp_path, 1)), tmp_path / "run", RunSettings(budget=REFLECTION_LOOP, concurrency=1, checkpoints=url),
                    team=team, verifier=ExactBoxedVerifier())
     manifest = (tmp_path / "run" / "run.json").read_text()
     assert "s3cret" not in manifest and json.loads(manifest)["runs"][-1]["settings"]["checkpoints"].startswith("postgresql://***@")
@@ -92,7 +93,7 @@ async def test_a_crafted_postgres_checkpoint_is_refused_never_run(tmp_path, pg):
     assert planted >= 1
     team, models = scripted_team([WRONG], [CRITIQUE], [RIGHT])
     events = []
-    result = await annotate(load_questions(questions), tmp_path / "run", RunSettings(concurrency=1, checkpoints=pg.url), team=team,
+    result = await annotate(load_questions(questions), tmp_path / "run", RunSettings(budget=REFLECTION_LOOP, concurrency=1, checkpoints=pg.url), team=team,
                             verifier=ExactBoxedVerifier(), on_event=lambda kind, data: events.append((kind, data)))
     assert not marker.exists()
     assert any(k == "warning" and "q0" in d["message"] and "question restarts" in d["message"] for k, d in events)

@@ -192,7 +192,7 @@ async def test_rounds_share_the_calls_max_tokens() -> None:
 async def test_the_reviser_runs_code_and_the_critic_does_not() -> None:
     team, models = _team(["I guess \\boxed{49}"], reviser=[ASK, "\\boxed{50.7}"])
     models["critic"].replies.append("Step 1 is a guess: compute nRT/V.")
-    state, _ = await _run(team, budget=Budget(max_attempts=2))
+    state, _ = await _run(team, budget=Budget(max_attempts=2, max_reflections=2))
     assert state["status"] == "accepted" and state["accepted_stage"] == "reflection"
     roles = {s["role"]: s for s in state["steps"]}
     assert roles["reviser"]["tool_calls"][0]["execution"]["exit_status"] == 0

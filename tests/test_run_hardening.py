@@ -21,6 +21,7 @@ from scireflect.agents.endpoints import redact_url
 from scireflect.rundata.questions import QuestionFileError, load_questions
 from scireflect.run.runner import annotate
 from scireflect.testing.mock_openai import MockOpenAI
+from tests.fakes import REFLECTION_LOOP
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
 from tests.test_runner import questions_file, scripted_team
 
@@ -101,7 +102,7 @@ async def test_a_lone_surrogate_in_a_reply_is_kept_exactly_and_other_questions_g
     questions = questions_file(tmp_path, 3)
     odd = "Step 1: 48/2 = 24 \ud800 then 48 + 24.\n\\boxed{72}"
     team, _ = scripted_team([odd, RIGHT, WRONG], [CRITIQUE], [RIGHT])
-    result = await annotate(load_questions(questions), tmp_path / "run", RunSettings(concurrency=2), team=team,
+    result = await annotate(load_questions(questions), tmp_path / "run", RunSettings(budget=REFLECTION_LOOP, concurrency=2), team=team,
                             verifier=ExactBoxedVerifier())
     assert result.summary["all"].accepted == 3
     traces = {r["id"]: r for r in read_jsonl(tmp_path / "run" / "traces.jsonl")}
@@ -206,6 +207,6 @@ async def test_a_finished_run_leaves_no_checkpoint_database_and_no_temporary_fil
     run_dir.mkdir()
     (run_dir / ".sft.jsonl.12345.tmp").write_text("left by a killed run")
     team, _ = scripted_team([RIGHT, RIGHT])
-    await annotate(load_questions(questions), run_dir, RunSettings(concurrency=1), team=team, verifier=ExactBoxedVerifier())
+    await annotate(load_questions(questions), run_dir, RunSettings(budget=REFLECTION_LOOP, concurrency=1), team=team, verifier=ExactBoxedVerifier())
     assert not (run_dir / "checkpoints.sqlite").exists()
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "run.json", "sft.jsonl", "summary.json", "traces.jsonl"]

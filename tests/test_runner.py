@@ -14,7 +14,7 @@ from scireflect.rundata.records import sft_pair
 from scireflect.run.runner import annotate
 from scireflect.rundata.store import TraceFileError, TraceStore
 from scireflect.rundata.summary import summarize
-from tests.fakes import ScriptedChatModel
+from tests.fakes import REFLECTION_LOOP, ScriptedChatModel
 from tests.test_graph import CRITIQUE, RIGHT, WRONG, ExactBoxedVerifier
 
 ROW = {"subject": "math", "question": "Natalia sold 48 clips in April and half as many in May. Total?", "answer": "72"}
@@ -36,7 +36,7 @@ async def test_annotate_resumes_and_repairs_a_partial_trace_line(tmp_path):
     qs = load_questions(questions_file(tmp_path, 3))
     run_dir = tmp_path / "run"
     team, models = scripted_team([RIGHT, WRONG, RIGHT], [CRITIQUE], [RIGHT])
-    result = await annotate(qs, run_dir, RunSettings(concurrency=1), team=team, verifier=ExactBoxedVerifier())
+    result = await annotate(qs, run_dir, RunSettings(budget=REFLECTION_LOOP, concurrency=1), team=team, verifier=ExactBoxedVerifier())
     assert result.finished_now == 3 and result.summary["all"].accepted == 3
     assert result.summary["all"].accepted_reflection == 1 and result.sft_count == 3
 
@@ -46,7 +46,7 @@ async def test_annotate_resumes_and_repairs_a_partial_trace_line(tmp_path):
     traces.write_bytes(b"".join(lines[:2]) + lines[2][:40])
     events = []
     team2, models2 = scripted_team([RIGHT])
-    result2 = await annotate(qs, run_dir, RunSettings(concurrency=1), team=team2, verifier=ExactBoxedVerifier(),
+    result2 = await annotate(qs, run_dir, RunSettings(budget=REFLECTION_LOOP, concurrency=1), team=team2, verifier=ExactBoxedVerifier(),
                              on_event=lambda kind, data: events.append((kind, data)))
     assert result2.skipped == 2 and result2.finished_now == 1
     assert any(kind == "warning" and "partial last line" in data["message"] for kind, data in events)

@@ -15,7 +15,7 @@ from scireflect.agents.code_loop import CodeExecution
 from scireflect.agents.prompts import ANSWER_PROMPTS
 from scireflect.filtering.leakage import leakage_flags
 from scireflect.graphs.annotation import build_annotation_graph
-from scireflect.graphs.budget import Budget, decide
+from scireflect.graphs.budget import DEFAULT_ORDER, Budget, decide
 from scireflect.graphs.context import AnnotationContext, verify_with
 from scireflect.graphs.formal import formal_context
 from scireflect.graphs.nodes import failed_answers, repeated_attempt, strategy_of
@@ -38,9 +38,14 @@ def attempt(n: int, ok: bool | None = False, *, answer: str = "144", stage: str 
 
 # -- the budget's order ---------------------------------------------------------------------------
 
-def test_default_order_is_todays_loop_and_explicit_orders_parse():
-    assert Budget().order == ("cot", "reflect", "reflect", "answer_guided")
+def test_default_order_is_the_benchmarks_pick_and_explicit_orders_parse():
+    assert Budget().order == DEFAULT_ORDER == ("cot", "program", "resample", "answer_guided")
+    assert not Budget().reflection_loop
+    # the round count (or answer_guided) without a strategy asks for SciGLM's reflection loop
+    assert Budget.parse("reflections=2").order == ("cot", "reflect", "reflect", "answer_guided")
+    assert Budget.from_table({"answer_guided": False}).order == ("cot", "reflect", "reflect")
     assert Budget(max_reflections=1, answer_guided=False).order == ("cot", "reflect")
+    assert Budget(max_reflections=0).order == ("cot", "answer_guided")
     b = Budget.parse("attempts=5,strategy=cot/reflect/resample/reflect/answer_guided")
     assert b.strategy == ("cot", "reflect", "resample", "reflect", "answer_guided") and b.order == b.strategy
     assert Budget(strategy=["cot", "resample"]).strategy == ("cot", "resample")  # a TOML list becomes a tuple
@@ -67,6 +72,16 @@ def test_a_toml_strategy_list_reaches_the_budget(tmp_path):
     assert settings.budget.order == ("cot", "reflect", "resample", "reflect", "answer_guided")
 
 
+def test_reflections_on_the_command_line_ask_for_sciglms_loop_over_the_files_order(tmp_path):
+    from scireflect.run.config import load_settings
+
+    toml = tmp_path / "run.toml"
+    toml.write_text('[budget]\nstrategy = ["cot", "program", "resample", "answer_guided"]\n')
+    assert load_settings(config_path=toml).budget.order == DEFAULT_ORDER
+    assert load_settings(config_path=toml, budget="reflections=2").budget.order == ("cot", "reflect", "reflect", "answer_guided")
+    assert load_settings(config_path=toml, budget="attempts=3").budget.order == DEFAULT_ORDER  # other keys keep the file's order
+
+
 # -- decide, a pure function ----------------------------------------------------------------------
 
 def test_decide_follows_the_order_by_attempt():
@@ -88,7 +103,7 @@ def test_decide_follows_the_order_by_attempt():
 
 
 def test_a_repeated_answer_skips_reflect_for_the_next_other_strategy():
-    budget = Budget()  # cot, reflect, reflect, answer_guided
+    budget = Budget.parse("reflections=2")  # cot, reflect, reflect, answer_guided
     steps = [attempt(0), attempt(1, stage="reflection", repeated=1)]
     assert decide(steps, budget).route == "answer_guided"  # not one more edit of the same text
     order = Budget(max_attempts=5, strategy=("cot", "reflect", "reflect", "resample", "answer_guided"))
@@ -111,7 +126,8 @@ def test_a_repeated_answer_with_only_reflect_left_ends_the_loop_and_says_why():
 def test_old_steps_without_strategy_decide_as_before():
     # a trace or checkpoint written before strategies were data: stages, no strategy, no repeated
     steps = [{k: v for k, v in attempt(0).items() if k != "repeated"}]
-    assert decide(steps, Budget()).route == "critique"
+    assert decide(steps, Budget.parse("reflections=2")).route == "critique"
+    assert decide(steps, Budget()).route == "program"  # the default order, by position
     assert strategy_of({"stage": "reflection"}) == "reflect" and strategy_of({"stage": "cot"}) == "cot"
     assert strategy_of({"stage": "cot", "strategy": "resample"}) == "resample"
 
@@ -237,6 +253,10 @@ def test_the_formal_graph_keeps_only_its_strategies():
     budget = Budget(max_attempts=5, strategy=("cot", "reflect", "resample", "reflect", "answer_guided"))
     assert formal_context(agents, verify_with(ExactBoxedVerifier()), budget).budget.order == ("cot", "reflect", "reflect")
     assert formal_context(agents, verify_with(ExactBoxedVerifier())).budget.order == ("cot", "reflect", "reflect")
+    # the default order written out (no reflect in it): proofs still reflect on Lean's errors
+    explicit = Budget(strategy=("cot", "program", "resample", "answer_guided"))
+    assert formal_context(agents, verify_with(ExactBoxedVerifier()), explicit).budget.order == ("cot", "reflect", "reflect")
+    assert formal_context(agents, verify_with(ExactBoxedVerifier()), Budget(strategy=("cot",))).budget.order == ("cot",)
 
 
 def test_resample_prompt_without_failed_answers_is_the_solvers():
@@ -273,6 +293,24 @@ async def test_without_the_sandbox_program_is_skipped():
     agents, models = team([WRONG])
     state = await run(agents, Budget(strategy=("cot", "program")))  # the context has no program settings
     assert state["status"] == "rejected" and len(state["steps"]) == 1
+
+
+async def test_the_default_order_without_the_sandbox_resamples_in_programs_place():
+    agents, models = team([WRONG, WRONG_145, WRONG.replace("144", "146")], [], [RIGHT])
+    state = await run(agents, Budget())  # the context has no program settings: the next strategy takes its turn
+    assert [(s["role"], s["strategy"]) for s in state["steps"]] == [
+        ("solver", "cot"), ("solver", "resample"), ("solver", "resample"), ("reviser", "answer_guided")]
+    assert state["status"] == "accepted" and state["accepted_stage"] == "answer_guided"
+    assert not models["critic"].calls  # no reflection in the default order
+
+
+@pytest.mark.skipif(not sandbox_available()[0], reason="the code sandbox cannot start here")
+async def test_the_default_order_makes_program_of_thought_second_where_the_sandbox_starts():
+    agents, models = team([WRONG, PROGRAM_ASK + "70\n```\n", "So the total is 72.\n\\boxed{72}"])
+    ctx = AnnotationContext(agents=agents, verify=verify_with(ExactBoxedVerifier()), budget=Budget(), program=CodeExecution())
+    state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "math"), context=ctx)
+    assert [s["strategy"] for s in state["steps"]] == ["cot", "program"] and state["status"] == "accepted"
+    assert state["steps"][1]["tool_calls"][0]["result"] == "72"  # the sandbox computed it
 
 
 @pytest.mark.skipif(not sandbox_available()[0], reason="the code sandbox cannot start here")

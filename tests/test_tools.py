@@ -21,7 +21,7 @@ from scireflect.verifiers.base import Verdict
 from scireflect.verifiers.calc import CalcError, calculate, check_answer_format, convert_units, parse_plain
 from scireflect.verifiers.workers import SandboxedRunner
 from scireflect.verifiers.units import DimensionMismatch
-from tests.fakes import ScriptedChatModel
+from tests.fakes import REFLECTION_LOOP, ScriptedChatModel
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -141,7 +141,8 @@ async def test_graph_tool_rounds_are_capped_and_critic_gets_unit_evidence() -> N
         critic=[loop_call, loop_call, "Step 2 used metres: the pressure must be in atm."],
         reviser=["\\boxed{50.7}"],
     )
-    context = AnnotationContext(agents=agents.with_tools(T.default_tools(), max_tool_rounds=2), verify=verify_with(Oracle()))
+    context = AnnotationContext(agents=agents.with_tools(T.default_tools(), max_tool_rounds=2), verify=verify_with(Oracle()),
+                                budget=REFLECTION_LOOP)
     state = await build_annotation_graph().ainvoke(initial_state(QUESTION, "chemistry"), context=context)
     assert state["status"] == "accepted"
     critique = [s for s in state["steps"] if s["role"] == "critic"][0]

@@ -24,7 +24,7 @@ from scireflect.graphs.state import initial_state
 from scireflect.verifiers import verify_answer
 from scireflect.cli.view import view_command
 from scireflect.viewer import TraceIndex, diff_html, question_url, serve
-from tests.fakes import ScriptedChatModel
+from tests.fakes import REFLECTION_LOOP, ScriptedChatModel
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces" / "sample_run"
 LINES = (FIXTURE / "traces.jsonl").read_bytes().splitlines(keepends=True)
@@ -247,7 +247,7 @@ async def test_questions_in_progress_come_from_the_checkpoints(run_dir):
         graph = build_annotation_graph(saver)
         with pytest.raises(EndpointError):
             await graph.ainvoke(initial_state(question, "math"), {"configurable": {"thread_id": "live-0001"}},
-                                context=AnnotationContext(agents=team, verify=verify_with(Verifier())))
+                                context=AnnotationContext(agents=team, verify=verify_with(Verifier()), budget=REFLECTION_LOOP))
     srv = serve(run_dir, 0)
     try:
         data = json.loads(get(srv.url + "api/questions")[2])
