@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..graphs.state import solution_steps
 from .untrusted import visible
 
 STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "unverified": "yellow"}
@@ -166,7 +167,9 @@ class LiveProgress:
         line.append(f"  {record.get('n_attempts', 0)} att · {compact(int(record.get('tokens') or 0))} tok · "
                     f"{clock(float(record.get('seconds') or 0))}", style="dim")
         if record.get("accepted_stage"):
-            line.append(visible(f" · {record['accepted_stage']}"))
+            solutions = solution_steps(record.get("steps") or [])
+            fresh = solutions[-1].get("strategy") if solutions else None  # program, resample: stage cot, not the first
+            line.append(visible(f" · {record['accepted_stage']}" + (f" ({fresh})" if fresh in ("program", "resample") else "")))
         elif status != "unverified":
             line.append(visible(f" · {record.get('stop_reason') or '-'}"), style="dim")
         self.print(line)

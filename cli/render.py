@@ -111,10 +111,10 @@ def stats_tables(stats: Mapping[str, Any], width: int = 80) -> list[Table]:
     from .progress import clock, compact
 
     subjects = list(stats["subjects"].items())
-    counts = [("n", "questions"), ("ok", "accepted"), ("cot", "accepted_cot"), ("refl", "accepted_reflection"),
-              ("guid", "accepted_answer_guided"), ("rej", "rejected"), ("inv", "invalid"), ("err", "error"),
-              ("unv", "unverified")]
-    empty = frozenset(h for h, key in counts[6:] if not any(s.get(key, 0) for _, s in subjects))
+    counts = [("n", "questions"), ("ok", "accepted"), ("cot", "accepted_cot"), ("new", "accepted_fresh"),
+              ("refl", "accepted_reflection"), ("guid", "accepted_answer_guided"), ("rej", "rejected"), ("inv", "invalid"),
+              ("err", "error"), ("unv", "unverified")]
+    empty = frozenset(h for h, key in counts[7:] if not any(s.get(key, 0) for _, s in subjects))
 
     def by_subject_table(left_out: frozenset[str]) -> Table:
         table = _stats_table("Questions by subject")
@@ -174,7 +174,7 @@ def stats_tables(stats: Mapping[str, Any], width: int = 80) -> list[Table]:
     for name, s in subjects:
         if name != "all":
             top.add_row(_t(name), _t(", ".join(f"{r} ({c})" for r, c in s["top_failures"]) or "-"))
-    tables = [_fitted(by_subject_table, ("cot", "refl", "guid", "time", "tokens", "unv", "inv", "err", "rej"), width),
+    tables = [_fitted(by_subject_table, ("cot", "new", "refl", "guid", "time", "tokens", "unv", "inv", "err", "rej"), width),
               _fitted(by_stage_table, ("time", "questions", "tokens"), width),
               _fitted(reasons_table, ("rejected", "share"), width), top]
     if stats.get("invalid_attempts"):
@@ -328,10 +328,11 @@ def render_trace(record: Mapping[str, Any], *, prompts: bool = False) -> Rendera
 
 _SUMMARY_COLUMNS = (  # (header, Outcomes field, always shown)
     ("n", "questions", True), ("ok", "accepted", True), ("cot", "accepted_cot", True),
-    ("refl", "accepted_reflection", True), ("guid", "accepted_answer_guided", True), ("rej", "rejected", True),
+    ("new", "accepted_fresh", True), ("refl", "accepted_reflection", True), ("guid", "accepted_answer_guided", True), ("rej", "rejected", True),
     ("inv", "invalid", False), ("err", "error", False), ("unv", "unverified", False),
 )
-SUMMARY_LEGEND = ("ok accepted (cot: at chain of thought, refl: after reflection, guid: answer-guided), "
+SUMMARY_LEGEND = ("ok accepted (cot: first chain of thought, new: a fresh attempt (program, resample), refl: after "
+                  "reflection, guid: answer-guided), "
                   "rej rejected, inv invalid (cut off, a loop, or contradicts its box), err endpoint errors, "
                   "unv proofs not checked")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..graphs.state import STAGES, solution_steps, step_seconds, step_tokens
+from ..graphs.state import STAGES, solution_steps, step_seconds, step_tokens, strategy_of
 from ..verifiers.base import INVALID
 from .records import last_verdict
 
@@ -21,7 +21,10 @@ class Outcomes:
 
     Attributes:
         questions: questions counted.
-        accepted_cot / accepted_reflection / accepted_answer_guided: accepted, by the stage that succeeded.
+        accepted_cot / accepted_fresh / accepted_reflection / accepted_answer_guided: accepted, by the
+            strategy of the attempt that succeeded: the first chain of thought; a fresh attempt
+            after it (``program``, ``resample``: stage ``cot``, no earlier text or reference shown);
+            reflection (Critic, then Reviser); the answer-guided revision.
         rejected / invalid / error / unverified: the other final statuses (``invalid``: the last
             attempt was cut off, a loop or contradicted its box; ``unverified``: formal proofs no
             Lean checked).
@@ -32,6 +35,7 @@ class Outcomes:
 
     questions: int = 0
     accepted_cot: int = 0
+    accepted_fresh: int = 0
     accepted_reflection: int = 0
     accepted_answer_guided: int = 0
     rejected: int = 0
@@ -45,27 +49,33 @@ class Outcomes:
     @property
     def accepted(self) -> int:
         """Accepted at any stage."""
-        return self.accepted_cot + self.accepted_reflection + self.accepted_answer_guided
+        return self.accepted_cot + self.accepted_fresh + self.accepted_reflection + self.accepted_answer_guided
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Count one trace record."""
         self.questions += 1
         status = record.get("status")
+        solutions = solution_steps(record.get("steps") or [])
         if status == "accepted":
             stage = record.get("accepted_stage")
-            stage = stage if stage in STAGES else "cot"
-            setattr(self, f"accepted_{stage}", getattr(self, f"accepted_{stage}") + 1)
+            strategy = strategy_of(solutions[-1]) if solutions else strategy_of({"stage": stage if stage in STAGES else "cot"})
+            counter = _ACCEPTED_BY_STRATEGY.get(strategy, "accepted_fresh")
+            setattr(self, counter, getattr(self, counter) + 1)
         elif status in ("invalid", "error", "unverified"):
             setattr(self, status, getattr(self, status) + 1)
         else:
             self.rejected += 1
-        self.attempts += int(record.get("n_attempts") or len(solution_steps(record.get("steps") or [])))
+        self.attempts += int(record.get("n_attempts") or len(solutions))
         self.tokens += int(record.get("tokens") or 0)
         self.seconds += float(record.get("seconds") or 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Every counter plus ``accepted``, seconds rounded to ms."""
         return {**asdict(self), "seconds": round(self.seconds, 3), "accepted": self.accepted}
+
+
+_ACCEPTED_BY_STRATEGY = {"cot": "accepted_cot", "reflect": "accepted_reflection", "answer_guided": "accepted_answer_guided"}
+"""The :class:`Outcomes` counter of an accepted attempt's strategy (``program`` and ``resample``: ``accepted_fresh``)."""
 
 
 def subject_of(record: Mapping[str, Any]) -> str:

@@ -100,9 +100,9 @@ def test_the_live_lines_and_the_summary_fit_80_columns():
     display.on_event("done", _record("short-2"))
     console.print(display.render())  # the live region as it is drawn
     summary = {"a-very-long-subject-name-indeed": Outcomes(questions=12, accepted_cot=5, rejected=7, tokens=1_234_567, seconds=7_300),
-               "math": Outcomes(questions=40, accepted_cot=20, accepted_reflection=9, accepted_answer_guided=3, rejected=6, error=2,
+               "math": Outcomes(questions=40, accepted_cot=20, accepted_fresh=4, accepted_reflection=5, accepted_answer_guided=3, rejected=6, error=2,
                                 unverified=1, tokens=9_876_543, seconds=86_399)}
-    summary["all"] = Outcomes(questions=52, accepted_cot=25, accepted_reflection=9, accepted_answer_guided=3, rejected=13,
+    summary["all"] = Outcomes(questions=52, accepted_cot=25, accepted_fresh=4, accepted_reflection=5, accepted_answer_guided=3, rejected=13,
                               error=2, unverified=1, tokens=11_111_110, seconds=93_699)
     console.print(summary_table(summary, "scireflect annotate: runs/" + "x" * 60))
     lines = _visible_lines(console)
@@ -111,8 +111,18 @@ def test_the_live_lines_and_the_summary_fit_80_columns():
     assert "resuming: 2 of 40 questions already done (1 accepted, 1 rejected)" in text
     assert "5/40" in text and "✓3" in text and "✗2" in text  # earlier results counted in the bar
     assert "timeout" in text and "1,234t" in text and "q/h" in text and "ETA" in text and "123k tok" in text
-    for header in ("ok", "cot", "refl", "guid", "rej", "err", "unv", "tokens"):
+    for header in ("ok", "cot", "new", "refl", "guid", "rej", "err", "unv", "tokens"):
         assert f" {header} " in text or f" {header}\n" in text
+
+
+def test_a_question_rescued_by_a_fresh_attempt_says_which_strategy():
+    console, _ = _console()
+    display = LiveProgress(console, total=2)
+    steps = [{"kind": "solution", "stage": "cot", "strategy": "cot"}, {"kind": "solution", "stage": "cot", "strategy": "program"}]
+    display.on_event("done", {**_record("rescued"), "steps": steps})
+    display.on_event("done", _record("first"))
+    text = "\n".join(_visible_lines(console))
+    assert "rescued" in text and "· cot (program)" in text and text.count("(program)") == 1
 
 
 def test_ids_with_rich_markup_print_as_they_are():

@@ -349,6 +349,19 @@ async def test_a_formal_proof_is_never_checked_as_a_reference():
     assert not calls
 
 
+def test_the_summary_counts_a_rescue_by_a_fresh_attempt_apart_from_the_first_chain_of_thought():
+    from scireflect.rundata.summary import summarize
+
+    def record(*strategies: str, status: str = "accepted") -> dict:
+        steps = [attempt(i, ok=(i == len(strategies) - 1), strategy=name) for i, name in enumerate(strategies)]
+        return {"id": "q", "subject": "math", "status": status, "accepted_stage": "cot", "steps": steps}
+
+    total = summarize([record("cot"), record("cot", "program"), record("cot", "program", "resample"),
+                       record("cot", "reflect"), {"id": "old", "status": "accepted", "accepted_stage": "reflection"}])["all"]
+    assert (total.accepted_cot, total.accepted_fresh, total.accepted_reflection) == (1, 2, 2)
+    assert total.accepted == 5 and total.to_dict()["accepted_fresh"] == 2
+
+
 def test_a_trace_shows_which_strategy_made_each_attempt():
     from rich.console import Console
 
