@@ -6,8 +6,8 @@ arXiv 2401.07950, "self-reflective instruction annotation"):
 * **Solver**: writes a chain of thought and one final answer in ``\\boxed{...}``.
 * **Critic**: given the question, a wrong attempt and the verifier's evidence (never the reference
   answer), names the first wrong step.
-* **Reviser**: rewrites the whole solution using the critique (*reflection* stage); or, once
-  reflection has failed, is shown the reference answer and must derive it step by step
+* **Reviser**: writes a new solution from the critique (*reflection* stage); or, as the last
+  attempt of the order, is shown the reference answer and must derive it step by step
   (*answer-guided* stage: SciGLM's reflective prompt, STaR's "rationalization", Zelikman et al.
   2022). Answer-guided traces are marked so they can be filtered or down-weighted later.
 
