@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..graphs.state import solution_steps
+from ..graphs.state import FRESH_STRATEGIES, solution_steps
 from .untrusted import visible
 
 STATUS_STYLE = {"accepted": "green", "rejected": "red", "invalid": "dark_orange", "error": "magenta", "unverified": "yellow"}
@@ -169,7 +169,7 @@ class LiveProgress:
         if record.get("accepted_stage"):
             solutions = solution_steps(record.get("steps") or [])
             fresh = solutions[-1].get("strategy") if solutions else None  # program, resample: stage cot, not the first
-            line.append(visible(f" · {record['accepted_stage']}" + (f" ({fresh})" if fresh in ("program", "resample") else "")))
+            line.append(visible(f" · {record['accepted_stage']}" + (f" ({fresh})" if fresh in FRESH_STRATEGIES else "")))
         elif status != "unverified":
             line.append(visible(f" · {record.get('stop_reason') or '-'}"), style="dim")
         self.print(line)

@@ -42,8 +42,8 @@ DEFAULT_ORDER: tuple[Strategy, ...] = ("cot", "program", "resample", "answer_gui
 """The attempt strategies when the budget names none: a chain of thought, then program of thought
 (skipped where the code sandbox cannot start), a fresh resample, and the answer-guided revision.
 Picked by ``benchmarks/bench_reflection.py`` (docs/benchmarks.md, "Reflection strategies"): on the
-embedded 1.5B's chain-of-thought failures, a ``program`` attempt rescued 5 of 20, ``resample`` 5 of
-34 and ``reflect`` (the Critic, then the Reviser) 4 of 46, pooled over the runs of 2026-12-07; this
+embedded 1.5B's chain-of-thought failures, a ``program`` attempt rescued 8 of 30, ``resample`` 6 of
+41 and ``reflect`` (the Critic, then the Reviser) 4 of 46, pooled over the runs of 2026-12-07; this
 order rescued more questions without the answer-guided revision than cot/reflect/reflect in each
 run. Unaided self-correction rarely helps a small model (Huang et al., ICLR 2024, "Large Language
 Models Cannot Self-Correct Reasoning Yet"); independent attempts are the strong baseline. Formal

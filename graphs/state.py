@@ -210,17 +210,25 @@ def solution_steps(steps: Iterable[Mapping[str, Any]]) -> list[Any]:
 
 _STRATEGY_OF_STAGE: dict[str, Strategy] = {"cot": "cot", "reflection": "reflect", "answer_guided": "answer_guided"}
 
+FRESH_STRATEGIES: tuple[Strategy, ...] = ("resample", "program")
+"""The strategies of a fresh attempt after the first: stage ``cot`` (no earlier text or reference
+shown), told apart from the first chain of thought only by their ``strategy``."""
+
 
 def strategy_of(step: Mapping[str, Any]) -> Strategy:
     """The strategy that made ``step``: its ``strategy``, or, for steps recorded before strategies were
-    data, the one of its stage (``reflection`` -> ``reflect``)."""
-    return step.get("strategy") or _STRATEGY_OF_STAGE.get(step.get("stage", "cot"), "cot")
+    data, the one of its stage (``reflection`` -> ``reflect``). A trace file is untrusted: a field that is
+    not text counts as absent (an unknown stage as ``cot``)."""
+    strategy, stage = step.get("strategy"), step.get("stage", "cot")
+    if strategy and isinstance(strategy, str):
+        return strategy  # type: ignore[return-value]
+    return _STRATEGY_OF_STAGE.get(stage, "cot") if isinstance(stage, str) else "cot"
 
 
 def attempt_notes(step: Mapping[str, Any]) -> list[str]:
     """What an attempt's ``stage`` does not say, for a trace's display: its strategy when it is a fresh
     attempt after the first (``resample``, ``program``: stage ``cot``), and ``repeats attempt N``."""
-    notes = [str(step["strategy"])] if step.get("strategy") in ("resample", "program") else []
+    notes = [str(step["strategy"])] if step.get("strategy") in FRESH_STRATEGIES else []
     if step.get("repeated"):
         notes.append(f"repeats attempt {step['repeated']}")
     return notes
@@ -255,6 +263,7 @@ def total_seconds(steps: Iterable[Mapping[str, Any]]) -> float:
 
 __all__ = [
     "strategy_of",
+    "FRESH_STRATEGIES",
     "FINAL_STATUSES",
     "Sample",
     "STAGES",

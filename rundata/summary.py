@@ -57,9 +57,8 @@ class Outcomes:
         status = record.get("status")
         solutions = solution_steps(record.get("steps") or [])
         if status == "accepted":
-            stage = record.get("accepted_stage")
-            strategy = strategy_of(solutions[-1]) if solutions else strategy_of({"stage": stage if stage in STAGES else "cot"})
-            counter = _ACCEPTED_BY_STRATEGY.get(strategy, "accepted_fresh")
+            strategy = strategy_of(solutions[-1] if solutions else {"stage": record.get("accepted_stage")})
+            counter = _ACCEPTED_BY_STRATEGY.get(strategy, "accepted_fresh")  # a trace file's strategy is untrusted text
             setattr(self, counter, getattr(self, counter) + 1)
         elif status in ("invalid", "error", "unverified"):
             setattr(self, status, getattr(self, status) + 1)
@@ -75,7 +74,8 @@ class Outcomes:
 
 
 _ACCEPTED_BY_STRATEGY = {"cot": "accepted_cot", "reflect": "accepted_reflection", "answer_guided": "accepted_answer_guided"}
-"""The :class:`Outcomes` counter of an accepted attempt's strategy (``program`` and ``resample``: ``accepted_fresh``)."""
+"""The :class:`Outcomes` counter of an accepted attempt's strategy (:data:`~scireflect.graphs.state.FRESH_STRATEGIES`,
+and any other: ``accepted_fresh``)."""
 
 
 def subject_of(record: Mapping[str, Any]) -> str:

@@ -360,6 +360,10 @@ def test_the_summary_counts_a_rescue_by_a_fresh_attempt_apart_from_the_first_cha
                        record("cot", "reflect"), {"id": "old", "status": "accepted", "accepted_stage": "reflection"}])["all"]
     assert (total.accepted_cot, total.accepted_fresh, total.accepted_reflection) == (1, 2, 2)
     assert total.accepted == 5 and total.to_dict()["accepted_fresh"] == 2
+    # a trace file is untrusted: fields that are not text are counted, never raised on
+    odd = [{"status": "accepted", "accepted_stage": ["x"]},
+           {"status": "accepted", "steps": [{"kind": "solution", "strategy": ["program"], "stage": {"a": 1}}]}]
+    assert summarize(odd)["all"].accepted_cot == 2
 
 
 def test_a_trace_shows_which_strategy_made_each_attempt():
